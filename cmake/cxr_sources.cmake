@@ -1,0 +1,118 @@
+# Targets of the project. Sources are found by folder, so adding an op is adding files.
+
+# Wraps each .cu file in a .cpp that the host compiler builds for the emulated device.
+function(cxr_emulated_sources out_var)
+  set(result)
+  foreach(cu IN LISTS ARGN)
+    file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${cu})
+    set(wrapper ${PROJECT_BINARY_DIR}/emu/${rel}.cpp)
+    file(CONFIGURE OUTPUT ${wrapper}
+         CONTENT "// Generated: ${rel} compiled for the emulated CUDA device.\n#include \"${cu}\"\n")
+    set_source_files_properties(${wrapper} PROPERTIES OBJECT_DEPENDS ${cu})
+    list(APPEND result ${wrapper})
+  endforeach()
+  set(${out_var} ${result} PARENT_SCOPE)
+endfunction()
+
+function(cxr_host_target_options target)
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR} ${STB_INCLUDE_DIR})
+  target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${CXR_WARNINGS}>)
+  target_link_libraries(${target} PUBLIC OpenMP::OpenMP_CXX Threads::Threads nlohmann_json::nlohmann_json)
+endfunction()
+
+file(GLOB CXR_CORE_SOURCES CONFIGURE_DEPENDS
+  tensor/*.cpp kernels/*.cpp kernels/cpu/*.cpp layers/*.cpp models/*.cpp data/*.cpp train/*.cpp)
+list(FILTER CXR_CORE_SOURCES EXCLUDE REGEX ".*/train/train_cxr\\.cpp$")
+file(GLOB CXR_CUDA_SOURCES CONFIGURE_DEPENDS tensor/cuda/*.cu kernels/cuda/*.cu)
+file(GLOB CXR_EMU_RUNTIME_SOURCES CONFIGURE_DEPENDS cuda_emu/*.cpp)
+
+add_library(cxr_core_obj OBJECT ${CXR_CORE_SOURCES})
+cxr_host_target_options(cxr_core_obj)
+
+# --- the emulated CUDA device: always built -------------------------------------------
+cxr_emulated_sources(CXR_EMU_WRAPPED ${CXR_CUDA_SOURCES})
+add_library(cxr_emu STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_EMU_RUNTIME_SOURCES} ${CXR_EMU_WRAPPED})
+cxr_host_target_options(cxr_emu)
+target_compile_definitions(cxr_emu PUBLIC CXR_CUDA_EMULATION=1)
+
+# --- the real CUDA device ---------------------------------------------------------------
+if(CXR_CUDA)
+  add_library(cxr_cuda STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_CUDA_SOURCES})
+  cxr_host_target_options(cxr_cuda)
+  target_compile_options(cxr_cuda PRIVATE
+    $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo -Xcompiler=-Wall,-Wextra,-Wno-unknown-pragmas>)
+  target_link_libraries(cxr_cuda PUBLIC CUDA::cudart)
+  set(CXR_RUNTIME_LIB cxr_cuda)
+else()
+  set(CXR_RUNTIME_LIB cxr_emu)
+endif()
+
+# --- the command line ---------------------------------------------------------------------
+if(EXISTS ${PROJECT_SOURCE_DIR}/train/train_cxr.cpp)
+  add_executable(train_cxr train/train_cxr.cpp)
+  target_link_libraries(train_cxr PRIVATE ${CXR_RUNTIME_LIB})
+  target_compile_options(train_cxr PRIVATE ${CXR_WARNINGS})
+endif()
+
+# --- tests ----------------------------------------------------------------------------------
+enable_testing()
+file(GLOB CXR_TEST_SOURCES CONFIGURE_DEPENDS tests/*.cpp tests/tensor/*.cpp tests/ops/*.cpp
+     tests/data/*.cpp tests/layers/*.cpp tests/models/*.cpp tests/train/*.cpp)
+add_library(cxr_test_obj OBJECT ${CXR_TEST_SOURCES})
+cxr_host_target_options(cxr_test_obj)
+target_include_directories(cxr_test_obj PUBLIC ${DOCTEST_INCLUDE_DIR})
+target_compile_definitions(cxr_test_obj PUBLIC
+  CXR_SOURCE_DIR="${PROJECT_SOURCE_DIR}" CXR_SHARED_DATA_DIR="${PROJECT_SOURCE_DIR}/../shared/data")
+
+# Emulator self-tests: kernels in tests/emu/*.cu run only on the emulated device.
+file(GLOB CXR_EMU_TEST_CU CONFIGURE_DEPENDS tests/emu/*.cu)
+file(GLOB CXR_EMU_TEST_CPP CONFIGURE_DEPENDS tests/emu/*.cpp)
+cxr_emulated_sources(CXR_EMU_TEST_WRAPPED ${CXR_EMU_TEST_CU})
+add_executable(cxr_tests_emu $<TARGET_OBJECTS:cxr_test_obj> ${CXR_EMU_TEST_CPP} ${CXR_EMU_TEST_WRAPPED})
+target_link_libraries(cxr_tests_emu PRIVATE cxr_emu)
+target_include_directories(cxr_tests_emu PRIVATE ${DOCTEST_INCLUDE_DIR})
+target_compile_options(cxr_tests_emu PRIVATE ${CXR_WARNINGS})
+
+# Host tests and the op registry on the CPU.
+add_test(NAME host COMMAND cxr_tests_emu --test-suite-exclude=cuda-emu,emulator)
+# Every CUDA kernel, run on the emulated device against the CPU reference.
+add_test(NAME cuda-emu COMMAND cxr_tests_emu --test-suite=cuda-emu,emulator)
+set_tests_properties(host cuda-emu PROPERTIES
+  ENVIRONMENT "CXR_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data;OMP_NUM_THREADS=1")
+
+if(CXR_CUDA)
+  file(GLOB CXR_CUDA_TEST_SOURCES CONFIGURE_DEPENDS tests/cuda/*.cpp)
+  add_executable(cxr_tests_cuda $<TARGET_OBJECTS:cxr_test_obj> ${CXR_CUDA_TEST_SOURCES})
+  target_link_libraries(cxr_tests_cuda PRIVATE cxr_cuda CUDA::cublas)
+  find_library(CUDNN_LIBRARY cudnn HINTS ${CUDAToolkit_LIBRARY_DIR})
+  if(CUDNN_LIBRARY)
+    target_link_libraries(cxr_tests_cuda PRIVATE ${CUDNN_LIBRARY})
+    target_compile_definitions(cxr_tests_cuda PRIVATE CXR_HAVE_CUDNN=1)
+  endif()
+  target_include_directories(cxr_tests_cuda PRIVATE ${DOCTEST_INCLUDE_DIR})
+  # On the real GPU: exits 77 (ctest "Skipped") when no GPU is present, unless CXR_REQUIRE_GPU=1.
+  add_test(NAME cuda COMMAND cxr_tests_cuda --test-suite=cuda)
+  set_tests_properties(cuda PROPERTIES SKIP_RETURN_CODE 77)
+endif()
+
+# --- benchmarks -----------------------------------------------------------------------------
+if(CXR_BENCH)
+  find_package(benchmark REQUIRED)
+  file(GLOB CXR_BENCH_SOURCES CONFIGURE_DEPENDS bench/*.cpp)
+  foreach(src IN LISTS CXR_BENCH_SOURCES)
+    get_filename_component(name ${src} NAME_WE)
+    add_executable(${name} ${src})
+    if(name MATCHES "emu")   # benchmarks of the emulated device itself
+      target_link_libraries(${name} PRIVATE cxr_emu benchmark::benchmark)
+    else()
+      target_link_libraries(${name} PRIVATE ${CXR_RUNTIME_LIB} benchmark::benchmark)
+    endif()
+    if(CXR_CUDA AND NOT name MATCHES "emu")
+      target_link_libraries(${name} PRIVATE CUDA::cublas)
+      if(CUDNN_LIBRARY)
+        target_link_libraries(${name} PRIVATE ${CUDNN_LIBRARY})
+        target_compile_definitions(${name} PRIVATE CXR_HAVE_CUDNN=1)
+      endif()
+    endif()
+  endforeach()
+endif()

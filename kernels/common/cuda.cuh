@@ -1,0 +1,77 @@
+// The one header every .cu file includes first.
+//
+// A .cu file is compiled twice (see CMakeLists.txt): by nvcc for the GPU, and by the host
+// compiler with CXR_CUDA_EMULATION defined, against cuda_emu/cuda_emu.h, for the emulated
+// device "cuda-emu". Everything a kernel needs from CUDA must therefore come through here:
+//   - launch_kernel(): the only way to launch a kernel (no <<<>>> anywhere else);
+//   - dynamic_smem<T>(): the only way to reach dynamic shared memory (no `extern __shared__`);
+//   - CXR_CUDA_CHECK(): wraps every runtime call, throwing cxr::Error with file and line.
+// Code that cannot be emulated (inline PTX, tensor-core MMA, cp.async) sits behind
+// `#if CXR_REAL_GPU` with a portable variant in the #else branch.
+#pragma once
+
+#if defined(CXR_CUDA_EMULATION)
+#include "cuda_emu/cuda_emu.h"
+#define CXR_REAL_GPU 0
+#else
+#include <cuda_runtime.h>
+#define CXR_REAL_GPU 1
+#endif
+
+#include <cstddef>
+#include <cstdint>
+
+#include "tensor/error.h"
+
+namespace cxr::cuda {
+
+// Throws cxr::Error naming the call, the file and the line.
+[[noreturn]] void throw_cuda_error(cudaError_t err, const char* what, const char* file, int line);
+
+// The stream every op of this framework launches on (the "compute stream").
+cudaStream_t compute_stream();
+
+}  // namespace cxr::cuda
+
+#define CXR_CUDA_CHECK(expr)                                                       \
+  do {                                                                             \
+    cudaError_t cxr_err_ = (expr);                                                 \
+    if (cxr_err_ != cudaSuccess)                                                   \
+      ::cxr::cuda::throw_cuda_error(cxr_err_, #expr, __FILE__, __LINE__);          \
+  } while (0)
+
+namespace cxr::cuda {
+
+// Number of blocks for `n` work items at `threads` per block (at least one block).
+inline unsigned blocks_for(std::int64_t n, unsigned threads) {
+  std::int64_t b = (n + threads - 1) / threads;
+  return static_cast<unsigned>(b < 1 ? 1 : b);
+}
+
+// Launches `kernel` on the compute stream and checks the launch.
+//   launch_kernel(relu_forward_kernel, grid, block, /*smem_bytes=*/0, x, y, n);
+template <typename... KernelArgs, typename... Args>
+void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, std::size_t smem_bytes,
+                   Args&&... args) {
+  if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;  // nothing to do
+#if defined(CXR_CUDA_EMULATION)
+  cuda_emu::launch(grid, block, smem_bytes, [&] { kernel(static_cast<KernelArgs>(args)...); });
+  CXR_CUDA_CHECK(cudaGetLastError());  // a bad configuration fails exactly as on the GPU
+#else
+  kernel<<<grid, block, smem_bytes, compute_stream()>>>(static_cast<KernelArgs>(args)...);
+  CXR_CUDA_CHECK(cudaGetLastError());
+#endif
+}
+
+// Dynamic shared memory of the running block, as T*. The size is the launch's smem_bytes.
+template <typename T>
+__device__ __forceinline__ T* dynamic_smem() {
+#if defined(CXR_CUDA_EMULATION)
+  return static_cast<T*>(cuda_emu::dynamic_shared_memory());
+#else
+  extern __shared__ __align__(16) unsigned char cxr_dynamic_smem_[];
+  return reinterpret_cast<T*>(cxr_dynamic_smem_);
+#endif
+}
+
+}  // namespace cxr::cuda

@@ -1,0 +1,33 @@
+// Memory: a caching allocator for device memory (no cudaMalloc per training step) and
+// pinned host memory for fast, asynchronous host-to-device copies.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace cxr {
+
+// Device memory from the caching allocator. Blocks are rounded up (512 B granules below
+// 1 MiB, 2 MiB granules above) and kept on free lists when released, so a training loop
+// that repeats the same shapes reaches a steady state with no runtime allocations.
+void* device_alloc(std::size_t bytes);
+void device_release(void* ptr);
+
+struct DeviceMemoryStats {
+  std::size_t in_use = 0;         // bytes handed out
+  std::size_t cached = 0;         // bytes held on free lists
+  std::size_t peak_in_use = 0;    // high-water mark of in_use
+  std::uint64_t runtime_allocs = 0;  // calls that reached cudaMalloc
+  std::uint64_t cache_hits = 0;
+};
+DeviceMemoryStats device_memory_stats();
+void reset_peak_device_memory();
+void empty_device_cache();  // returns every cached block to the driver
+
+// Host memory for staging: page-locked (cudaHostAlloc) where a GPU exists, otherwise
+// 64-byte-aligned ordinary memory.
+void* pinned_alloc(std::size_t bytes);
+void pinned_release(void* ptr);
+bool pinned_is_page_locked();
+
+}  // namespace cxr

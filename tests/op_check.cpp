@@ -1,0 +1,224 @@
+#include "tests/op_check.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+
+#include "tensor/backend.h"
+
+namespace cxr::test {
+
+Generator normal(float mean, float stddev) {
+  return [=](std::mt19937_64& rng) { return std::normal_distribution<float>(mean, stddev)(rng); };
+}
+
+Generator uniform(float lo, float hi) {
+  return [=](std::mt19937_64& rng) { return std::uniform_real_distribution<float>(lo, hi)(rng); };
+}
+
+Generator away_from_zero(float lo, float hi, float gap) {
+  return [=](std::mt19937_64& rng) {
+    std::uniform_real_distribution<float> d(lo, hi);
+    float v;
+    do v = d(rng); while (std::fabs(v) < gap);
+    return v;
+  };
+}
+
+std::vector<double> to_doubles(const Tensor& t) {
+  std::vector<float> f = t.to_vector();
+  return std::vector<double>(f.begin(), f.end());
+}
+
+Tensor from_doubles(const std::vector<double>& v, const Shape& shape) {
+  return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape);
+}
+
+namespace {
+
+std::string index_str(std::size_t i) { return std::to_string(i); }
+
+}  // namespace
+
+void expect_close(const std::string& what, const std::vector<float>& actual, const std::vector<double>& expected,
+                  Tol tol) {
+  REQUIRE_MESSAGE(actual.size() == expected.size(), what, ": ", actual.size(), " elements, expected ",
+                  expected.size());
+  std::size_t bad = 0;
+  double worst = 0.0;
+  std::ostringstream first;
+  for (std::size_t i = 0; i < actual.size(); ++i) {
+    const double a = actual[i], e = expected[i];
+    const double err = std::fabs(a - e);
+    const double limit = tol.atol + tol.rtol * std::fabs(e);
+    if (!(err <= limit)) {  // also catches NaN
+      if (bad < 5) first << "\n    [" << index_str(i) << "] got " << a << ", expected " << e << " (|diff| " << err
+                         << " > " << limit << ")";
+      ++bad;
+    }
+    if (std::isfinite(err)) worst = std::max(worst, err);
+  }
+  CHECK_MESSAGE(bad == 0, what, ": ", bad, " of ", actual.size(), " elements differ (atol ", tol.atol, ", rtol ",
+                tol.rtol, ", max |diff| ", worst, ")", first.str());
+}
+
+void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, Tol tol) {
+  REQUIRE_MESSAGE(actual.shape() == expected.shape(), what, ": shape ", shape_str(actual.shape()), ", expected ",
+                  shape_str(expected.shape()));
+  expect_close(what, actual.to_vector(), to_doubles(expected), tol);
+}
+
+namespace {
+
+std::uint64_t seed_of(const std::string& name) { return std::hash<std::string>{}(name) ^ 0x9e3779b97f4a7c15ull; }
+
+Tensors make_inputs(const OpCase& c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  Tensors ins;
+  for (const Input& in : c.inputs) {
+    Tensor t = Tensor::empty(in.shape);
+    Generator g = in.init ? in.init : normal();
+    float* p = t.f32();
+    for (std::int64_t i = 0; i < t.numel(); ++i) p[i] = g(rng);
+    ins.push_back(t);
+  }
+  return ins;
+}
+
+Tensors clone_to(const Tensors& ts, Device d) {
+  Tensors out;
+  for (const Tensor& t : ts) out.push_back(t.defined() ? t.to(d).clone() : Tensor());
+  return out;
+}
+
+bool output_differentiable(const OpCase& c, std::size_t k) {
+  return c.differentiable_outputs.empty() || (k < c.differentiable_outputs.size() && c.differentiable_outputs[k]);
+}
+
+// Random weights R_k for the scalar L = sum_k <R_k, out_k>; zero for outputs without gradient.
+Tensors output_weights(const OpCase& c, const Tensors& outs, std::uint64_t seed) {
+  std::mt19937_64 rng(seed + 1);
+  Tensors r;
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    if (output_differentiable(c, k)) r.push_back(Tensor::randn(outs[k].shape(), rng));
+    else r.push_back(Tensor::zeros(outs[k].shape()));
+  }
+  return r;
+}
+
+double weighted_sum(const Doubles& outs, const std::vector<std::vector<double>>& r) {
+  double s = 0.0;
+  for (std::size_t k = 0; k < outs.size(); ++k)
+    for (std::size_t i = 0; i < outs[k].size(); ++i) s += r[k][i] * outs[k][i];
+  return s;
+}
+
+}  // namespace
+
+void check_op_on_cpu(const std::string& name, const OpCase& c) {
+  REQUIRE(c.forward);
+  REQUIRE(c.reference);
+  const std::uint64_t seed = seed_of(name);
+  const Tensors originals = make_inputs(c, seed);
+  Doubles din;
+  for (const Tensor& t : originals) din.push_back(to_doubles(t));
+
+  Tensors ins = clone_to(originals, Device::CPU);
+  const Tensors outs = c.forward(ins);
+  const Doubles ref = c.reference(din);
+  REQUIRE_MESSAGE(outs.size() == ref.size(), name, ": ", outs.size(), " outputs but the reference gives ", ref.size());
+  for (std::size_t k = 0; k < outs.size(); ++k)
+    expect_close(name + " output " + std::to_string(k) + " vs double reference", outs[k].to_vector(), ref[k],
+                 c.forward_tol);
+
+  if (!c.backward) return;
+  const Tensors r = output_weights(c, outs, seed);
+  std::vector<std::vector<double>> rd;
+  for (const Tensor& t : r) rd.push_back(to_doubles(t));
+  Tensors ins2 = clone_to(originals, Device::CPU);
+  const Tensors grads = c.backward(ins2, outs, r);
+  REQUIRE_MESSAGE(grads.size() == c.inputs.size(), name, ": backward returned ", grads.size(), " gradients for ",
+                  c.inputs.size(), " inputs");
+
+  std::mt19937_64 pick(seed + 2);
+  for (std::size_t i = 0; i < c.inputs.size(); ++i) {
+    if (!c.inputs[i].differentiable) continue;
+    REQUIRE_MESSAGE(grads[i].defined(), name, ": no gradient for input ", i);
+    REQUIRE_MESSAGE(grads[i].shape() == originals[i].shape(), name, ": gradient of input ", i, " has shape ",
+                    shape_str(grads[i].shape()), ", expected ", shape_str(originals[i].shape()));
+    const std::vector<float> g = grads[i].to_vector();
+    const std::size_t n = din[i].size();
+    std::vector<std::size_t> idx(n);
+    for (std::size_t j = 0; j < n; ++j) idx[j] = j;
+    if (n > static_cast<std::size_t>(c.fd_samples)) {
+      std::shuffle(idx.begin(), idx.end(), pick);
+      idx.resize(c.fd_samples);
+    }
+    std::vector<float> analytic;
+    std::vector<double> numeric;
+    for (std::size_t j : idx) {
+      Doubles d = din;
+      const double x = din[i][j];
+      const double h = c.fd_step * std::max(1.0, std::fabs(x));
+      d[i][j] = x + h;
+      const double lp = weighted_sum(c.reference(d), rd);
+      d[i][j] = x - h;
+      const double lm = weighted_sum(c.reference(d), rd);
+      numeric.push_back((lp - lm) / (2 * h));
+      analytic.push_back(g[j]);
+    }
+    expect_close(name + " d(input " + std::to_string(i) + ") vs finite differences", analytic, numeric, c.grad_tol);
+  }
+}
+
+void check_op_on_gpu(const std::string& name, const OpCase& c) {
+  if (!backend::has_device()) {
+    FAIL("CXR_REQUIRE_GPU=1 but no CUDA device was found (" << backend::device_description() << ")");
+  }
+  const std::uint64_t seed = seed_of(name);
+  const Tensors originals = make_inputs(c, seed);
+  const std::string dev = device_name(Device::CUDA);
+
+  Tensors ins_cpu = clone_to(originals, Device::CPU);
+  Tensors ins_dev = clone_to(originals, Device::CUDA);
+  const Tensors outs_cpu = c.forward(ins_cpu);
+  const Tensors outs_dev = c.forward(ins_dev);
+  REQUIRE(outs_cpu.size() == outs_dev.size());
+  for (std::size_t k = 0; k < outs_cpu.size(); ++k) {
+    REQUIRE_MESSAGE(outs_dev[k].device() == Device::CUDA, name, ": output ", k, " is not on the device");
+    expect_close(name + " output " + std::to_string(k) + " " + dev + " vs cpu", outs_dev[k], outs_cpu[k],
+                 c.device_tol);
+  }
+  // Inputs the op updates in place (running statistics, optimiser state) must agree too.
+  for (std::size_t i = 0; i < originals.size(); ++i)
+    expect_close(name + " input " + std::to_string(i) + " after forward, " + dev + " vs cpu", ins_dev[i], ins_cpu[i],
+                 c.device_tol);
+
+  if (!c.backward) return;
+  const Tensors r = output_weights(c, outs_cpu, seed);
+  Tensors r_dev = clone_to(r, Device::CUDA);
+  Tensors in2_cpu = clone_to(originals, Device::CPU);
+  Tensors in2_dev = clone_to(originals, Device::CUDA);
+  const Tensors g_cpu = c.backward(in2_cpu, outs_cpu, r);
+  const Tensors g_dev = c.backward(in2_dev, outs_dev, r_dev);
+  REQUIRE(g_cpu.size() == g_dev.size());
+  for (std::size_t i = 0; i < g_cpu.size(); ++i) {
+    if (!c.inputs[i].differentiable || !g_cpu[i].defined()) continue;
+    REQUIRE_MESSAGE(g_dev[i].defined(), name, ": no ", dev, " gradient for input ", i);
+    expect_close(name + " d(input " + std::to_string(i) + ") " + dev + " vs cpu", g_dev[i], g_cpu[i],
+                 c.device_grad_tol);
+  }
+}
+
+bool gpu_required() {
+  const char* v = std::getenv("CXR_REQUIRE_GPU");
+  return v && std::string(v) == "1";
+}
+
+const char* gpu_suite() { return backend::is_emulated() ? "cuda-emu" : "cuda"; }
+
+bool skip_gpu_cases() { return !backend::has_device() && !gpu_required(); }
+
+}  // namespace cxr::test
