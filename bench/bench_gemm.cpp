@@ -1,0 +1,107 @@
+// GEMM benchmarks, GFLOP/s (2 M N K per call), square row-major C = A B:
+//   cpu/blocked/<n>   cpu::sgemm (packed, register-tiled, OpenMP; all OMP threads)
+//   cpu/naive/<n>     cpu::gemm_reference<float> (the triple loop), n <= 512
+//   cuda/tiled/<n>    cuda::sgemm (64 x 64 shared-memory tiles), CUDA events
+//   cuda/cublas/<n>   cublasSgemm on the same operands (FP32, no TF32), CUDA events
+// GPU rows skip with "no GPU" on machines without one (and on the emulated device).
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "tensor/backend.h"
+#include "tensor/stream.h"
+#include "tensor/tensor.h"
+
+#if defined(CXR_HAVE_CUDNN)  // cuBLAS is linked whenever cuDNN is (CXR_CUDA builds)
+#include <cublas_v2.h>
+#endif
+
+using namespace cxr;
+
+namespace {
+
+bool have_gpu() { return backend::has_device() && !backend::is_emulated(); }
+
+void set_flops(benchmark::State& st, double flops) {
+  st.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+
+void cpu_blocked(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  std::mt19937_64 rng(1);
+  Tensor a = Tensor::randn({n, n}, rng), b = Tensor::randn({n, n}, rng), c = Tensor::zeros({n, n});
+  for (auto _ : st) {
+    cpu::sgemm(false, false, n, n, n, 1.f, a.f32(), n, b.f32(), n, 0.f, c.f32(), n);
+    benchmark::ClobberMemory();
+  }
+  set_flops(st, 2.0 * n * n * n);
+}
+
+void cpu_naive(benchmark::State& st) {
+  const std::int64_t n = st.range(0);
+  std::mt19937_64 rng(1);
+  Tensor a = Tensor::randn({n, n}, rng), b = Tensor::randn({n, n}, rng), c = Tensor::zeros({n, n});
+  for (auto _ : st) {
+    cpu::gemm_reference<float>(false, false, n, n, n, 1.f, a.f32(), n, b.f32(), n, 0.f, c.f32(), n);
+    benchmark::ClobberMemory();
+  }
+  set_flops(st, 2.0 * n * n * n);
+}
+
+// Times `op` with CUDA events on the compute stream, after warm-up.
+template <class Op>
+void time_gpu(benchmark::State& st, double flops, Op op) {
+  for (int i = 0; i < 3; ++i) op();
+  backend::synchronize();
+  Event start(true), stop(true);
+  for (auto _ : st) {
+    start.record(Stream::compute());
+    op();
+    stop.record(Stream::compute());
+    stop.synchronize();
+    st.SetIterationTime(stop.elapsed_ms_since(start) * 1e-3);
+  }
+  set_flops(st, flops);
+}
+
+void cuda_tiled(benchmark::State& st) {
+  if (!have_gpu()) return st.SkipWithError("no GPU");
+  const std::int64_t n = st.range(0);
+  std::mt19937_64 rng(1);
+  Tensor a = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA), b = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA);
+  Tensor c = Tensor::empty({n, n}, DType::F32, Device::CUDA);
+  time_gpu(st, 2.0 * n * n * n,
+           [&] { cuda::sgemm(false, false, n, n, n, 1.f, a.f32(), n, b.f32(), n, 0.f, c.f32(), n); });
+}
+
+void cuda_cublas(benchmark::State& st) {
+#if defined(CXR_HAVE_CUDNN)
+  if (!have_gpu()) return st.SkipWithError("no GPU");
+  const int n = static_cast<int>(st.range(0));
+  std::mt19937_64 rng(1);
+  Tensor a = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA), b = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA);
+  Tensor c = Tensor::empty({n, n}, DType::F32, Device::CUDA);
+  cublasHandle_t h;
+  if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) return st.SkipWithError("cublasCreate failed");
+  cublasSetStream(h, static_cast<cudaStream_t>(backend::compute_stream_handle()));
+  cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);  // true FP32, like the tiled kernel
+  const float one = 1.f, zero = 0.f;
+  // Row-major C = A B is column-major C^T = B^T A^T.
+  time_gpu(st, 2.0 * n * n * n,
+           [&] { cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b.f32(), n, a.f32(), n, &zero, c.f32(), n); });
+  cublasDestroy(h);
+#else
+  st.SkipWithError("built without cuBLAS");
+#endif
+}
+
+}  // namespace
+
+BENCHMARK(cpu_blocked)->Name("gemm/cpu/blocked")->Arg(256)->Arg(512)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cpu_naive)->Name("gemm/cpu/naive")->Arg(256)->Arg(512)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cuda_tiled)->Name("gemm/cuda/tiled")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cuda_cublas)->Name("gemm/cuda/cublas")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK_MAIN();

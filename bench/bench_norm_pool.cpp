@@ -1,0 +1,244 @@
+// Batch norm (training forward / backward), max pool, global average pool, residual add and
+// SE channel scaling, CPU and CUDA, at ResNet-50 and EfficientNet-B0 layer shapes.
+//
+//   build-norm/bench_norm_pool --benchmark_filter=cpu --benchmark_min_time=0.2s
+//   build-norm/bench_norm_pool --benchmark_filter=cuda        (real GPU; skipped otherwise)
+//
+// All these ops are memory bound. The GB/s counter uses the MINIMUM traffic of each op (every
+// input read once, every output written once), so it reads directly against the memory
+// bandwidth (H100 SXM 3.35 TB/s); kernels that read an input twice (batch norm: a stats pass
+// then an apply pass) show below the hardware figure by that factor:
+//   bn_train_fwd  min 8 B/elem (x, y)            cxr kernels: 12 B/elem
+//   bn_backward   min 12 B/elem (x, dy, dx)      cxr kernels: 20 B/elem
+//   max_pool fwd  4 B/in + 8 B/out (y + i32 idx) add 12 B/elem   gap 4 B/in
+// GPU timings: CUDA events on the compute stream around one op call (outputs come from the
+// caching allocator, as in training), Google Benchmark's manual time. The cuDNN batch norm
+// runs beside ours on the same tensors (cudnnBatchNormalizationForwardTraining / Backward).
+// CPU runs at batch 8 (OpenMP threads = OMP_NUM_THREADS), CUDA at batch 32.
+#include <benchmark/benchmark.h>
+
+#include <functional>
+#include <random>
+#include <string>
+
+#include "kernels/add.h"
+#include "kernels/batch_norm.h"
+#include "kernels/global_avg_pool.h"
+#include "kernels/max_pool2d.h"
+#include "kernels/scale_channels.h"
+#include "tensor/backend.h"
+#include "tensor/stream.h"
+#include "tensor/tensor.h"
+
+#if defined(CXR_HAVE_CUDNN)
+#include <cuda_runtime.h>
+#include <cudnn.h>
+#endif
+
+using namespace cxr;
+
+namespace {
+
+struct Layer {
+  const char* name;
+  std::int64_t C, H, W;
+};
+
+// Batch-norm layers (the tensors after convolutions).
+const Layer kBnLayers[] = {
+    {"r50_bn1_64x112x112", 64, 112, 112},  {"r50_l1_256x56x56", 256, 56, 56},   {"r50_l2_512x28x28", 512, 28, 28},
+    {"r50_l3_1024x14x14", 1024, 14, 14},   {"r50_l4_2048x7x7", 2048, 7, 7},     {"effb0_stem_32x112x112", 32, 112, 112},
+    {"effb0_s2_96x112x112", 96, 112, 112}, {"effb0_s3_144x56x56", 144, 56, 56}, {"effb0_s5_480x14x14", 480, 14, 14},
+    {"effb0_head_1280x7x7", 1280, 7, 7},
+};
+const Layer kAddLayers[] = {{"r50_l1_256x56x56", 256, 56, 56},
+                            {"r50_l4_2048x7x7", 2048, 7, 7},
+                            {"effb0_s3_40x28x28", 40, 28, 28},
+                            {"effb0_s6_192x7x7", 192, 7, 7}};
+const Layer kGapLayers[] = {{"r50_2048x7x7", 2048, 7, 7}, {"effb0_1280x7x7", 1280, 7, 7}};
+const Layer kScaleLayers[] = {{"effb0_s2_96x56x56", 96, 56, 56}, {"effb0_s6_1152x7x7", 1152, 7, 7}};
+const Layer kPoolLayers[] = {{"r50_stem_64x112x112", 64, 112, 112}};
+
+constexpr std::int64_t kCpuBatch = 8;
+constexpr std::int64_t kGpuBatch = 32;
+
+bool have_gpu() {
+  return backend::has_device() && !backend::is_emulated();
+}
+
+// Times `op` per iteration: wall clock on the CPU, CUDA events on the GPU. bytes: minimum traffic of one call.
+void run(benchmark::State& st, Device dev, double bytes, const std::function<void()>& op) {
+  if (dev == Device::CUDA && !have_gpu()) {
+    st.SkipWithError("no GPU");
+    return;
+  }
+  double seconds = 0.0;
+  if (dev == Device::CPU) {
+    op();
+    for (auto _ : st) op();
+    st.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
+    return;
+  }
+  for (int i = 0; i < 3; ++i) op();
+  backend::synchronize();
+  Event start(true), stop(true);
+  for (auto _ : st) {
+    start.record(Stream::compute());
+    op();
+    stop.record(Stream::compute());
+    stop.synchronize();
+    const double s = stop.elapsed_ms_since(start) * 1e-3;
+    st.SetIterationTime(s);
+    seconds += s;
+  }
+  st.counters["GB/s"] = bytes * static_cast<double>(st.iterations()) / seconds * 1e-9;
+}
+
+Tensor random_tensor(const Shape& s, Device dev, std::uint64_t seed, float lo = -1.f, float hi = 1.f) {
+  std::mt19937_64 rng(seed);
+  return Tensor::uniform(s, rng, lo, hi, dev);
+}
+
+void bn_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f), b = random_tensor({l.C}, dev, 3);
+  Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
+  run(st, dev, 8.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(batch_norm2d_train(x, w, b, rm, rv)); });
+}
+
+void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 4), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f),
+         b = random_tensor({l.C}, dev, 3);
+  Tensor rm, rv;
+  BatchNormOutput f = batch_norm2d_train(x, w, b, rm, rv);
+  run(st, dev, 12.0 * shape_numel(s),
+      [&] { benchmark::DoNotOptimize(batch_norm2d_backward(dy, x, w, f.saved_mean, f.saved_invstd)); });
+}
+
+void pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1);
+  const MaxPool2dParams p{3, 2, 1};
+  const double out = static_cast<double>(N * l.C * max_pool2d_out_size(l.H, p) * max_pool2d_out_size(l.W, p));
+  run(st, dev, 4.0 * shape_numel(s) + 8.0 * out, [&] { benchmark::DoNotOptimize(max_pool2d(x, p)); });
+}
+
+void pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1);
+  const MaxPool2dParams p{3, 2, 1};
+  MaxPool2dOutput f = max_pool2d(x, p);
+  Tensor dy = random_tensor(f.y.shape(), dev, 5);
+  run(st, dev, 8.0 * f.y.numel() + 4.0 * shape_numel(s),
+      [&] { benchmark::DoNotOptimize(max_pool2d_backward(dy, f.indices, s, p)); });
+}
+
+void gap_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1);
+  run(st, dev, 4.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(global_avg_pool(x)); });
+}
+
+void add_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor a = random_tensor(s, dev, 1), b = random_tensor(s, dev, 2);
+  run(st, dev, 12.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(add(a, b)); });
+}
+
+void scale_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 2), g = random_tensor({N, l.C}, dev, 3, 0.f, 1.f);
+  run(st, dev, 12.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(scale_channels_backward(dy, x, g)); });
+}
+
+#if defined(CXR_HAVE_CUDNN)
+struct Cudnn {
+  cudnnHandle_t h = nullptr;
+  cudnnTensorDescriptor_t xd = nullptr, cd = nullptr;
+  Cudnn(const Shape& s) {
+    cudnnCreate(&h);
+    cudnnSetStream(h, static_cast<cudaStream_t>(backend::compute_stream_handle()));
+    cudnnCreateTensorDescriptor(&xd);
+    cudnnCreateTensorDescriptor(&cd);
+    cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, static_cast<int>(s[0]), static_cast<int>(s[1]),
+                               static_cast<int>(s[2]), static_cast<int>(s[3]));
+    cudnnDeriveBNTensorDescriptor(cd, xd, CUDNN_BATCHNORM_SPATIAL);
+  }
+  ~Cudnn() {
+    cudnnDestroyTensorDescriptor(cd);
+    cudnnDestroyTensorDescriptor(xd);
+    cudnnDestroy(h);
+  }
+};
+
+void cudnn_bn(benchmark::State& st, bool backward, std::int64_t N, Layer l) {
+  if (!have_gpu()) {
+    st.SkipWithError("no GPU");
+    return;
+  }
+  const Device G = Device::CUDA;
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, G, 1), dy = random_tensor(s, G, 4), y = Tensor::empty(s, DType::F32, G),
+         dx = Tensor::empty(s, DType::F32, G);
+  Tensor w = random_tensor({l.C}, G, 2, 0.5f, 1.5f), b = random_tensor({l.C}, G, 3);
+  Tensor rm = Tensor::zeros({l.C}, DType::F32, G), rv = Tensor::full({l.C}, 1.f, G);
+  Tensor mean = Tensor::empty({l.C}, DType::F32, G), invstd = Tensor::empty({l.C}, DType::F32, G),
+         dw = Tensor::empty({l.C}, DType::F32, G), db = Tensor::empty({l.C}, DType::F32, G);
+  Cudnn c(s);
+  const float one = 1.f, zero = 0.f;
+  auto fwd = [&] {
+    cudnnBatchNormalizationForwardTraining(c.h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, c.xd, x.f32(), c.xd, y.f32(),
+                                           c.cd, w.f32(), b.f32(), 0.1, rm.f32(), rv.f32(), 1e-5, mean.f32(),
+                                           invstd.f32());
+  };
+  fwd();
+  auto bwd = [&] {
+    cudnnBatchNormalizationBackward(c.h, CUDNN_BATCHNORM_SPATIAL, &one, &zero, &one, &zero, c.xd, x.f32(), c.xd,
+                                    dy.f32(), c.xd, dx.f32(), c.cd, w.f32(), dw.f32(), db.f32(), 1e-5, mean.f32(),
+                                    invstd.f32());
+  };
+  run(st, G, (backward ? 12.0 : 8.0) * shape_numel(s), [&] { backward ? bwd() : fwd(); });
+}
+#endif
+
+template <typename Fn, std::size_t K>
+void register_all(const char* op, Fn fn, const Layer (&layers)[K]) {
+  for (const Layer& l : layers) {
+    benchmark::RegisterBenchmark((std::string(op) + "/cpu/" + l.name).c_str(),
+                                 [fn, l](benchmark::State& st) { fn(st, Device::CPU, kCpuBatch, l); })
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
+    benchmark::RegisterBenchmark((std::string(op) + "/cuda/" + l.name).c_str(),
+                                 [fn, l](benchmark::State& st) { fn(st, Device::CUDA, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+}
+
+const bool registered = [] {
+  register_all("bn_train_fwd", bn_forward, kBnLayers);
+  register_all("bn_backward", bn_backward, kBnLayers);
+  register_all("max_pool3x3s2_fwd", pool_forward, kPoolLayers);
+  register_all("max_pool3x3s2_bwd", pool_backward, kPoolLayers);
+  register_all("global_avg_pool_fwd", gap_forward, kGapLayers);
+  register_all("add", add_forward, kAddLayers);
+  register_all("scale_channels_bwd", scale_backward, kScaleLayers);
+#if defined(CXR_HAVE_CUDNN)
+  for (const Layer& l : kBnLayers) {
+    benchmark::RegisterBenchmark((std::string("bn_train_fwd/cudnn/") + l.name).c_str(),
+                                 [l](benchmark::State& st) { cudnn_bn(st, false, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string("bn_backward/cudnn/") + l.name).c_str(),
+                                 [l](benchmark::State& st) { cudnn_bn(st, true, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
+#endif
+  return true;
+}();
+
+}  // namespace
+
+BENCHMARK_MAIN();

@@ -1,0 +1,88 @@
+// Tensor-level batch norm: argument checks, output allocation, device dispatch.
+#include "kernels/batch_norm.h"
+
+namespace cxr {
+
+namespace {
+void check_bn_input(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  check_f32_input(op, "x", x);
+  check_dim(op, "x", x, 4);
+  check_f32_input(op, "weight", weight, &x);
+  check_shape(op, "weight", weight, {x.size(1)});
+  check_f32_input(op, "bias", bias, &x);
+  check_shape(op, "bias", bias, {x.size(1)});
+}
+
+void check_channel_vector(const char* op, const char* name, const Tensor& t, const Tensor& x) {
+  check_f32_input(op, name, t, &x);
+  check_shape(op, name, t, {x.size(1)});
+}
+}  // namespace
+
+BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                   Tensor& running_var, float momentum, float eps) {
+  const char* op = "batch_norm2d_train";
+  check_bn_input(op, x, weight, bias);
+  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  CXR_CHECK(N * HW > 1, op, ": expected more than 1 value per channel when training, found x of shape ",
+            shape_str(x.shape()));
+  CXR_CHECK(running_mean.defined() == running_var.defined(), op,
+            ": running_mean and running_var must both be given or both be undefined");
+  const bool track = running_mean.defined();
+  if (track) {
+    check_channel_vector(op, "running_mean", running_mean, x);
+    check_channel_vector(op, "running_var", running_var, x);
+  }
+  BatchNormOutput r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
+                    Tensor::empty({C}, DType::F32, x.device())};
+  float* rm = track ? running_mean.f32() : nullptr;
+  float* rv = track ? running_var.f32() : nullptr;
+  if (x.is_cpu())
+    cpu::batch_norm2d_forward_train(x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
+                                    r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
+  else
+    cuda::batch_norm2d_forward_train(x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
+                                     r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
+  return r;
+}
+
+Tensor batch_norm2d_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, float eps) {
+  const char* op = "batch_norm2d_eval";
+  check_bn_input(op, x, weight, bias);
+  check_channel_vector(op, "running_mean", running_mean, x);
+  check_channel_vector(op, "running_var", running_var, x);
+  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  if (x.is_cpu())
+    cpu::batch_norm2d_forward_eval(x.f32(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y.f32(), N,
+                                   C, HW, eps);
+  else
+    cuda::batch_norm2d_forward_eval(x.f32(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y.f32(),
+                                    N, C, HW, eps);
+  return y;
+}
+
+BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& saved_mean,
+                                     const Tensor& saved_invstd) {
+  const char* op = "batch_norm2d_backward";
+  check_f32_input(op, "x", x);
+  check_dim(op, "x", x, 4);
+  check_f32_input(op, "dy", dy, &x);
+  check_same_shape(op, "dy", dy, "x", x);
+  check_channel_vector(op, "weight", weight, x);
+  check_channel_vector(op, "saved_mean", saved_mean, x);
+  check_channel_vector(op, "saved_invstd", saved_invstd, x);
+  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  BatchNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
+                   Tensor::empty({C}, DType::F32, x.device())};
+  if (x.is_cpu())
+    cpu::batch_norm2d_backward(dy.f32(), x.f32(), weight.f32(), saved_mean.f32(), saved_invstd.f32(), g.dx.f32(),
+                               g.dweight.f32(), g.dbias.f32(), N, C, HW);
+  else
+    cuda::batch_norm2d_backward(dy.f32(), x.f32(), weight.f32(), saved_mean.f32(), saved_invstd.f32(), g.dx.f32(),
+                                g.dweight.f32(), g.dbias.f32(), N, C, HW);
+  return g;
+}
+
+}  // namespace cxr

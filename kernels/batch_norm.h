@@ -1,0 +1,70 @@
+// 2-D batch normalisation (nn.BatchNorm2d), training and evaluation, with its backward.
+//
+// x: (N, C, H, W); per channel c the M = N*H*W values x[:, c, :, :] are normalised.
+// Training forward:
+//   mean_c = (1/M) sum x                var_c = (1/M) sum (x - mean_c)^2           (biased)
+//   invstd_c = 1 / sqrt(var_c + eps)    y = (x - mean_c) invstd_c weight_c + bias_c
+//   running_mean = (1 - momentum) running_mean + momentum mean_c
+//   running_var  = (1 - momentum) running_var  + momentum var_c M / (M - 1)       (unbiased)
+//   saved for backward: mean_c, invstd_c.  Requires M > 1 (as PyTorch).
+// Evaluation forward: y = (x - running_mean) / sqrt(running_var + eps) weight + bias.
+// Training backward (xhat = (x - mean) invstd):
+//   dbias_c = sum dy      dweight_c = sum dy xhat
+//   dx = weight_c invstd_c (dy - dbias_c / M - xhat dweight_c / M)
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace cxr {
+
+struct BatchNormOutput {
+  Tensor y;             // (N, C, H, W)
+  Tensor saved_mean;    // (C)
+  Tensor saved_invstd;  // (C)
+};
+struct BatchNormGrads {
+  Tensor dx;       // (N, C, H, W)
+  Tensor dweight;  // (C)
+  Tensor dbias;    // (C)
+};
+
+// x: (N, C, H, W) f32 contiguous; weight, bias: (C). running_mean / running_var: (C), updated
+// in place; pass undefined tensors (both) to skip the update (track_running_stats=False).
+BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
+                                   Tensor& running_var, float momentum = 0.1f, float eps = 1e-5f);
+Tensor batch_norm2d_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
+                         const Tensor& running_var, float eps = 1e-5f);
+// Backward of the training forward, from its saved statistics.
+BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& saved_mean,
+                                     const Tensor& saved_invstd);
+
+// Raw entry points: x is N planes-groups of C channels of HW elements.
+// running_mean / running_var may be null (no update).
+namespace cpu {
+template <typename T>
+void batch_norm2d_forward_train(const T* x, const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
+                                T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
+                                T momentum, T eps);
+template <typename T>
+void batch_norm2d_forward_eval(const T* x, const T* weight, const T* bias, const T* running_mean, const T* running_var,
+                               T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
+template <typename T>
+void batch_norm2d_backward(const T* dy, const T* x, const T* weight, const T* saved_mean, const T* saved_invstd, T* dx,
+                           T* dweight, T* dbias, std::int64_t N, std::int64_t C, std::int64_t HW);
+}  // namespace cpu
+
+namespace cuda {
+void batch_norm2d_forward_train(const float* x, const float* weight, const float* bias, float* y, float* saved_mean,
+                                float* saved_invstd, float* running_mean, float* running_var, std::int64_t N,
+                                std::int64_t C, std::int64_t HW, float momentum, float eps);
+void batch_norm2d_forward_eval(const float* x, const float* weight, const float* bias, const float* running_mean,
+                               const float* running_var, float* y, std::int64_t N, std::int64_t C, std::int64_t HW,
+                               float eps);
+void batch_norm2d_backward(const float* dy, const float* x, const float* weight, const float* saved_mean,
+                           const float* saved_invstd, float* dx, float* dweight, float* dbias, std::int64_t N,
+                           std::int64_t C, std::int64_t HW);
+}  // namespace cuda
+
+}  // namespace cxr

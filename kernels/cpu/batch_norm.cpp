@@ -1,0 +1,100 @@
+// CPU reference of 2-D batch norm (math in kernels/batch_norm.h). Per channel, two passes
+// over its N*HW values (mean, then centred squares), accumulated in double; channels in
+// parallel.
+#include "kernels/batch_norm.h"
+
+#include <cmath>
+
+namespace cxr::cpu {
+
+template <typename T>
+void batch_norm2d_forward_train(const T* x, const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
+                                T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
+                                T momentum, T eps) {
+  const std::int64_t M = N * HW;
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
+  for (std::int64_t c = 0; c < C; ++c) {
+    double sum = 0.0;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < HW; ++i) sum += x[(n * C + c) * HW + i];
+    const double mean = sum / static_cast<double>(M);
+    double ss = 0.0;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < HW; ++i) {
+        const double d = x[(n * C + c) * HW + i] - mean;
+        ss += d * d;
+      }
+    const double var = ss / static_cast<double>(M);
+    const T mean_t = static_cast<T>(mean);
+    const T invstd = static_cast<T>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < HW; ++i) {
+        const std::int64_t k = (n * C + c) * HW + i;
+        y[k] = (x[k] - mean_t) * invstd * weight[c] + bias[c];
+      }
+    saved_mean[c] = mean_t;
+    saved_invstd[c] = invstd;
+    if (running_mean) {
+      const double unbiased = ss / static_cast<double>(M - 1);
+      running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
+      running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+    }
+  }
+}
+
+template <typename T>
+void batch_norm2d_forward_eval(const T* x, const T* weight, const T* bias, const T* running_mean, const T* running_var,
+                               T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps) {
+#pragma omp parallel for collapse(2) schedule(static) if (N * C * HW > (1 << 16))
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t c = 0; c < C; ++c) {
+      const T invstd = T(1) / std::sqrt(running_var[c] + eps);
+      for (std::int64_t i = 0; i < HW; ++i) {
+        const std::int64_t k = (n * C + c) * HW + i;
+        y[k] = (x[k] - running_mean[c]) * invstd * weight[c] + bias[c];
+      }
+    }
+}
+
+template <typename T>
+void batch_norm2d_backward(const T* dy, const T* x, const T* weight, const T* saved_mean, const T* saved_invstd, T* dx,
+                           T* dweight, T* dbias, std::int64_t N, std::int64_t C, std::int64_t HW) {
+  const double M = static_cast<double>(N * HW);
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
+  for (std::int64_t c = 0; c < C; ++c) {
+    const double mean = saved_mean[c], invstd = saved_invstd[c];
+    double sdy = 0.0, sdyxh = 0.0;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < HW; ++i) {
+        const std::int64_t k = (n * C + c) * HW + i;
+        sdy += dy[k];
+        sdyxh += dy[k] * (x[k] - mean) * invstd;
+      }
+    dbias[c] = static_cast<T>(sdy);
+    dweight[c] = static_cast<T>(sdyxh);
+    const double scale = static_cast<double>(weight[c]) * invstd;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < HW; ++i) {
+        const std::int64_t k = (n * C + c) * HW + i;
+        const double xhat = (x[k] - mean) * invstd;
+        dx[k] = static_cast<T>(scale * (dy[k] - sdy / M - xhat * sdyxh / M));
+      }
+  }
+}
+
+template void batch_norm2d_forward_train<float>(const float*, const float*, const float*, float*, float*, float*,
+                                                float*, float*, std::int64_t, std::int64_t, std::int64_t, float, float);
+template void batch_norm2d_forward_train<double>(const double*, const double*, const double*, double*, double*, double*,
+                                                 double*, double*, std::int64_t, std::int64_t, std::int64_t, double,
+                                                 double);
+template void batch_norm2d_forward_eval<float>(const float*, const float*, const float*, const float*, const float*,
+                                               float*, std::int64_t, std::int64_t, std::int64_t, float);
+template void batch_norm2d_forward_eval<double>(const double*, const double*, const double*, const double*,
+                                                const double*, double*, std::int64_t, std::int64_t, std::int64_t,
+                                                double);
+template void batch_norm2d_backward<float>(const float*, const float*, const float*, const float*, const float*, float*,
+                                           float*, float*, std::int64_t, std::int64_t, std::int64_t);
+template void batch_norm2d_backward<double>(const double*, const double*, const double*, const double*, const double*,
+                                            double*, double*, double*, std::int64_t, std::int64_t, std::int64_t);
+
+}  // namespace cxr::cpu

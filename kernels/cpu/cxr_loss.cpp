@@ -1,0 +1,49 @@
+// CPU reference of the fused loss (see kernels/cxr_loss.h for the math). Reads like the math:
+// first the mask total, then the BCE over the logits, then the masked box MSE.
+#include "kernels/cxr_loss.h"
+
+#include <algorithm>
+
+namespace cxr::cpu {
+
+template <typename T>
+void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const T* m, std::int64_t n, int classes,
+              T box_weight, T* out3, T* dz, T* db) {
+  const std::int64_t nc = n * classes;
+  double mask_total = 0.0;
+  for (std::int64_t i = 0; i < nc; ++i) mask_total += static_cast<double>(m[i]);
+  const double box_denom = std::max(1.0, 4.0 * mask_total);
+  const double inv_nc = nc > 0 ? 1.0 / static_cast<double>(nc) : 0.0;
+
+  double bce = 0.0;
+  for (std::int64_t i = 0; i < nc; ++i) {
+    const int c = static_cast<int>(i % classes);
+    T d;
+    bce += static_cast<double>(loss_math::bce_term<T>(z[i], y[i], pw[c], &d));
+    dz[i] = static_cast<T>(static_cast<double>(d) * inv_nc);
+  }
+
+  double sq = 0.0;
+  const double grad_scale = 2.0 * static_cast<double>(box_weight) / box_denom;
+  for (std::int64_t i = 0; i < nc; ++i)
+    for (int j = 0; j < 4; ++j) {
+      const std::int64_t k = i * 4 + j;
+      const T s = loss_math::sigmoid<T>(b[k]);
+      const T diff = s - t[k];
+      sq += static_cast<double>(m[i] * diff * diff);
+      db[k] = static_cast<T>(grad_scale * static_cast<double>(m[i] * diff * s * (T(1) - s)));
+    }
+
+  const double bce_mean = bce * inv_nc;
+  const double mse = sq / box_denom;
+  out3[0] = static_cast<T>(bce_mean + static_cast<double>(box_weight) * mse);
+  out3[1] = static_cast<T>(bce_mean);
+  out3[2] = static_cast<T>(mse);
+}
+
+template void cxr_loss<float>(const float*, const float*, const float*, const float*, const float*, const float*,
+                              std::int64_t, int, float, float*, float*, float*);
+template void cxr_loss<double>(const double*, const double*, const double*, const double*, const double*, const double*,
+                               std::int64_t, int, double, double*, double*, double*);
+
+}  // namespace cxr::cpu

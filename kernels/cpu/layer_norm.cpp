@@ -1,0 +1,74 @@
+// CPU reference of layer norm over the last dimension (see kernels/layer_norm.h for the math).
+// Row statistics in two passes (mean, then centred squares), accumulated in double.
+#include "kernels/layer_norm.h"
+
+#include <cmath>
+#include <vector>
+
+namespace cxr::cpu {
+
+template <typename T>
+void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mean, T* rstd, std::int64_t M,
+                        std::int64_t C, T eps) {
+#pragma omp parallel for schedule(static) if (M * C > (1 << 16))
+  for (std::int64_t m = 0; m < M; ++m) {
+    const T* xr = x + m * C;
+    double s = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) s += xr[c];
+    const double mu = s / static_cast<double>(C);
+    double ss = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) ss += (xr[c] - mu) * (xr[c] - mu);
+    const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(C) + static_cast<double>(eps)));
+    const T mu_t = static_cast<T>(mu);
+    for (std::int64_t c = 0; c < C; ++c) y[m * C + c] = (xr[c] - mu_t) * r * weight[c] + bias[c];
+    mean[m] = mu_t;
+    rstd[m] = r;
+  }
+}
+
+template <typename T>
+void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean, const T* rstd, T* dx, T* dweight,
+                         T* dbias, std::int64_t M, std::int64_t C) {
+  // dx, row by row.
+#pragma omp parallel for schedule(static) if (M * C > (1 << 16))
+  for (std::int64_t m = 0; m < M; ++m) {
+    const T* xr = x + m * C;
+    const T* gr = dy + m * C;
+    double sg = 0.0, sgx = 0.0;
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(gr[c]) * weight[c];
+      const double xh = (static_cast<double>(xr[c]) - mean[m]) * rstd[m];
+      sg += g;
+      sgx += g * xh;
+    }
+    const double mg = sg / static_cast<double>(C), mgx = sgx / static_cast<double>(C);
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(gr[c]) * weight[c];
+      const double xh = (static_cast<double>(xr[c]) - mean[m]) * rstd[m];
+      dx[m * C + c] = static_cast<T>(rstd[m] * (g - mg - xh * mgx));
+    }
+  }
+  // dweight, dbias: column sums over the rows.
+  std::vector<double> dw(C, 0.0), db(C, 0.0);
+  for (std::int64_t m = 0; m < M; ++m)
+    for (std::int64_t c = 0; c < C; ++c) {
+      const double xh = (static_cast<double>(x[m * C + c]) - mean[m]) * rstd[m];
+      dw[c] += dy[m * C + c] * xh;
+      db[c] += dy[m * C + c];
+    }
+  for (std::int64_t c = 0; c < C; ++c) {
+    dweight[c] = static_cast<T>(dw[c]);
+    dbias[c] = static_cast<T>(db[c]);
+  }
+}
+
+template void layer_norm_forward<float>(const float*, const float*, const float*, float*, float*, float*, std::int64_t,
+                                        std::int64_t, float);
+template void layer_norm_forward<double>(const double*, const double*, const double*, double*, double*, double*,
+                                         std::int64_t, std::int64_t, double);
+template void layer_norm_backward<float>(const float*, const float*, const float*, const float*, const float*, float*,
+                                         float*, float*, std::int64_t, std::int64_t);
+template void layer_norm_backward<double>(const double*, const double*, const double*, const double*, const double*,
+                                          double*, double*, double*, std::int64_t, std::int64_t);
+
+}  // namespace cxr::cpu

@@ -1,0 +1,217 @@
+// conv2d on CUDA (math and shapes in kernels/conv2d.h): implicit GEMM.
+//
+// Choice: implicit GEMM rather than im2col + SGEMM. The im2col matrix of a batch is R S times
+// the input (ResNet-50 3x3 layers at batch 64: ~0.5 GB), so it is never written: the tile
+// loaders of the shared SGEMM core (kernels/cuda/gemm_tile.cuh, 64 x 64 x 16 tiles, 256
+// threads, 4 x 4 per thread) compute the address of each im2col element while filling shared
+// memory. Every output element is written exactly once (no atomics, deterministic).
+// Per group g (grid.z), C' = C/G, K' = K/G:
+//   forward          M = K'  N = N P Q  Kdim = C' R S   A = w[g] (strided, float4)  B = im2col(x)
+//                    epilogue: y[n, g K' + m, p, q] = acc + b
+//   backward-data    M = C'  N = N H W  Kdim = K' R S   A = w[g]^T gathered         B = "col2im" gather of dy:
+//                    dx[n,c,h,v] takes dy[n,k,p,q] where p = (h + ph - r dh)/sh when that divides
+//                    exactly (with stride 2, 3/4 of B is structural zeros: wasted FMAs, no atomics)
+//   backward-weight  M = K'  N = C' R S Kdim = N P Q   A = dy[:, g] gathered        B = im2col(x)^T
+//                    the reduction is long and M N small, so it is split in `splits` slices
+//                    (grid.z = G x splits) written to a workspace and summed by a second kernel
+//   backward-bias    one block per k: a block reduction over N P Q
+// Fast paths: 1x1 stride 1 pad 0 with groups 1 is y_n = W x_n: the strided-batched SGEMM
+// (batch = images, bias fused in its epilogue) for forward and W^T dy_n for backward-data.
+// Depthwise (G == C == K) has direct kernels in conv2d_depthwise.cu.
+// FLOPs 2 N K P Q C' R S per pass; gathers cost integer divisions per element (amortised over
+// 64 FMAs each); tensor cores and vectorised gathers are a later issue (bench_conv2d has
+// cuDNN beside these kernels).
+#include "kernels/conv2d.h"  // first: std headers before cuda_emu.h's __noinline__ macro
+#include "kernels/cuda/gemm_tile.cuh"
+#include "kernels/gemm.h"
+
+#include <algorithm>
+
+namespace cxr::cuda {
+namespace {
+
+using namespace tile;
+
+// ---- forward ----------------------------------------------------------------------------------
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_forward_kernel(Conv2dDims d, const float* __restrict__ x, const float* __restrict__ w,
+                          const float* __restrict__ b, float* __restrict__ y, bool vec_w) {
+  const int g = blockIdx.z, Cg = d.Cg(), Kg = d.Kg();
+  const int RS = d.R * d.S, CRS = Cg * RS, PQ = d.P * d.Q, NPQ = d.N * PQ;
+  const StridedOperand<true> load_a{w + static_cast<std::int64_t>(g) * Kg * CRS, CRS, Kg, CRS, vec_w};
+  // B(kk = (c, r, s), col = (n, p, q)) = x[n, g C' + c, p sh - ph + r dh, q sw - pw + s dw]
+  const auto im2col = [&](int col, int kk) -> float {
+    const int c = kk / RS, rs = kk - c * RS, r = rs / d.S, s = rs - r * d.S;
+    const int n = col / PQ, pq = col - n * PQ, p = pq / d.Q, q = pq - p * d.Q;
+    const int h = p * d.sh - d.ph + r * d.dh, v = q * d.sw - d.pw + s * d.dw;
+    if (h < 0 || h >= d.H || v < 0 || v >= d.W) return 0.f;
+    return x[((static_cast<std::int64_t>(n) * d.C + g * Cg + c) * d.H + h) * d.W + v];
+  };
+  const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<true>(t, im2col, n0, NPQ, k0, CRS); };
+  const auto epilogue = [&](int m, int col, float v) {
+    const int n = col / PQ, pq = col - n * PQ;
+    const int k = g * Kg + m;
+    y[(static_cast<std::int64_t>(n) * d.K + k) * PQ + pq] = b ? v + b[k] : v;
+  };
+  gemm_block(load_a, load_b, epilogue, Kg, NPQ, static_cast<int>(blockIdx.y) * kBM,
+             static_cast<int>(blockIdx.x) * kBN, 0, CRS);
+}
+
+// ---- backward-data ----------------------------------------------------------------------------
+
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_data_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ w,
+                                float* __restrict__ dx) {
+  const int g = blockIdx.z, Cg = d.Cg(), Kg = d.Kg();
+  const int RS = d.R * d.S, KRS = Kg * RS, PQ = d.P * d.Q, HW = d.H * d.W, NHW = d.N * HW;
+  // A(c, kk = (k, r, s)) = w[g K' + k, c, r, s]
+  const auto wt = [&](int c, int kk) -> float {
+    const int k = kk / RS, rs = kk - k * RS;
+    return w[(static_cast<std::int64_t>(g * Kg + k) * Cg + c) * RS + rs];
+  };
+  // B(kk = (k, r, s), col = (n, h, v)) = dy[n, g K' + k, p, q] with p sh = h + ph - r dh (exactly)
+  const auto col2im = [&](int col, int kk) -> float {
+    const int k = kk / RS, rs = kk - k * RS, r = rs / d.S, s = rs - r * d.S;
+    const int n = col / HW, hv = col - n * HW, h = hv / d.W, v = hv - h * d.W;
+    const int ph = h + d.ph - r * d.dh, pw = v + d.pw - s * d.dw;
+    if (ph < 0 || pw < 0) return 0.f;
+    const int p = ph / d.sh, q = pw / d.sw;
+    if (p * d.sh != ph || q * d.sw != pw || p >= d.P || q >= d.Q) return 0.f;
+    return dy[(static_cast<std::int64_t>(n) * d.K + g * Kg + k) * PQ + p * d.Q + q];
+  };
+  const auto load_a = [&](TileRow* t, int m0, int k0) { fill_gather<false>(t, wt, m0, Cg, k0, KRS); };
+  const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<true>(t, col2im, n0, NHW, k0, KRS); };
+  const auto epilogue = [&](int c, int col, float v) {
+    const int n = col / HW, hv = col - n * HW;
+    dx[(static_cast<std::int64_t>(n) * d.C + g * Cg + c) * HW + hv] = v;
+  };
+  gemm_block(load_a, load_b, epilogue, Cg, NHW, static_cast<int>(blockIdx.y) * kBM,
+             static_cast<int>(blockIdx.x) * kBN, 0, KRS);
+}
+
+// ---- backward-weight --------------------------------------------------------------------------
+
+// blockIdx.z = g * splits + split; split covers reduction indices [split chunk, (split+1) chunk).
+// out: dw itself (splits == 1) or the workspace (splits, K, C', R, S).
+__global__ void __launch_bounds__(kThreads)
+    conv2d_backward_weight_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ x,
+                                  float* __restrict__ out, int splits, int chunk) {
+  const int g = blockIdx.z / splits, split = blockIdx.z % splits, Cg = d.Cg(), Kg = d.Kg();
+  const int RS = d.R * d.S, CRS = Cg * RS, PQ = d.P * d.Q, NPQ = d.N * PQ;
+  const int k_begin = split * chunk, k_end = min(NPQ, k_begin + chunk);
+  // A(k, kk = (n, p, q)) = dy[n, g K' + k, p, q]
+  const auto grad = [&](int k, int kk) -> float {
+    const int n = kk / PQ, pq = kk - n * PQ;
+    return dy[(static_cast<std::int64_t>(n) * d.K + g * Kg + k) * PQ + pq];
+  };
+  // B(kk = (n, p, q), col = (c, r, s)) = x[n, g C' + c, p sh - ph + r dh, q sw - pw + s dw]
+  const auto im2col_t = [&](int col, int kk) -> float {
+    const int c = col / RS, rs = col - c * RS, r = rs / d.S, s = rs - r * d.S;
+    const int n = kk / PQ, pq = kk - n * PQ, p = pq / d.Q, q = pq - p * d.Q;
+    const int h = p * d.sh - d.ph + r * d.dh, v = q * d.sw - d.pw + s * d.dw;
+    if (h < 0 || h >= d.H || v < 0 || v >= d.W) return 0.f;
+    return x[((static_cast<std::int64_t>(n) * d.C + g * Cg + c) * d.H + h) * d.W + v];
+  };
+  const auto load_a = [&](TileRow* t, int m0, int k0) { fill_gather<false>(t, grad, m0, Kg, k0, k_end); };
+  const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<false>(t, im2col_t, n0, CRS, k0, k_end); };
+  float* dst = out + static_cast<std::int64_t>(split) * d.K * CRS;
+  const auto epilogue = [&](int k, int col, float v) { dst[static_cast<std::int64_t>(g * Kg + k) * CRS + col] = v; };
+  gemm_block(load_a, load_b, epilogue, Kg, CRS, static_cast<int>(blockIdx.y) * kBM,
+             static_cast<int>(blockIdx.x) * kBN, k_begin, k_end);
+}
+
+// dw[i] = sum_s ws[s][i], in split order (deterministic).
+__global__ void sum_splits_kernel(const float* __restrict__ ws, float* __restrict__ dw, std::int64_t size,
+                                  int splits) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= size) return;
+  float sum = 0.f;
+  for (int s = 0; s < splits; ++s) sum += ws[s * size + i];
+  dw[i] = sum;
+}
+
+// ---- backward-bias ----------------------------------------------------------------------------
+
+constexpr int kReduceThreads = 256;
+
+// db[k] = sum_{n, pq} dy[n, k, pq]: block k; strided partial sums, then a shared-memory tree.
+__global__ void __launch_bounds__(kReduceThreads)
+    conv2d_backward_bias_kernel(Conv2dDims d, const float* __restrict__ dy, float* __restrict__ db) {
+  __shared__ float partial[kReduceThreads];
+  const int k = blockIdx.x, PQ = d.P * d.Q;
+  float sum = 0.f;
+  for (int n = 0; n < d.N; ++n) {
+    const float* g = dy + (static_cast<std::int64_t>(n) * d.K + k) * PQ;
+    for (int i = threadIdx.x; i < PQ; i += blockDim.x) sum += g[i];
+  }
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = kReduceThreads / 2; stride > 0; stride /= 2) {
+    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) db[k] = partial[0];
+}
+
+dim3 gemm_grid(std::int64_t M, std::int64_t N, std::int64_t z) {
+  CXR_CHECK(z <= 65535, "conv2d: too many groups / splits for one launch: ", z);
+  return dim3(blocks_for(N, kBN), blocks_for(M, kBM), static_cast<unsigned>(z));
+}
+
+}  // namespace
+
+void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
+  if (d.depthwise()) return conv2d_depthwise_forward(d, x, w, b, y);
+  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
+  if (d.pointwise() && d.G == 1) {  // y_n (K, HW) = w (K, C) x_n (C, HW) + b
+    sgemm_strided_batched(false, false, d.K, HW, d.C, 1.f, w, d.C, 0, x, HW, d.C * HW, 0.f, y, HW, d.K * HW, d.N,
+                          GemmBias{b, nullptr});
+    return;
+  }
+  const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
+  const bool vec_w = aligned16(w) && CRS % 4 == 0;
+  launch_kernel(conv2d_forward_kernel, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
+                dim3(kThreads), 0, d, x, w, b, y, vec_w);
+}
+
+void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
+  if (d.depthwise()) return conv2d_depthwise_backward_data(d, dy, w, dx);
+  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
+  if (d.pointwise() && d.G == 1) {  // dx_n (C, HW) = w^T (C, K) dy_n (K, HW)
+    sgemm_strided_batched(true, false, d.C, HW, d.K, 1.f, w, d.C, 0, dy, HW, d.K * HW, 0.f, dx, HW, d.C * HW, d.N);
+    return;
+  }
+  launch_kernel(conv2d_backward_data_kernel, gemm_grid(d.Cg(), d.N * HW, d.G), dim3(kThreads), 0, d, dy, w, dx);
+}
+
+void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
+  if (d.depthwise()) return conv2d_depthwise_backward_weight(d, dy, x, dw);
+  const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
+  const std::int64_t NPQ = static_cast<std::int64_t>(d.N) * d.P * d.Q;
+  const std::int64_t size = d.K * CRS;
+  // Enough blocks for a large GPU (~2 per SM of an H100), each slice at least 256 long.
+  const std::int64_t out_blocks = blocks_for(d.Kg(), kBM) * static_cast<std::int64_t>(blocks_for(CRS, kBN)) * d.G;
+  std::int64_t splits = std::clamp<std::int64_t>((264 + out_blocks - 1) / out_blocks, 1, (NPQ + 255) / 256);
+  splits = std::min<std::int64_t>(splits, 65535 / d.G);
+  const std::int64_t chunk = ((NPQ + splits - 1) / splits + kBK - 1) / kBK * kBK;
+  splits = std::max<std::int64_t>(1, (NPQ + chunk - 1) / chunk);
+  if (splits == 1) {
+    launch_kernel(conv2d_backward_weight_kernel, gemm_grid(d.Kg(), CRS, d.G), dim3(kThreads), 0, d, dy, x, dw, 1,
+                  static_cast<int>(chunk));
+    return;
+  }
+  // Released when this returns, before the kernels run: safe, because the caching allocator
+  // hands the block out again only to work that is ordered after them on the compute stream.
+  Tensor ws = Tensor::empty({splits * size}, DType::F32, Device::CUDA);
+  launch_kernel(conv2d_backward_weight_kernel, gemm_grid(d.Kg(), CRS, d.G * splits), dim3(kThreads), 0, d, dy, x,
+                ws.f32(), static_cast<int>(splits), static_cast<int>(chunk));
+  launch_kernel(sum_splits_kernel, blocks_for(size, 256), dim3(256), 0, static_cast<const float*>(ws.f32()), dw, size,
+                static_cast<int>(splits));
+}
+
+void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db) {
+  launch_kernel(conv2d_backward_bias_kernel, dim3(static_cast<unsigned>(d.K)), dim3(kReduceThreads), 0, d, dy, db);
+}
+
+}  // namespace cxr::cuda

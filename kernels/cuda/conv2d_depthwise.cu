@@ -1,0 +1,114 @@
+// Depthwise conv2d on CUDA (G == C == K: one R x S filter per channel; EfficientNet-B0's
+// 3x3 and 5x5 stride 1/2 layers). A GEMM with K' = C' = 1 would leave the tile 98% empty, so
+// these are direct kernels:
+//   forward:          one thread per output y[n,c,p,q] = b[c] + sum_{r,s} x[n,c,h,v] w[c,r,s]
+//   backward-data:    one thread per input dx[n,c,h,v] = sum_{r,s} dy[n,c,p,q] w[c,r,s] over the
+//                     (p, q) with p sh = h + ph - r dh exactly (a gather: no atomics)
+//   backward-weight:  one block per (c, r, s): dw[c,r,s] = sum_{n,p,q} dy[n,c,p,q] x[n,c,h,v],
+//                     strided partial sums, then a shared-memory tree (deterministic)
+// Traffic: forward reads x and writes y once (R S FMAs per 8 bytes: memory bound, floor =
+// (|x| + |y|) 4 B / bandwidth); neighbouring threads share x through L1/L2. Backward-weight
+// reads dy and x R S times (from L2 for the model's shapes).
+// Variants: v1 (this). Shared-memory input tiles with halos are the obvious next step.
+#include "kernels/conv2d.h"  // first: std headers before cuda_emu.h's __noinline__ macro
+#include "kernels/common/cuda.cuh"
+
+namespace cxr::cuda {
+namespace {
+
+constexpr unsigned kThreads = 256;
+constexpr int kReduceThreads = 128;
+
+__global__ void depthwise_forward_kernel(Conv2dDims d, const float* __restrict__ x, const float* __restrict__ w,
+                                         const float* __restrict__ b, float* __restrict__ y, std::int64_t total) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int q = static_cast<int>(i % d.Q), p = static_cast<int>((i / d.Q) % d.P);
+  const std::int64_t nc = i / (static_cast<std::int64_t>(d.P) * d.Q);
+  const int c = static_cast<int>(nc % d.C);
+  const float* plane = x + nc * d.H * d.W;
+  const float* wc = w + static_cast<std::int64_t>(c) * d.R * d.S;
+  float sum = b ? b[c] : 0.f;
+  for (int r = 0; r < d.R; ++r) {
+    const int h = p * d.sh - d.ph + r * d.dh;
+    if (h < 0 || h >= d.H) continue;
+    for (int s = 0; s < d.S; ++s) {
+      const int v = q * d.sw - d.pw + s * d.dw;
+      if (v >= 0 && v < d.W) sum = fmaf(plane[h * d.W + v], wc[r * d.S + s], sum);
+    }
+  }
+  y[i] = sum;
+}
+
+__global__ void depthwise_backward_data_kernel(Conv2dDims d, const float* __restrict__ dy,
+                                               const float* __restrict__ w, float* __restrict__ dx,
+                                               std::int64_t total) {
+  const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= total) return;
+  const int v = static_cast<int>(i % d.W), h = static_cast<int>((i / d.W) % d.H);
+  const std::int64_t nc = i / (static_cast<std::int64_t>(d.H) * d.W);
+  const int c = static_cast<int>(nc % d.C);
+  const float* g = dy + nc * d.P * d.Q;
+  const float* wc = w + static_cast<std::int64_t>(c) * d.R * d.S;
+  float sum = 0.f;
+  for (int r = 0; r < d.R; ++r) {
+    const int ph = h + d.ph - r * d.dh;
+    if (ph < 0) continue;
+    const int p = ph / d.sh;
+    if (p * d.sh != ph || p >= d.P) continue;
+    for (int s = 0; s < d.S; ++s) {
+      const int pw = v + d.pw - s * d.dw;
+      if (pw < 0) continue;
+      const int q = pw / d.sw;
+      if (q * d.sw != pw || q >= d.Q) continue;
+      sum = fmaf(g[p * d.Q + q], wc[r * d.S + s], sum);
+    }
+  }
+  dx[i] = sum;
+}
+
+// grid = C R S blocks; block (c, r, s) reduces over n, p, q.
+__global__ void __launch_bounds__(kReduceThreads)
+    depthwise_backward_weight_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ x,
+                                     float* __restrict__ dw) {
+  __shared__ float partial[kReduceThreads];
+  const int RS = d.R * d.S, c = blockIdx.x / RS, rs = blockIdx.x % RS, r = rs / d.S, s = rs % d.S;
+  const int PQ = d.P * d.Q;
+  float sum = 0.f;
+  for (int n = 0; n < d.N; ++n) {
+    const std::int64_t nc = static_cast<std::int64_t>(n) * d.C + c;
+    const float* g = dy + nc * PQ;
+    const float* plane = x + nc * d.H * d.W;
+    for (int pq = threadIdx.x; pq < PQ; pq += blockDim.x) {
+      const int p = pq / d.Q, q = pq - p * d.Q;
+      const int h = p * d.sh - d.ph + r * d.dh, v = q * d.sw - d.pw + s * d.dw;
+      if (h >= 0 && h < d.H && v >= 0 && v < d.W) sum = fmaf(g[pq], plane[h * d.W + v], sum);
+    }
+  }
+  partial[threadIdx.x] = sum;
+  __syncthreads();
+  for (int stride = kReduceThreads / 2; stride > 0; stride /= 2) {
+    if (static_cast<int>(threadIdx.x) < stride) partial[threadIdx.x] += partial[threadIdx.x + stride];
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) dw[blockIdx.x] = partial[0];
+}
+
+}  // namespace
+
+void conv2d_depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
+  const std::int64_t total = static_cast<std::int64_t>(d.N) * d.C * d.P * d.Q;
+  launch_kernel(depthwise_forward_kernel, blocks_for(total, kThreads), dim3(kThreads), 0, d, x, w, b, y, total);
+}
+
+void conv2d_depthwise_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
+  const std::int64_t total = static_cast<std::int64_t>(d.N) * d.C * d.H * d.W;
+  launch_kernel(depthwise_backward_data_kernel, blocks_for(total, kThreads), dim3(kThreads), 0, d, dy, w, dx, total);
+}
+
+void conv2d_depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
+  launch_kernel(depthwise_backward_weight_kernel, dim3(static_cast<unsigned>(d.C * d.R * d.S)),
+                dim3(kReduceThreads), 0, d, dy, x, dw);
+}
+
+}  // namespace cxr::cuda

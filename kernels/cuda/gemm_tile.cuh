@@ -1,0 +1,146 @@
+// The shared-memory tiled GEMM core, shared by the plain SGEMM (kernels/cuda/gemm.cu) and the
+// implicit-GEMM convolutions (kernels/cuda/conv2d.cu).
+//
+// One block of 256 threads computes a BM x BN = 64 x 64 tile of C = A B (A: M x Kdim,
+// B: Kdim x N) over the reduction range [k_begin, k_end):
+//   for each BK = 16 slice of the reduction:
+//     the A loader fills sa[k][m] (64 x 16), the B loader fills sb[k][n] (16 x 64), zeros
+//     outside the matrices, so partial tiles need no other care;
+//     __syncthreads; every thread accumulates a 4 x 4 register tile (rows ty*4.., columns
+//     tx*4..; ty, tx in 0..15) with 16 rank-1 updates read as float4 from shared memory;
+//     __syncthreads.
+//   The epilogue functor receives each (m, n, value) inside the matrix.
+// Both tiles are stored k-major, so the inner loop reads 2 float4 per 16 FMAs. Rows are
+// padded to 68 floats: stores along k then meet at most 2..4-way bank conflicts, and rows
+// stay 16-byte aligned for the float4 reads.
+// Per tile slice: 2 x 4 KiB of global loads for 64 x 64 x 16 x 2 = 131 kFLOP (32 FLOP/B from
+// L2/shared). No double buffering, no tensor cores: the tensor-core version is a later issue.
+//
+// Loaders are functors `void operator()(float (*tile)[kTileLd], int r0, int k0) const` where
+// r0 is the first row (m) of A or the first column (n) of B. Helpers below build them from
+// strided memory (with float4 loads where the layout allows) or from any gather function.
+#pragma once
+
+#include "kernels/common/cuda.cuh"
+
+namespace cxr::cuda::tile {
+
+constexpr int kBM = 64, kBN = 64, kBK = 16, kTM = 4, kTN = 4;
+constexpr int kThreads = (kBM / kTM) * (kBN / kTN);  // 256
+constexpr int kTileLd = kBM + 4;                      // padded row of a shared tile
+static_assert(kBM == kBN, "the loaders assume square tiles");
+static_assert(kBK * kBM == 4 * kThreads, "each thread loads one float4 (or 4 scalars) per operand tile");
+
+using TileRow = float[kTileLd];
+
+// Operand element (r, k) at p[r * ld + k] (contiguous along k): A untransposed, B transposed.
+// Thread t loads 4 consecutive k of row t / 4; one float4 when `vec` and inside the matrix.
+__device__ __forceinline__ void fill_contig_k(TileRow* t, const float* __restrict__ p, std::int64_t ld, int r0,
+                                              int rows, int k0, int k_end, bool vec) {
+  const int r = threadIdx.x / 4, k = (threadIdx.x % 4) * 4;
+  const int gr = r0 + r, gk = k0 + k;
+  if (vec && gr < rows && gk + 3 < k_end) {
+    const float4 v = *reinterpret_cast<const float4*>(p + gr * ld + gk);
+    t[k][r] = v.x;
+    t[k + 1][r] = v.y;
+    t[k + 2][r] = v.z;
+    t[k + 3][r] = v.w;
+  } else {
+#pragma unroll
+    for (int j = 0; j < 4; ++j) t[k + j][r] = (gr < rows && gk + j < k_end) ? p[gr * ld + gk + j] : 0.f;
+  }
+}
+
+// Operand element (r, k) at p[k * ld + r] (contiguous along r): A transposed, B untransposed.
+// Thread t loads 4 consecutive r of slice k = t / 16 and stores them as one float4.
+__device__ __forceinline__ void fill_contig_r(TileRow* t, const float* __restrict__ p, std::int64_t ld, int r0,
+                                              int rows, int k0, int k_end, bool vec) {
+  const int k = threadIdx.x / 16, r = (threadIdx.x % 16) * 4;
+  const int gr = r0 + r, gk = k0 + k;
+  float4 v;
+  if (vec && gk < k_end && gr + 3 < rows) {
+    v = *reinterpret_cast<const float4*>(p + gk * ld + gr);
+  } else {
+    const bool kin = gk < k_end;
+    v.x = (kin && gr < rows) ? p[gk * ld + gr] : 0.f;
+    v.y = (kin && gr + 1 < rows) ? p[gk * ld + gr + 1] : 0.f;
+    v.z = (kin && gr + 2 < rows) ? p[gk * ld + gr + 2] : 0.f;
+    v.w = (kin && gr + 3 < rows) ? p[gk * ld + gr + 3] : 0.f;
+  }
+  *reinterpret_cast<float4*>(&t[k][r]) = v;
+}
+
+// Any operand: tile element (r, k) = f(r0 + r, k0 + k) inside [0, rows) x [k0, k_end), else 0.
+// AlongR: consecutive threads take consecutive r (coalesced when f is contiguous in r);
+// otherwise consecutive k.
+template <bool AlongR, class F>
+__device__ __forceinline__ void fill_gather(TileRow* t, const F& f, int r0, int rows, int k0, int k_end) {
+#pragma unroll
+  for (int i = 0; i < 4; ++i) {
+    const int e = threadIdx.x + i * kThreads;
+    const int r = AlongR ? e % kBM : e / kBK;
+    const int k = AlongR ? e / kBM : e % kBK;
+    const int gr = r0 + r, gk = k0 + k;
+    t[k][r] = (gr < rows && gk < k_end) ? f(gr, gk) : 0.f;
+  }
+}
+
+// A strided operand as a loader. ContigK: element (r, k) at p[r * ld + k], else p[k * ld + r].
+// `vec`: float4 loads allowed (p 16-byte aligned, ld a multiple of 4, k0 a multiple of 4).
+template <bool ContigK>
+struct StridedOperand {
+  const float* p;
+  std::int64_t ld;
+  int rows, k_end;
+  bool vec;
+  __device__ void operator()(TileRow* t, int r0, int k0) const {
+    if constexpr (ContigK) fill_contig_k(t, p, ld, r0, rows, k0, k_end, vec);
+    else fill_contig_r(t, p, ld, r0, rows, k0, k_end, vec);
+  }
+};
+
+// The block's tile of C at rows m0.., columns n0.., reduction over [k_begin, k_end).
+template <class LoadA, class LoadB, class Epilogue>
+__device__ __forceinline__ void gemm_block(const LoadA& load_a, const LoadB& load_b, const Epilogue& epilogue, int M,
+                                           int N, int m0, int n0, int k_begin, int k_end) {
+  __shared__ __align__(16) float sa[kBK][kTileLd];
+  __shared__ __align__(16) float sb[kBK][kTileLd];
+  const int tx = threadIdx.x % (kBN / kTN), ty = threadIdx.x / (kBN / kTN);
+  float acc[kTM][kTN];
+#pragma unroll
+  for (int i = 0; i < kTM; ++i)
+#pragma unroll
+    for (int j = 0; j < kTN; ++j) acc[i][j] = 0.f;
+
+  for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
+    load_a(sa, m0, k0);
+    load_b(sb, n0, k0);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; ++kk) {
+      const float4 a = *reinterpret_cast<const float4*>(&sa[kk][ty * kTM]);
+      const float4 b = *reinterpret_cast<const float4*>(&sb[kk][tx * kTN]);
+      const float av[4] = {a.x, a.y, a.z, a.w}, bv[4] = {b.x, b.y, b.z, b.w};
+#pragma unroll
+      for (int i = 0; i < kTM; ++i)
+#pragma unroll
+        for (int j = 0; j < kTN; ++j) acc[i][j] = fmaf(av[i], bv[j], acc[i][j]);
+    }
+    __syncthreads();
+  }
+
+#pragma unroll
+  for (int i = 0; i < kTM; ++i) {
+    const int m = m0 + ty * kTM + i;
+    if (m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < kTN; ++j) {
+      const int n = n0 + tx * kTN + j;
+      if (n < N) epilogue(m, n, acc[i][j]);
+    }
+  }
+}
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
+
+}  // namespace cxr::cuda::tile

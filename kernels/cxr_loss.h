@@ -1,0 +1,76 @@
+// The fused training loss of the chest-radiograph model: multi-label classification with
+// per-class positive weights plus a masked box regression, and its gradients, in one pass.
+//
+// Inputs (C = 14 classes in practice, any C works):
+//   z  (N, C)     class logits                 y (N, C) targets in {0, 1}
+//   pw (C)        positive weight per class
+//   b  (N, C, 4)  raw box outputs (before the sigmoid)
+//   t  (N, C, 4)  target boxes, normalised (cx, cy, w, h) in [0, 1]
+//   m  (N, C)     box mask in {0, 1}            λ: box weight
+// Loss:
+//   BCE  = 1/(N C) Σ_{n,c} pw_c y softplus(-z) + (1 - y) softplus(z)
+//          (= BCEWithLogitsLoss(pos_weight=pw, reduction='mean'); softplus(x) = log(1 + e^x)
+//           computed as max(x, 0) + log1p(e^-|x|), stable for any z)
+//   MSE  = Σ_{n,c,j} m_nc (σ(b_ncj) - t_ncj)² / max(1, 4 Σ m)     (0 when no box)
+//   loss = BCE + λ MSE
+// Gradients (of `loss`):
+//   dz = (σ(z) (1 - y + pw y) - pw y) / (N C)
+//   db = λ 2 m (σ(b) - t) σ(b) (1 - σ(b)) / max(1, 4 Σ m)
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "kernels/common/host_device.h"
+#include "tensor/tensor.h"
+
+namespace cxr {
+
+struct CxrLoss {
+  Tensor loss;  // (1)  BCE + λ MSE
+  Tensor bce;   // (1)
+  Tensor mse;   // (1)
+  Tensor dz;    // (N, C)     d loss / d z
+  Tensor db;    // (N, C, 4)  d loss / d b
+};
+
+// All tensors f32, contiguous, on one device; shapes as above. The scalars stay on the device.
+CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tensor& b, const Tensor& t, const Tensor& m,
+                 float box_weight);
+
+namespace loss_math {
+template <typename T>
+CXR_HD T sigmoid(T x) {
+  using std::exp;
+  return T(1) / (T(1) + exp(-x));
+}
+// log(1 + e^x) without overflow.
+template <typename T>
+CXR_HD T softplus(T x) {
+  using std::exp;
+  using std::fabs;
+  using std::log1p;
+  return (x > T(0) ? x : T(0)) + log1p(exp(-fabs(x)));
+}
+// One logit: the BCE term and its derivative d/dz (before the 1/(N C) of the mean).
+template <typename T>
+CXR_HD T bce_term(T z, T y, T pw, T* dz) {
+  *dz = sigmoid(z) * (T(1) - y + pw * y) - pw * y;
+  return pw * y * softplus(-z) + (T(1) - y) * softplus(z);
+}
+}  // namespace loss_math
+
+namespace cpu {
+// out3 = {loss, bce, mse}; dz (N, C), db (N, C, 4). Sums accumulate in double.
+template <typename T>
+void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const T* m, std::int64_t n, int classes,
+              T box_weight, T* out3, T* dz, T* db);
+}  // namespace cpu
+
+namespace cuda {
+// out3 = {loss, bce, mse} on the device; one kernel launch (+ a 4-byte memset).
+void cxr_loss(const float* z, const float* y, const float* pw, const float* b, const float* t, const float* m,
+              std::int64_t n, int classes, float box_weight, float* out3, float* dz, float* db);
+}  // namespace cuda
+
+}  // namespace cxr

@@ -1,0 +1,60 @@
+// GEMM, the building block of linear and conv2d:
+//
+//   C = alpha * op(A) op(B) + beta * C        op(X) = X or X^T
+//
+// Every matrix is row-major with a leading dimension (elements between two rows):
+//   op(A): (M, K)   stored (M, K) with lda >= K, or, transposed, (K, M) with lda >= M
+//   op(B): (K, N)   stored (K, N) with ldb >= N, or, transposed, (N, K) with ldb >= K
+//   C:     (M, N)   ldc >= N
+// beta == 0 overwrites C without reading it (NaN in C does not propagate), as in BLAS.
+// FLOPs: 2 M N K. Minimum traffic: 4 (M K + K N + 2 M N) bytes.
+//
+//   cpu::gemm_reference<T>  the triple loop, float and double (tests, double precision)
+//   cpu::sgemm              blocked, packed, register-tiled, OpenMP (kernels/cpu/gemm.cpp)
+//   cuda::sgemm             shared-memory tiled kernel (kernels/cuda/gemm.cu), device pointers
+//   matmul                  Tensor level: 2-D tensors on either device
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace cxr {
+
+// Tensor level: op(a) op(b) for 2-D f32 contiguous tensors on the same device.
+Tensor matmul(const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false);
+
+namespace cpu {
+
+template <typename T>
+void gemm_reference(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, T alpha, const T* A,
+                    std::int64_t lda, const T* B, std::int64_t ldb, T beta, T* C, std::int64_t ldc);
+
+// The fast CPU path. Runs on all OpenMP threads unless called inside a parallel region
+// (then on the calling thread only), so callers may parallelise over images themselves.
+void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
+
+}  // namespace cpu
+
+namespace cuda {
+
+// Optional fused epilogue: C[m, n] += bias_row[m] (per row) and/or bias_col[n] (per column).
+struct GemmBias {
+  const float* row = nullptr;
+  const float* col = nullptr;
+};
+
+// Device pointers. `batch` independent products with element strides between them
+// (stride 0 shares an operand across the batch).
+void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc,
+           GemmBias bias = {});
+void sgemm_strided_batched(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+                           const float* A, std::int64_t lda, std::int64_t stride_a, const float* B, std::int64_t ldb,
+                           std::int64_t stride_b, float beta, float* C, std::int64_t ldc, std::int64_t stride_c,
+                           std::int64_t batch, GemmBias bias = {});
+
+}  // namespace cuda
+
+}  // namespace cxr

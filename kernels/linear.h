@@ -1,0 +1,51 @@
+// Fully connected layer (torch.nn.Linear):
+//
+//   x: (N, in)   w: (out, in)   b: (out) optional   y: (N, out)
+//   y  = x w^T + b            y[n,o] = b[o] + sum_i x[n,i] w[o,i]
+//   dx = dy w                 (N, in)
+//   dw = dy^T x               (out, in)
+//   db = sum_n dy[n, :]       (out)
+// FLOPs: 2 N in out for each of y, dx, dw. All three are GEMMs (kernels/gemm.h): the blocked
+// sgemm on the CPU, the tiled SGEMM on CUDA (bias fused in its epilogue).
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/tensor.h"
+
+namespace cxr {
+
+// b may be undefined (no bias).
+// (Named `linear`, not linear_forward: layers/linear.h declares a linear_forward of its own.)
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b);
+struct LinearGrads {
+  Tensor dx, dw, db;  // db undefined unless asked for
+};
+LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool with_bias);
+
+namespace cpu {
+
+template <typename T>
+void linear_forward_reference(std::int64_t N, std::int64_t in, std::int64_t out, const T* x, const T* w, const T* b,
+                              T* y);
+template <typename T>
+void linear_backward_reference(std::int64_t N, std::int64_t in, std::int64_t out, const T* x, const T* w,
+                               const T* dy, T* dx, T* dw, T* db);  // db may be null
+
+void linear_forward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w, const float* b,
+                    float* y);
+void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db);
+
+}  // namespace cpu
+
+namespace cuda {
+
+void linear_forward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w, const float* b,
+                    float* y);
+void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w,
+                     const float* dy, float* dx, float* dw, float* db);
+
+}  // namespace cuda
+
+}  // namespace cxr

@@ -1,0 +1,122 @@
+// The fused loss in the op registry: loss, bce, mse, dz, db against the double reference,
+// d loss / dz and d loss / db against finite differences, and every output on the device.
+#include <cmath>
+#include <memory>
+
+#include "kernels/cxr_loss.h"
+#include "kernels/reduce.h"
+#include "tensor/backend.h"
+#include "tests/op_check.h"
+
+using namespace cxr;
+using namespace cxr::test;
+
+namespace {
+
+constexpr int kClasses = 14;
+constexpr float kBoxWeight = 2.5f;
+
+Generator bits(double p_one) {
+  return [p_one](std::mt19937_64& rng) { return std::bernoulli_distribution(p_one)(rng) ? 1.f : 0.f; };
+}
+
+// Box mask: sample 0 has no box at all, sample 1 a box for every class, the rest at random.
+// (The generator is copied afresh for every set of inputs, so its counter restarts.)
+Generator box_mask(bool none_at_all) {
+  return [none_at_all, k = std::int64_t{0}](std::mt19937_64& rng) mutable {
+    const std::int64_t sample = k++ / kClasses;
+    const float r = std::bernoulli_distribution(0.3)(rng) ? 1.f : 0.f;
+    if (none_at_all || sample == 0) return 0.f;
+    if (sample == 1) return 1.f;
+    return r;
+  };
+}
+
+OpCase loss_case(std::int64_t n, bool no_boxes = false) {
+  OpCase c;
+  c.inputs = {{{n, kClasses}, normal(0.f, 2.f)},             // z
+              {{n, kClasses}, bits(0.4), false},             // y
+              {{kClasses}, uniform(0.5f, 5.f), false},       // pw
+              {{n, kClasses, 4}, normal(0.f, 1.5f)},         // b
+              {{n, kClasses, 4}, uniform(0.f, 1.f), false},  // t
+              {{n, kClasses}, box_mask(no_boxes), false}};   // m
+  c.forward = [](Tensors& in) {
+    CxrLoss r = cxr_loss(in[0], in[1], in[2], in[3], in[4], in[5], kBoxWeight);
+    return Tensors{r.loss, r.bce, r.mse, r.dz, r.db};
+  };
+  c.differentiable_outputs = {true, false, false, false, false};  // gradients of `loss`
+  c.backward = [](const Tensors& in, const Tensors&, const Tensors& dout) {
+    CxrLoss r = cxr_loss(in[0], in[1], in[2], in[3], in[4], in[5], kBoxWeight);
+    std::vector<Tensor> g{r.dz, r.db};
+    scale_(g, dout[0]);  // chain rule with the upstream d(loss), read on the device
+    return Tensors{g[0], Tensor(), Tensor(), g[1], Tensor(), Tensor()};
+  };
+  c.reference = [n](const Doubles& in) {
+    std::vector<double> out3(3), dz(n * kClasses), db(n * kClasses * 4);
+    cpu::cxr_loss<double>(in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(), n,
+                          kClasses, kBoxWeight, out3.data(), dz.data(), db.data());
+    return Doubles{{out3[0]}, {out3[1]}, {out3[2]}, dz, db};
+  };
+  // dz and db scale like 1 / (N C) and 1 / (4 Σ m): absolute tolerances follow, so that a
+  // wrong normaliser cannot hide below atol at larger N.
+  const double small = 1e-6 / static_cast<double>(n * kClasses);
+  c.forward_tol = {small, 1e-5};
+  c.grad_tol = {small, 1e-4};
+  c.device_tol = {small, 1e-5};
+  c.device_grad_tol = {small, 1e-5};
+  c.fd_samples = 48;
+  return c;
+}
+
+}  // namespace
+
+CXR_OP_CASE("cxr_loss N=5") {
+  return loss_case(5);
+}
+CXR_OP_CASE("cxr_loss N=33 (two blocks)") {
+  return loss_case(33);
+}
+CXR_OP_CASE("cxr_loss N=3 without any box") {
+  return loss_case(3, true);
+}
+CXR_OP_CASE("cxr_loss N=200 (11 blocks)") {
+  return loss_case(200);
+}
+
+TEST_CASE("cxr_loss is finite and exact for saturated logits" * doctest::test_suite("cpu")) {
+  // z = +-100: a naive log(sigmoid) gives log(0) = -inf.
+  Tensor z = Tensor::from_vector({100.f, -100.f, 100.f, -100.f}, {1, 4});
+  Tensor y = Tensor::from_vector({1.f, 0.f, 0.f, 1.f}, {1, 4});
+  Tensor pw = Tensor::from_vector({2.f, 2.f, 2.f, 2.f}, {4});
+  Tensor b = Tensor::zeros({1, 4, 4}), t = Tensor::zeros({1, 4, 4}), m = Tensor::zeros({1, 4});
+  CxrLoss r = cxr_loss(z, y, pw, b, t, m, 1.f);
+  // correct predictions cost ~0, wrong ones 100 (y=0) and 2 * 100 (y=1, pw=2): mean 300 / 4.
+  CHECK(r.loss.item() == doctest::Approx(75.0));
+  CHECK(r.mse.item() == 0.0f);
+  const std::vector<float> dz = r.dz.to_vector();
+  CHECK(dz[0] == doctest::Approx(0.0));
+  CHECK(dz[2] == doctest::Approx(0.25));  // sigma(100) / 4
+  CHECK(dz[3] == doctest::Approx(-0.5));  // -pw / 4
+}
+
+TEST_CASE("cxr_loss rejects mismatched shapes with clear messages" * doctest::test_suite("cpu")) {
+  Tensor z = Tensor::zeros({2, 14}), y = Tensor::zeros({2, 14}), pw = Tensor::zeros({14});
+  Tensor b = Tensor::zeros({2, 14, 4}), t = Tensor::zeros({2, 14, 4}), m = Tensor::zeros({2, 14});
+  CHECK_THROWS_WITH_AS(cxr_loss(z, y, Tensor::zeros({13}), b, t, m, 1.f), doctest::Contains("pw"), cxr::Error);
+  CHECK_THROWS_WITH_AS(cxr_loss(z, y, pw, Tensor::zeros({2, 14, 3}), t, m, 1.f), doctest::Contains("b"), cxr::Error);
+  CHECK_THROWS_WITH_AS(cxr_loss(z, Tensor::zeros({3, 14}), pw, b, t, m, 1.f), doctest::Contains("y"), cxr::Error);
+}
+
+TEST_CASE("cxr_loss on the device is bitwise reproducible" * doctest::test_suite(gpu_suite()) *
+          doctest::skip(skip_gpu_cases())) {
+  REQUIRE_MESSAGE(backend::has_device(), "CXR_REQUIRE_GPU=1 but no CUDA device");
+  std::mt19937_64 rng(3);
+  const std::int64_t n = 150;
+  Tensor z = Tensor::randn({n, kClasses}, rng, 0.f, 2.f, Device::CUDA);
+  Tensor b = Tensor::randn({n, kClasses, 4}, rng, 0.f, 1.f, Device::CUDA);
+  Tensor t = Tensor::uniform({n, kClasses, 4}, rng, 0.f, 1.f, Device::CUDA);
+  Tensor y = Tensor::full({n, kClasses}, 1.f, Device::CUDA), m = Tensor::full({n, kClasses}, 1.f, Device::CUDA);
+  Tensor pw = Tensor::full({kClasses}, 3.f, Device::CUDA);
+  const std::vector<float> first = cxr_loss(z, y, pw, b, t, m, kBoxWeight).loss.to_vector();
+  for (int k = 0; k < 5; ++k) CHECK(cxr_loss(z, y, pw, b, t, m, kBoxWeight).loss.to_vector() == first);
+}

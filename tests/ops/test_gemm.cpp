@@ -1,0 +1,165 @@
+// GEMM: the blocked CPU sgemm and the tiled CUDA sgemm against the double-precision triple
+// loop, at odd sizes (partial register and cache tiles), all four transposes, leading
+// dimensions larger than the rows, alpha/beta, the fused bias and the strided batch.
+#include <cmath>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/gemm.h"
+#include "tests/op_check.h"
+
+using namespace cxr;
+using namespace cxr::test;
+
+namespace {
+
+struct GemmCase {
+  bool ta, tb;
+  std::int64_t M, N, K;
+  std::int64_t pad = 0;  // extra elements per row of every operand (lda > columns)
+  float alpha = 1.f, beta = 0.f;
+};
+
+std::string describe(const GemmCase& g) {
+  return std::string("sgemm ") + (g.ta ? "T" : "N") + (g.tb ? "T" : "N") + " M=" + std::to_string(g.M) +
+         " N=" + std::to_string(g.N) + " K=" + std::to_string(g.K) + " pad=" + std::to_string(g.pad) +
+         " alpha=" + std::to_string(g.alpha) + " beta=" + std::to_string(g.beta);
+}
+
+struct Operands {
+  std::int64_t lda, ldb, ldc;
+  std::vector<float> a, b, c;
+};
+
+Operands make_operands(const GemmCase& g, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  Operands o;
+  const std::int64_t a_rows = g.ta ? g.K : g.M, a_cols = g.ta ? g.M : g.K;
+  const std::int64_t b_rows = g.tb ? g.N : g.K, b_cols = g.tb ? g.K : g.N;
+  o.lda = a_cols + g.pad;
+  o.ldb = b_cols + g.pad;
+  o.ldc = g.N + g.pad;
+  o.a.resize(static_cast<std::size_t>(a_rows * o.lda));
+  o.b.resize(static_cast<std::size_t>(b_rows * o.ldb));
+  o.c.resize(static_cast<std::size_t>(g.M * o.ldc));
+  for (float& v : o.a) v = nd(rng);
+  for (float& v : o.b) v = nd(rng);
+  for (float& v : o.c) v = nd(rng);
+  return o;
+}
+
+// The expected C (M x ldc, including the untouched padding) in double precision.
+std::vector<double> expected(const GemmCase& g, const Operands& o) {
+  std::vector<double> a(o.a.begin(), o.a.end()), b(o.b.begin(), o.b.end()), c(o.c.begin(), o.c.end());
+  cpu::gemm_reference<double>(g.ta, g.tb, g.M, g.N, g.K, g.alpha, a.data(), o.lda, b.data(), o.ldb, g.beta, c.data(),
+                              o.ldc);
+  return c;
+}
+
+Tol gemm_tol(std::int64_t K) { return {1e-5 * std::sqrt(static_cast<double>(K)) + 1e-5, 1e-4}; }
+
+const std::vector<GemmCase>& cpu_cases() {
+  static const std::vector<GemmCase> cases = {
+      {false, false, 1, 1, 1},          {false, false, 7, 13, 5},        {true, false, 7, 13, 5},
+      {false, true, 7, 13, 5},          {true, true, 7, 13, 5},          {false, false, 67, 45, 300, 3},
+      {true, false, 130, 33, 17, 1},    {false, true, 125, 70, 260, 2},  {true, true, 61, 129, 257, 0, 0.5f, 0.f},
+      {false, false, 6, 16, 256, 0},    {false, false, 12, 32, 40, 0, 2.f, 1.f},
+      {true, true, 19, 23, 29, 5, -1.f, 0.25f}, {false, false, 2, 3100, 3},  // N crosses the 3072 panel
+      {false, true, 250, 250, 250, 0, 1.f, 1.f},  // big enough for the OpenMP path
+  };
+  return cases;
+}
+
+const std::vector<GemmCase>& gpu_cases() {
+  static const std::vector<GemmCase> cases = {
+      {false, false, 64, 64, 16},        {false, false, 70, 67, 35},      {true, false, 70, 67, 35},
+      {false, true, 70, 67, 35},         {true, true, 70, 67, 35},        {false, false, 65, 130, 33, 1},
+      {true, false, 33, 65, 70, 3, 0.5f, 1.f}, {false, true, 5, 3, 200, 4, -2.f, 0.5f}, {true, true, 1, 1, 1},
+  };
+  return cases;
+}
+
+}  // namespace
+
+TEST_CASE("sgemm (blocked, packed) matches the reference at odd sizes and all transposes" *
+          doctest::test_suite("cpu")) {
+  std::uint64_t seed = 1;
+  for (const GemmCase& g : cpu_cases()) {
+    Operands o = make_operands(g, seed++);
+    const std::vector<double> want = expected(g, o);
+    cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, o.a.data(), o.lda, o.b.data(), o.ldb, g.beta, o.c.data(), o.ldc);
+    expect_close(describe(g), o.c, want, gemm_tol(g.K));
+  }
+}
+
+TEST_CASE("gemm_reference<float> agrees with gemm_reference<double>" * doctest::test_suite("cpu")) {
+  const GemmCase g{true, false, 9, 11, 13, 2, 1.5f, 0.5f};
+  Operands o = make_operands(g, 42);
+  const std::vector<double> want = expected(g, o);
+  cpu::gemm_reference<float>(g.ta, g.tb, g.M, g.N, g.K, g.alpha, o.a.data(), o.lda, o.b.data(), o.ldb, g.beta,
+                             o.c.data(), o.ldc);
+  expect_close(describe(g), o.c, want, gemm_tol(g.K));
+}
+
+TEST_CASE("sgemm with beta = 0 ignores NaN in C, and K = 0 scales C by beta" * doctest::test_suite("cpu")) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  std::vector<float> a(6, 1.f), b(6, 1.f), c(4, nan);
+  cpu::sgemm(false, false, 2, 2, 3, 1.f, a.data(), 3, b.data(), 2, 0.f, c.data(), 2);
+  expect_close("beta 0", c, std::vector<double>(4, 3.0), {0, 0});
+  cpu::sgemm(false, false, 2, 2, 0, 1.f, a.data(), 3, b.data(), 2, 0.5f, c.data(), 2);
+  expect_close("K 0", c, std::vector<double>(4, 1.5), {0, 0});
+}
+
+TEST_CASE("matmul checks its operands" * doctest::test_suite("cpu")) {
+  Tensor a = Tensor::zeros({3, 4}), b = Tensor::zeros({5, 6});
+  CHECK_THROWS_WITH_AS(matmul(a, b), doctest::Contains("inner dimensions differ"), cxr::Error);
+  Tensor c = matmul(a, Tensor::zeros({6, 4}), false, true);
+  CHECK(c.shape() == Shape{3, 6});
+}
+
+TEST_CASE("cuda sgemm (tiled) matches the reference at odd sizes and all transposes" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  std::uint64_t seed = 100;
+  for (const GemmCase& g : gpu_cases()) {
+    Operands o = make_operands(g, seed++);
+    const std::vector<double> want = expected(g, o);
+    Tensor a = Tensor::from_vector(o.a, {static_cast<std::int64_t>(o.a.size())}).to(Device::CUDA);
+    Tensor b = Tensor::from_vector(o.b, {static_cast<std::int64_t>(o.b.size())}).to(Device::CUDA);
+    Tensor c = Tensor::from_vector(o.c, {static_cast<std::int64_t>(o.c.size())}).to(Device::CUDA);
+    cuda::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, a.f32(), o.lda, b.f32(), o.ldb, g.beta, c.f32(), o.ldc);
+    expect_close(describe(g) + " cuda", c.to_vector(), want, gemm_tol(g.K));
+  }
+}
+
+TEST_CASE("cuda sgemm: strided batch with shared A and fused row/column bias" * doctest::test_suite(gpu_suite()) *
+          doctest::skip(skip_gpu_cases())) {
+  const std::int64_t M = 37, N = 70, K = 24, batch = 3;
+  std::mt19937_64 rng(7);
+  Tensor a = Tensor::randn({M, K}, rng), b = Tensor::randn({batch, K, N}, rng);
+  Tensor row = Tensor::randn({M}, rng), col = Tensor::randn({N}, rng);
+  Tensor c = Tensor::empty({batch, M, N}, DType::F32, Device::CUDA);  // poisoned: beta = 0 must not read it
+  Tensor da = a.to(Device::CUDA), db = b.to(Device::CUDA), drow = row.to(Device::CUDA), dcol = col.to(Device::CUDA);
+  cuda::sgemm_strided_batched(false, false, M, N, K, 1.f, da.f32(), K, 0, db.f32(), N, K * N, 0.f, c.f32(), N, M * N,
+                              batch, cuda::GemmBias{drow.f32(), dcol.f32()});
+  std::vector<double> want(static_cast<std::size_t>(batch * M * N));
+  const std::vector<float> av = a.to_vector(), bv = b.to_vector(), rv = row.to_vector(), cv = col.to_vector();
+  for (std::int64_t z = 0; z < batch; ++z)
+    for (std::int64_t m = 0; m < M; ++m)
+      for (std::int64_t n = 0; n < N; ++n) {
+        double s = rv[m] + cv[n];
+        for (std::int64_t k = 0; k < K; ++k) s += double(av[m * K + k]) * bv[(z * K + k) * N + n];
+        want[(z * M + m) * N + n] = s;
+      }
+  expect_close("batched sgemm with bias", c.to_vector(), want, gemm_tol(K));
+}
+
+TEST_CASE("matmul on the device equals matmul on the cpu" * doctest::test_suite(gpu_suite()) *
+          doctest::skip(skip_gpu_cases())) {
+  std::mt19937_64 rng(9);
+  Tensor a = Tensor::randn({20, 33}, rng), b = Tensor::randn({45, 33}, rng);
+  expect_close("matmul NT", matmul(a.to(Device::CUDA), b.to(Device::CUDA), false, true), matmul(a, b, false, true),
+               {1e-5, 1e-4});
+}
