@@ -1,0 +1,319 @@
+// DataLoader: the ring of pinned batches, the worker threads and the device transfers.
+//
+// Ring protocol (all under mutex_): batch b lives in slot b % R. A worker may claim batch b
+// only when b < released_ + R, i.e. when batch b - R has been released by the consumer (and,
+// on the GPU, its copy has finished). Workers fill slots in any order and at any speed; the
+// consumer takes batches strictly in order 0, 1, 2, ...
+#include "data/loader.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include "data/class_balance.h"
+#include "data/image_io.h"
+#include "data/random.h"
+#include "tensor/error.h"
+
+namespace cxr::data {
+
+struct DataLoader::Slot {
+  Tensor images, labels, boxes, box_mask;  // pinned host, full batch size
+  std::int64_t ready_batch = -1;           // the batch this slot holds, once filled
+  std::int64_t count = 0;                  // samples written
+  std::vector<std::int64_t> indices;
+  std::vector<std::string> names;
+  std::vector<std::pair<std::string, std::string>> skipped;  // (name, reason)
+  std::exception_ptr error;                // strict mode: the first bad image
+};
+
+struct DataLoader::DeviceSet {
+  Tensor images, labels, boxes, box_mask;  // on the device, full batch size
+  Event copied;    // on the copy stream, after the batch's copies
+  Event consumed;  // on the compute stream, when the consumer moved past the batch
+  bool used = false;
+};
+
+DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices, LoaderOptions options,
+                       Report& report)
+    : dataset_(dataset), indices_(std::move(indices)), opt_(std::move(options)), report_(report) {
+  CXR_CHECK(!indices_.empty(), "the data loader was given an empty split: no image to load from ", dataset_.root);
+  CXR_CHECK(opt_.batch_size > 0, "batch size must be positive, got ", opt_.batch_size);
+  CXR_CHECK(opt_.image_size > 0, "image size must be positive, got ", opt_.image_size);
+  CXR_CHECK(opt_.workers >= 1, "the loader needs at least one worker, got ", opt_.workers);
+  for (auto i : indices_)
+    CXR_CHECK(i >= 0 && i < dataset_.size(), "loader index ", i, " outside the data set [0, ", dataset_.size(), ")");
+  const auto n = static_cast<std::int64_t>(indices_.size());
+  num_batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
+  CXR_CHECK(num_batches_ > 0, "batch size ", opt_.batch_size, " is larger than the split (", n,
+            " images) and drop_last is on: an epoch would be empty");
+
+  sample_opt_.image_size = opt_.image_size;
+  sample_opt_.augment = opt_.augment;
+  sample_opt_.augment_options = opt_.augment_options;
+  sample_opt_.normalize = opt_.normalize;
+  sample_opt_.seed = opt_.seed;
+
+  if (opt_.weighted_sampling) {
+    const auto w = sampling_weights(dataset_, indices_);
+    double total = 0;
+    for (double v : w) weights_cdf_.push_back(total += v);
+  }
+  if (!opt_.cache_dir.empty()) {
+    CacheOptions c;
+    c.dir = opt_.cache_dir;
+    c.size = opt_.cache_size > 0 ? opt_.cache_size : opt_.image_size;
+    c.threads = opt_.workers;
+    c.strict = opt_.strict;
+    cache_.emplace(ImageCache::open_or_build(dataset_, c, report_));
+  }
+
+  const int ring = opt_.prefetch > 0 ? opt_.prefetch : opt_.workers + 2;
+  const std::int64_t B = opt_.batch_size, S = opt_.image_size, C = opt_.normalize.channels;
+  for (int r = 0; r < ring; ++r) {
+    auto s = std::make_unique<Slot>();
+    s->images = Tensor::empty_pinned({B, C, S, S});
+    s->labels = Tensor::empty_pinned({B, kNumClasses});
+    s->boxes = Tensor::empty_pinned({B, kNumClasses, 4});
+    s->box_mask = Tensor::empty_pinned({B, kNumClasses});
+    slots_.push_back(std::move(s));
+  }
+  if (opt_.device != Device::CPU) {
+    copy_stream_ = std::make_unique<Stream>();
+    for (int d = 0; d < 2; ++d) {
+      auto set = std::make_unique<DeviceSet>();
+      set->images = Tensor::empty({B, C, S, S}, DType::F32, opt_.device);
+      set->labels = Tensor::empty({B, kNumClasses}, DType::F32, opt_.device);
+      set->boxes = Tensor::empty({B, kNumClasses, 4}, DType::F32, opt_.device);
+      set->box_mask = Tensor::empty({B, kNumClasses}, DType::F32, opt_.device);
+      device_sets_.push_back(std::move(set));
+    }
+  }
+}
+
+DataLoader::~DataLoader() {
+  try {
+    stop();
+  } catch (...) {
+    // Destructors do not throw; stop() only fails if the device is already broken.
+  }
+}
+
+DataLoader::Range DataLoader::epoch(std::int64_t e) {
+  start_epoch(e);
+  return Range(this);
+}
+
+std::vector<std::int64_t> DataLoader::epoch_order(std::int64_t e) const {
+  const auto n = indices_.size();
+  std::vector<std::int64_t> order;
+  if (opt_.weighted_sampling) {
+    Rng rng(hash_seed(opt_.seed, 0x3E1, static_cast<std::uint64_t>(e)));
+    order.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+      const double u = rng.uniform() * weights_cdf_.back();
+      auto j = static_cast<std::size_t>(std::upper_bound(weights_cdf_.begin(), weights_cdf_.end(), u) -
+                                        weights_cdf_.begin());
+      order.push_back(indices_[std::min(j, n - 1)]);
+    }
+  } else {
+    order = indices_;
+    if (opt_.shuffle) {
+      Rng rng(hash_seed(opt_.seed, 0x5F1, static_cast<std::uint64_t>(e)));
+      shuffle(order.data(), order.size(), rng);
+    }
+  }
+  return order;
+}
+
+void DataLoader::start_epoch(std::int64_t e) {
+  stop();
+  order_ = epoch_order(e);
+  epoch_ = e;
+  stopping_ = false;
+  next_claim_ = released_ = next_return_ = 0;
+  for (auto& s : slots_) s->ready_batch = -1;
+  stats_ = EpochStats{};
+  stats_.epoch = e;
+  first_failure_.clear();
+  active_ = true;
+  const int n = static_cast<int>(std::min<std::int64_t>(opt_.workers, num_batches_));
+  for (int w = 0; w < n; ++w) workers_.emplace_back([this] { worker_main(); });
+}
+
+void DataLoader::stop() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  for (auto& t : workers_) t.join();
+  workers_.clear();
+  if (copy_stream_) copy_stream_->synchronize();
+  held_.reset();
+  active_ = false;
+}
+
+void DataLoader::worker_main() {
+  SampleScratch scratch;
+  const auto ring = static_cast<std::int64_t>(slots_.size());
+  for (;;) {
+    std::unique_lock<std::mutex> lock(mutex_);
+    cv_.wait(lock, [&] { return stopping_ || next_claim_ >= num_batches_ || next_claim_ < released_ + ring; });
+    if (stopping_ || next_claim_ >= num_batches_) return;
+    const std::int64_t b = next_claim_++;
+    Slot& slot = *slots_[static_cast<std::size_t>(b % ring)];
+    lock.unlock();
+    fill(slot, b, scratch);
+    lock.lock();
+    slot.ready_batch = b;
+    cv_.notify_all();
+  }
+}
+
+void DataLoader::fill(Slot& s, std::int64_t b, SampleScratch& scratch) {
+  const std::int64_t B = opt_.batch_size, S = opt_.image_size, C = opt_.normalize.channels;
+  const auto n = static_cast<std::int64_t>(order_.size());
+  s.count = 0;
+  s.indices.clear();
+  s.names.clear();
+  s.skipped.clear();
+  s.error = nullptr;
+  float* images = s.images.f32();
+  float* labels = s.labels.f32();
+  float* boxes = s.boxes.f32();
+  float* mask = s.box_mask.f32();
+  for (std::int64_t pos = b * B; pos < std::min(n, (b + 1) * B); ++pos) {
+    if (stopping_) return;
+    const std::int64_t idx = order_[static_cast<std::size_t>(pos)];
+    const ImageRecord& rec = dataset_.record(idx);
+    const std::int64_t k = s.count;
+    const SampleSlot out{images + k * C * S * S, labels + k * kNumClasses, boxes + k * kNumClasses * 4,
+                         mask + k * kNumClasses};
+    try {
+      if (cache_) {
+        const std::uint8_t* p = cache_->pixels(idx);
+        CXR_CHECK(p != nullptr, "image ", rec.name,
+                  cache_->status(idx) == CacheStatus::Missing ? " was not found when the cache was built"
+                                                              : " could not be decoded when the cache was built");
+        prepare_sample(p, cache_->size(), cache_->size(), cache_->source_width(idx), cache_->source_height(idx), rec,
+                       idx, epoch_, sample_opt_, scratch, out);
+      } else {
+        const std::string& path = dataset_.image_path(idx);
+        CXR_CHECK(!path.empty(), "image ", rec.name, " not found under ", dataset_.root);
+        const GrayImage img = decode_gray8_file(path);
+        prepare_sample(img.pixels.data(), img.width, img.height, img.width, img.height, rec, idx, epoch_,
+                       sample_opt_, scratch, out);
+      }
+      s.indices.push_back(idx);
+      s.names.push_back(rec.name);
+      ++s.count;
+    } catch (const std::exception& e) {
+      if (opt_.strict) {
+        s.error = std::make_exception_ptr(Error(std::string("bad input (strict mode): ") + e.what()));
+        return;
+      }
+      s.skipped.emplace_back(rec.name, e.what());
+    }
+  }
+}
+
+void DataLoader::release_current() {
+  if (!held_) return;
+  const std::int64_t k = *held_;
+  if (!device_sets_.empty()) {
+    DeviceSet& set = *device_sets_[static_cast<std::size_t>(k % 2)];
+    set.consumed.record(Stream::compute());  // the consumer has issued all its work on batch k
+    set.copied.synchronize();                // the host slot may be overwritten
+  }
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    released_ = k + 1;
+  }
+  cv_.notify_all();
+  held_.reset();
+}
+
+const Batch* DataLoader::next() {
+  if (!active_) return nullptr;
+  release_current();
+  const auto ring = static_cast<std::int64_t>(slots_.size());
+  for (;;) {
+    if (next_return_ >= num_batches_) {
+      stop();
+      report_.flush_suppressed();
+      CXR_CHECK(stats_.images > 0, "epoch ", epoch_, ": none of the ", order_.size(),
+                " images could be read (first failure: ", first_failure_, ")");
+      return nullptr;
+    }
+    const std::int64_t k = next_return_++;
+    Slot& s = *slots_[static_cast<std::size_t>(k % ring)];
+    {
+      std::unique_lock<std::mutex> lock(mutex_);
+      const auto t0 = std::chrono::steady_clock::now();
+      cv_.wait(lock, [&] { return s.ready_batch == k; });
+      stats_.wait_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    }
+    if (s.error) {
+      const auto error = s.error;
+      stop();
+      std::rethrow_exception(error);
+    }
+    for (const auto& [name, reason] : s.skipped) {
+      report_.warn("image " + name + " skipped: " + reason);
+      if (first_failure_.empty()) first_failure_ = reason;
+      ++stats_.skipped;
+      if (stats_.skipped_names.size() < 100) stats_.skipped_names.push_back(name);
+    }
+    if (s.count == 0) {  // every image of this batch was bad
+      {
+        std::lock_guard<std::mutex> lock(mutex_);
+        released_ = k + 1;
+      }
+      cv_.notify_all();
+      continue;
+    }
+    held_ = k;
+    const std::int64_t n = s.count;
+    batch_.number = k;
+    batch_.indices = s.indices;
+    batch_.names = s.names;
+    if (device_sets_.empty()) {
+      batch_.images = s.images.narrow(0, 0, n);
+      batch_.labels = s.labels.narrow(0, 0, n);
+      batch_.boxes = s.boxes.narrow(0, 0, n);
+      batch_.box_mask = s.box_mask.narrow(0, 0, n);
+    } else {
+      DeviceSet& set = *device_sets_[static_cast<std::size_t>(k % 2)];
+      if (set.used) set.consumed.block(*copy_stream_);  // batch k - 2 no longer read
+      batch_.images = set.images.narrow(0, 0, n);
+      batch_.labels = set.labels.narrow(0, 0, n);
+      batch_.boxes = set.boxes.narrow(0, 0, n);
+      batch_.box_mask = set.box_mask.narrow(0, 0, n);
+      batch_.images.copy_async_(s.images.narrow(0, 0, n), *copy_stream_);
+      batch_.labels.copy_async_(s.labels.narrow(0, 0, n), *copy_stream_);
+      batch_.boxes.copy_async_(s.boxes.narrow(0, 0, n), *copy_stream_);
+      batch_.box_mask.copy_async_(s.box_mask.narrow(0, 0, n), *copy_stream_);
+      set.copied.record(*copy_stream_);
+      set.copied.block(Stream::compute());
+      set.used = true;
+    }
+    ++stats_.batches;
+    stats_.images += n;
+    return &batch_;
+  }
+}
+
+std::string DataLoader::summary() const {
+  std::string s = detail::concat("epoch ", stats_.epoch, ": ", stats_.images, " images in ", stats_.batches,
+                                 " batches, ", stats_.skipped, " skipped");
+  if (stats_.skipped > 0) {
+    s += " (unreadable or missing:";
+    for (std::size_t i = 0; i < stats_.skipped_names.size() && i < 5; ++i) s += " " + stats_.skipped_names[i];
+    if (stats_.skipped > 5) s += " ...";
+    s += ")";
+  }
+  s += detail::concat(", waited ", static_cast<int>(stats_.wait_seconds * 1000), " ms for data");
+  return s;
+}
+
+}  // namespace cxr::data

@@ -1,0 +1,176 @@
+// DataLoader: worker threads decode and augment samples into a ring of batch buffers in
+// pinned host memory; batches reach the device with asynchronous copies on their own stream.
+//
+//   DataLoader loader(dataset, splits.train, {.batch_size = 32, .workers = 4, .augment = true,
+//                                             .shuffle = true, .device = Device::CUDA});
+//   for (int e = 0; e < epochs; ++e) {
+//     for (const Batch& b : loader.epoch(e)) { ... b.images: (n, 3, S, S) on the GPU ... }
+//     std::printf("%s\n", loader.summary().c_str());
+//   }
+//
+// Determinism: batch b of epoch e holds the same samples, augmented alike, whatever the
+// number of workers or their timing: the order is a function of (seed, epoch) and each
+// sample's augmentation a function of (seed, epoch, index).
+//
+// Memory: `prefetch` batches in pinned host memory (+ two on the device); workers wait
+// when all are full, so memory stays bounded whatever the speed of the consumer. While the
+// workers keep up, next() returns at once (stats().wait_seconds measures the stalls).
+//
+// Lifetime: the Dataset must outlive the loader. A Batch (and its tensors) is valid until
+// the next call to next() / the iterator increment, stop() or the loader's destruction.
+// On the GPU, the copy of batch k+1 runs on the copy stream while the compute stream still
+// works on batch k; the compute stream waits on an event before it reads the batch, so the
+// consumer needs no synchronisation.
+//
+// Bad input: an unreadable, truncated or missing image is skipped with a warning naming the
+// file (the batch is then shorter) and counted in stats(); with strict = true it is an error,
+// rethrown by next(). An epoch in which no image at all could be read is an error.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data/cache.h"
+#include "data/dataset.h"
+#include "data/report.h"
+#include "data/sample.h"
+#include "tensor/stream.h"
+#include "tensor/tensor.h"
+
+namespace cxr::data {
+
+struct LoaderOptions {
+  int batch_size = 16;
+  int image_size = 224;
+  int workers = 2;
+  int prefetch = 0;          // host batch buffers in the ring; 0: workers + 2
+  std::uint64_t seed = 0;
+  bool augment = false;      // training only
+  AugmentOptions augment_options;
+  NormalizeOptions normalize;
+  bool shuffle = false;
+  bool drop_last = false;
+  bool weighted_sampling = false;  // draw len(indices) samples per epoch, with replacement
+  bool strict = false;
+  Device device = Device::CPU;
+  std::string cache_dir;     // "" : decode the PNG files every epoch
+  int cache_size = 0;        // cache resolution; 0: image_size
+};
+
+struct Batch {
+  Tensor images;    // f32 (n, C, S, S), normalised
+  Tensor labels;    // f32 (n, 14), 0 / 1
+  Tensor boxes;     // f32 (n, 14, 4), (cx, cy, w, h) in [0, 1] of the resized image
+  Tensor box_mask;  // f32 (n, 14), 1 where the image has a box of that class
+  std::vector<std::int64_t> indices;  // data set record of each row
+  std::vector<std::string> names;     // its image file name
+  std::int64_t number = 0;            // batch number in the epoch
+  std::int64_t size() const { return static_cast<std::int64_t>(indices.size()); }
+};
+
+struct EpochStats {
+  std::int64_t epoch = 0;
+  std::int64_t batches = 0, images = 0, skipped = 0;
+  std::vector<std::string> skipped_names;  // the first 100
+  double wait_seconds = 0;  // time next() spent waiting for the workers
+};
+
+class DataLoader {
+ public:
+  DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices, LoaderOptions options,
+             Report& report = default_report());
+  ~DataLoader();
+  DataLoader(const DataLoader&) = delete;
+  DataLoader& operator=(const DataLoader&) = delete;
+
+  // Starts epoch e (ending any unfinished one) and returns a range over its batches.
+  class Range;
+  Range epoch(std::int64_t e);
+
+  void start_epoch(std::int64_t e);
+  const Batch* next();  // nullptr at the end of the epoch
+  void stop();          // ends the epoch early: workers stop and are joined
+
+  std::int64_t batches_per_epoch() const { return num_batches_; }
+  std::int64_t samples_per_epoch() const { return static_cast<std::int64_t>(indices_.size()); }
+  const EpochStats& stats() const { return stats_; }
+  std::string summary() const;  // "epoch 2: 1200 images in 75 batches, 1 skipped (a.png)"
+  const LoaderOptions& options() const { return opt_; }
+  const ImageCache* cache() const { return cache_ ? &*cache_ : nullptr; }
+
+ private:
+  struct Slot;
+  void worker_main();
+  void fill(Slot& slot, std::int64_t batch_number, SampleScratch& scratch);
+  void release_current();
+  std::vector<std::int64_t> epoch_order(std::int64_t e) const;
+
+  const Dataset& dataset_;
+  std::vector<std::int64_t> indices_;
+  LoaderOptions opt_;
+  Report& report_;
+  SampleOptions sample_opt_;
+  std::optional<ImageCache> cache_;
+  std::vector<double> weights_cdf_;  // weighted sampling
+  std::int64_t num_batches_ = 0;
+
+  // Ring of host batches.
+  std::vector<std::unique_ptr<Slot>> slots_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  std::vector<std::thread> workers_;
+  std::atomic<bool> stopping_{false};
+  bool active_ = false;  // an epoch is running
+  std::int64_t epoch_ = -1;
+  std::vector<std::int64_t> order_;
+  std::int64_t next_claim_ = 0;    // next batch a worker will fill
+  std::int64_t released_ = 0;      // batches 0..released_-1 are free again
+  std::int64_t next_return_ = 0;   // next batch next() returns
+  std::optional<std::int64_t> held_;  // batch the consumer holds
+  std::string first_failure_;  // of the epoch, for the error when it yields nothing
+
+  // Device side: two batches of device buffers, a copy stream and events.
+  struct DeviceSet;
+  std::vector<std::unique_ptr<DeviceSet>> device_sets_;
+  std::unique_ptr<Stream> copy_stream_;
+
+  Batch batch_;
+  EpochStats stats_;
+};
+
+class DataLoader::Range {
+ public:
+  struct End {};
+  class Iterator {
+   public:
+    Iterator(DataLoader* loader, const Batch* batch) : loader_(loader), batch_(batch) {}
+    const Batch& operator*() const { return *batch_; }
+    const Batch* operator->() const { return batch_; }
+    Iterator& operator++() {
+      batch_ = loader_->next();
+      return *this;
+    }
+    bool operator!=(End) const { return batch_ != nullptr; }
+    bool operator==(End) const { return batch_ == nullptr; }
+
+   private:
+    DataLoader* loader_;
+    const Batch* batch_;
+  };
+  explicit Range(DataLoader* loader) : loader_(loader) {}
+  Iterator begin() { return Iterator(loader_, loader_->next()); }
+  End end() { return {}; }
+
+ private:
+  DataLoader* loader_;
+};
+
+}  // namespace cxr::data

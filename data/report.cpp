@@ -1,0 +1,48 @@
+// Report: bounded, thread-safe collection of data warnings.
+#include "data/report.h"
+
+#include <cstdio>
+
+namespace cxr::data {
+
+Report::Report(Echo echo, std::size_t echo_limit, std::size_t keep_limit)
+    : echo_(echo), echo_limit_(echo_limit), keep_limit_(keep_limit) {}
+
+void Report::warn(const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (echo_ == Echo::Stderr && count_ < echo_limit_) std::fprintf(stderr, "warning: %s\n", message.c_str());
+  if (messages_.size() < keep_limit_) messages_.push_back(message);
+  ++count_;
+}
+
+std::size_t Report::count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return count_;
+}
+
+std::vector<std::string> Report::messages() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return messages_;
+}
+
+bool Report::contains(const std::string& fragment) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  for (const auto& m : messages_)
+    if (m.find(fragment) != std::string::npos) return true;
+  return false;
+}
+
+void Report::flush_suppressed() {
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (echo_ == Echo::Stderr && count_ > echo_limit_) {
+    std::fprintf(stderr, "warning: ... %zu more warnings not shown\n", count_ - echo_limit_);
+    echo_limit_ = count_;  // those are now accounted for
+  }
+}
+
+Report& default_report() {
+  static Report report;
+  return report;
+}
+
+}  // namespace cxr::data
