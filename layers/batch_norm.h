@@ -1,0 +1,51 @@
+// BatchNorm2d: nn.BatchNorm2d over kernels/batch_norm.h (math there).
+//
+// Parameters "weight" (C, init 1) and "bias" (C, init 0), both without weight decay.
+// Buffers "running_mean" (C, 0), "running_var" (C, 1), "num_batches_tracked" (0-dim).
+// training(): normalises with the batch statistics, updates the running ones with
+// `momentum` (unbiased variance, as PyTorch), counts the batch; saves x, mean, invstd.
+// eval: normalises with the running statistics; backward is not available (no state saved).
+//
+// num_batches_tracked is an I32 scalar (PyTorch: int64; checkpoints widen it). On a CUDA
+// device the count is kept on the host and added to the buffer when named_buffers() is
+// called (sync_buffers), so training never waits for the device to count.
+#pragma once
+
+#include "layers/module.h"
+
+namespace cxr {
+
+struct BatchNormOptions {
+  float eps = 1e-5f;
+  float momentum = 0.1f;
+};
+
+class BatchNorm2d : public Module {
+ public:
+  explicit BatchNorm2d(std::int64_t num_features, BatchNormOptions o = {});
+  Tensor forward(const Tensor& x) override;    // x: (N, C, H, W)
+  Tensor backward(const Tensor& dy) override;  // after a training forward
+  std::string type_name() const override { return "BatchNorm2d"; }
+
+  Parameter& weight() { return *weight_; }
+  Parameter& bias() { return *bias_; }
+  Tensor& running_mean() { return *running_mean_; }
+  Tensor& running_var() { return *running_var_; }
+  Tensor& num_batches_tracked() { return *num_batches_; }
+  const BatchNormOptions& options() const { return o_; }
+
+ protected:
+  void sync_buffers() override;
+
+ private:
+  BatchNormOptions o_;
+  Parameter* weight_ = nullptr;
+  Parameter* bias_ = nullptr;
+  Tensor* running_mean_ = nullptr;
+  Tensor* running_var_ = nullptr;
+  Tensor* num_batches_ = nullptr;
+  std::int64_t pending_batches_ = 0;  // counted on the host, not yet in *num_batches_
+  Tensor saved_mean_, saved_invstd_;
+};
+
+}  // namespace cxr

@@ -1,0 +1,46 @@
+// Conv2d layer (see conv2d.h): forward saves its input, backward runs the three gradient
+// convolutions of kernels/conv2d.h (data, weight, bias), each only when needed.
+#include "layers/conv2d.h"
+
+#include "layers/init.h"
+
+namespace cxr {
+
+Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOptions o) {
+  CXR_CHECK(o.groups >= 1 && in_channels % o.groups == 0 && out_channels % o.groups == 0, "Conv2d: ", in_channels,
+            " input and ", out_channels, " output channels are not divisible by groups = ", o.groups);
+  CXR_CHECK(o.kernel >= 1 && o.stride >= 1 && o.padding >= 0 && o.dilation >= 1, "Conv2d: invalid kernel ",
+            o.kernel, ", stride ", o.stride, ", padding ", o.padding, ", dilation ", o.dilation);
+  p_.stride_h = p_.stride_w = o.stride;
+  p_.pad_h = p_.pad_w = o.padding;
+  p_.dilation_h = p_.dilation_w = o.dilation;
+  p_.groups = o.groups;
+  input_grad_ = o.input_grad;
+  Tensor w = Tensor::empty({out_channels, in_channels / o.groups, o.kernel, o.kernel});
+  const std::int64_t fan = fan_in(w.shape());
+  kaiming_uniform_default(w, fan);
+  weight_ = &register_parameter("weight", w);
+  if (o.bias) {
+    Tensor b = Tensor::empty({out_channels});
+    kaiming_uniform_default(b, fan);
+    bias_ = &register_parameter("bias", b, /*weight_decay=*/false);
+  }
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  Tensor xc = x.contiguous();
+  Tensor y = conv2d_forward(xc, weight_->value, bias_ ? bias_->value : Tensor(), p_);
+  save_for_backward(training() ? xc : Tensor());  // eval: release, backward then fails
+  return y;
+}
+
+Tensor Conv2d::backward(const Tensor& dy_in) {
+  const Tensor x = saved_input("Conv2d");
+  save_for_backward(Tensor());  // release the activation as soon as possible
+  const Tensor dy = dy_in.contiguous();
+  if (weight_->trainable) weight_->accumulate_grad(conv2d_backward_weight(dy, x, weight_->value.shape(), p_));
+  if (bias_ && bias_->trainable) bias_->accumulate_grad(conv2d_backward_bias(dy));
+  return input_grad_ ? conv2d_backward_data(dy, weight_->value, x.shape(), p_) : Tensor();
+}
+
+}  // namespace cxr

@@ -1,0 +1,46 @@
+// Conv2d: nn.Conv2d over kernels/conv2d.h. Parameters "weight" (K, C/groups, R, S) and, when
+// bias, "bias" (K); PyTorch's default init (kaiming_uniform_(a = sqrt(5)), bias likewise).
+//
+//   Conv2d conv(3, 64, {.kernel = 7, .stride = 2, .padding = 3, .bias = false});
+//   Tensor y  = conv.forward(x);   // x: (N, C, H, W) -> y: (N, K, P, Q); saves x when training
+//   Tensor dx = conv.backward(dy); // weight/bias grads accumulate (+=) when trainable
+//
+// input_grad = false skips the data gradient (a network's first layer; backward then returns
+// an undefined tensor): it saves the cost of one backward-data convolution.
+#pragma once
+
+#include "kernels/conv2d.h"
+#include "layers/module.h"
+
+namespace cxr {
+
+struct Conv2dOptions {
+  int kernel = 3;
+  int stride = 1;
+  int padding = 0;
+  int dilation = 1;
+  int groups = 1;
+  bool bias = true;
+  bool input_grad = true;
+};
+
+class Conv2d : public Module {
+ public:
+  Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOptions o = {});
+  Tensor forward(const Tensor& x) override;   // x: (N, C, H, W)
+  Tensor backward(const Tensor& dy) override; // dy: (N, K, P, Q) -> dx (or undefined)
+  std::string type_name() const override { return "Conv2d"; }
+
+  Parameter& weight() { return *weight_; }
+  Parameter* bias() { return bias_; }  // null without bias
+  const Conv2dParams& params() const { return p_; }
+  void set_input_grad(bool on) { input_grad_ = on; }
+
+ private:
+  Parameter* weight_ = nullptr;
+  Parameter* bias_ = nullptr;
+  Conv2dParams p_;
+  bool input_grad_ = true;
+};
+
+}  // namespace cxr

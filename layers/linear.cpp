@@ -1,0 +1,44 @@
+// Linear layer (see linear.h).
+#include "layers/linear.h"
+
+#include "kernels/linear.h"
+#include "layers/init.h"
+
+namespace cxr {
+
+Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias) : in_(in_features), out_(out_features) {
+  CXR_CHECK(in_features > 0 && out_features > 0, "Linear: sizes must be positive, found ", in_features, " -> ",
+            out_features);
+  Tensor w = Tensor::empty({out_features, in_features});
+  kaiming_uniform_default(w, in_features);
+  weight_ = &register_parameter("weight", w);
+  if (bias) {
+    Tensor b = Tensor::empty({out_features});
+    kaiming_uniform_default(b, in_features);
+    bias_ = &register_parameter("bias", b, /*weight_decay=*/false);
+  }
+}
+
+Tensor Linear::forward(const Tensor& x_in) {
+  CXR_CHECK(x_in.dim() >= 1 && x_in.size(-1) == in_, "Linear: expected x of shape (..., ", in_, "), found ",
+            x_in.str());
+  const Tensor x = x_in.contiguous().view({-1, in_});
+  Tensor y = linear(x, weight_->value, bias_ ? bias_->value : Tensor());
+  save_for_backward(training() ? x_in.contiguous() : Tensor());
+  Shape out_shape = x_in.shape();
+  out_shape.back() = out_;
+  return y.view(out_shape);
+}
+
+Tensor Linear::backward(const Tensor& dy_in) {
+  const Tensor x_saved = saved_input("Linear");
+  save_for_backward(Tensor());
+  const Tensor x = x_saved.view({-1, in_});
+  const Tensor dy = dy_in.contiguous().view({-1, out_});
+  LinearGrads g = linear_backward(x, weight_->value, dy, bias_ != nullptr);
+  if (weight_->trainable) weight_->accumulate_grad(g.dw);
+  if (bias_ && bias_->trainable) bias_->accumulate_grad(g.db);
+  return g.dx.view(x_saved.shape());
+}
+
+}  // namespace cxr

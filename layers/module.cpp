@@ -1,0 +1,98 @@
+#include "layers/module.h"
+
+#include "kernels/add.h"
+
+namespace cxr {
+
+void Parameter::accumulate_grad(const Tensor& g) {
+  check_same_shape("accumulate_grad", "parameter", value, "gradient", g);
+  if (!grad.defined()) {
+    grad = g.clone();
+  } else {
+    add_(grad, g);
+  }
+}
+
+void Module::train(bool on) {
+  training_ = on;
+  for (auto& [name, child] : children_) child->train(on);
+}
+
+std::vector<std::pair<std::string, Parameter*>> Module::named_parameters(const std::string& prefix) {
+  std::vector<std::pair<std::string, Parameter*>> out;
+  for (auto& [name, p] : params_) out.emplace_back(prefix + name, p.get());
+  for (auto& [name, child] : children_)
+    for (auto& item : child->named_parameters(prefix + name + ".")) out.push_back(item);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor*>> Module::named_buffers(const std::string& prefix) {
+  std::vector<std::pair<std::string, Tensor*>> out;
+  sync_buffers();
+  for (auto& [name, b] : buffers_) out.emplace_back(prefix + name, b.get());
+  for (auto& [name, child] : children_)
+    for (auto& item : child->named_buffers(prefix + name + ".")) out.push_back(item);
+  return out;
+}
+
+void Module::to(Device device) {
+  for (auto& [name, p] : params_) {
+    p->value = p->value.to(device);
+    if (p->grad.defined()) p->grad = p->grad.to(device);
+  }
+  for (auto& [name, b] : buffers_) *b = b->to(device);
+  saved_input_ = Tensor();
+  for (auto& [name, child] : children_) child->to(device);
+}
+
+void Module::zero_grad() {
+  for (auto& [name, p] : named_parameters()) {
+    if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
+    else p->grad.zero_();
+  }
+}
+
+void Module::set_trainable(bool trainable) {
+  for (auto& [name, p] : named_parameters()) p->trainable = trainable;
+}
+
+std::int64_t Module::parameter_count() {
+  std::int64_t n = 0;
+  for (auto& [name, p] : named_parameters()) n += p->value.numel();
+  return n;
+}
+
+Parameter& Module::register_parameter(const std::string& name, Tensor value, bool weight_decay) {
+  auto p = std::make_unique<Parameter>();
+  p->value = std::move(value);
+  p->weight_decay = weight_decay;
+  Parameter& ref = *p;
+  params_.emplace_back(name, std::move(p));
+  return ref;
+}
+
+Tensor& Module::register_buffer(const std::string& name, Tensor value) {
+  auto b = std::make_unique<Tensor>(std::move(value));
+  Tensor& ref = *b;
+  buffers_.emplace_back(name, std::move(b));
+  return ref;
+}
+
+const Tensor& Module::saved_input(const char* who) const {
+  CXR_CHECK(saved_input_.defined(), who, ".backward() called without a forward in training mode");
+  return saved_input_;
+}
+
+Tensor Sequential::forward(const Tensor& x) {
+  Tensor h = x;
+  for (Module* m : layers_) h = m->forward(h);
+  return h;
+}
+
+Tensor Sequential::backward(const Tensor& dy) {
+  Tensor g = dy;
+  for (auto it = layers_.rbegin(); it != layers_.rend(); ++it) g = (*it)->backward(g);
+  return g;
+}
+
+}  // namespace cxr

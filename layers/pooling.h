@@ -1,0 +1,39 @@
+// Pooling modules.
+//
+//   MaxPool2d(3, 2, 1)     nn.MaxPool2d(kernel_size=3, stride=2, padding=1): (N,C,H,W) -> (N,C,OH,OW);
+//                          saves the argmax indices when training.
+//   GlobalAvgPool()        nn.AdaptiveAvgPool2d(1): (N,C,H,W) -> (N,C,1,1);
+//   GlobalAvgPool(true)    ... followed by torch.flatten(x, 1): -> (N,C).
+#pragma once
+
+#include "kernels/max_pool2d.h"
+#include "layers/module.h"
+
+namespace cxr {
+
+class MaxPool2d : public Module {
+ public:
+  MaxPool2d(int kernel, int stride, int padding = 0) : p_{kernel, stride, padding} {}
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;
+  std::string type_name() const override { return "MaxPool2d"; }
+
+ private:
+  MaxPool2dParams p_;
+  Tensor indices_;
+  Shape input_shape_;
+};
+
+class GlobalAvgPool : public Module {
+ public:
+  explicit GlobalAvgPool(bool flatten = false) : flatten_(flatten) {}
+  Tensor forward(const Tensor& x) override;
+  Tensor backward(const Tensor& dy) override;  // dy: (N,C) or (N,C,1,1)
+  std::string type_name() const override { return "AdaptiveAvgPool2d"; }
+
+ private:
+  bool flatten_;
+  Shape input_shape_;
+};
+
+}  // namespace cxr
