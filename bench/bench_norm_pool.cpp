@@ -100,6 +100,7 @@ Tensor random_tensor(const Shape& s, Device dev, std::uint64_t seed, float lo = 
 }
 
 void bn_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f), b = random_tensor({l.C}, dev, 3);
   Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
@@ -107,6 +108,7 @@ void bn_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 4), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f),
          b = random_tensor({l.C}, dev, 3);
@@ -117,6 +119,7 @@ void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1);
   const MaxPool2dParams p{3, 2, 1};
@@ -125,6 +128,7 @@ void pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1);
   const MaxPool2dParams p{3, 2, 1};
@@ -135,18 +139,21 @@ void pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void gap_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1);
   run(st, dev, 4.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(global_avg_pool(x)); });
 }
 
 void add_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor a = random_tensor(s, dev, 1), b = random_tensor(s, dev, 2);
   run(st, dev, 12.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(add(a, b)); });
 }
 
 void scale_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 2), g = random_tensor({N, l.C}, dev, 3, 0.f, 1.f);
   run(st, dev, 12.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(scale_channels_backward(dy, x, g)); });

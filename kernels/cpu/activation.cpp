@@ -3,16 +3,41 @@
 
 namespace cxr::cpu {
 
+namespace {
+
+// The activation is a template parameter so that each loop is branch-free and vectorisable.
+template <Activation A, typename T>
+void forward_loop(const T* x, T* y, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
+  for (std::int64_t i = 0; i < n; ++i) y[i] = activation_value(A, x[i]);
+}
+
+template <Activation A, typename T>
+void backward_loop(const T* x, const T* dy, T* dx, std::int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > (1 << 16))
+  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * activation_derivative(A, x[i]);
+}
+
+}  // namespace
+
 template <typename T>
 void activation_forward(Activation a, const T* x, T* y, std::int64_t n) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-  for (std::int64_t i = 0; i < n; ++i) y[i] = activation_value(a, x[i]);
+  switch (a) {
+    case Activation::ReLU: return forward_loop<Activation::ReLU>(x, y, n);
+    case Activation::SiLU: return forward_loop<Activation::SiLU>(x, y, n);
+    case Activation::Sigmoid: return forward_loop<Activation::Sigmoid>(x, y, n);
+    case Activation::GELU: return forward_loop<Activation::GELU>(x, y, n);
+  }
 }
 
 template <typename T>
 void activation_backward(Activation a, const T* x, const T* dy, T* dx, std::int64_t n) {
-#pragma omp parallel for schedule(static) if (n > (1 << 16))
-  for (std::int64_t i = 0; i < n; ++i) dx[i] = dy[i] * activation_derivative(a, x[i]);
+  switch (a) {
+    case Activation::ReLU: return backward_loop<Activation::ReLU>(x, dy, dx, n);
+    case Activation::SiLU: return backward_loop<Activation::SiLU>(x, dy, dx, n);
+    case Activation::Sigmoid: return backward_loop<Activation::Sigmoid>(x, dy, dx, n);
+    case Activation::GELU: return backward_loop<Activation::GELU>(x, dy, dx, n);
+  }
 }
 
 template void activation_forward<float>(Activation, const float*, float*, std::int64_t);
