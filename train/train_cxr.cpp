@@ -13,6 +13,7 @@
 
 #include "train/cli_args.h"
 #include "train/cmd_data.h"
+#include "train/cmd_train.h"
 
 namespace {
 
@@ -25,6 +26,10 @@ struct Command {
 constexpr Command kCommands[] = {
     {"data-info", "describe a data set folder (counts, boxes, splits, missing files)", cxr::cli::run_data_info},
     {"synth", "write a synthetic NIH-format data set", cxr::cli::run_synth},
+    {"train", "train a model (checkpoints, metrics.csv, early stopping, --resume)", cxr::cli::run_train},
+    {"eval", "evaluate a checkpoint on the test/val split (metrics.json, predictions.csv)", cxr::cli::run_eval},
+    {"predict", "predict findings and boxes for image files", cxr::cli::run_predict},
+    {"demo", "synthetic data -> short training -> eval -> predict, on the CPU", cxr::cli::run_demo},
 };
 
 void print_usage(std::FILE* to) {

@@ -176,13 +176,15 @@ void col2im(const Conv2dDims& d, const float* col, float* dx) {
 }
 
 // Runs body(n, g, thread) for every (image, group): whole tasks in parallel when there are
-// enough of them, else one after the other (sgemm then parallelises inside).
+// enough of them, else one after the other (sgemm then parallelises inside). The static
+// schedule maps tasks to threads the same way in every run, so the per-thread partial sums
+// of backward-weight, and therefore training, are reproducible for a given thread count.
 template <class Body>
 void for_each_task(const Conv2dDims& d, Body body) {
   const int tasks = d.N * d.G;
   const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
   if (threads > 1 && tasks >= threads) {
-#pragma omp parallel for schedule(dynamic, 1)
+#pragma omp parallel for schedule(static) num_threads(threads)
     for (int t = 0; t < tasks; ++t) body(t / d.G, t % d.G, omp_get_thread_num());
   } else {
     for (int t = 0; t < tasks; ++t) body(t / d.G, t % d.G, 0);

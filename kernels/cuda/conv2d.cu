@@ -21,7 +21,7 @@
 // FLOPs 2 N K P Q C' R S per pass; gathers cost integer divisions per element (amortised over
 // 64 FMAs each); tensor cores and vectorised gathers are a later issue (bench_conv2d has
 // cuDNN beside these kernels).
-#include "kernels/conv2d.h"  // first: std headers before cuda_emu.h's __noinline__ macro
+#include "kernels/conv2d.h"
 #include "kernels/cuda/gemm_tile.cuh"
 #include "kernels/gemm.h"
 

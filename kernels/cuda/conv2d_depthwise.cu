@@ -10,7 +10,7 @@
 // (|x| + |y|) 4 B / bandwidth); neighbouring threads share x through L1/L2. Backward-weight
 // reads dy and x R S times (from L2 for the model's shapes).
 // Variants: v1 (this). Shared-memory input tiles with halos are the obvious next step.
-#include "kernels/conv2d.h"  // first: std headers before cuda_emu.h's __noinline__ macro
+#include "kernels/conv2d.h"
 #include "kernels/common/cuda.cuh"
 
 namespace cxr::cuda {

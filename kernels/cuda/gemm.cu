@@ -12,7 +12,7 @@
 // Variants: v1 (this) the register-tiled 64 x 64 kernel. Tensor cores (TF32/BF16 mma) and
 // double-buffered cp.async loads come in a later issue; cuBLAS is the baseline in
 // bench/bench_gemm.cpp.
-#include "kernels/gemm.h"  // first: std headers before cuda_emu.h's __noinline__ macro
+#include "kernels/gemm.h"
 #include "kernels/cuda/gemm_tile.cuh"
 
 namespace cxr::cuda {

@@ -8,7 +8,7 @@
 // FLOPs 2 N in out per GEMM; the heads of the models (N = batch, in = 2048 or 1280, out = 14)
 // are tiny next to the convolutions.
 #include "kernels/gemm.h"
-#include "kernels/linear.h"  // first: std headers before cuda_emu.h's __noinline__ macro
+#include "kernels/linear.h"
 #include "kernels/common/cuda.cuh"
 
 namespace cxr::cuda {

@@ -1,0 +1,214 @@
+// The training subcommands end to end on tiny synthetic data: train -> eval -> predict files
+// and columns, the loss going down on a fixed batch, bit-identical resumption, usage errors.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+
+#include "data/dataset.h"
+#include "data/loader.h"
+#include "data/splits.h"
+#include "layers/init.h"
+#include "models/model_factory.h"
+#include "train/checkpoint.h"
+#include "train/cli_args.h"
+#include "train/cmd_train.h"
+#include "train/safetensors.h"
+#include "train/trainer.h"
+#include "tests/data/data_test_util.h"
+
+using namespace cxr;
+namespace fs = std::filesystem;
+
+namespace {
+
+int run(int (*command)(int, const char* const*, std::ostream&), std::vector<std::string> words,
+        std::string* text = nullptr) {
+  std::vector<const char*> argv;
+  for (const auto& w : words) argv.push_back(w.c_str());
+  std::ostringstream os;
+  const int code = command(static_cast<int>(argv.size()), argv.data(), os);
+  if (text) *text = os.str();
+  return code;
+}
+
+std::string first_line(const std::string& path) {
+  std::ifstream f(path);
+  std::string line;
+  std::getline(f, line);
+  return line;
+}
+
+std::vector<std::string> train_args(const std::string& out, int epochs) {
+  return {"--data", test::small_synth_dir(), "--out", out, "--model", "resnet18", "--image-size", "32",
+          "--epochs", std::to_string(epochs), "--batch-size", "8", "--workers", "2", "--seed", "3",
+          "--lr", "0.001", "--warmup", "2", "--quiet"};
+}
+
+}  // namespace
+
+TEST_SUITE("train") {
+
+TEST_CASE("trainer: the loss goes down on a fixed batch") {
+  data::Report report(data::Report::Echo::Off);
+  const data::Dataset ds = data::Dataset::load(test::small_synth_dir(), report);
+  std::vector<std::int64_t> idx;
+  for (std::int64_t i = 0; i < 8; ++i) idx.push_back(i);
+  data::LoaderOptions lo;
+  lo.batch_size = 8;
+  lo.image_size = 32;
+  lo.workers = 1;
+  data::DataLoader loader(ds, idx, lo, report);
+  loader.start_epoch(0);
+  const data::Batch* b = loader.next();
+  REQUIRE(b != nullptr);
+  const Tensor x = b->images.clone(), y = b->labels.clone(), t = b->boxes.clone(), m = b->box_mask.clone();
+  loader.stop();
+  manual_seed(1);
+  auto model = make_model("resnet18");
+  std::vector<Tensor> ea, eas;
+  std::vector<float> losses;
+  for (int s = 1; s <= 6; ++s) losses.push_back(train_step_for_test(*model, x, y, t, m, 1e-3f, s, ea, eas));
+  MESSAGE("losses: " << losses.front() << " -> " << losses.back());
+  CHECK(losses.back() < losses.front());
+  CHECK(losses.back() < 0.8f * losses.front());
+}
+
+TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
+  test::TempDir dir("trainer_e2e");
+  const std::string runp = dir / "run";
+  REQUIRE(run(cli::run_train, train_args(runp, 1)) == 0);
+  for (const char* f : {"last.safetensors", "best.safetensors", "metrics.csv", "log.txt"})
+    CHECK_MESSAGE(fs::exists(fs::path(runp) / f), f);
+  const std::string header = first_line(runp + "/metrics.csv");
+  CHECK(header.rfind("epoch,step,lr,train_loss,val_loss,val_mean_auroc,val_mean_ap", 0) == 0);
+  CHECK(header.find("auroc_Pleural_Thickening") != std::string::npos);
+
+  Checkpoint best = load_checkpoint(runp + "/best.safetensors");
+  CHECK(best.meta.architecture == "resnet18");
+  CHECK(best.meta.image_size == 32);
+  CHECK(best.meta.class_names.size() == 14);
+  CHECK(best.meta.thresholds.size() == 14);
+  CHECK(best.meta.mean.size() == 3);
+  CHECK(best.file.find("optimizer.conv1.weight.exp_avg") == nullptr);
+  Checkpoint last = load_checkpoint(runp + "/last.safetensors");
+  CHECK(last.file.find("optimizer.conv1.weight.exp_avg") != nullptr);
+  CHECK(last.meta.epoch == 1);
+
+  const std::string evalp = dir / "eval";
+  std::string text;
+  REQUIRE(run(cli::run_eval, {"--checkpoint", runp + "/best.safetensors", "--data", test::small_synth_dir(),
+                              "--out", evalp, "--workers", "1", "--quiet"}) == 0);
+  std::ifstream jf(evalp + "/metrics.json");
+  const nlohmann::json j = nlohmann::json::parse(jf);
+  for (const char* k : {"mean_auroc", "mean_ap", "mean_accuracy", "mean_abs_bias", "classes", "localisation", "images"})
+    CHECK_MESSAGE(j.contains(k), k);
+  CHECK(j["classes"].size() == 14);
+  CHECK(j["classes"]["Atelectasis"].contains("auroc"));
+  CHECK(j["classes"]["Atelectasis"].contains("bias"));
+  CHECK(j["localisation"]["accuracy_iobb"].contains("0.25"));
+  const std::string ph = first_line(evalp + "/predictions.csv");
+  CHECK(ph.rfind("Image Index,Atelectasis,Cardiomegaly", 0) == 0);
+  CHECK(ph.find(",Hernia,No Finding") != std::string::npos);
+
+  data::Report report(data::Report::Echo::Off);
+  const data::Dataset ds = data::Dataset::load(test::small_synth_dir(), report);
+  const std::string predp = dir / "pred";
+  REQUIRE(run(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", predp, ds.image_path(0),
+                                 "--all-boxes", ds.image_path(1), "--quiet"}) == 0);
+  CHECK(first_line(predp + "/predictions.csv") == ph);
+  CHECK(first_line(predp + "/boxes.csv") == "image,finding,x,y,w,h,score");
+  std::ifstream bf(predp + "/boxes.csv");
+  int lines = 0;
+  for (std::string l; std::getline(bf, l);) ++lines;
+  CHECK(lines == 1 + 2 * 14);
+}
+
+TEST_CASE("train --resume: 1 + 1 epochs give bit-identical weights to 2 epochs") {
+  test::TempDir dir("trainer_resume");
+  const std::string a = dir / "a", b = dir / "b";
+  REQUIRE(run(cli::run_train, train_args(a, 2)) == 0);
+  // The interruption: the same 2-epoch run, stopped after its first epoch (the cosine
+  // schedule spans --epochs, so a 1-epoch run would not be the same run).
+  TrainOptions o;
+  o.data_dir = test::small_synth_dir();
+  o.out_dir = b;
+  o.model = "resnet18";
+  o.image_size = 32;
+  o.epochs = 2;
+  o.batch_size = 8;
+  o.workers = 2;
+  o.seed = 3;
+  o.lr = 0.001;
+  o.warmup_steps = 2;
+  o.quiet = true;
+  o.stop_after_epochs = 1;
+  std::ostringstream sink;
+  train_model(o, sink);
+  CHECK(load_checkpoint(b + "/last.safetensors").meta.epoch == 1);
+  auto resume = train_args(b, 2);
+  resume.push_back("--resume");
+  REQUIRE(run(cli::run_train, resume) == 0);
+
+  const SafetensorsFile fa = read_safetensors(a + "/last.safetensors");
+  const SafetensorsFile fb = read_safetensors(b + "/last.safetensors");
+  REQUIRE(fa.entries.size() == fb.entries.size());
+  int differing = 0;
+  for (std::size_t i = 0; i < fa.entries.size(); ++i) {
+    const auto& ea = fa.entries[i];
+    const auto& eb = fb.entries[i];
+    REQUIRE(ea.name == eb.name);
+    REQUIRE(ea.tensor.nbytes() == eb.tensor.nbytes());
+    if (std::memcmp(ea.tensor.raw_data(), eb.tensor.raw_data(), ea.tensor.nbytes()) != 0) {
+      if (differing < 5) MESSAGE("differs: " << ea.name);
+      ++differing;
+    }
+  }
+  CHECK(differing == 0);
+  CHECK(fa.metadata.at("step") == fb.metadata.at("step"));
+  // metrics.csv of the resumed run has both epochs.
+  std::ifstream f(b + "/metrics.csv");
+  int rows = 0;
+  for (std::string l; std::getline(f, l);) ++rows;
+  CHECK(rows == 3);
+}
+
+TEST_CASE("train / eval / predict: bad arguments give clear errors") {
+  test::TempDir dir("trainer_bad");
+  std::string text;
+  CHECK(run(cli::run_train, {"--out", dir / "r"}) == cli::kExitUsage);  // --data missing
+  auto with = [&](std::vector<std::string> extra) {
+    auto a = train_args(dir / "r", 1);
+    a.insert(a.end(), extra.begin(), extra.end());
+    return a;
+  };
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--optimizer", "adam"})), doctest::Contains("adamw or sgd"),
+                       cli::UsageError);
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--model", "vgg"})), doctest::Contains("unknown model 'vgg'"),
+                       cli::UsageError);
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--schedule", "linear"})), doctest::Contains("--schedule"),
+                       cli::UsageError);
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--pos-weight", "2"})), doctest::Contains("--pos-weight"),
+                       cli::UsageError);
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--epochs", "0"})), doctest::Contains("--epochs"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--epochs", "two"})), doctest::Contains("--epochs"),
+                       cli::UsageError);
+  CHECK_THROWS_AS(run(cli::run_train, {"--data", dir / "nothing", "--out", dir / "r2", "--quiet"}), Error);
+  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--resume"})), doctest::Contains("nothing to resume"), Error);
+  CHECK_THROWS_WITH_AS(run(cli::run_eval, {"--checkpoint", dir / "x.safetensors", "--data", dir.path(), "--out",
+                                           dir / "e", "--split", "train"}),
+                       doctest::Contains("--split"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(run(cli::run_eval, {"--checkpoint", dir / "x.safetensors", "--data", dir.path(), "--out",
+                                           dir / "e"}),
+                       doctest::Contains("does not exist"), Error);
+  CHECK_THROWS_WITH_AS(run(cli::run_predict, {"--checkpoint", dir / "x.safetensors", "--out", dir / "p"}),
+                       doctest::Contains("no IMAGE"), cli::UsageError);
+  CHECK(run(cli::run_predict, {"--out", dir / "p", "a.png"}) == cli::kExitUsage);  // --checkpoint missing
+  CHECK(run(cli::run_demo, {"--bogus"}) == cli::kExitUsage);
+}
+
+}  // TEST_SUITE

@@ -1,0 +1,558 @@
+// The training loop (see trainer.h).
+#include "train/trainer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <limits>
+#include <sstream>
+
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include "data/class_balance.h"
+#include "data/dataset.h"
+#include "data/labels.h"
+#include "data/loader.h"
+#include "data/splits.h"
+#include "kernels/cxr_loss.h"
+#include "kernels/optimizer_step.h"
+#include "kernels/reduce.h"
+#include "layers/dropout.h"
+#include "layers/init.h"
+#include "models/model_factory.h"
+#include "train/cli_args.h"
+#include "train/evaluate.h"
+#include "train/metrics.h"
+#include "train/progress.h"
+#include "train/schedule.h"
+
+namespace cxr {
+namespace fs = std::filesystem;
+
+NamedTensors model_state(CxrModel& model) {
+  NamedTensors s;
+  for (auto& [name, p] : model.named_parameters()) s.add(name, p->value);
+  for (auto& [name, b] : model.named_buffers()) s.add(name, *b);
+  return s;
+}
+
+namespace {
+
+// --- dropout mask streams -----------------------------------------------------------------
+struct MaskModules {
+  std::vector<Dropout*> dropouts;
+  std::vector<StochasticDepth*> depths;
+};
+void collect_masks(Module& m, MaskModules& out) {
+  if (auto* d = dynamic_cast<Dropout*>(&m)) out.dropouts.push_back(d);
+  if (auto* s = dynamic_cast<StochasticDepth*>(&m)) out.depths.push_back(s);
+  for (auto& [name, child] : m.named_children()) collect_masks(*child, out);
+}
+std::uint64_t mask_seed(std::uint64_t seed, std::uint64_t k) {
+  std::uint64_t z = seed * 0x9E3779B97F4A7C15ull + (k + 1) * 0xBF58476D1CE4E5B9ull;
+  z ^= z >> 31;
+  z *= 0x94D049BB133111EBull;
+  return z ^ (z >> 29);
+}
+// Every mask module gets a seed derived from (seed, its position) and the given offsets.
+void set_mask_streams(CxrModel& model, std::uint64_t seed, const std::vector<std::uint64_t>& offsets) {
+  MaskModules mm;
+  collect_masks(model, mm);
+  std::size_t k = 0;
+  for (auto* d : mm.dropouts) {
+    d->set_rng(mask_seed(seed, k), k < offsets.size() ? offsets[k] : 0);
+    ++k;
+  }
+  for (auto* s : mm.depths) {
+    s->set_rng(mask_seed(seed, k), k < offsets.size() ? offsets[k] : 0);
+    ++k;
+  }
+}
+std::vector<std::uint64_t> mask_offsets(CxrModel& model) {
+  MaskModules mm;
+  collect_masks(model, mm);
+  std::vector<std::uint64_t> o;
+  for (auto* d : mm.dropouts) o.push_back(d->offset());
+  for (auto* s : mm.depths) o.push_back(s->offset());
+  return o;
+}
+
+// --- optimiser ----------------------------------------------------------------------------
+struct Optimizer {
+  bool adamw = true;
+  double weight_decay = 0;
+  std::vector<std::string> names;
+  std::vector<Parameter*> params;
+  std::vector<Tensor> m, v;              // adamw: exp_avg, exp_avg_sq; sgd: momentum (m)
+  std::vector<std::int64_t> steps;       // per parameter (torch keeps a step per param)
+
+  void init(CxrModel& model, bool use_adamw, double wd) {
+    adamw = use_adamw;
+    weight_decay = wd;
+    for (auto& [name, p] : model.named_parameters()) {
+      names.push_back(name);
+      params.push_back(p);
+      m.push_back(Tensor::zeros(p->value.shape(), DType::F32, p->value.device()));
+      if (adamw) v.push_back(Tensor::zeros(p->value.shape(), DType::F32, p->value.device()));
+      steps.push_back(0);
+    }
+  }
+
+  // One step over the trainable parameters that have a gradient.
+  void step(double lr, double grad_clip) {
+    std::vector<std::size_t> active;
+    for (std::size_t i = 0; i < params.size(); ++i)
+      if (params[i]->trainable && params[i]->grad.defined()) active.push_back(i);
+    if (active.empty()) return;
+    Tensor scale;
+    if (grad_clip > 0) {
+      std::vector<Tensor> g;
+      for (auto i : active) g.push_back(params[i]->grad);
+      scale = grad_norm(g, static_cast<float>(grad_clip)).clip_coef;
+    }
+    for (auto i : active) ++steps[i];
+    // Groups of the same (decay, step): one optimiser call each.
+    std::vector<bool> done(active.size(), false);
+    for (std::size_t a = 0; a < active.size(); ++a) {
+      if (done[a]) continue;
+      const bool decay = params[active[a]]->weight_decay;
+      const std::int64_t st = steps[active[a]];
+      std::vector<Tensor> p, g, mm, vv;
+      for (std::size_t b = a; b < active.size(); ++b) {
+        const std::size_t i = active[b];
+        if (done[b] || params[i]->weight_decay != decay || steps[i] != st) continue;
+        done[b] = true;
+        p.push_back(params[i]->value);
+        g.push_back(params[i]->grad);
+        mm.push_back(m[i]);
+        if (adamw) vv.push_back(v[i]);
+      }
+      const float wd = decay ? static_cast<float>(weight_decay) : 0.f;
+      if (adamw) {
+        AdamWOptions o;
+        o.lr = static_cast<float>(lr);
+        o.weight_decay = wd;
+        adamw_step(p, g, mm, vv, st, o, scale);
+      } else {
+        SgdOptions o;
+        o.lr = static_cast<float>(lr);
+        o.momentum = 0.9f;
+        o.weight_decay = wd;
+        sgd_step(p, g, mm, st, o, scale);
+      }
+    }
+  }
+
+  void add_state(NamedTensors& s) const {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      s.add(kOptimizerPrefix + names[i] + (adamw ? ".exp_avg" : ".momentum_buffer"), m[i]);
+      if (adamw) s.add(kOptimizerPrefix + names[i] + ".exp_avg_sq", v[i]);
+    }
+  }
+  void load_state(const SafetensorsFile& f, const std::string& what) {
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      const std::string base = kOptimizerPrefix + names[i];
+      const Tensor& a = f.at(base + (adamw ? ".exp_avg" : ".momentum_buffer"));
+      CXR_CHECK(a.shape() == m[i].shape(), what, ": optimiser state of ", names[i], " has shape ",
+                shape_str(a.shape()), ", expected ", shape_str(m[i].shape()));
+      m[i].copy_(a);
+      if (adamw) v[i].copy_(f.at(base + ".exp_avg_sq"));
+    }
+  }
+};
+
+// --- helpers ---------------------------------------------------------------------------------
+std::string fmt(double v, int prec = 4) {
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(prec) << v;
+  return os.str();
+}
+std::string exact(double v) {
+  std::ostringstream os;
+  os << std::setprecision(17) << v;
+  return os.str();
+}
+double parse_double_meta(const CheckpointMeta& m, const std::string& key, double fallback) {
+  auto it = m.extra.find(key);
+  if (it == m.extra.end()) return fallback;
+  try {
+    return std::stod(it->second);
+  } catch (...) {
+    return fallback;
+  }
+}
+
+// Sets the OpenMP thread count of this thread for the scope.
+class ThreadScope {
+ public:
+  explicit ThreadScope(int threads) : saved_(omp_get_max_threads()) {
+    if (threads > 0) omp_set_num_threads(threads);
+  }
+  ~ThreadScope() { omp_set_num_threads(saved_); }
+
+ private:
+  int saved_;
+};
+
+class Logger {
+ public:
+  Logger(const std::string& path, bool append) : file_(path, append ? std::ios::app : std::ios::trunc) {
+    CXR_CHECK(file_, "cannot open ", path, " for writing");
+  }
+  void line(const std::string& text) { file_ << text << "\n" << std::flush; }
+
+ private:
+  std::ofstream file_;
+};
+
+// Settings that a resumed run must share with the run it continues.
+std::string resume_settings(const TrainOptions& o) {
+  nlohmann::json j;
+  j["model"] = o.model;
+  j["image_size"] = o.image_size;
+  j["batch_size"] = o.batch_size;
+  j["lr"] = o.lr;
+  j["optimizer"] = o.optimizer;
+  j["weight_decay"] = o.weight_decay;
+  j["schedule"] = o.schedule;
+  j["warmup"] = o.warmup_steps;
+  j["seed"] = o.seed;
+  j["pos_weight"] = o.pos_weight_auto ? "auto" : "none";
+  j["box_loss_weight"] = o.box_loss_weight;
+  j["limit"] = o.limit;
+  j["freeze_backbone_epochs"] = o.freeze_backbone_epochs;
+  j["augment"] = o.augment;
+  j["val_fraction"] = o.val_fraction;
+  j["grad_clip"] = o.grad_clip;
+  return j.dump();
+}
+
+std::vector<std::int64_t> limited(std::vector<std::int64_t> v, std::int64_t limit) {
+  if (limit > 0 && static_cast<std::int64_t>(v.size()) > limit) v.resize(static_cast<std::size_t>(limit));
+  return v;
+}
+
+}  // namespace
+
+void validate_train_options(const TrainOptions& o) {
+  using cli::UsageError;
+  if (o.data_dir.empty()) throw UsageError("--data is required");
+  if (o.out_dir.empty()) throw UsageError("--out is required");
+  if (o.image_size < 16 || o.image_size > 4096)
+    throw UsageError("--image-size must be in [16, 4096], got " + std::to_string(o.image_size));
+  if (o.epochs < 1) throw UsageError("--epochs must be >= 1, got " + std::to_string(o.epochs));
+  if (o.batch_size < 1) throw UsageError("--batch-size must be >= 1, got " + std::to_string(o.batch_size));
+  if (!(o.lr > 0) || !std::isfinite(o.lr)) throw UsageError("--lr must be a positive number, got " + exact(o.lr));
+  if (o.optimizer != "adamw" && o.optimizer != "sgd")
+    throw UsageError("--optimizer must be adamw or sgd, got '" + o.optimizer + "'");
+  if (!(o.weight_decay >= 0)) throw UsageError("--weight-decay must be >= 0");
+  if (o.schedule != "cosine" && o.schedule != "onecycle" && o.schedule != "step" && o.schedule != "constant")
+    throw UsageError("--schedule must be cosine, onecycle, step or constant, got '" + o.schedule + "'");
+  if (o.warmup_steps < 0) throw UsageError("--warmup must be >= 0");
+  if (o.workers < 1) throw UsageError("--workers must be >= 1");
+  if (o.freeze_backbone_epochs < 0) throw UsageError("--freeze-backbone-epochs must be >= 0");
+  if (!(o.box_loss_weight >= 0)) throw UsageError("--box-loss-weight must be >= 0");
+  if (o.limit < 0) throw UsageError("--limit must be >= 0");
+  if (o.patience < 0) throw UsageError("--patience must be >= 0");
+  if (o.threads < 0) throw UsageError("--threads must be >= 0");
+  const auto names = model_names();
+  if (std::find(names.begin(), names.end(), o.model) == names.end()) {
+    std::string list;
+    for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+    throw UsageError("--model: unknown model '" + o.model + "' (known: " + list + ")");
+  }
+}
+
+float train_step_for_test(CxrModel& model, const Tensor& images, const Tensor& labels, const Tensor& boxes,
+                          const Tensor& box_mask, float lr, std::int64_t step, std::vector<Tensor>& exp_avg,
+                          std::vector<Tensor>& exp_avg_sq) {
+  model.train();
+  model.set_input_grad(false);
+  const Tensor pw = Tensor::full({labels.size(1)}, 1.f, images.device());
+  HeadOutputs out = model.forward_heads(images);
+  CxrLoss l = cxr_loss(out.logits, labels, pw, out.boxes, boxes, box_mask, 1.f);
+  model.zero_grad();
+  model.backward_heads(l.dz, l.db);
+  std::vector<Tensor> p, g;
+  for (auto& [name, prm] : model.named_parameters()) {
+    p.push_back(prm->value);
+    g.push_back(prm->grad);
+  }
+  if (exp_avg.empty())
+    for (auto& t : p) {
+      exp_avg.push_back(Tensor::zeros(t.shape(), DType::F32, t.device()));
+      exp_avg_sq.push_back(Tensor::zeros(t.shape(), DType::F32, t.device()));
+    }
+  AdamWOptions o;
+  o.lr = lr;
+  o.weight_decay = 0.f;
+  adamw_step(p, g, exp_avg, exp_avg_sq, step, o);
+  return l.loss.item();
+}
+
+TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
+  validate_train_options(opt);
+  ThreadScope threads(opt.threads);
+  const fs::path run(opt.out_dir);
+  const std::string last_path = (run / "last.safetensors").string();
+  const std::string best_path = (run / "best.safetensors").string();
+  if (opt.resume) {
+    CXR_CHECK(fs::exists(last_path), "--resume: ", last_path, " does not exist (nothing to resume)");
+  } else {
+    CXR_CHECK(!fs::exists(last_path), opt.out_dir, " already holds a run (", last_path,
+              "): pass --resume to continue it or choose another --out");
+  }
+  fs::create_directories(run);
+  Logger log((run / "log.txt").string(), opt.resume);
+  Progress progress(out, {.mode = opt.quiet ? ProgressMode::quiet : ProgressMode::automatic});
+  auto say = [&](const std::string& s) {
+    progress.message(s);
+    log.line(s);
+  };
+  if (!opt.command_line.empty()) log.line("command: " + opt.command_line);
+
+  // Data.
+  data::Report report;
+  const data::Dataset ds = data::Dataset::load(opt.data_dir, report);
+  data::SplitOptions so;
+  so.seed = opt.seed;
+  so.val_fraction = opt.val_fraction;
+  const data::Splits splits = data::make_splits(ds, so, report);
+  const auto train_idx = limited(splits.train, opt.limit);
+  const auto val_idx = limited(splits.val, opt.limit);
+  CXR_CHECK(!train_idx.empty(), opt.data_dir, ": the training split is empty");
+  CXR_CHECK(!val_idx.empty(), opt.data_dir, ": the validation split is empty (more patients or a larger "
+                                            "validation fraction are needed)");
+  say("data: " + std::to_string(ds.size()) + " images (" + splits.source + "), train " +
+      std::to_string(train_idx.size()) + ", val " + std::to_string(val_idx.size()) + ", test " +
+      std::to_string(splits.test.size()));
+
+  data::LoaderOptions lo;
+  lo.batch_size = opt.batch_size;
+  lo.image_size = opt.image_size;
+  lo.workers = opt.workers;
+  lo.seed = opt.seed;
+  lo.strict = opt.strict;
+  lo.device = opt.device;
+  lo.cache_dir = opt.cache_dir;
+  data::LoaderOptions train_lo = lo;
+  train_lo.augment = opt.augment;
+  train_lo.shuffle = true;
+  // A last batch of one image would make BatchNorm's batch statistics degenerate.
+  train_lo.drop_last = static_cast<std::int64_t>(train_idx.size()) > opt.batch_size;
+  data::DataLoader train_loader(ds, train_idx, train_lo, report);
+  data::DataLoader val_loader(ds, val_idx, lo, report);
+
+  // Class balance.
+  std::array<float, data::kNumClasses> pw{};
+  pw.fill(1.f);
+  if (opt.pos_weight_auto) pw = data::positive_weights(data::count_classes(ds, train_idx));
+  const Tensor pos_weight =
+      Tensor::from_vector(std::vector<float>(pw.begin(), pw.end()), {data::kNumClasses}).to(opt.device);
+
+  // Model: every random choice from the seed.
+  manual_seed(opt.seed);
+  std::unique_ptr<CxrModel> model = make_model(opt.model, data::kNumClasses);
+  set_mask_streams(*model, opt.seed, {});
+  if (!opt.init_from.empty() && !opt.resume) {
+    const SafetensorsFile f = read_safetensors(opt.init_from);
+    NamedTensors state = model_state(*model);
+    const bool whole = f.find("cls_head.weight") != nullptr;
+    const LoadReport r = load_state(state, f, whole ? model_options() : backbone_options(), opt.init_from);
+    say("init from " + opt.init_from + ": " + r.summary());
+  }
+  model->to(opt.device);
+  model->set_input_grad(false);
+
+  Optimizer optim;
+  optim.init(*model, opt.optimizer == "adamw", opt.weight_decay);
+
+  // Schedule.
+  const std::int64_t steps_per_epoch = std::max<std::int64_t>(1, train_loader.batches_per_epoch());
+  ScheduleConfig sc;
+  sc.kind = parse_schedule_kind(opt.schedule);
+  sc.base_lr = opt.lr;
+  sc.total_steps = steps_per_epoch * opt.epochs;
+  sc.warmup_steps = std::min<std::int64_t>(opt.warmup_steps, std::max<std::int64_t>(0, sc.total_steps - 1));
+  sc.step_size = steps_per_epoch * std::max(1, opt.epochs / 3);
+  sc.min_lr = 0.0;
+  validate_schedule(sc);
+
+  // Run state.
+  std::int64_t step = 0;
+  int start_epoch = 0, best_epoch = 0, bad_epochs = 0;
+  double best_auc = -std::numeric_limits<double>::infinity();
+  if (opt.resume) {
+    Checkpoint ck = load_checkpoint(last_path);
+    auto setting = ck.meta.extra.find("resume.settings");
+    CXR_CHECK(setting != ck.meta.extra.end(), last_path, " has no resume state");
+    if (setting->second != resume_settings(opt))
+      throw cli::UsageError("--resume: the settings differ from those of the run in " + opt.out_dir + ": " +
+                            setting->second + " vs " + resume_settings(opt));
+    NamedTensors state = model_state(*model);
+    load_state(state, ck.file, model_options(), last_path);
+    optim.load_state(ck.file, last_path);
+    const auto steps = nlohmann::json::parse(ck.meta.extra.at("resume.param_steps")).get<std::vector<std::int64_t>>();
+    CXR_CHECK(steps.size() == optim.steps.size(), last_path, ": optimiser step counts do not match the model");
+    optim.steps = steps;
+    set_mask_streams(*model, opt.seed,
+                     nlohmann::json::parse(ck.meta.extra.at("resume.mask_offsets")).get<std::vector<std::uint64_t>>());
+    step = ck.meta.step;
+    start_epoch = static_cast<int>(ck.meta.epoch);
+    best_auc = parse_double_meta(ck.meta, "resume.best_auc", best_auc);
+    best_epoch = static_cast<int>(parse_double_meta(ck.meta, "resume.best_epoch", 0));
+    bad_epochs = static_cast<int>(parse_double_meta(ck.meta, "resume.bad_epochs", 0));
+    say("resumed " + opt.out_dir + " after epoch " + std::to_string(start_epoch) + " (step " +
+        std::to_string(step) + ", best val AUROC " + fmt(best_auc) + ")");
+  }
+  say("model " + opt.model + " (" + std::to_string(model->parameter_count()) + " parameters) on " +
+      device_name(opt.device) + " (" + std::to_string(omp_get_max_threads()) + " compute threads), " + opt.optimizer + ", " + describe_schedule(sc));
+
+  // metrics.csv
+  const std::string csv_path = (run / "metrics.csv").string();
+  const bool csv_new = !(opt.resume && fs::exists(csv_path));
+  std::ofstream csv(csv_path, csv_new ? std::ios::trunc : std::ios::app);
+  CXR_CHECK(csv, "cannot open ", csv_path, " for writing");
+  if (csv_new) {
+    csv << "epoch,step,lr,train_loss,val_loss,val_mean_auroc,val_mean_ap,images_per_s,seconds";
+    for (auto n : data::kClassNames) csv << ",auroc_" << n;
+    csv << "\n" << std::flush;
+  }
+
+  std::vector<std::string> class_names(data::kClassNames.begin(), data::kClassNames.end());
+  CheckpointMeta base_meta;
+  base_meta.architecture = opt.model;
+  base_meta.image_size = opt.image_size;
+  base_meta.class_names = class_names;
+  base_meta.mean.assign(lo.normalize.mean.begin(), lo.normalize.mean.end());
+  base_meta.std.assign(lo.normalize.std.begin(), lo.normalize.std.end());
+  base_meta.extra["split_seed"] = std::to_string(opt.seed);
+  base_meta.extra["val_fraction"] = exact(opt.val_fraction);
+  if (!opt.command_line.empty()) base_meta.extra["command"] = opt.command_line;
+
+  TrainResult result;
+  result.last_epoch = start_epoch;
+  if (start_epoch >= opt.epochs) {
+    say("nothing to do: the run has " + std::to_string(start_epoch) + " epochs (--epochs " +
+        std::to_string(opt.epochs) + ")");
+  }
+  const float box_w = static_cast<float>(opt.box_loss_weight);
+  for (int e = start_epoch; e < opt.epochs; ++e) {
+    const bool frozen = e < opt.freeze_backbone_epochs;
+    model->set_trainable(!frozen);
+    if (frozen) {
+      model->cls_head().set_trainable(true);
+      model->box_head().set_trainable(true);
+    }
+    model->train();
+    const double t0 = steady_seconds();
+    progress.begin_epoch(e + 1, opt.epochs, train_loader.batches_per_epoch());
+    double loss_sum = 0;
+    std::int64_t images = 0, k = 0;
+    double lr = 0;
+    for (const data::Batch& b : train_loader.epoch(e)) {
+      lr = learning_rate(sc, step);
+      HeadOutputs o = model->forward_heads(b.images);
+      CxrLoss l = cxr_loss(o.logits, b.labels, pos_weight, o.boxes, b.boxes, b.box_mask, box_w);
+      model->zero_grad();
+      model->backward_heads(l.dz, l.db);
+      optim.step(lr, opt.grad_clip);
+      ++step;
+      ++k;
+      const double lv = l.loss.item();
+      CXR_CHECK(std::isfinite(lv), "the training loss is not finite (", lv, ") at step ", step,
+                ": lower --lr or check the data");
+      loss_sum += lv * static_cast<double>(b.size());
+      images += b.size();
+      progress.update(k, b.size(), lv);
+    }
+    const double train_seconds = steady_seconds() - t0;
+
+    // Validation.
+    model->eval();
+    InferenceResult vr = run_inference(*model, val_loader, 0, pos_weight, box_w);
+    const std::vector<double> thresholds =
+        select_thresholds(vr.probs, vr.labels, data::kNumClasses, ThresholdRule::youden);
+    const ClassificationReport rep =
+        evaluate_classification(vr.probs, vr.labels, data::kNumClasses, class_names, thresholds);
+
+    EpochRecord rec;
+    rec.epoch = e + 1;
+    rec.step = step;
+    rec.lr = lr;
+    rec.train_loss = images > 0 ? loss_sum / static_cast<double>(images) : 0;
+    rec.val_loss = vr.loss;
+    rec.val_auc = rep.mean_auc;
+    rec.val_ap = rep.mean_ap;
+    rec.seconds = steady_seconds() - t0;
+    rec.images_per_second = train_seconds > 0 ? static_cast<double>(images) / train_seconds : 0;
+    for (const auto& c : rep.classes) rec.class_auc.push_back(c.auc);
+
+    const bool improved = std::isfinite(rep.mean_auc) ? rep.mean_auc > best_auc : best_epoch == 0;
+    if (improved) {
+      best_auc = std::isfinite(rep.mean_auc) ? rep.mean_auc : best_auc;
+      best_epoch = e + 1;
+      bad_epochs = 0;
+    } else {
+      ++bad_epochs;
+    }
+
+    // Checkpoints.
+    CheckpointMeta meta = base_meta;
+    meta.thresholds = thresholds;
+    meta.epoch = e + 1;
+    meta.step = step;
+    meta.extra["val_auroc"] = exact(rep.mean_auc);
+    meta.extra["val_ap"] = exact(rep.mean_ap);
+    if (improved) save_checkpoint(best_path, model_state(*model), meta);
+    NamedTensors full = model_state(*model);
+    optim.add_state(full);
+    meta.extra["resume.settings"] = resume_settings(opt);
+    meta.extra["resume.param_steps"] = nlohmann::json(optim.steps).dump();
+    meta.extra["resume.mask_offsets"] = nlohmann::json(mask_offsets(*model)).dump();
+    meta.extra["resume.best_auc"] = exact(best_auc);
+    meta.extra["resume.best_epoch"] = std::to_string(best_epoch);
+    meta.extra["resume.bad_epochs"] = std::to_string(bad_epochs);
+    meta.extra["resume.optimizer"] = opt.optimizer;
+    save_checkpoint(last_path, full, meta);
+
+    csv << rec.epoch << "," << rec.step << "," << exact(rec.lr) << "," << exact(rec.train_loss) << ","
+        << exact(rec.val_loss) << "," << exact(rec.val_auc) << "," << exact(rec.val_ap) << ","
+        << fmt(rec.images_per_second, 2) << "," << fmt(rec.seconds, 2);
+    for (double a : rec.class_auc) csv << "," << exact(a);
+    csv << "\n" << std::flush;
+
+    const std::string summary = "epoch " + std::to_string(e + 1) + "/" + std::to_string(opt.epochs) +
+                                ": train loss " + fmt(rec.train_loss) + " | val loss " + fmt(rec.val_loss) +
+                                " | val AUROC " + fmt(rec.val_auc) + " AP " + fmt(rec.val_ap) + " | " +
+                                fmt(rec.images_per_second, 1) + " img/s | " + fmt(rec.seconds, 1) + " s" +
+                                (improved ? " | best" : "") + (frozen ? " | backbone frozen" : "");
+    progress.end_epoch(summary);
+    log.line(summary);
+    result.epochs.push_back(rec);
+    result.last_epoch = e + 1;
+    if (opt.stop_after_epochs > 0 && static_cast<int>(result.epochs.size()) >= opt.stop_after_epochs &&
+        e + 1 < opt.epochs) {
+      say("stopped after " + std::to_string(result.epochs.size()) + " epochs (as asked); --resume continues");
+      break;
+    }
+    if (opt.patience > 0 && bad_epochs >= opt.patience && e + 1 < opt.epochs) {
+      say("early stop: no better val AUROC for " + std::to_string(bad_epochs) + " epochs (best " + fmt(best_auc) +
+          " at epoch " + std::to_string(best_epoch) + ")");
+      result.stopped_early = true;
+      break;
+    }
+  }
+  report.flush_suppressed();
+  result.best_auc = best_auc;
+  result.best_epoch = best_epoch;
+  say("best val AUROC " + fmt(best_auc) + " at epoch " + std::to_string(best_epoch) + "; checkpoints in " +
+      opt.out_dir);
+  return result;
+}
+
+}  // namespace cxr

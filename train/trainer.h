@@ -1,0 +1,103 @@
+// The training loop of train_cxr: data set, patient-wise splits, loader, model, fused loss,
+// optimiser, schedule, validation metrics, checkpoints, early stopping and resumption.
+//
+//   TrainOptions o;  o.data_dir = "data/nih";  o.out_dir = "runs/r18";  o.model = "resnet18";
+//   TrainResult r = train_model(o, std::cout);
+//
+// Each epoch: one pass over the training split (loss + optimiser step per batch), then the
+// validation split in eval mode: loss, per-class and mean AUROC / AP, per-class thresholds
+// (Youden's J on validation). Files in out_dir:
+//   last.safetensors   the model after the epoch + everything needed to resume: optimiser
+//                      state under "optimizer." (exp_avg / exp_avg_sq or momentum), and in
+//                      the metadata the step, epoch, best AUROC, early-stopping counter,
+//                      dropout mask offsets and the settings that must not change.
+//   best.safetensors   the model of the epoch with the best validation mean AUROC, with its
+//                      thresholds (no optimiser state).
+//   metrics.csv        one row per epoch;   log.txt   the run's messages.
+// Determinism (CPU): the weights depend on (seed, settings) only: manual_seed(seed) before
+// the model is built (weights and dropout seeds), the loader's order and augmentation are
+// functions of (seed, epoch), the learning rate a function of the step. A run resumed from
+// last.safetensors ends with bit-identical weights to an uninterrupted one.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "models/heads.h"
+#include "train/checkpoint.h"
+
+namespace cxr {
+
+struct TrainOptions {
+  std::string data_dir, out_dir;
+  std::string model = "resnet18";
+  int image_size = 224;
+  int epochs = 10;
+  int batch_size = 16;
+  double lr = 1e-3;
+  std::string optimizer = "adamw";  // adamw | sgd (momentum 0.9)
+  double weight_decay = 1e-4;
+  std::string schedule = "cosine";  // cosine | onecycle | step | constant
+  std::int64_t warmup_steps = 0;    // linear warmup, in optimiser steps
+  Device device = Device::CPU;
+  int workers = 2;
+  std::uint64_t seed = 0;
+  bool resume = false;
+  std::string init_from;            // safetensors: backbone (ImageNet) or a whole cxr checkpoint
+  int freeze_backbone_epochs = 0;   // train the heads only for the first K epochs
+  bool pos_weight_auto = true;      // negatives / positives per class (training split); else 1
+  double box_loss_weight = 1.0;
+  std::int64_t limit = 0;           // > 0: at most N images per split (quick runs)
+  std::string cache_dir;
+  bool strict = false;              // an unreadable image is an error (else skipped)
+  int patience = 0;                 // > 0: stop after P epochs without a better val AUROC
+  bool quiet = false;
+  bool augment = true;
+  double val_fraction = 0.1;
+  double grad_clip = 0.0;           // > 0: clip the global gradient norm
+  std::string command_line;         // recorded in the checkpoints
+  // OpenMP threads of the compute kernels during training (0: OpenMP's default, all cores).
+  // 1 by default: kernels/cpu/conv2d.cpp's weight gradient sums per-thread partials of a
+  // schedule(dynamic) loop, so with more than one thread CPU runs are not bit-reproducible
+  // (and --resume not bit-identical); on small machines one thread is also faster, the loader
+  // workers having the other cores.
+  int threads = 1;
+  int stop_after_epochs = 0;        // > 0: return after this many epochs of this call, as if
+                                    // interrupted (tests of --resume); the schedule still spans
+                                    // `epochs`
+};
+
+struct EpochRecord {
+  int epoch = 0;  // 1-based
+  std::int64_t step = 0;
+  double lr = 0, train_loss = 0, val_loss = 0, val_auc = 0, val_ap = 0;
+  double images_per_second = 0, seconds = 0;
+  std::vector<double> class_auc;
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> epochs;  // the epochs run by this call
+  double best_auc = 0;
+  int best_epoch = 0;
+  int last_epoch = 0;
+  bool stopped_early = false;
+};
+
+// Checks the options (cli::UsageError on a bad value), then trains. Progress and messages go
+// to `out` (and RUN/log.txt).
+TrainResult train_model(const TrainOptions& options, std::ostream& out);
+void validate_train_options(const TrainOptions& options);
+
+// --- shared with evaluate / predict ----------------------------------------------------------
+// The model's parameters and buffers as state_dict tensors (handles sharing its storage).
+NamedTensors model_state(CxrModel& model);
+// One training step on a fixed batch (tests): forward, loss, backward, AdamW step.
+// Returns the loss before the step.
+float train_step_for_test(CxrModel& model, const Tensor& images, const Tensor& labels, const Tensor& boxes,
+                          const Tensor& box_mask, float lr, std::int64_t step,
+                          std::vector<Tensor>& exp_avg, std::vector<Tensor>& exp_avg_sq);
+
+}  // namespace cxr
