@@ -26,6 +26,7 @@
 #endif
 #endif
 #if defined(CXR_EMU_ASAN)
+#include <sanitizer/asan_interface.h>
 #include <sanitizer/common_interface_defs.h>
 #endif
 
@@ -121,6 +122,11 @@ fiber_stack::~fiber_stack() {
 void make_context(context& ctx, stack_range stack, void (*entry)()) {
   ctx.stack = stack;
   ctx.asan_fake_stack = nullptr;
+#if defined(CXR_EMU_ASAN)
+  // A finished fiber leaves by switching away from inside its frames, so their redzones stay
+  // poisoned in ASan's shadow; the next fiber on this reused stack must start from clean shadow.
+  __asan_unpoison_memory_region(stack.bottom, stack.size);
+#endif
 #if defined(CXR_EMU_UCONTEXT)
   getcontext(&ctx.uc);
   ctx.uc.uc_stack.ss_sp = stack.bottom;

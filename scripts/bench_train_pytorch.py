@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""The PyTorch side of scripts/bench_train_vs_pytorch: the training step of
+bench/bench_train_step.cpp, in torch, on the same batch, image size and thread count.
+
+  forward (torchvision resnet18/50, fc replaced by Linear(F, 14 + 56)) ->
+  BCEWithLogits(pos_weight) + masked MSE on sigmoid boxes -> backward -> AdamW (defaults).
+
+CPU: torch.set_num_threads(--threads). CUDA: fp32 weights, channels_last, TF32 allowed
+(PyTorch's fast fp32 path), peak = torch.cuda.max_memory_allocated over the timed steps.
+Prints one JSON line: {"device", "model", "pixels", "batch", "threads", "steps",
+"images_per_s", "ms_per_step", "peak_MiB", "torch"}.
+
+  /usr/bin/python3 scripts/bench_train_pytorch.py --device cpu --model resnet18 --pixels 64 --batch 32
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+import torchvision
+
+CLASSES = 14
+BOX = 4
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--model", default="resnet18")
+    ap.add_argument("--pixels", type=int, default=64)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=10)
+    a = ap.parse_args()
+
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    dev = torch.device(a.device)
+    cuda = dev.type == "cuda"
+    if cuda:
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cudnn.benchmark = True
+
+    model = getattr(torchvision.models, a.model)()
+    model.fc = nn.Linear(model.fc.in_features, CLASSES * (1 + BOX))
+    model = model.to(dev)
+    fmt = torch.channels_last if cuda else torch.contiguous_format
+    model = model.to(memory_format=fmt)
+    model.train()
+    opt = torch.optim.AdamW(model.parameters())  # lr 1e-3, weight decay 1e-2
+
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(a.batch, 3, a.pixels, a.pixels, generator=g).to(dev).contiguous(memory_format=fmt)
+    y = (torch.rand(a.batch, CLASSES, generator=g) < 0.3).float().to(dev)
+    mask = y.clone()
+    pw = (1 + 4 * torch.rand(CLASSES, generator=g)).to(dev)
+    t = torch.rand(a.batch, CLASSES, BOX, generator=g).to(dev)
+
+    def step():
+        out = model(x)
+        z = out[:, :CLASSES]
+        b = out[:, CLASSES:].reshape(a.batch, CLASSES, BOX)
+        bce = F.binary_cross_entropy_with_logits(z, y, pos_weight=pw)
+        m = mask.unsqueeze(-1)
+        mse = (m * (torch.sigmoid(b) - t) ** 2).sum() / torch.clamp(4 * mask.sum(), min=1)
+        loss = bce + mse
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss
+
+    for _ in range(a.warmup):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    if cuda:
+        torch.cuda.synchronize()
+    dt = time.perf_counter() - t0
+    r = {
+        "device": a.device,
+        "model": a.model,
+        "pixels": a.pixels,
+        "batch": a.batch,
+        "threads": torch.get_num_threads(),
+        "steps": a.steps,
+        "images_per_s": a.batch * a.steps / dt,
+        "ms_per_step": 1e3 * dt / a.steps,
+        "peak_MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "torch": torch.__version__,
+    }
+    print(json.dumps(r))
+
+
+if __name__ == "__main__":
+    main()
