@@ -26,6 +26,7 @@
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
+#include "bench/bench_util.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -62,36 +63,9 @@ const Layer kPoolLayers[] = {{"r50_stem_64x112x112", 64, 112, 112}};
 constexpr std::int64_t kCpuBatch = 8;
 constexpr std::int64_t kGpuBatch = 32;
 
-bool have_gpu() {
-  return backend::has_device() && !backend::is_emulated();
-}
 
-// Times `op` per iteration: wall clock on the CPU, CUDA events on the GPU. bytes: minimum traffic of one call.
 void run(benchmark::State& st, Device dev, double bytes, const std::function<void()>& op) {
-  if (dev == Device::CUDA && !have_gpu()) {
-    st.SkipWithError("no GPU");
-    return;
-  }
-  double seconds = 0.0;
-  if (dev == Device::CPU) {
-    op();
-    for (auto _ : st) op();
-    st.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-    return;
-  }
-  for (int i = 0; i < 3; ++i) op();
-  backend::synchronize();
-  Event start(true), stop(true);
-  for (auto _ : st) {
-    start.record(Stream::compute());
-    op();
-    stop.record(Stream::compute());
-    stop.synchronize();
-    const double s = stop.elapsed_ms_since(start) * 1e-3;
-    st.SetIterationTime(s);
-    seconds += s;
-  }
-  st.counters["GB/s"] = bytes * static_cast<double>(st.iterations()) / seconds * 1e-9;
+  bench::time_op(st, dev, bytes, op);
 }
 
 Tensor random_tensor(const Shape& s, Device dev, std::uint64_t seed, float lo = -1.f, float hi = 1.f) {
@@ -100,7 +74,7 @@ Tensor random_tensor(const Shape& s, Device dev, std::uint64_t seed, float lo = 
 }
 
 void bn_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f), b = random_tensor({l.C}, dev, 3);
   Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
@@ -108,7 +82,7 @@ void bn_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 4), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f),
          b = random_tensor({l.C}, dev, 3);
@@ -119,7 +93,7 @@ void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1);
   const MaxPool2dParams p{3, 2, 1};
@@ -128,7 +102,7 @@ void pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1);
   const MaxPool2dParams p{3, 2, 1};
@@ -139,21 +113,21 @@ void pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 void gap_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1);
   run(st, dev, 4.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(global_avg_pool(x)); });
 }
 
 void add_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor a = random_tensor(s, dev, 1), b = random_tensor(s, dev, 2);
   run(st, dev, 12.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(add(a, b)); });
 }
 
 void scale_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
-  if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 2), g = random_tensor({N, l.C}, dev, 3, 0.f, 1.f);
   run(st, dev, 12.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(scale_channels_backward(dy, x, g)); });
@@ -180,7 +154,7 @@ struct Cudnn {
 };
 
 void cudnn_bn(benchmark::State& st, bool backward, std::int64_t N, Layer l) {
-  if (!have_gpu()) {
+  if (!bench::have_gpu()) {
     st.SkipWithError("no GPU");
     return;
   }

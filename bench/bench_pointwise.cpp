@@ -18,6 +18,7 @@
 #include "kernels/dropout.h"
 #include "kernels/layer_norm.h"
 #include "kernels/reduce.h"
+#include "bench/bench_util.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -52,43 +53,10 @@ struct Rows {
 };
 const Rows kLayerNormRows[] = {{"cnxt_s1_56x56x96", 56 * 56, 96}, {"cnxt_s4_7x7x768", 7 * 7, 768}};
 
-bool have_gpu() { return backend::has_device() && !backend::is_emulated(); }
 std::int64_t batch(Device d) { return d == Device::CPU ? kCpuBatch : kGpuBatch; }
 
 void run(benchmark::State& st, Device dev, double bytes, const std::function<void()>& op) {
-  if (dev == Device::CUDA && !have_gpu()) {
-    st.SkipWithError("no GPU");
-    return;
-  }
-  if (dev == Device::CPU) {
-    op();
-    for (auto _ : st) op();
-    st.counters["GB/s"] = benchmark::Counter(bytes, benchmark::Counter::kIsIterationInvariantRate);
-    return;
-  }
-  for (int i = 0; i < 3; ++i) op();
-  backend::synchronize();
-  Event start(true), stop(true);
-  double seconds = 0.0;
-  for (auto _ : st) {
-    start.record(Stream::compute());
-    op();
-    stop.record(Stream::compute());
-    stop.synchronize();
-    const double s = stop.elapsed_ms_since(start) * 1e-3;
-    st.SetIterationTime(s);
-    seconds += s;
-  }
-  st.counters["GB/s"] = bytes * static_cast<double>(st.iterations()) / seconds * 1e-9;
-}
-
-// True (and the benchmark marked skipped) when a CUDA benchmark has no real GPU to run on.
-bool skip(benchmark::State& st, Device dev) {
-  if (dev == Device::CUDA && !have_gpu()) {
-    st.SkipWithError("no GPU");
-    return true;
-  }
-  return false;
+  bench::time_op(st, dev, bytes, op);
 }
 
 Tensor random(const Shape& s, Device dev, std::uint64_t seed) {
@@ -97,14 +65,14 @@ Tensor random(const Shape& s, Device dev, std::uint64_t seed) {
 }
 
 void activation_fwd(benchmark::State& st, Device dev, Activation a, Size sz) {
-  if (skip(st, dev)) return;
+  if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t n = batch(dev) * sz.per_image;
   Tensor x = random({n}, dev, 1);
   run(st, dev, 8.0 * n, [&] { benchmark::DoNotOptimize(activation_forward(a, x)); });
 }
 
 void activation_bwd(benchmark::State& st, Device dev, Activation a, Size sz) {
-  if (skip(st, dev)) return;
+  if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t n = batch(dev) * sz.per_image;
   Tensor x = random({n}, dev, 1), dy = random({n}, dev, 2);
   run(st, dev, 12.0 * n, [&] { benchmark::DoNotOptimize(activation_backward(a, x, dy)); });
@@ -112,7 +80,7 @@ void activation_bwd(benchmark::State& st, Device dev, Activation a, Size sz) {
 
 #if defined(CXR_HAVE_CUDNN)
 void cudnn_activation_fwd(benchmark::State& st, Activation a, Size sz) {
-  if (!have_gpu()) {
+  if (!bench::have_gpu()) {
     st.SkipWithError("no GPU");
     return;
   }
@@ -141,7 +109,7 @@ void cudnn_activation_fwd(benchmark::State& st, Activation a, Size sz) {
 #endif
 
 void dropout_fwd(benchmark::State& st, Device dev, Size sz) {
-  if (skip(st, dev)) return;
+  if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t n = batch(dev) * sz.per_image;
   Tensor x = random({n}, dev, 1);
   DropoutParams p{0.2f, 7, 0, true};
@@ -149,14 +117,14 @@ void dropout_fwd(benchmark::State& st, Device dev, Size sz) {
 }
 
 void layer_norm_fwd(benchmark::State& st, Device dev, Rows r) {
-  if (skip(st, dev)) return;
+  if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t m = batch(dev) * r.rows_per_image;
   Tensor x = random({m, r.C}, dev, 1), w = random({r.C}, dev, 2), b = random({r.C}, dev, 3);
   run(st, dev, 8.0 * m * r.C + 8.0 * m, [&] { benchmark::DoNotOptimize(layer_norm(x, w, b)); });
 }
 
 void layer_norm_bwd(benchmark::State& st, Device dev, Rows r) {
-  if (skip(st, dev)) return;
+  if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t m = batch(dev) * r.rows_per_image;
   Tensor x = random({m, r.C}, dev, 1), w = random({r.C}, dev, 2), b = random({r.C}, dev, 3);
   Tensor dy = random({m, r.C}, dev, 4);
@@ -165,7 +133,7 @@ void layer_norm_bwd(benchmark::State& st, Device dev, Rows r) {
 }
 
 void sum_all(benchmark::State& st, Device dev, Size sz) {
-  if (skip(st, dev)) return;
+  if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t n = batch(dev) * sz.per_image;
   Tensor x = random({n}, dev, 1);
   run(st, dev, 4.0 * n, [&] { benchmark::DoNotOptimize(sum(x)); });
