@@ -250,8 +250,16 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
         << std::setprecision(4) << (r.seconds > 0 ? r.n / r.seconds : 0.0) << " img/s)\n"
         << format_report(rep);
     const auto& loc = j["localisation"];
-    out << "localisation: " << loc["boxes"] << " boxes, mean IoU " << loc["mean_iou"] << ", accuracy at IoBB "
-        << loc["accuracy_iobb"].dump() << "\n";
+    auto fixed3 = [](const nlohmann::json& v) {
+      if (!v.is_number()) return std::string("n/a");
+      std::ostringstream os;
+      os << std::fixed << std::setprecision(3) << v.get<double>();
+      return os.str();
+    };
+    out << "localisation: " << loc["boxes"] << " boxes, mean IoU " << fixed3(loc["mean_iou"]) << ", accuracy at IoBB";
+    for (const auto& [threshold, accuracy] : loc["accuracy_iobb"].items())
+      out << " " << threshold << ": " << fixed3(accuracy);
+    out << "\n";
     out << "wrote " << metrics_path << " and " << (fs::path(o.out_dir) / "predictions.csv").string() << "\n";
   }
   return j;
