@@ -5,8 +5,8 @@ bench/bench_train_step.cpp, in torch, on the same batch, image size and thread c
   forward (torchvision resnet18/50, fc replaced by Linear(F, 14 + 56)) ->
   BCEWithLogits(pos_weight) + masked MSE on sigmoid boxes -> backward -> AdamW (defaults).
 
-CPU: torch.set_num_threads(--threads). CUDA: fp32 weights, channels_last, TF32 allowed
-(PyTorch's fast fp32 path), peak = torch.cuda.max_memory_allocated over the timed steps.
+CPU: torch.set_num_threads(--threads). CUDA: fp32 weights, channels_last, TF32 allowed unless --tf32 0
+(TF32 is PyTorch's default fp32 path in cuDNN), peak = torch.cuda.max_memory_allocated over the timed steps.
 Prints one JSON line: {"device", "model", "pixels", "batch", "threads", "steps",
 "images_per_s", "ms_per_step", "peak_MiB", "torch"}.
 
@@ -34,6 +34,8 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--tf32", type=int, choices=[0, 1], default=1,
+                    help="CUDA: let fp32 convolutions and matmuls use TF32 tensor cores (PyTorch's default for cuDNN)")
     a = ap.parse_args()
 
     if a.threads > 0:
@@ -42,8 +44,8 @@ def main():
     dev = torch.device(a.device)
     cuda = dev.type == "cuda"
     if cuda:
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
+        torch.backends.cuda.matmul.allow_tf32 = bool(a.tf32)
+        torch.backends.cudnn.allow_tf32 = bool(a.tf32)
         torch.backends.cudnn.benchmark = True
 
     model = getattr(torchvision.models, a.model)()
@@ -95,6 +97,7 @@ def main():
         "images_per_s": a.batch * a.steps / dt,
         "ms_per_step": 1e3 * dt / a.steps,
         "peak_MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "tf32": bool(a.tf32) if cuda else None,
         "torch": torch.__version__,
     }
     print(json.dumps(r))

@@ -1,11 +1,20 @@
 #include "tests/golden.h"
 
+#include <cstdlib>
 #include <fstream>
 
 namespace cxr::test {
 
+std::string golden_path(const std::string& file) {
+  // The build's source tree, unless CXR_SOURCE_DIR says the tree moved (binaries built on one
+  // machine and run on another, as scripts/gpu-check --prebuilt does).
+  const char* moved = std::getenv("CXR_SOURCE_DIR");
+  const std::string root = moved && *moved ? moved : CXR_SOURCE_DIR;
+  return root + "/tests/golden/" + file;
+}
+
 nlohmann::json load_golden(const std::string& name) {
-  const std::string path = std::string(CXR_SOURCE_DIR) + "/tests/golden/" + name + ".json";
+  const std::string path = golden_path(name + ".json");
   std::ifstream f(path);
   CXR_CHECK(f.good(), "golden file ", path, " not found: run tests/gen/", name, ".py with /usr/bin/python3");
   try {

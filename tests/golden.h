@@ -10,6 +10,7 @@
 
 namespace cxr::test {
 
+std::string golden_path(const std::string& file);  // <source>/tests/golden/<file>; env CXR_SOURCE_DIR overrides
 nlohmann::json load_golden(const std::string& name);  // throws cxr::Error naming the file
 Tensor golden_tensor(const nlohmann::json& j);         // {"shape", "data"} -> CPU f32 tensor
 

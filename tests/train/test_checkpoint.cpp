@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <random>
 
+#include "tests/golden.h"
 #include "train/checkpoint.h"
 
 using namespace cxr;
@@ -151,7 +152,7 @@ TEST_CASE("checkpoint: a shape mismatch names the tensor and both shapes, in eve
 }
 
 TEST_CASE("checkpoint: torchvision-style PyTorch file as a backbone (fc.* left out, I64 and F16 converted)") {
-  const std::string path = std::string(CXR_SOURCE_DIR) + "/tests/golden/torch_small.safetensors";
+  const std::string path = cxr::test::golden_path("torch_small.safetensors");
   SafetensorsFile file = read_safetensors(path);
   NamedTensors model;
   for (const auto& e : file.entries) {

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <random>
 
+#include "tests/golden.h"
 #include "train/safetensors.h"
 
 using namespace cxr;
@@ -122,7 +123,7 @@ TEST_CASE("safetensors: I32 written as I64 round-trips; writing rejects duplicat
 }
 
 TEST_CASE("safetensors: a file written from a PyTorch state_dict loads with its names, shapes and values") {
-  const std::string path = std::string(CXR_SOURCE_DIR) + "/tests/golden/torch_small.safetensors";
+  const std::string path = cxr::test::golden_path("torch_small.safetensors");
   SafetensorsFile f = read_safetensors(path);
   struct Expect {
     const char* name;
@@ -168,7 +169,7 @@ TEST_CASE("safetensors: a file written from a PyTorch state_dict loads with its 
 }
 
 TEST_CASE("safetensors: every truncation of a valid file is a cxr::Error naming the file") {
-  const std::string path = std::string(CXR_SOURCE_DIR) + "/tests/golden/torch_small.safetensors";
+  const std::string path = cxr::test::golden_path("torch_small.safetensors");
   const std::string bytes = read_bytes(path);
   REQUIRE(bytes.size() > 100);
   CHECK_NOTHROW(parse_safetensors(bytes, "torch_small"));
@@ -240,7 +241,7 @@ TEST_CASE("safetensors: malformed headers name the problem") {
 }
 
 TEST_CASE("safetensors: random byte corruption never crashes, only throws cxr::Error") {
-  const std::string bytes = read_bytes(std::string(CXR_SOURCE_DIR) + "/tests/golden/torch_small.safetensors");
+  const std::string bytes = read_bytes(cxr::test::golden_path("torch_small.safetensors"));
   std::uint64_t n;
   std::memcpy(&n, bytes.data(), 8);
   std::mt19937_64 rng(11);
