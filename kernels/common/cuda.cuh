@@ -6,8 +6,9 @@
 //   - launch_kernel(): the only way to launch a kernel (no <<<>>> anywhere else);
 //   - dynamic_smem<T>(): the only way to reach dynamic shared memory (no `extern __shared__`);
 //   - CXR_CUDA_CHECK(): wraps every runtime call, throwing cxr::Error with file and line.
-// Code that cannot be emulated (inline PTX, tensor-core MMA, cp.async) sits behind
-// `#if CXR_REAL_GPU` with a portable variant in the #else branch.
+// Code that cannot be emulated (inline PTX, tensor-core MMA other than the TF32 nvcuda::wmma
+// of cuda_emu/wmma.h, cp.async) sits behind `#if CXR_REAL_GPU` with a portable variant in the
+// #else branch.
 #pragma once
 
 #if defined(CXR_CUDA_EMULATION)

@@ -19,11 +19,13 @@
 // (batch = images, bias fused in its epilogue) for forward and W^T dy_n for backward-data.
 // Depthwise (G == C == K) has direct kernels in conv2d_depthwise.cu.
 // FLOPs 2 N K P Q C' R S per pass; gathers cost integer divisions per element (amortised over
-// 64 FMAs each); tensor cores and vectorised gathers are a later issue (bench_conv2d has
-// cuDNN beside these kernels).
+// 64 FMAs each). Each GEMM kernel has a TF32 twin on the tensor cores (the same loaders and
+// epilogue around gemm_block_tf32), chosen when cxr::allow_tf32() is set. Vectorised gathers,
+// NHWC and BF16 are later steps (bench_conv2d has cuDNN beside these kernels).
 #include "kernels/conv2d.h"
 #include "kernels/cuda/gemm_tile.cuh"
 #include "kernels/gemm.h"
+#include "kernels/math_mode.h"
 
 #include <algorithm>
 
@@ -32,8 +34,17 @@ namespace {
 
 using namespace tile;
 
+// The fp32 FMA tile or its TF32 tensor-core twin (gemm_tile.cuh).
+template <bool TF32, class LoadA, class LoadB, class Epilogue>
+__device__ __forceinline__ void run_gemm_block(const LoadA& load_a, const LoadB& load_b, const Epilogue& epilogue,
+                                               int M, int N, int m0, int n0, int k_begin, int k_end) {
+  if constexpr (TF32) gemm_block_tf32(load_a, load_b, epilogue, M, N, m0, n0, k_begin, k_end);
+  else gemm_block(load_a, load_b, epilogue, M, N, m0, n0, k_begin, k_end);
+}
+
 // ---- forward ----------------------------------------------------------------------------------
 
+template <bool TF32>
 __global__ void __launch_bounds__(kThreads)
     conv2d_forward_kernel(Conv2dDims d, const float* __restrict__ x, const float* __restrict__ w,
                           const float* __restrict__ b, float* __restrict__ y, bool vec_w) {
@@ -54,12 +65,13 @@ __global__ void __launch_bounds__(kThreads)
     const int k = g * Kg + m;
     y[(static_cast<std::int64_t>(n) * d.K + k) * PQ + pq] = b ? v + b[k] : v;
   };
-  gemm_block(load_a, load_b, epilogue, Kg, NPQ, static_cast<int>(blockIdx.y) * kBM,
-             static_cast<int>(blockIdx.x) * kBN, 0, CRS);
+  run_gemm_block<TF32>(load_a, load_b, epilogue, Kg, NPQ, static_cast<int>(blockIdx.y) * kBM,
+                       static_cast<int>(blockIdx.x) * kBN, 0, CRS);
 }
 
 // ---- backward-data ----------------------------------------------------------------------------
 
+template <bool TF32>
 __global__ void __launch_bounds__(kThreads)
     conv2d_backward_data_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ w,
                                 float* __restrict__ dx) {
@@ -86,14 +98,15 @@ __global__ void __launch_bounds__(kThreads)
     const int n = col / HW, hv = col - n * HW;
     dx[(static_cast<std::int64_t>(n) * d.C + g * Cg + c) * HW + hv] = v;
   };
-  gemm_block(load_a, load_b, epilogue, Cg, NHW, static_cast<int>(blockIdx.y) * kBM,
-             static_cast<int>(blockIdx.x) * kBN, 0, KRS);
+  run_gemm_block<TF32>(load_a, load_b, epilogue, Cg, NHW, static_cast<int>(blockIdx.y) * kBM,
+                       static_cast<int>(blockIdx.x) * kBN, 0, KRS);
 }
 
 // ---- backward-weight --------------------------------------------------------------------------
 
 // blockIdx.z = g * splits + split; split covers reduction indices [split chunk, (split+1) chunk).
 // out: dw itself (splits == 1) or the workspace (splits, K, C', R, S).
+template <bool TF32>
 __global__ void __launch_bounds__(kThreads)
     conv2d_backward_weight_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ x,
                                   float* __restrict__ out, int splits, int chunk) {
@@ -117,8 +130,8 @@ __global__ void __launch_bounds__(kThreads)
   const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<false>(t, im2col_t, n0, CRS, k0, k_end); };
   float* dst = out + static_cast<std::int64_t>(split) * d.K * CRS;
   const auto epilogue = [&](int k, int col, float v) { dst[static_cast<std::int64_t>(g * Kg + k) * CRS + col] = v; };
-  gemm_block(load_a, load_b, epilogue, Kg, CRS, static_cast<int>(blockIdx.y) * kBM,
-             static_cast<int>(blockIdx.x) * kBN, k_begin, k_end);
+  run_gemm_block<TF32>(load_a, load_b, epilogue, Kg, CRS, static_cast<int>(blockIdx.y) * kBM,
+                       static_cast<int>(blockIdx.x) * kBN, k_begin, k_end);
 }
 
 // dw[i] = sum_s ws[s][i], in split order (deterministic).
@@ -171,7 +184,8 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
   }
   const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
   const bool vec_w = aligned16(w) && CRS % 4 == 0;
-  launch_kernel(conv2d_forward_kernel, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
+  auto* kernel = allow_tf32() ? conv2d_forward_kernel<true> : conv2d_forward_kernel<false>;
+  launch_kernel(kernel, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
                 dim3(kThreads), 0, d, x, w, b, y, vec_w);
 }
 
@@ -182,7 +196,8 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
     sgemm_strided_batched(true, false, d.C, HW, d.K, 1.f, w, d.C, 0, dy, HW, d.K * HW, 0.f, dx, HW, d.C * HW, d.N);
     return;
   }
-  launch_kernel(conv2d_backward_data_kernel, gemm_grid(d.Cg(), d.N * HW, d.G), dim3(kThreads), 0, d, dy, w, dx);
+  auto* kernel = allow_tf32() ? conv2d_backward_data_kernel<true> : conv2d_backward_data_kernel<false>;
+  launch_kernel(kernel, gemm_grid(d.Cg(), d.N * HW, d.G), dim3(kThreads), 0, d, dy, w, dx);
 }
 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
@@ -196,15 +211,16 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
   splits = std::min<std::int64_t>(splits, 65535 / d.G);
   const std::int64_t chunk = ((NPQ + splits - 1) / splits + kBK - 1) / kBK * kBK;
   splits = std::max<std::int64_t>(1, (NPQ + chunk - 1) / chunk);
+  auto* weight_kernel = allow_tf32() ? conv2d_backward_weight_kernel<true> : conv2d_backward_weight_kernel<false>;
   if (splits == 1) {
-    launch_kernel(conv2d_backward_weight_kernel, gemm_grid(d.Kg(), CRS, d.G), dim3(kThreads), 0, d, dy, x, dw, 1,
+    launch_kernel(weight_kernel, gemm_grid(d.Kg(), CRS, d.G), dim3(kThreads), 0, d, dy, x, dw, 1,
                   static_cast<int>(chunk));
     return;
   }
   // Released when this returns, before the kernels run: safe, because the caching allocator
   // hands the block out again only to work that is ordered after them on the compute stream.
   Tensor ws = Tensor::empty({splits * size}, DType::F32, Device::CUDA);
-  launch_kernel(conv2d_backward_weight_kernel, gemm_grid(d.Kg(), CRS, d.G * splits), dim3(kThreads), 0, d, dy, x,
+  launch_kernel(weight_kernel, gemm_grid(d.Kg(), CRS, d.G * splits), dim3(kThreads), 0, d, dy, x,
                 ws.f32(), static_cast<int>(splits), static_cast<int>(chunk));
   launch_kernel(sum_splits_kernel, blocks_for(size, 256), dim3(256), 0, static_cast<const float*>(ws.f32()), dw, size,
                 static_cast<int>(splits));

@@ -9,11 +9,13 @@
 //   Epilogue: alpha, beta (beta == 0 never reads C), optional per-row / per-column bias.
 // FLOPs 2 M N K; global traffic per block (64 + 64) x 16 x 4 B per slice: each A element is
 // read ceil(N/64) times, each B element ceil(M/64) times (mostly from L2).
-// Variants: v1 (this) the register-tiled 64 x 64 kernel. Tensor cores (TF32/BF16 mma) and
-// double-buffered cp.async loads come in a later issue; cuBLAS is the baseline in
+// Variants: TF32 = false, the register-tiled 64 x 64 kernel (fp32 FMA); TF32 = true, the same
+// tile on the tensor cores (gemm_block_tf32), chosen when cxr::allow_tf32() is set.
+// Double-buffered cp.async loads and BF16 come later; cuBLAS is the baseline in
 // bench/bench_gemm.cpp.
 #include "kernels/gemm.h"
 #include "kernels/cuda/gemm_tile.cuh"
+#include "kernels/math_mode.h"
 
 namespace cxr::cuda {
 namespace {
@@ -35,7 +37,7 @@ struct SgemmEpilogue {
   }
 };
 
-template <bool TA, bool TB>
+template <bool TA, bool TB, bool TF32>
 __global__ void __launch_bounds__(kThreads)
     sgemm_kernel(int M, int N, int K, float alpha, const float* __restrict__ A, std::int64_t lda,
                  std::int64_t stride_a, const float* __restrict__ B, std::int64_t ldb, std::int64_t stride_b,
@@ -47,8 +49,9 @@ __global__ void __launch_bounds__(kThreads)
   const StridedOperand<!TA> load_a{A + z * stride_a, lda, M, K, vec_a};
   const StridedOperand<TB> load_b{B + z * stride_b, ldb, N, K, vec_b};
   const SgemmEpilogue epilogue{C + z * stride_c, ldc, alpha, beta, bias_row, bias_col};
-  gemm_block(load_a, load_b, epilogue, M, N, static_cast<int>(blockIdx.y) * kBM, static_cast<int>(blockIdx.x) * kBN,
-             0, K);
+  const int m0 = static_cast<int>(blockIdx.y) * kBM, n0 = static_cast<int>(blockIdx.x) * kBN;
+  if constexpr (TF32) gemm_block_tf32(load_a, load_b, epilogue, M, N, m0, n0, 0, K);
+  else gemm_block(load_a, load_b, epilogue, M, N, m0, n0, 0, K);
 }
 
 template <bool TA, bool TB>
@@ -59,9 +62,9 @@ void launch(std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const f
   const bool vec_a = aligned16(A) && lda % 4 == 0 && sa % 4 == 0;
   const bool vec_b = aligned16(B) && ldb % 4 == 0 && sb % 4 == 0;
   const dim3 grid(blocks_for(N, kBN), blocks_for(M, kBM), static_cast<unsigned>(batch));
-  launch_kernel(sgemm_kernel<TA, TB>, grid, dim3(kThreads), 0, static_cast<int>(M), static_cast<int>(N),
-                static_cast<int>(K), alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, bias.row, bias.col, vec_a,
-                vec_b);
+  auto* kernel = allow_tf32() ? sgemm_kernel<TA, TB, true> : sgemm_kernel<TA, TB, false>;
+  launch_kernel(kernel, grid, dim3(kThreads), 0, static_cast<int>(M), static_cast<int>(N), static_cast<int>(K), alpha,
+                A, lda, sa, B, ldb, sb, beta, C, ldc, sc, bias.row, bias.col, vec_a, vec_b);
 }
 
 }  // namespace

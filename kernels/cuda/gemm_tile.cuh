@@ -14,7 +14,17 @@
 // padded to 68 floats: stores along k then meet at most 2..4-way bank conflicts, and rows
 // stay 16-byte aligned for the float4 reads.
 // Per tile slice: 2 x 4 KiB of global loads for 64 x 64 x 16 x 2 = 131 kFLOP (32 FLOP/B from
-// L2/shared). No double buffering, no tensor cores: the tensor-core version is a later issue.
+// L2/shared). No double buffering.
+//
+// gemm_block_tf32: the same tile, loaders and epilogue contract on the tensor cores (TF32
+// inputs, FP32 accumulation; wmma m16n16k8). Warp w of the 8 computes rows 16 (w % 4).. and
+// columns 32 (w / 4).. of the tile: two 16x16 accumulators, 2 x 2 mma per BK slice. The shared
+// tiles are read in place: A(m, k) at sa[k][m] is a col_major 16x8 fragment with ldm 68, B(k,
+// n) at sb[k][n] a row_major 8x16 one. Operands are rounded to TF32 (nearest) after loading.
+// The accumulators go through a 64 x 68 shared tile so the epilogue sees (m, n, value) as
+// before. Accuracy: relative error ~1e-3 (10-bit mantissa operands), so it is opt-in
+// (cxr::set_allow_tf32, like torch.backends.cudnn.allow_tf32); on the emulated device the
+// same code runs through cuda_emu/wmma.h.
 //
 // Loaders are functors `void operator()(float (*tile)[kTileLd], int r0, int k0) const` where
 // r0 is the first row (m) of A or the first column (n) of B. Helpers below build them from
@@ -22,6 +32,12 @@
 #pragma once
 
 #include "kernels/common/cuda.cuh"
+
+#if CXR_REAL_GPU
+#include <mma.h>
+#else
+#include "cuda_emu/wmma.h"
+#endif
 
 namespace cxr::cuda::tile {
 
@@ -137,6 +153,59 @@ __device__ __forceinline__ void gemm_block(const LoadA& load_a, const LoadB& loa
     for (int j = 0; j < kTN; ++j) {
       const int n = n0 + tx * kTN + j;
       if (n < N) epilogue(m, n, acc[i][j]);
+    }
+  }
+}
+
+// The tile of gemm_block on the tensor cores (see the top of this file).
+template <class LoadA, class LoadB, class Epilogue>
+__device__ __forceinline__ void gemm_block_tf32(const LoadA& load_a, const LoadB& load_b, const Epilogue& epilogue,
+                                                int M, int N, int m0, int n0, int k_begin, int k_end) {
+  namespace wmma = nvcuda::wmma;
+  constexpr int kWarpRows = 16, kWarpCols = 32, kMmaK = 8;
+  __shared__ __align__(32) float sa[kBK][kTileLd];
+  __shared__ __align__(32) float sb[kBK][kTileLd];
+  __shared__ __align__(32) float sc[kBM][kTileLd];
+  const int warp = threadIdx.x / 32;
+  const int wm = (warp % (kBM / kWarpRows)) * kWarpRows, wn = (warp / (kBM / kWarpRows)) * kWarpCols;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc[2];
+  wmma::fill_fragment(acc[0], 0.f);
+  wmma::fill_fragment(acc[1], 0.f);
+
+  for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
+    load_a(sa, m0, k0);
+    load_b(sb, n0, k0);
+    __syncthreads();
+#pragma unroll
+    for (int kk = 0; kk < kBK; kk += kMmaK) {
+      wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, wmma::col_major> a;
+      wmma::load_matrix_sync(a, &sa[kk][wm], kTileLd);
+#pragma unroll
+      for (int i = 0; i < a.num_elements; ++i) a.x[i] = wmma::__float_to_tf32(a.x[i]);
+#pragma unroll
+      for (int j = 0; j < 2; ++j) {
+        wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, wmma::row_major> b;
+        wmma::load_matrix_sync(b, &sb[kk][wn + 16 * j], kTileLd);
+#pragma unroll
+        for (int i = 0; i < b.num_elements; ++i) b.x[i] = wmma::__float_to_tf32(b.x[i]);
+        wmma::mma_sync(acc[j], a, b, acc[j]);
+      }
+    }
+    __syncthreads();
+  }
+
+  wmma::store_matrix_sync(&sc[wm][wn], acc[0], kTileLd, wmma::mem_row_major);
+  wmma::store_matrix_sync(&sc[wm][wn + 16], acc[1], kTileLd, wmma::mem_row_major);
+  __syncthreads();
+  const int tx = threadIdx.x % (kBN / kTN), ty = threadIdx.x / (kBN / kTN);
+#pragma unroll
+  for (int i = 0; i < kTM; ++i) {
+    const int m = ty * kTM + i;
+    if (m0 + m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < kTN; ++j) {
+      const int n = tx * kTN + j;
+      if (n0 + n < N) epilogue(m0 + m, n0 + n, sc[m][n]);
     }
   }
 }

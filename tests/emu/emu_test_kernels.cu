@@ -6,6 +6,7 @@
 #include <atomic>
 
 #include "kernels/common/cuda.cuh"
+#include "cuda_emu/wmma.h"
 
 namespace cxr::emu_test {
 
@@ -131,6 +132,30 @@ __global__ void tiled_matmul_kernel(const float* __restrict__ a, const float* __
 __global__ void elementwise_kernel(const float* __restrict__ in, float* __restrict__ out, int n) {
   const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
   if (i < n) out[i] = 2.0f * in[i] + 1.0f;
+}
+
+// ---- tensor cores (wmma) ----------------------------------------------------------------------
+
+template <class LayoutA, class LayoutB>
+__global__ void wmma_tf32_kernel(const float* a, const float* b, const float* c, float* d, bool round_inputs) {
+  namespace wmma = nvcuda::wmma;
+  wmma::fragment<wmma::matrix_a, 16, 16, 8, wmma::precision::tf32, LayoutA> fa;
+  wmma::fragment<wmma::matrix_b, 16, 16, 8, wmma::precision::tf32, LayoutB> fb;
+  wmma::fragment<wmma::accumulator, 16, 16, 8, float> acc;
+  wmma::load_matrix_sync(fa, a, std::is_same_v<LayoutA, wmma::row_major> ? 8 : 16);
+  wmma::load_matrix_sync(fb, b, std::is_same_v<LayoutB, wmma::row_major> ? 16 : 8);
+  wmma::load_matrix_sync(acc, c, 16, wmma::mem_row_major);
+  if (round_inputs) {
+    for (int i = 0; i < fa.num_elements; ++i) fa.x[i] = wmma::__float_to_tf32(fa.x[i]);
+    for (int i = 0; i < fb.num_elements; ++i) fb.x[i] = wmma::__float_to_tf32(fb.x[i]);
+  }
+  wmma::mma_sync(acc, fa, fb, acc);
+  wmma::store_matrix_sync(d, acc, 16, wmma::mem_row_major);
+}
+
+__global__ void float_to_tf32_kernel(const float* in, float* out, int n) {
+  const int i = static_cast<int>(blockIdx.x * blockDim.x + threadIdx.x);
+  if (i < n) out[i] = nvcuda::wmma::__float_to_tf32(in[i]);
 }
 
 // ---- warp collectives -------------------------------------------------------------------------
@@ -374,6 +399,28 @@ std::vector<float> tiled_matmul(const std::vector<float>& a, const std::vector<f
   const dim3 grid(static_cast<unsigned>((n + kTile - 1) / kTile), static_cast<unsigned>((m + kTile - 1) / kTile));
   launch_kernel(tiled_matmul_kernel, grid, dim3(kTile, kTile), 0, d_a.ptr, d_b.ptr, d_c.ptr, m, k, n);
   return d_c.to_host();
+}
+
+std::vector<float> wmma_tf32(const std::vector<float>& a, bool a_row_major, const std::vector<float>& b,
+                             bool b_row_major, const std::vector<float>& c, bool round_inputs) {
+  using nvcuda::wmma::col_major;
+  using nvcuda::wmma::row_major;
+  device_buffer<float> d_a(a), d_b(b), d_c(c), d_d(256);
+  const auto run = [&](auto kernel) {
+    launch_kernel(kernel, dim3(1), dim3(32), 0, d_a.ptr, d_b.ptr, d_c.ptr, d_d.ptr, round_inputs);
+  };
+  if (a_row_major && b_row_major) run(wmma_tf32_kernel<row_major, row_major>);
+  else if (a_row_major) run(wmma_tf32_kernel<row_major, col_major>);
+  else if (b_row_major) run(wmma_tf32_kernel<col_major, row_major>);
+  else run(wmma_tf32_kernel<col_major, col_major>);
+  return d_d.to_host();
+}
+
+std::vector<float> float_to_tf32(const std::vector<float>& in) {
+  const int n = static_cast<int>(in.size());
+  device_buffer<float> d_in(in), d_out(in.size());
+  launch_kernel(float_to_tf32_kernel, dim3(cxr::cuda::blocks_for(n, 256)), dim3(256), 0, d_in.ptr, d_out.ptr, n);
+  return d_out.to_host();
 }
 
 std::vector<float> elementwise(const std::vector<float>& in) {

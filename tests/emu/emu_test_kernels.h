@@ -91,4 +91,12 @@ void out_of_bounds_write(int n);
 // Fiber switches performed by the emulator so far (cuda_emu::context_switches()).
 std::uint64_t context_switches();
 
+// Tensor cores through nvcuda::wmma (cuda_emu/wmma.h), one warp: D = A B + C with TF32 m16n16k8.
+// A is 16x8, stored row-major when a_row_major, else column-major; B is 8x16 likewise; C and D
+// are 16x16 row-major. round_inputs applies __float_to_tf32 to every loaded A and B element.
+std::vector<float> wmma_tf32(const std::vector<float>& a, bool a_row_major, const std::vector<float>& b,
+                             bool b_row_major, const std::vector<float>& c, bool round_inputs);
+// __float_to_tf32 of each value, computed in a kernel.
+std::vector<float> float_to_tf32(const std::vector<float>& in);
+
 }  // namespace cxr::emu_test

@@ -3,7 +3,9 @@
 // Run: cxr_tests_emu -ts=emulator
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <cstdint>
 #include <numeric>
 #include <vector>
@@ -154,6 +156,72 @@ TEST_CASE("tiled matmul with two barriers per tile matches the CPU") {
       for (int p = 0; p < k; ++p) ref += a[static_cast<std::size_t>(i * k + p)] * b[static_cast<std::size_t>(p * n + j)];
       CHECK(c[static_cast<std::size_t>(i * n + j)] == doctest::Approx(ref).epsilon(1e-5));
     }
+}
+
+// The TF32 value the tensor core multiplies (top 19 bits) and cvt.rna rounding, written apart
+// from cuda_emu/wmma.h so the test does not share its code.
+static float tf32_truncate(float v) {
+  std::uint32_t b;
+  std::memcpy(&b, &v, 4);
+  b &= 0xffffe000u;
+  std::memcpy(&v, &b, 4);
+  return v;
+}
+
+TEST_CASE("wmma m16n16k8 TF32: every layout, truncated or rounded operands, accumulate into C") {
+  std::vector<float> a(16 * 8), b(8 * 16), c(256);
+  std::uint32_t state = 12345;
+  const auto next = [&] {
+    state = state * 1664525u + 1013904223u;
+    return static_cast<float>(state >> 8) / static_cast<float>(1u << 24) * 2.f - 1.f;  // [-1, 1), 24 bits
+  };
+  for (float& v : a) v = next();
+  for (float& v : b) v = next();
+  for (float& v : c) v = next();
+  for (bool a_row : {true, false})
+    for (bool b_row : {true, false})
+      for (bool round : {false, true}) {
+        // the operands as stored in memory for this layout
+        std::vector<float> am(a.size()), bm(b.size());
+        for (int r = 0; r < 16; ++r)
+          for (int k = 0; k < 8; ++k) am[a_row ? r * 8 + k : k * 16 + r] = a[r * 8 + k];
+        for (int k = 0; k < 8; ++k)
+          for (int n = 0; n < 16; ++n) bm[b_row ? k * 16 + n : n * 8 + k] = b[k * 16 + n];
+        const std::vector<float> d = et::wmma_tf32(am, a_row, bm, b_row, c, round);
+        const std::vector<float> ra = et::float_to_tf32(a), rb = et::float_to_tf32(b);
+        REQUIRE(d.size() == 256);
+        double max_err = 0, max_err_other = 0;
+        for (int r = 0; r < 16; ++r)
+          for (int n = 0; n < 16; ++n) {
+            double ref = c[r * 16 + n], other = c[r * 16 + n];
+            for (int k = 0; k < 8; ++k) {
+              const float x = round ? ra[r * 8 + k] : a[r * 8 + k], y = round ? rb[k * 16 + n] : b[k * 16 + n];
+              ref += double(tf32_truncate(x)) * tf32_truncate(y);
+              other += double(a[r * 8 + k]) * b[k * 16 + n];  // full fp32 operands
+            }
+            max_err = std::max(max_err, std::abs(d[r * 16 + n] - ref));
+            max_err_other = std::max(max_err_other, std::abs(d[r * 16 + n] - other));
+          }
+        INFO("A ", a_row ? "row" : "col", "-major, B ", b_row ? "row" : "col", "-major, rounded ", round);
+        CHECK(max_err < 1e-6);          // exactly the TF32 product, rounded once to float
+        CHECK(max_err_other > 1e-5);    // and visibly not the fp32 one
+        CHECK(max_err_other < 1e-2);
+      }
+}
+
+TEST_CASE("__float_to_tf32 rounds to nearest, ties away from zero; Inf and NaN pass") {
+  const float one = 1.f, half_ulp = std::ldexp(1.f, -11), quarter_ulp = std::ldexp(1.f, -12);
+  const std::vector<float> in = {one + half_ulp, one + quarter_ulp, -(one + half_ulp), 3.f,
+                                 INFINITY, -INFINITY, NAN, 0.f};
+  const std::vector<float> out = et::float_to_tf32(in);
+  CHECK(out[0] == one + 2 * half_ulp);
+  CHECK(out[1] == one);
+  CHECK(out[2] == -(one + 2 * half_ulp));
+  CHECK(out[3] == 3.f);
+  CHECK(out[4] == INFINITY);
+  CHECK(out[5] == -INFINITY);
+  CHECK(std::isnan(out[6]));
+  CHECK(out[7] == 0.f);
 }
 
 TEST_CASE("every shuffle variant and width, for int, float, unsigned and double") {
