@@ -85,4 +85,27 @@ BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Te
   return g;
 }
 
+BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                          const Tensor& running_mean, const Tensor& running_var, float eps) {
+  const char* op = "batch_norm2d_eval_backward";
+  check_f32_input(op, "x", x);
+  check_dim(op, "x", x, 4);
+  check_f32_input(op, "dy", dy, &x);
+  check_same_shape(op, "dy", dy, "x", x);
+  check_channel_vector(op, "weight", weight, x);
+  check_channel_vector(op, "running_mean", running_mean, x);
+  check_channel_vector(op, "running_var", running_var, x);
+  CXR_CHECK(eps >= 0.f, op, ": expected eps >= 0, found ", eps);
+  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  BatchNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
+                   Tensor::empty({C}, DType::F32, x.device())};
+  if (x.is_cpu())
+    cpu::batch_norm2d_eval_backward(dy.f32(), x.f32(), weight.f32(), running_mean.f32(), running_var.f32(),
+                                    g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
+  else
+    cuda::batch_norm2d_eval_backward(dy.f32(), x.f32(), weight.f32(), running_mean.f32(), running_var.f32(),
+                                     g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
+  return g;
+}
+
 }  // namespace cxr

@@ -11,6 +11,10 @@
 // Training backward (xhat = (x - mean) invstd):
 //   dbias_c = sum dy      dweight_c = sum dy xhat
 //   dx = weight_c invstd_c (dy - dbias_c / M - xhat dweight_c / M)
+// Evaluation backward (frozen statistics: running_mean / running_var are constants, as in
+// PyTorch's BatchNorm2d in eval mode), with invstd_c = 1 / sqrt(running_var_c + eps):
+//   dbias_c = sum dy      dweight_c = sum dy (x - running_mean_c) invstd_c
+//   dx = dy weight_c invstd_c
 #pragma once
 
 #include <cstdint>
@@ -39,6 +43,10 @@ Tensor batch_norm2d_eval(const Tensor& x, const Tensor& weight, const Tensor& bi
 // Backward of the training forward, from its saved statistics.
 BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& saved_mean,
                                      const Tensor& saved_invstd);
+// Backward of the evaluation forward (running statistics frozen): the same x, weight,
+// running_mean, running_var and eps as that forward.
+BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                          const Tensor& running_mean, const Tensor& running_var, float eps = 1e-5f);
 
 // Raw entry points: x is N planes-groups of C channels of HW elements.
 // running_mean / running_var may be null (no update).
@@ -53,6 +61,10 @@ void batch_norm2d_forward_eval(const T* x, const T* weight, const T* bias, const
 template <typename T>
 void batch_norm2d_backward(const T* dy, const T* x, const T* weight, const T* saved_mean, const T* saved_invstd, T* dx,
                            T* dweight, T* dbias, std::int64_t N, std::int64_t C, std::int64_t HW);
+template <typename T>
+void batch_norm2d_eval_backward(const T* dy, const T* x, const T* weight, const T* running_mean,
+                                const T* running_var, T* dx, T* dweight, T* dbias, std::int64_t N, std::int64_t C,
+                                std::int64_t HW, T eps);
 }  // namespace cpu
 
 namespace cuda {
@@ -65,6 +77,9 @@ void batch_norm2d_forward_eval(const float* x, const float* weight, const float*
 void batch_norm2d_backward(const float* dy, const float* x, const float* weight, const float* saved_mean,
                            const float* saved_invstd, float* dx, float* dweight, float* dbias, std::int64_t N,
                            std::int64_t C, std::int64_t HW);
+void batch_norm2d_eval_backward(const float* dy, const float* x, const float* weight, const float* running_mean,
+                                const float* running_var, float* dx, float* dweight, float* dbias, std::int64_t N,
+                                std::int64_t C, std::int64_t HW, float eps);
 }  // namespace cuda
 
 }  // namespace cxr

@@ -5,7 +5,7 @@ namespace cxr {
 
 Tensor ActivationModule::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
-  save_for_backward(training() ? x : Tensor());
+  save_for_backward(keeps_for_backward() ? x : Tensor());
   return activation_forward(a_, x);
 }
 

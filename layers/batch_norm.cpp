@@ -17,7 +17,8 @@ BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) 
 Tensor BatchNorm2d::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
   if (!training()) {
-    save_for_backward(Tensor());  // backward after an eval forward fails
+    // Frozen statistics: backward needs only x (batch_norm2d_eval_backward).
+    save_for_backward(keeps_for_backward() ? x : Tensor());
     saved_mean_ = saved_invstd_ = Tensor();
     return batch_norm2d_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.eps);
   }
@@ -45,7 +46,11 @@ void BatchNorm2d::sync_buffers() {
 
 Tensor BatchNorm2d::backward(const Tensor& dy) {
   const Tensor x = saved_input("BatchNorm2d");
-  BatchNormGrads g = batch_norm2d_backward(dy.contiguous(), x, weight_->value, saved_mean_, saved_invstd_);
+  // Saved statistics: after a training forward; none: after an eval forward.
+  BatchNormGrads g = saved_mean_.defined()
+                         ? batch_norm2d_backward(dy.contiguous(), x, weight_->value, saved_mean_, saved_invstd_)
+                         : batch_norm2d_eval_backward(dy.contiguous(), x, weight_->value, *running_mean_,
+                                                      *running_var_, o_.eps);
   save_for_backward(Tensor());
   saved_mean_ = saved_invstd_ = Tensor();
   if (weight_->trainable) weight_->accumulate_grad(g.dweight);

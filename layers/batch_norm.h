@@ -4,7 +4,8 @@
 // Buffers "running_mean" (C, 0), "running_var" (C, 1), "num_batches_tracked" (0-dim).
 // training(): normalises with the batch statistics, updates the running ones with
 // `momentum` (unbiased variance, as PyTorch), counts the batch; saves x, mean, invstd.
-// eval: normalises with the running statistics; backward is not available (no state saved).
+// eval: normalises with the running statistics (frozen) and saves x; backward then gives
+// PyTorch's eval-mode gradients (batch_norm2d_eval_backward: statistics are constants).
 //
 // num_batches_tracked is an I32 scalar (PyTorch: int64; checkpoints widen it). On a CUDA
 // device the count is kept on the host and added to the buffer when named_buffers() is
@@ -24,7 +25,7 @@ class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(std::int64_t num_features, BatchNormOptions o = {});
   Tensor forward(const Tensor& x) override;    // x: (N, C, H, W)
-  Tensor backward(const Tensor& dy) override;  // after a training forward
+  Tensor backward(const Tensor& dy) override;  // after a training or an eval forward
   std::string type_name() const override { return "BatchNorm2d"; }
 
   Parameter& weight() { return *weight_; }

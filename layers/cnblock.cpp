@@ -41,13 +41,13 @@ Tensor CNBlock::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
   Tensor b = block_->forward(x);
   Tensor s = scale_per_sample(x.size(0));
-  if (training()) block_out_ = b, scale_ = s;
+  if (keeps_for_backward()) block_out_ = b, scale_ = s;
   Tensor r = scale_channels(b, s);
   return add(stochastic_depth_->forward(r), x);
 }
 
 Tensor CNBlock::backward(const Tensor& dy_in) {
-  CXR_CHECK(block_out_.defined(), "CNBlock.backward() called without a forward in training mode");
+  CXR_CHECK(block_out_.defined(), "CNBlock.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   const Tensor dy = dy_in.contiguous();
   const Tensor g = stochastic_depth_->backward(dy);
   ScaleChannelsGrads sg = scale_channels_backward(g, block_out_, scale_);

@@ -30,7 +30,7 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOption
 Tensor Conv2d::forward(const Tensor& x) {
   Tensor xc = x.contiguous();
   Tensor y = conv2d_forward(xc, weight_->value, bias_ ? bias_->value : Tensor(), p_);
-  save_for_backward(training() ? xc : Tensor());  // eval: release, backward then fails
+  save_for_backward(keeps_for_backward() ? xc : Tensor());
   return y;
 }
 

@@ -14,9 +14,9 @@ LayerNorm::LayerNorm(std::int64_t channels, float eps) : eps_(eps) {
 Tensor LayerNorm::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
   LayerNormOutput r = layer_norm(x, weight_->value, bias_->value, eps_);
-  save_for_backward(training() ? x : Tensor());
-  mean_ = training() ? r.mean : Tensor();
-  rstd_ = training() ? r.rstd : Tensor();
+  save_for_backward(keeps_for_backward() ? x : Tensor());
+  mean_ = keeps_for_backward() ? r.mean : Tensor();
+  rstd_ = keeps_for_backward() ? r.rstd : Tensor();
   return r.y;
 }
 

@@ -24,7 +24,7 @@ Tensor Linear::forward(const Tensor& x_in) {
             x_in.str());
   const Tensor x = x_in.contiguous().view({-1, in_});
   Tensor y = linear(x, weight_->value, bias_ ? bias_->value : Tensor());
-  save_for_backward(training() ? x_in.contiguous() : Tensor());
+  save_for_backward(keeps_for_backward() ? x_in.contiguous() : Tensor());
   Shape out_shape = x_in.shape();
   out_shape.back() = out_;
   return y.view(out_shape);

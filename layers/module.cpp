@@ -4,6 +4,14 @@
 
 namespace cxr {
 
+namespace {
+thread_local bool g_grad_enabled = true;
+}  // namespace
+
+bool grad_enabled() { return g_grad_enabled; }
+NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
+NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
+
 void Parameter::accumulate_grad(const Tensor& g) {
   check_same_shape("accumulate_grad", "parameter", value, "gradient", g);
   if (!grad.defined()) {
@@ -79,7 +87,7 @@ Tensor& Module::register_buffer(const std::string& name, Tensor value) {
 }
 
 const Tensor& Module::saved_input(const char* who) const {
-  CXR_CHECK(saved_input_.defined(), who, ".backward() called without a forward in training mode");
+  CXR_CHECK(saved_input_.defined(), who, ".backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   return saved_input_;
 }
 

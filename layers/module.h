@@ -2,11 +2,13 @@
 // darknet), named parameters and buffers (torchvision's state_dict names), train/eval mode.
 //
 //   Conv2d conv(3, 64, {.kernel = 7, .stride = 2, .padding = 3, .bias = false});
-//   Tensor y  = conv.forward(x);      // caches what backward needs when training()
+//   Tensor y  = conv.forward(x);      // caches what backward needs (see keeps_for_backward)
 //   Tensor dx = conv.backward(dy);    // accumulates conv's parameter gradients, returns dx
 //
-// backward() must be called once, in reverse order of the forward calls, after a forward in
-// training mode. Parameter gradients accumulate (+=) until zero_grad().
+// backward() must be called once, in reverse order of the forward calls. It works after a
+// forward in training mode and, as in PyTorch, after one in eval mode (frozen batch norm,
+// saliency) unless the forward ran under a NoGradGuard, which evaluation and prediction use so
+// that nothing is cached. Parameter gradients accumulate (+=) until zero_grad().
 #pragma once
 
 #include <functional>
@@ -18,6 +20,20 @@
 #include "tensor/tensor.h"
 
 namespace cxr {
+
+// Whether forwards cache what backward needs (thread-local, on by default), like
+// torch.is_grad_enabled(). NoGradGuard turns it off for a scope, like `with torch.no_grad():`.
+bool grad_enabled();
+class NoGradGuard {
+ public:
+  NoGradGuard();
+  ~NoGradGuard();
+  NoGradGuard(const NoGradGuard&) = delete;
+  NoGradGuard& operator=(const NoGradGuard&) = delete;
+
+ private:
+  bool previous_;
+};
 
 struct Parameter {
   Tensor value;
@@ -41,6 +57,9 @@ class Module {
   void train(bool on = true);  // recursive
   void eval() { train(false); }
   bool training() const { return training_; }
+  // Whether this forward must cache what backward needs: in training mode, and in eval mode
+  // unless a NoGradGuard is active.
+  bool keeps_for_backward() const { return training_ || grad_enabled(); }
 
   // Every parameter and buffer of this module and its children, with dotted names in
   // registration order: "layer1.0.conv1.weight", "bn1.running_mean", ...
@@ -66,7 +85,7 @@ class Module {
   // Called by named_buffers() before it lists this module's buffers: a module that keeps part
   // of its state on the host (BatchNorm2d's batch count on a CUDA device) writes it in here.
   virtual void sync_buffers() {}
-  // The cached input of the last training forward; errors if backward comes without one.
+  // The cached input of the last forward; errors if backward comes without one.
   void save_for_backward(const Tensor& x) { saved_input_ = x; }
   const Tensor& saved_input(const char* who) const;
 

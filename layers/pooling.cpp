@@ -7,13 +7,13 @@ namespace cxr {
 
 Tensor MaxPool2d::forward(const Tensor& x) {
   MaxPool2dOutput r = max_pool2d(x.contiguous(), p_);
-  indices_ = training() ? r.indices : Tensor();
+  indices_ = keeps_for_backward() ? r.indices : Tensor();
   input_shape_ = x.shape();
   return r.y;
 }
 
 Tensor MaxPool2d::backward(const Tensor& dy) {
-  CXR_CHECK(indices_.defined(), "MaxPool2d.backward() called without a forward in training mode");
+  CXR_CHECK(indices_.defined(), "MaxPool2d.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   Tensor dx = max_pool2d_backward(dy.contiguous(), indices_, input_shape_, p_);
   indices_ = Tensor();
   return dx;

@@ -22,8 +22,8 @@ Tensor SqueezeExcitation::forward(const Tensor& x_in) {
   s = activation_->forward(s);
   s = fc2_->forward(s);
   s = scale_activation_->forward(s);
-  save_for_backward(training() ? x : Tensor());
-  scale_ = training() ? s : Tensor();
+  save_for_backward(keeps_for_backward() ? x : Tensor());
+  scale_ = keeps_for_backward() ? s : Tensor();
   return scale_channels(x, s);
 }
 

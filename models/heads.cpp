@@ -50,6 +50,7 @@ Tensor CxrModel::backward_heads(const Tensor& dlogits, const Tensor& dboxes) {
 }
 
 Prediction CxrModel::predict(const Tensor& x) {
+  NoGradGuard no_grad;
   HeadOutputs out = forward_heads(x);
   return {activation_forward(Activation::Sigmoid, out.logits), box_sigmoid(out.boxes)};
 }

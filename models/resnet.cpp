@@ -46,16 +46,16 @@ BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) {
 
 Tensor BasicBlock::forward(const Tensor& x) {
   Tensor h = bn1_->forward(conv1_->forward(x));
-  pre_relu1_ = training() ? h : Tensor();
+  pre_relu1_ = keeps_for_backward() ? h : Tensor();
   h = bn2_->forward(conv2_->forward(relu(h)));
   Tensor identity = downsample_ ? downsample_->forward(x) : x;
   add_(h, identity);
-  pre_relu_out_ = training() ? h : Tensor();
+  pre_relu_out_ = keeps_for_backward() ? h : Tensor();
   return relu(h);
 }
 
 Tensor BasicBlock::backward(const Tensor& dy) {
-  CXR_CHECK(pre_relu_out_.defined(), "BasicBlock.backward() called without a forward in training mode");
+  CXR_CHECK(pre_relu_out_.defined(), "BasicBlock.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   Tensor d = relu_backward(pre_relu_out_, dy);  // gradient at the sum: both paths get it
   Tensor dmain = conv2_->backward(bn2_->backward(d));
   dmain = conv1_->backward(bn1_->backward(relu_backward(pre_relu1_, dmain)));
@@ -78,18 +78,18 @@ Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) {
 
 Tensor Bottleneck::forward(const Tensor& x) {
   Tensor h = bn1_->forward(conv1_->forward(x));
-  pre_relu1_ = training() ? h : Tensor();
+  pre_relu1_ = keeps_for_backward() ? h : Tensor();
   h = bn2_->forward(conv2_->forward(relu(h)));
-  pre_relu2_ = training() ? h : Tensor();
+  pre_relu2_ = keeps_for_backward() ? h : Tensor();
   h = bn3_->forward(conv3_->forward(relu(h)));
   Tensor identity = downsample_ ? downsample_->forward(x) : x;
   add_(h, identity);
-  pre_relu_out_ = training() ? h : Tensor();
+  pre_relu_out_ = keeps_for_backward() ? h : Tensor();
   return relu(h);
 }
 
 Tensor Bottleneck::backward(const Tensor& dy) {
-  CXR_CHECK(pre_relu_out_.defined(), "Bottleneck.backward() called without a forward in training mode");
+  CXR_CHECK(pre_relu_out_.defined(), "Bottleneck.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   Tensor d = relu_backward(pre_relu_out_, dy);
   Tensor dmain = conv3_->backward(bn3_->backward(d));
   dmain = conv2_->backward(bn2_->backward(relu_backward(pre_relu2_, dmain)));

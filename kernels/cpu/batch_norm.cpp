@@ -82,6 +82,31 @@ void batch_norm2d_backward(const T* dy, const T* x, const T* weight, const T* sa
   }
 }
 
+// Evaluation backward: the statistics are constants, so dx is a per-channel scaling of dy;
+// the two parameter gradients are per-channel sums, accumulated in double.
+template <typename T>
+void batch_norm2d_eval_backward(const T* dy, const T* x, const T* weight, const T* running_mean,
+                                const T* running_var, T* dx, T* dweight, T* dbias, std::int64_t N, std::int64_t C,
+                                std::int64_t HW, T eps) {
+#pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
+  for (std::int64_t c = 0; c < C; ++c) {
+    const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
+    const double mean = running_mean[c];
+    const double scale = static_cast<double>(weight[c]) * invstd;
+    double sdy = 0.0, sdyxh = 0.0;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t i = 0; i < HW; ++i) {
+        const std::int64_t k = (n * C + c) * HW + i;
+        const double xhat = (x[k] - mean) * invstd;
+        sdy += dy[k];
+        sdyxh += dy[k] * xhat;
+        dx[k] = static_cast<T>(dy[k] * scale);
+      }
+    dbias[c] = static_cast<T>(sdy);
+    dweight[c] = static_cast<T>(sdyxh);
+  }
+}
+
 template void batch_norm2d_forward_train<float>(const float*, const float*, const float*, float*, float*, float*,
                                                 float*, float*, std::int64_t, std::int64_t, std::int64_t, float, float);
 template void batch_norm2d_forward_train<double>(const double*, const double*, const double*, double*, double*, double*,
@@ -96,5 +121,12 @@ template void batch_norm2d_backward<float>(const float*, const float*, const flo
                                            float*, float*, std::int64_t, std::int64_t, std::int64_t);
 template void batch_norm2d_backward<double>(const double*, const double*, const double*, const double*, const double*,
                                             double*, double*, double*, std::int64_t, std::int64_t, std::int64_t);
+
+template void batch_norm2d_eval_backward<float>(const float*, const float*, const float*, const float*, const float*,
+                                                float*, float*, float*, std::int64_t, std::int64_t, std::int64_t,
+                                                float);
+template void batch_norm2d_eval_backward<double>(const double*, const double*, const double*, const double*,
+                                                 const double*, double*, double*, double*, std::int64_t,
+                                                 std::int64_t, std::int64_t, double);
 
 }  // namespace cxr::cpu

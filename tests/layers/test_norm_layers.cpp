@@ -101,5 +101,7 @@ TEST_CASE("BatchNorm2d names, running statistics, batch count and eval mode" * d
   CHECK(ye.to_vector()[0] == doctest::Approx((1 - rm[0] * 1.9) / std::sqrt(bn.running_var().to_vector()[0] + 1e-5))
                                  .epsilon(1e-2));
   CHECK(bn.named_buffers()[2].second->data<std::int32_t>()[0] == 2);  // eval does not count
-  CHECK_THROWS_AS(bn.backward(ye), cxr::Error);  // no backward after an eval forward
+  // Backward after an eval forward: frozen statistics, dx = dy * weight / sqrt(running_var + eps).
+  CHECK(bn.backward(ye).to_vector()[0] ==
+        doctest::Approx(ye.to_vector()[0] / std::sqrt(bn.running_var().to_vector()[0] + 1e-5)));
 }

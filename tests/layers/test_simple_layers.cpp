@@ -109,11 +109,23 @@ TEST_CASE("SqueezeExcitation has torchvision's names" * doctest::test_suite("cpu
   CHECK(params[3].first == "fc2.bias");
 }
 
-TEST_CASE("backward without a training forward is an error" * doctest::test_suite("cpu")) {
+TEST_CASE("backward after a forward under NoGradGuard, or without a forward, is an error" * doctest::test_suite("cpu")) {
   ReLU relu;
   relu.eval();
-  relu.forward(Tensor::zeros({2}));
+  {
+    NoGradGuard no_grad;
+    CHECK_FALSE(grad_enabled());
+    relu.forward(Tensor::zeros({2}));
+  }
+  CHECK(grad_enabled());
   CHECK_THROWS_WITH_AS(relu.backward(Tensor::zeros({2})), doctest::Contains("without a forward"), cxr::Error);
   MaxPool2d pool(2, 2);
   CHECK_THROWS_AS(pool.backward(Tensor::zeros({1, 1, 1, 1})), cxr::Error);
+}
+
+TEST_CASE("in eval mode without NoGradGuard, backward works as in training" * doctest::test_suite("cpu")) {
+  ReLU relu;
+  relu.eval();
+  relu.forward(Tensor::from_vector({-1.f, 2.f}, {2}));
+  CHECK(relu.backward(Tensor::from_vector({5.f, 7.f}, {2})).to_vector() == std::vector<float>{0.f, 7.f});
 }
