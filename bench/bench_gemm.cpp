@@ -3,6 +3,8 @@
 //   cpu/naive/<n>     cpu::gemm_reference<float> (the triple loop), n <= 512
 //   cuda/tiled/<n>    cuda::sgemm (64 x 64 shared-memory tiles), CUDA events
 //   cuda/cublas/<n>   cublasSgemm on the same operands (FP32, no TF32), CUDA events
+//   cuda/tiled_tf32/<n>, cuda/cublas_tf32/<n>: the same with TF32 tensor cores
+//                     (cxr::set_allow_tf32 / CUBLAS_TF32_TENSOR_OP_MATH)
 // GPU rows skip with "no GPU" on machines without one (and on the emulated device).
 #include <benchmark/benchmark.h>
 
@@ -10,6 +12,7 @@
 #include <vector>
 
 #include "kernels/gemm.h"
+#include "kernels/math_mode.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -66,8 +69,9 @@ void time_gpu(benchmark::State& st, double flops, Op op) {
   set_flops(st, flops);
 }
 
-void cuda_tiled(benchmark::State& st) {
+void cuda_tiled(benchmark::State& st, bool tf32) {
   if (!have_gpu()) return st.SkipWithError("no GPU");
+  AllowTf32Scope scope(tf32);
   const std::int64_t n = st.range(0);
   std::mt19937_64 rng(1);
   Tensor a = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA), b = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA);
@@ -76,7 +80,7 @@ void cuda_tiled(benchmark::State& st) {
            [&] { cuda::sgemm(false, false, n, n, n, 1.f, a.f32(), n, b.f32(), n, 0.f, c.f32(), n); });
 }
 
-void cuda_cublas(benchmark::State& st) {
+void cuda_cublas(benchmark::State& st, bool tf32) {
 #if defined(CXR_HAVE_CUDNN)
   if (!have_gpu()) return st.SkipWithError("no GPU");
   const int n = static_cast<int>(st.range(0));
@@ -86,13 +90,14 @@ void cuda_cublas(benchmark::State& st) {
   cublasHandle_t h;
   if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) return st.SkipWithError("cublasCreate failed");
   cublasSetStream(h, static_cast<cudaStream_t>(backend::compute_stream_handle()));
-  cublasSetMathMode(h, CUBLAS_PEDANTIC_MATH);  // true FP32, like the tiled kernel
+  cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_PEDANTIC_MATH);  // like the tiled kernel
   const float one = 1.f, zero = 0.f;
   // Row-major C = A B is column-major C^T = B^T A^T.
   time_gpu(st, 2.0 * n * n * n,
            [&] { cublasSgemm(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b.f32(), n, a.f32(), n, &zero, c.f32(), n); });
   cublasDestroy(h);
 #else
+  (void)tf32;
   st.SkipWithError("built without cuBLAS");
 #endif
 }
@@ -101,7 +106,9 @@ void cuda_cublas(benchmark::State& st) {
 
 BENCHMARK(cpu_blocked)->Name("gemm/cpu/blocked")->Arg(256)->Arg(512)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(cpu_naive)->Name("gemm/cpu/naive")->Arg(256)->Arg(512)->UseRealTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(cuda_tiled)->Name("gemm/cuda/tiled")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
-BENCHMARK(cuda_cublas)->Name("gemm/cuda/cublas")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(cuda_tiled, fp32, false)->Name("gemm/cuda/tiled")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(cuda_cublas, fp32, false)->Name("gemm/cuda/cublas")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(cuda_tiled, tf32, true)->Name("gemm/cuda/tiled_tf32")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK_CAPTURE(cuda_cublas, tf32, true)->Name("gemm/cuda/cublas_tf32")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -4,6 +4,7 @@
 // Rows, name train_step/<device>/<model>/<pixels>/<batch>:
 //   train_step/cpu/resnet18/64/{32,16}     all OpenMP threads (OMP_NUM_THREADS), wall clock
 //   train_step/cuda/resnet50/224/128       fp32, skipped without a real GPU (and on cuda-emu)
+//   train_step/cuda_tf32/resnet50/224/128  the same with TF32 tensor cores (cxr::set_allow_tf32)
 // Counters: items_per_second = images/s; omp_threads; on the CPU the mean time per step
 // of each phase (fwd_ms, loss_ms, bwd_ms, opt_ms); on CUDA peak_MiB = the allocator's
 // high-water mark over the timed steps (reset after the warm-up; it includes the weights,
@@ -24,6 +25,7 @@
 #include <vector>
 
 #include "kernels/cxr_loss.h"
+#include "kernels/math_mode.h"
 #include "kernels/optimizer_step.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
@@ -98,7 +100,8 @@ struct TrainStep {
   }
 };
 
-void bench_train(benchmark::State& st, const std::string& arch, Device dev) {
+void bench_train(benchmark::State& st, const std::string& arch, Device dev, bool tf32) {
+  AllowTf32Scope scope(tf32);
   const int pixels = static_cast<int>(st.range(0));
   const int batch = static_cast<int>(st.range(1));
   if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
@@ -131,19 +134,21 @@ void bench_train(benchmark::State& st, const std::string& arch, Device dev) {
 void register_all() {
   const int cpu_steps = env_int("CXR_TRAIN_STEPS", 10);
   const int gpu_steps = env_int("CXR_TRAIN_STEPS", 30);
-  benchmark::RegisterBenchmark("train_step/cpu/resnet18", bench_train, std::string("resnet18"), Device::CPU)
+  benchmark::RegisterBenchmark("train_step/cpu/resnet18", bench_train, std::string("resnet18"), Device::CPU, false)
       ->ArgNames({"px", "batch"})
       ->Args({64, 32})
       ->Args({64, 16})
       ->Iterations(cpu_steps)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
-  benchmark::RegisterBenchmark("train_step/cuda/resnet50", bench_train, std::string("resnet50"), Device::CUDA)
-      ->ArgNames({"px", "batch"})
-      ->Args({224, 128})
-      ->Iterations(gpu_steps)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+  for (bool tf32 : {false, true})
+    benchmark::RegisterBenchmark(tf32 ? "train_step/cuda_tf32/resnet50" : "train_step/cuda/resnet50", bench_train,
+                                 std::string("resnet50"), Device::CUDA, tf32)
+        ->ArgNames({"px", "batch"})
+        ->Args({224, 128})
+        ->Iterations(gpu_steps)
+        ->UseRealTime()
+        ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace
