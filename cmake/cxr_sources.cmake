@@ -79,6 +79,11 @@ add_test(NAME host COMMAND cxr_tests_emu --test-suite-exclude=cuda-emu,emulator)
 add_test(NAME cuda-emu COMMAND cxr_tests_emu --test-suite=cuda-emu,emulator)
 set_tests_properties(host cuda-emu PROPERTIES
   ENVIRONMENT "CXR_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data;OMP_NUM_THREADS=1")
+# The HTML report in headless Chromium (scripts/browser-test); Skipped (77) without chromium.
+if(TARGET train_cxr)
+  add_test(NAME browser COMMAND ${PROJECT_SOURCE_DIR}/scripts/browser-test --self-check $<TARGET_FILE:train_cxr>)
+  set_tests_properties(browser PROPERTIES SKIP_RETURN_CODE 77 LABELS browser)
+endif()
 
 if(CXR_CUDA)
   file(GLOB CXR_CUDA_TEST_SOURCES CONFIGURE_DEPENDS tests/cuda/*.cpp)

@@ -98,8 +98,8 @@ DataLoader::~DataLoader() {
   }
 }
 
-DataLoader::Range DataLoader::epoch(std::int64_t e) {
-  start_epoch(e);
+DataLoader::Range DataLoader::epoch(std::int64_t e, std::int64_t first_batch) {
+  start_epoch(e, first_batch);
   return Range(this);
 }
 
@@ -125,18 +125,21 @@ std::vector<std::int64_t> DataLoader::epoch_order(std::int64_t e) const {
   return order;
 }
 
-void DataLoader::start_epoch(std::int64_t e) {
+void DataLoader::start_epoch(std::int64_t e, std::int64_t first_batch) {
+  CXR_CHECK(first_batch >= 0 && first_batch <= num_batches_, "loader: first batch ", first_batch,
+            " outside the epoch's [0, ", num_batches_, "] batches");
   stop();
   order_ = epoch_order(e);
   epoch_ = e;
   stopping_ = false;
-  next_claim_ = released_ = next_return_ = 0;
+  first_batch_ = first_batch;
+  next_claim_ = released_ = next_return_ = first_batch;
   for (auto& s : slots_) s->ready_batch = -1;
   stats_ = EpochStats{};
   stats_.epoch = e;
   first_failure_.clear();
   active_ = true;
-  const int n = static_cast<int>(std::min<std::int64_t>(opt_.workers, num_batches_));
+  const int n = static_cast<int>(std::min<std::int64_t>(opt_.workers, num_batches_ - first_batch));
   for (int w = 0; w < n; ++w) workers_.emplace_back([this] { worker_main(); });
 }
 
@@ -241,7 +244,7 @@ const Batch* DataLoader::next() {
     if (next_return_ >= num_batches_) {
       stop();
       report_.flush_suppressed();
-      CXR_CHECK(stats_.images > 0, "epoch ", epoch_, ": none of the ", order_.size(),
+      CXR_CHECK(stats_.images > 0 || first_batch_ >= num_batches_, "epoch ", epoch_, ": none of the ", order_.size(),
                 " images could be read (first failure: ", first_failure_, ")");
       return nullptr;
     }

@@ -24,7 +24,11 @@
 //
 // Bad input: an unreadable, truncated or missing image is skipped with a warning naming the
 // file (the batch is then shorter) and counted in stats(); with strict = true it is an error,
-// rethrown by next(). An epoch in which no image at all could be read is an error.
+// rethrown by next(). An epoch in which no image at all could be read is an error. Each bad
+// file is named once per epoch (tests/data/test_loader_stress.cpp: 10,000 images, 5% bad).
+//
+// Stopping: stop() (or the destructor, or start_epoch) at any point, also while workers wait
+// for a free slot or decode, wakes and joins them: no deadlock, no leak.
 #pragma once
 
 #include <atomic>
@@ -92,10 +96,12 @@ class DataLoader {
   DataLoader& operator=(const DataLoader&) = delete;
 
   // Starts epoch e (ending any unfinished one) and returns a range over its batches.
+  // first_batch > 0 starts at that batch (mid-epoch resumption): batches first_batch, ... are
+  // the same samples, augmented alike, as in a run from the epoch's start.
   class Range;
-  Range epoch(std::int64_t e);
+  Range epoch(std::int64_t e, std::int64_t first_batch = 0);
 
-  void start_epoch(std::int64_t e);
+  void start_epoch(std::int64_t e, std::int64_t first_batch = 0);
   const Batch* next();  // nullptr at the end of the epoch
   void stop();          // ends the epoch early: workers stop and are joined
 
@@ -134,6 +140,7 @@ class DataLoader {
   std::int64_t next_claim_ = 0;    // next batch a worker will fill
   std::int64_t released_ = 0;      // batches 0..released_-1 are free again
   std::int64_t next_return_ = 0;   // next batch next() returns
+  std::int64_t first_batch_ = 0;   // where this epoch started
   std::optional<std::int64_t> held_;  // batch the consumer holds
   std::string first_failure_;  // of the epoch, for the error when it yields nothing
 

@@ -7,6 +7,7 @@
 // the next kernel on that stream without an event (stream order serialises them).
 #include "tensor/allocator.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -29,6 +30,17 @@ std::size_t round_size(std::size_t bytes) {
   return (bytes + g - 1) / g * g;
 }
 
+// "512 B", "3.00 MiB", "4.25 GiB"
+std::string human_bytes(std::size_t bytes) {
+  char buf[48];
+  const double b = static_cast<double>(bytes);
+  if (bytes < (1u << 10)) std::snprintf(buf, sizeof buf, "%zu B", bytes);
+  else if (bytes < (1u << 20)) std::snprintf(buf, sizeof buf, "%.2f KiB", b / (1u << 10));
+  else if (bytes < (std::size_t{1} << 30)) std::snprintf(buf, sizeof buf, "%.2f MiB", b / (1u << 20));
+  else std::snprintf(buf, sizeof buf, "%.2f GiB", b / double(std::size_t{1} << 30));
+  return buf;
+}
+
 struct CachingAllocator {
   std::mutex mutex;
   std::map<std::size_t, std::vector<void*>> free_blocks;  // rounded size -> blocks
@@ -48,12 +60,7 @@ struct CachingAllocator {
       stats.cached -= size;
       ++stats.cache_hits;
     } else {
-      try {
-        ptr = backend::device_malloc(size);
-      } catch (const Error&) {
-        release_cache_locked();  // retry once with the cache returned to the driver
-        ptr = backend::device_malloc(size);
-      }
+      ptr = runtime_alloc_locked(bytes, size);
       ++stats.runtime_allocs;
     }
     if (poison) backend::memset_device(ptr, 0xFF, size);  // NaN in every f32: unwritten outputs show
@@ -61,6 +68,45 @@ struct CachingAllocator {
     stats.in_use += size;
     if (stats.in_use > stats.peak_in_use) stats.peak_in_use = stats.in_use;
     return ptr;
+  }
+
+  // cudaMalloc through the backend; on failure the cache goes back to the driver and the
+  // request is retried once. A request above the free memory is not sent to the runtime.
+  void* runtime_alloc_locked(std::size_t bytes, std::size_t size) {
+    std::string runtime_error;
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      if (attempt == 1) {
+        if (stats.cached == 0) break;  // nothing to give back: the retry would fail alike
+        release_cache_locked();
+      }
+      std::size_t free_b = 0, total_b = 0;
+      if (!free_memory(free_b, total_b) || size <= free_b) {
+        try {
+          return backend::device_malloc(size);
+        } catch (const Error& e) {
+          runtime_error = e.what();
+        }
+      }
+    }
+    std::size_t free_b = 0, total_b = 0;
+    free_memory(free_b, total_b);
+    std::string msg = "CUDA out of memory: requested " + human_bytes(bytes);
+    if (size != bytes) msg += " (" + human_bytes(size) + " rounded)";
+    msg += ", " + human_bytes(free_b) + " free of " + human_bytes(total_b) + " on the device; this process holds " +
+           human_bytes(stats.in_use) + " in tensors (peak " + human_bytes(stats.peak_in_use) + ")";
+    if (!runtime_error.empty()) msg += "; the runtime said: " + runtime_error;
+    msg += ". Hint: use a smaller --batch-size (or --image-size), or a smaller model";
+    throw DeviceOutOfMemory(msg, bytes, free_b, total_b);
+  }
+
+  static bool free_memory(std::size_t& free_b, std::size_t& total_b) {
+    try {
+      backend::device_memory_info(&free_b, &total_b);
+      return true;
+    } catch (const Error&) {
+      free_b = total_b = 0;
+      return false;
+    }
   }
 
   void release(void* ptr) {

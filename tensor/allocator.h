@@ -4,12 +4,30 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
+
+#include "tensor/error.h"
 
 namespace cxr {
+
+// Thrown by device_alloc when the device cannot hold a request, even after the allocator's
+// cache went back to the driver. what(): "CUDA out of memory: requested 4.00 GiB (...), 1.21 GiB
+// free of 79.10 GiB; ... Hint: a smaller --batch-size (or --image-size)". Not a crash: the
+// allocator's state is unchanged, smaller requests still succeed.
+class DeviceOutOfMemory : public Error {
+ public:
+  DeviceOutOfMemory(const std::string& message, std::size_t requested, std::size_t free_bytes, std::size_t total)
+      : Error(message), requested_bytes(requested), free_bytes(free_bytes), total_bytes(total) {}
+  std::size_t requested_bytes, free_bytes, total_bytes;
+};
 
 // Device memory from the caching allocator. Blocks are rounded up (512 B granules below
 // 1 MiB, 2 MiB granules above) and kept on free lists when released, so a training loop
 // that repeats the same shapes reaches a steady state with no runtime allocations.
+// Out of memory: the cache is returned to the driver and the request retried once; if it
+// still does not fit, DeviceOutOfMemory (a request larger than the free memory is refused
+// before the runtime is asked, so the emulated device never tries a host allocation that
+// large).
 void* device_alloc(std::size_t bytes);
 void device_release(void* ptr);
 

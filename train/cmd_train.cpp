@@ -13,6 +13,7 @@
 #include "train/cli_args.h"
 #include "train/evaluate.h"
 #include "train/predict.h"
+#include "train/report_html.h"
 #include "train/trainer.h"
 
 namespace cxr::cli {
@@ -71,6 +72,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .flag("strict", "an unreadable image is an error (default: skipped with a warning)")
       .option("patience", "P", "early stop after P epochs without a better val AUROC (0: never)", "0")
       .option("grad-clip", "X", "clip the global gradient norm at X (0: off)", "0")
+      .flag("skip-nonfinite", "skip (count and log) a step whose loss or gradient is NaN/inf instead of stopping")
       .flag("no-augment", "no training augmentation")
       .flag("quiet", "no progress bar, only epoch summaries");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
@@ -103,10 +105,10 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.patience = int_arg(args, "patience");
   o.grad_clip = args.get_double("grad-clip");
   o.augment = !args.flag_set("no-augment");
+  o.skip_nonfinite = args.flag_set("skip-nonfinite");
   o.quiet = args.flag_set("quiet");
   o.command_line = join_command("train", argc, argv);
-  train_model(o, out);
-  return 0;
+  return train_exit_code(train_model(o, out));  // 130 / 143 after SIGINT / SIGTERM (docs/reliability.md)
 }
 
 int run_eval(int argc, const char* const* argv, std::ostream& out) {
@@ -151,9 +153,12 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
       .option("batch-size", "B", "images per batch", "16")
       .option("no-finding", "product|max", "No Finding = prod(1 - p) or 1 - max p", "product")
       .flag("all-boxes", "a box for every finding (default: findings at or above their threshold)")
+      .flag("overlay", "also write OUT/overlays/<image>.png: CAMs, boxes, probabilities (docs/visualisation.md)")
+      .option("data", "DIR", "overlays: ground-truth boxes from DIR/BBox_List_2017.csv")
+      .option("boxes", "FILE", "overlays: ground-truth boxes from FILE (BBox_List_2017.csv format)")
       .flag("quiet", "print nothing");
   // Positional IMAGE words are taken out before the options are parsed.
-  static const std::set<std::string> flags = {"--all-boxes", "--quiet", "-h", "--help"};
+  static const std::set<std::string> flags = {"--all-boxes", "--overlay", "--quiet", "-h", "--help"};
   std::vector<const char*> words;
   std::vector<std::string> images;
   for (int i = 0; i < argc; ++i) {
@@ -179,6 +184,10 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
   o.all_boxes = args.flag_set("all-boxes");
   o.quiet = args.flag_set("quiet");
   o.images = images;
+  o.overlay = args.flag_set("overlay");
+  if (args.has("boxes")) o.boxes_file = args.get("boxes");
+  else if (args.has("data") && fs::exists(fs::path(args.get("data")) / "BBox_List_2017.csv"))
+    o.boxes_file = (fs::path(args.get("data")) / "BBox_List_2017.csv").string();
   predict_images(o, out);
   return 0;
 }
@@ -186,7 +195,7 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
 int run_demo(int argc, const char* const* argv, std::ostream& out) {
   Args args("train_cxr demo",
             "The whole pipeline on the CPU in a few minutes: a synthetic data set, a short resnet18 training,\n"
-            "evaluation on the test split and predictions for a few test images.");
+            "evaluation on the test split, predictions with overlays for a few test images, and RUN/report.html.");
   args.option("out", "DIR", "output folder (its data/, run/, eval/, predict/ are replaced)", "runs/demo")
       .option("images", "N", "synthetic images", "400")
       .option("size", "S", "image side (synthetic and network input)", "64")
@@ -236,13 +245,22 @@ int run_demo(int argc, const char* const* argv, std::ostream& out) {
   e.workers = t.workers;
   const nlohmann::json m = evaluate_checkpoint(e, out);
 
-  out << "demo: 4/4 predictions for 4 test images\n";
+  out << "demo: 4/4 predictions and overlays for 4 test images, and the report\n";
   PredictOptions p;
   p.checkpoint = e.checkpoint;
   p.out_dir = (dir / "predict").string();
+  p.overlay = true;
+  p.boxes_file = (dir / "data" / "BBox_List_2017.csv").string();
   const auto test = data::read_image_list_file((dir / "data" / "test_list.txt").string());
-  for (std::size_t i = 0; i < test.size() && i < 4; ++i) p.images.push_back((dir / "data" / "images" / test[i]).string());
+  for (const auto& name : pick_images_with_boxes(test, p.boxes_file, 4))
+    p.images.push_back((dir / "data" / "images" / name).string());
   predict_images(p, out);
+  const std::string report = (dir / "run" / "report.html").string();
+  ReportOptions ro;
+  ro.run_dir = t.out_dir;
+  ro.eval_dir = e.out_dir;
+  ro.overlay_dir = p.out_dir + "/overlays";
+  write_report_file(ro, report, out);
 
   double ips = 0;
   for (const auto& r : tr.epochs) ips += r.images_per_second;
@@ -255,7 +273,8 @@ int run_demo(int argc, const char* const* argv, std::ostream& out) {
       << "  checkpoints " << t.out_dir << "/best.safetensors, last.safetensors\n"
       << "  training    " << t.out_dir << "/metrics.csv, log.txt\n"
       << "  evaluation  " << e.out_dir << "/metrics.json, predictions.csv\n"
-      << "  prediction  " << p.out_dir << "/predictions.csv, boxes.csv\n";
+      << "  prediction  " << p.out_dir << "/predictions.csv, boxes.csv, overlays/\n"
+      << "  report      " << report << "\n";
   return 0;
 }
 

@@ -26,6 +26,7 @@ InferenceResult run_inference(CxrModel& model, data::DataLoader& loader, std::in
   InferenceResult r;
   const double t0 = steady_seconds();
   model.eval();
+  NoGradGuard no_grad;  // nothing is cached for a backward
   double loss_sum = 0;
   for (const data::Batch& b : loader.epoch(epoch)) {
     HeadOutputs o = model.forward_heads(b.images);
@@ -108,6 +109,22 @@ void write_predictions_csv(const std::string& path, const std::vector<std::strin
     f << names[i];
     for (int k = 0; k < c; ++k) f << "," << p[k];
     f << "," << no_finding_probability(p, c, rule) << "\n";
+  }
+  CXR_CHECK(f.good(), "writing ", path, " failed");
+}
+
+void write_labels_csv(const std::string& path, const std::vector<std::string>& names,
+                      const std::vector<float>& labels, const std::vector<std::string>& class_names) {
+  std::ofstream f(path);
+  CXR_CHECK(f, "cannot open ", path, " for writing");
+  const std::size_t c = class_names.size();
+  f << "Image Index";
+  for (const auto& n : class_names) f << "," << n;
+  f << "\n";
+  for (std::size_t i = 0; i < names.size(); ++i) {
+    f << names[i];
+    for (std::size_t k = 0; k < c; ++k) f << "," << (labels[i * c + k] != 0.f ? 1 : 0);
+    f << "\n";
   }
   CXR_CHECK(f.good(), "writing ", path, " failed");
 }
@@ -242,6 +259,7 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
   write_file_atomic(metrics_path, j.dump(2) + "\n");
   write_predictions_csv((fs::path(o.out_dir) / "predictions.csv").string(), r.names, r.probs, lm.meta.class_names,
                         o.no_finding);
+  write_labels_csv((fs::path(o.out_dir) / "labels.csv").string(), r.names, r.labels, lm.meta.class_names);
   if (!o.quiet) {
     const ClassificationReport rep =
         evaluate_classification(r.probs, r.labels, static_cast<std::int64_t>(lm.meta.class_names.size()),

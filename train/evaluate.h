@@ -5,7 +5,8 @@
 // {name: {auroc, ap, threshold, accuracy, bias, positives, negatives, tpr, fpr}},
 // "undefined_classes", "localisation": {boxes, mean_iou, accuracy_iobb: {"0.1", "0.25", "0.5"},
 // accuracy_iou: {...}, per_class: {...}}, ...}. Undefined values (NaN) are written as null.
-// predictions.csv: "Image Index", the 14 class probabilities under their names, "No Finding".
+// predictions.csv: "Image Index", the 14 class probabilities under their names, "No Finding";
+// labels.csv: "Image Index" and the 14 ground-truth labels (0/1), same rows.
 // "No Finding" = prod_k (1 - p_k): the probability that no finding is present if the 14
 // outputs were independent (no_finding_rule "max": 1 - max_k p_k instead).
 // Localisation: for every ground-truth box (image, class), the model's box for that class
@@ -58,6 +59,11 @@ float no_finding_probability(const float* probs, int classes, const std::string&
 void write_predictions_csv(const std::string& path, const std::vector<std::string>& names,
                            const std::vector<float>& probs, const std::vector<std::string>& class_names,
                            const std::string& no_finding_rule = "product");
+
+// Writes labels.csv (Image Index, the classes' 0/1 labels): with predictions.csv, what
+// `train_cxr report` draws the ROC and precision-recall curves from.
+void write_labels_csv(const std::string& path, const std::vector<std::string>& names,
+                      const std::vector<float>& labels, const std::vector<std::string>& class_names);
 
 struct EvaluateOptions {
   std::string checkpoint, data_dir, out_dir;

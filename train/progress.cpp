@@ -2,6 +2,7 @@
 // See progress.h for the formats.
 #include "train/progress.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
+#include <stdexcept>
 
 namespace cxr {
 
@@ -34,6 +36,19 @@ bool stream_is_terminal(const std::ostream& out) {
   return !(term && std::strcmp(term, "dumb") == 0);
 }
 
+int terminal_columns(const std::ostream& out) {
+  int fd = -1;
+  if (&out == &std::cout) fd = STDOUT_FILENO;
+  else if (&out == &std::cerr || &out == &std::clog) fd = STDERR_FILENO;
+  winsize ws{};
+  if (fd >= 0 && ::ioctl(fd, TIOCGWINSZ, &ws) == 0 && ws.ws_col > 0) return ws.ws_col;
+  if (const char* c = std::getenv("COLUMNS")) {
+    const int n = std::atoi(c);
+    if (n > 0) return n;
+  }
+  return 0;
+}
+
 double steady_seconds() {
   using namespace std::chrono;
   return duration<double>(steady_clock::now().time_since_epoch()).count();
@@ -42,6 +57,7 @@ double steady_seconds() {
 Progress::Progress(std::ostream& out, ProgressOptions options, Clock clock)
     : out_(out), options_(options), clock_(std::move(clock)), mode_(options.mode) {
   if (mode_ == ProgressMode::automatic) mode_ = stream_is_terminal(out) ? ProgressMode::terminal : ProgressMode::plain;
+  if (mode_ == ProgressMode::terminal && options_.max_width == 0) options_.max_width = terminal_columns(out);
 }
 
 void Progress::begin_epoch(int epoch, int num_epochs, std::int64_t total_steps) {
@@ -94,6 +110,11 @@ void Progress::message(const std::string& text) {
 
 std::string Progress::status_line() const { return line(clock_()); }
 
+double Progress::images_per_second() const {
+  const double elapsed = clock_() - start_;
+  return elapsed > 0 && updates_ > 0 ? static_cast<double>(images_) / elapsed : 0.0;
+}
+
 std::string Progress::line(double now) const {
   const double elapsed = now - start_;
   const bool known_total = total_steps_ > 0;
@@ -141,7 +162,9 @@ std::string Progress::line(double now) const {
 }
 
 void Progress::draw(double now) {
-  const std::string text = line(now);
+  std::string text = line(now);
+  if (mode_ == ProgressMode::terminal && options_.max_width > 1 && text.size() >= static_cast<std::size_t>(options_.max_width))
+    text.resize(static_cast<std::size_t>(options_.max_width - 1));
   if (mode_ == ProgressMode::terminal) {
     out_ << '\r' << text;
     if (text.size() < live_length_) out_ << std::string(live_length_ - text.size(), ' ');
@@ -157,6 +180,31 @@ void Progress::clear_live_line() {
   if (mode_ != ProgressMode::terminal || live_length_ == 0) return;
   out_ << '\r' << std::string(live_length_, ' ') << '\r' << std::flush;
   live_length_ = 0;
+}
+
+StepLog::StepLog(const std::string& path, bool append, std::function<double()> clock)
+    : path_(path),
+      file_(std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc)),
+      clock_(std::move(clock)),
+      start_(clock_()) {
+  if (!*file_) throw std::runtime_error("cannot open " + path + " for writing");
+}
+
+namespace {
+// A JSON number, or null when not finite (JSON has no NaN / Infinity).
+std::string json_number(double v, const char* format) {
+  if (!std::isfinite(v)) return "null";
+  char buf[48];
+  std::snprintf(buf, sizeof buf, format, v);
+  return buf;
+}
+}  // namespace
+
+void StepLog::write(int epoch, std::int64_t step, double lr, double loss, double images_per_s) {
+  *file_ << "{\"epoch\":" << epoch << ",\"step\":" << step << ",\"lr\":" << json_number(lr, "%.9g")
+         << ",\"loss\":" << json_number(loss, "%.7g") << ",\"images_per_s\":" << json_number(images_per_s, "%.2f")
+         << ",\"time_s\":" << json_number(clock_() - start_, "%.3f") << "}\n"
+         << std::flush;
 }
 
 }  // namespace cxr

@@ -5,6 +5,7 @@
 //   plain     (a log file, a pipe, CI) whole lines, one whenever `interval_seconds` have passed
 //             or another `percent_step` percent of the epoch is done, whichever comes first:
 //             epoch 3/30 step 120/1000 (12%) 245.3 img/s loss 0.1834 elapsed 0:30 ETA 1:02
+//             (cut to the terminal's width, so that a narrow window does not wrap it)
 //   quiet     nothing but end_epoch() summaries and message()s.
 //   automatic terminal when the stream is std::cout/std::cerr/std::clog on a tty (and TERM is
 //             not "dumb"), plain otherwise.
@@ -13,7 +14,9 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
 #include <functional>
+#include <memory>
 #include <ostream>
 #include <string>
 #include <utility>
@@ -28,11 +31,17 @@ struct ProgressOptions {
   double percent_step = 10.0;      // plain: a line per this much of the epoch (0: none)
   double refresh_seconds = 0.1;    // terminal: shortest pause between redraws
   int bar_width = 20;              // terminal: characters of the bar
+  // terminal: the live line is cut to this many characters minus one, so that it never wraps
+  // (a wrapped line cannot be rewritten with '\r'). 0: the terminal's width (TIOCGWINSZ, else
+  // $COLUMNS), no limit when unknown.
+  int max_width = 0;
 };
 
 // "0:05", "12:34", "1:02:03", "2d 03:04:05"; "--:--" for a negative or non-finite value.
 std::string format_duration(double seconds);
 bool stream_is_terminal(const std::ostream& out);
+// Columns of the terminal behind std::cout / std::cerr (TIOCGWINSZ, else $COLUMNS); 0 if unknown.
+int terminal_columns(const std::ostream& out);
 double steady_seconds();  // std::chrono::steady_clock in seconds
 
 class Progress {
@@ -51,6 +60,8 @@ class Progress {
 
   // The current status text without control characters (what the next line would show).
   std::string status_line() const;
+  // Images per second of the current epoch so far (0 before the first update).
+  double images_per_second() const;
 
  private:
   std::string line(double now) const;
@@ -68,6 +79,26 @@ class Progress {
   double start_ = 0, last_draw_ = 0;
   double next_percent_ = 0;
   std::size_t live_length_ = 0;  // characters of the live line on screen
+};
+
+// RUN/metrics.jsonl: one JSON object per training step, flushed line by line, so that a
+// running or interrupted run can be plotted (train_cxr report draws it):
+//   {"epoch":1,"step":12,"lr":0.001,"loss":0.5312,"images_per_s":31.4,"time_s":5.21}
+// step: optimiser steps so far (the step just done, 1-based, over the whole run); loss: that
+// step's batch loss; images_per_s: the epoch's running rate (Progress::images_per_second);
+// time_s: seconds since the log was opened. Non-finite numbers are written as null. A
+// resumed run appends (lines of steps after the resumed checkpoint may then repeat).
+class StepLog {
+ public:
+  StepLog(const std::string& path, bool append, std::function<double()> clock = steady_seconds);
+  void write(int epoch, std::int64_t step, double lr, double loss, double images_per_s);
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+  std::unique_ptr<std::ofstream> file_;
+  std::function<double()> clock_;
+  double start_ = 0;
 };
 
 }  // namespace cxr

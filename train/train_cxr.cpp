@@ -13,6 +13,7 @@
 
 #include "train/cli_args.h"
 #include "train/cmd_data.h"
+#include "train/cmd_report.h"
 #include "train/cmd_train.h"
 
 namespace {
@@ -29,7 +30,8 @@ constexpr Command kCommands[] = {
     {"train", "train a model (checkpoints, metrics.csv, early stopping, --resume)", cxr::cli::run_train},
     {"eval", "evaluate a checkpoint on the test/val split (metrics.json, predictions.csv)", cxr::cli::run_eval},
     {"predict", "predict findings and boxes for image files", cxr::cli::run_predict},
-    {"demo", "synthetic data -> short training -> eval -> predict, on the CPU", cxr::cli::run_demo},
+    {"report", "one self-contained HTML report of a run (curves, ROC/PR, tables, overlays)", cxr::cli::run_report},
+    {"demo", "synthetic data -> short training -> eval -> predict -> report, on the CPU", cxr::cli::run_demo},
 };
 
 void print_usage(std::FILE* to) {

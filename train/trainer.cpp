@@ -2,8 +2,12 @@
 #include "train/trainer.h"
 
 #include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -12,6 +16,7 @@
 
 #include <nlohmann/json.hpp>
 #include <omp.h>
+#include <unistd.h>
 
 #include "data/class_balance.h"
 #include "data/dataset.h"
@@ -102,18 +107,24 @@ struct Optimizer {
     }
   }
 
-  // One step over the trainable parameters that have a gradient.
-  void step(double lr, double grad_clip) {
-    std::vector<std::size_t> active;
+  // The trainable parameters that have a gradient.
+  std::vector<std::size_t> active() const {
+    std::vector<std::size_t> a;
     for (std::size_t i = 0; i < params.size(); ++i)
-      if (params[i]->trainable && params[i]->grad.defined()) active.push_back(i);
+      if (params[i]->trainable && params[i]->grad.defined()) a.push_back(i);
+    return a;
+  }
+  // The global gradient norm of `active` in one fused pass on the gradients' device, with
+  // the clip coefficient when clipping (max_norm 1 otherwise: the coefficient is unused).
+  GradNorm global_norm(const std::vector<std::size_t>& active, double grad_clip) const {
+    std::vector<Tensor> g;
+    for (auto i : active) g.push_back(params[i]->grad);
+    return grad_norm(g, grad_clip > 0 ? static_cast<float>(grad_clip) : 1.f);
+  }
+
+  // One step over `active`; `scale`: the clip coefficient (undefined: no clipping).
+  void step(double lr, const std::vector<std::size_t>& active, const Tensor& scale) {
     if (active.empty()) return;
-    Tensor scale;
-    if (grad_clip > 0) {
-      std::vector<Tensor> g;
-      for (auto i : active) g.push_back(params[i]->grad);
-      scale = grad_norm(g, static_cast<float>(grad_clip)).clip_coef;
-    }
     for (auto i : active) ++steps[i];
     // Groups of the same (decay, step): one optimiser call each.
     std::vector<bool> done(active.size(), false);
@@ -200,12 +211,16 @@ class ThreadScope {
 
 class Logger {
  public:
-  Logger(const std::string& path, bool append) : file_(path, append ? std::ios::app : std::ios::trunc) {
-    CXR_CHECK(file_, "cannot open ", path, " for writing");
+  Logger(const std::string& path, bool append) : path_(path), file_(path, append ? std::ios::app : std::ios::trunc) {
+    CXR_CHECK(file_, "cannot open ", path, " for writing: ", std::strerror(errno));
   }
-  void line(const std::string& text) { file_ << text << "\n" << std::flush; }
+  void line(const std::string& text) {
+    file_ << text << "\n" << std::flush;
+    CXR_CHECK(file_, "cannot write ", path_, ": ", std::strerror(errno));
+  }
 
  private:
+  std::string path_;
   std::ofstream file_;
 };
 
@@ -236,7 +251,118 @@ std::vector<std::int64_t> limited(std::vector<std::int64_t> v, std::int64_t limi
   return v;
 }
 
+// --- non-finite guard (docs/reliability.md) ---------------------------------------------------
+// The common path costs one grad_norm pass and one read-back per step (Optimizer::global_norm);
+// which parameter is at fault is looked for only after the check failed.
+std::string nonfinite_gradients(const Optimizer& optim, const std::vector<std::size_t>& active) {
+  std::vector<std::string> bad;
+  for (auto i : active) {
+    const double n = grad_norm({optim.params[i]->grad}, 1.f).norm.item();
+    if (!std::isfinite(n)) bad.push_back(optim.names[i]);
+  }
+  if (bad.empty()) return "";
+  std::string s = bad.front();
+  if (bad.size() > 1) s += " (and " + std::to_string(bad.size() - 1) + " more parameters)";
+  return s;
+}
+
+std::string describe_nonfinite(std::int64_t step, int epoch, const data::Batch& b, double loss, double norm,
+                               const Optimizer& optim, const std::vector<std::size_t>& active) {
+  std::ostringstream os;
+  os << "non-finite values at step " << step << " (epoch " << epoch << ", batch " << b.number + 1 << "): ";
+  if (!std::isfinite(loss)) os << "the training loss is " << loss;
+  if (!std::isfinite(norm)) {
+    const std::string which = nonfinite_gradients(optim, active);
+    os << (std::isfinite(loss) ? "" : "; ") << "the gradient norm is " << norm;
+    if (!which.empty()) os << ", first in the gradient of " << which;
+  }
+  os << "; images of the batch: ";
+  for (std::size_t i = 0; i < b.names.size() && i < 4; ++i) os << (i ? ", " : "") << b.names[i];
+  if (b.names.size() > 4) os << " and " << b.names.size() - 4 << " more";
+  return os.str();
+}
+
+// Batch-norm running statistics before a step, so that a skipped step leaves no trace.
+struct BufferSnapshot {
+  std::vector<Tensor*> live;
+  std::vector<Tensor> saved;
+  void save(CxrModel& model) {
+    if (live.empty())
+      for (auto& [name, b] : model.named_buffers()) {
+        live.push_back(b);
+        saved.push_back(b->clone());
+      }
+    else
+      for (std::size_t i = 0; i < live.size(); ++i) saved[i].copy_(*live[i]);
+  }
+  void restore() {
+    for (std::size_t i = 0; i < live.size(); ++i) live[i]->copy_(saved[i]);
+  }
+};
+
+// --- interrupts (docs/reliability.md) -------------------------------------------------------------
+std::atomic<int> g_interrupt{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal flag must be lock-free");
+struct sigaction g_old_int, g_old_term;
+
+extern "C" void on_interrupt_signal(int sig) {
+  // Async-signal-safe only: an atomic, write(2), _exit(2).
+  if (g_interrupt.load() != 0) {
+    static const char msg[] = "\ntrain_cxr: second signal: exiting now (RUN/last.safetensors is the last saved one)\n";
+    [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+    ::_exit(128 + sig);
+  }
+  g_interrupt.store(sig);
+  static const char msg[] =
+      "\ntrain_cxr: signal received: finishing the current step, then saving RUN/last.safetensors "
+      "(send it again to exit at once)\n";
+  [[maybe_unused]] auto n = ::write(2, msg, sizeof msg - 1);
+}
+
+// Where in an epoch a run was saved: batches done, and the partial epoch's loss sums so that
+// the resumed epoch reports the same train loss. Stored under "resume.batch" etc.
+struct EpochPosition {
+  std::int64_t batch = 0;  // the next batch of epoch `meta.epoch` (0-based); 0: the epoch start
+  double loss_sum = 0;
+  std::int64_t images = 0, skipped = 0;
+};
+
+EpochPosition read_resume_position(const CheckpointMeta& m) {
+  EpochPosition p;
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = m.extra.find(key);
+    return it == m.extra.end() ? nullptr : &it->second;
+  };
+  if (auto* v = get("resume.batch")) p.batch = std::stoll(*v);
+  if (auto* v = get("resume.epoch_loss_sum")) p.loss_sum = std::stod(*v);
+  if (auto* v = get("resume.epoch_images")) p.images = std::stoll(*v);
+  if (auto* v = get("resume.epoch_skipped")) p.skipped = std::stoll(*v);
+  return p;
+}
+
+const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
+
 }  // namespace
+
+InterruptHandlers::InterruptHandlers() {
+  g_interrupt.store(0);
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  ::sigaction(SIGINT, &sa, &g_old_int);
+  ::sigaction(SIGTERM, &sa, &g_old_term);
+}
+
+InterruptHandlers::~InterruptHandlers() {
+  ::sigaction(SIGINT, &g_old_int, nullptr);
+  ::sigaction(SIGTERM, &g_old_term, nullptr);
+  g_interrupt.store(0);
+}
+
+int InterruptHandlers::pending() { return g_interrupt.load(); }
+
+int train_exit_code(const TrainResult& r) { return r.interrupted_by != 0 ? 128 + r.interrupted_by : 0; }
 
 void validate_train_options(const TrainOptions& o) {
   using cli::UsageError;
@@ -296,6 +422,7 @@ float train_step_for_test(CxrModel& model, const Tensor& images, const Tensor& l
 
 TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   validate_train_options(opt);
+  InterruptHandlers interrupts;
   ThreadScope threads(opt.threads);
   const fs::path run(opt.out_dir);
   const std::string last_path = (run / "last.safetensors").string();
@@ -306,7 +433,11 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     CXR_CHECK(!fs::exists(last_path), opt.out_dir, " already holds a run (", last_path,
               "): pass --resume to continue it or choose another --out");
   }
-  fs::create_directories(run);
+  {
+    std::error_code ec;
+    fs::create_directories(run, ec);
+    CXR_CHECK(!ec, "cannot create the run folder ", opt.out_dir, ": ", ec.message());
+  }
   Logger log((run / "log.txt").string(), opt.resume);
   Progress progress(out, {.mode = opt.quiet ? ProgressMode::quiet : ProgressMode::automatic});
   auto say = [&](const std::string& s) {
@@ -378,13 +509,14 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   sc.base_lr = opt.lr;
   sc.total_steps = steps_per_epoch * opt.epochs;
   sc.warmup_steps = std::min<std::int64_t>(opt.warmup_steps, std::max<std::int64_t>(0, sc.total_steps - 1));
-  sc.step_size = steps_per_epoch * std::max(1, opt.epochs / 3);
+  sc.step_size = steps_per_epoch * ((opt.epochs + 2) / 3);  // x0.1 after each third of the run (whole epochs)
   sc.min_lr = 0.0;
   validate_schedule(sc);
 
   // Run state.
   std::int64_t step = 0;
   int start_epoch = 0, best_epoch = 0, bad_epochs = 0;
+  EpochPosition resume_pos;  // mid-epoch resumption (after an interrupt)
   double best_auc = -std::numeric_limits<double>::infinity();
   if (opt.resume) {
     Checkpoint ck = load_checkpoint(last_path);
@@ -403,11 +535,15 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
                      nlohmann::json::parse(ck.meta.extra.at("resume.mask_offsets")).get<std::vector<std::uint64_t>>());
     step = ck.meta.step;
     start_epoch = static_cast<int>(ck.meta.epoch);
+    resume_pos = read_resume_position(ck.meta);
     best_auc = parse_double_meta(ck.meta, "resume.best_auc", best_auc);
     best_epoch = static_cast<int>(parse_double_meta(ck.meta, "resume.best_epoch", 0));
     bad_epochs = static_cast<int>(parse_double_meta(ck.meta, "resume.bad_epochs", 0));
-    say("resumed " + opt.out_dir + " after epoch " + std::to_string(start_epoch) + " (step " +
-        std::to_string(step) + ", best val AUROC " + fmt(best_auc) + ")");
+    say("resumed " + opt.out_dir + " after epoch " + std::to_string(start_epoch) +
+        (resume_pos.batch > 0 ? " and " + std::to_string(resume_pos.batch) + " batches of epoch " +
+                                    std::to_string(start_epoch + 1)
+                              : std::string()) +
+        " (step " + std::to_string(step) + ", best val AUROC " + fmt(best_auc) + ")");
   }
   say("model " + opt.model + " (" + std::to_string(model->parameter_count()) + " parameters) on " +
       device_name(opt.device) + " (" + std::to_string(omp_get_max_threads()) + " compute threads), " + opt.optimizer + ", " + describe_schedule(sc));
@@ -422,6 +558,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     for (auto n : data::kClassNames) csv << ",auroc_" << n;
     csv << "\n" << std::flush;
   }
+  StepLog step_log((run / "metrics.jsonl").string(), /*append=*/!csv_new);  // per step (progress.h)
 
   std::vector<std::string> class_names(data::kClassNames.begin(), data::kClassNames.end());
   CheckpointMeta base_meta;
@@ -441,7 +578,77 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
         std::to_string(opt.epochs) + ")");
   }
   const float box_w = static_cast<float>(opt.box_loss_weight);
-  for (int e = start_epoch; e < opt.epochs; ++e) {
+
+  // The resume state of last.safetensors (shared by the epoch-end and the interrupt saves).
+  auto add_resume_state = [&](CheckpointMeta& meta) {
+    meta.extra["resume.settings"] = resume_settings(opt);
+    meta.extra["resume.param_steps"] = nlohmann::json(optim.steps).dump();
+    meta.extra["resume.mask_offsets"] = nlohmann::json(mask_offsets(*model)).dump();
+    meta.extra["resume.best_auc"] = exact(best_auc);
+    meta.extra["resume.best_epoch"] = std::to_string(best_epoch);
+    meta.extra["resume.bad_epochs"] = std::to_string(bad_epochs);
+    meta.extra["resume.optimizer"] = opt.optimizer;
+  };
+
+  // One training step with the non-finite guard (docs/reliability.md): forward, loss, backward,
+  // the global gradient norm (one fused pass) and the loss read back, then the optimiser step
+  // only if both are finite. Otherwise an error naming the step and the parameter, or with
+  // skip_nonfinite a skipped step: no update, batch-norm statistics restored.
+  struct StepOutcome {
+    bool applied = true;
+    double loss = 0;
+  };
+  BufferSnapshot snapshot;
+  auto guarded_step = [&](const data::Batch& b, double lr, std::int64_t this_step, int epoch) -> StepOutcome {
+    if (opt.hooks.before_forward) opt.hooks.before_forward(this_step, b);
+    if (opt.skip_nonfinite) snapshot.save(*model);
+    HeadOutputs o = model->forward_heads(b.images);
+    CxrLoss l = cxr_loss(o.logits, b.labels, pos_weight, o.boxes, b.boxes, b.box_mask, box_w);
+    model->zero_grad();
+    model->backward_heads(l.dz, l.db);
+    if (opt.hooks.after_backward) opt.hooks.after_backward(this_step, *model);
+    const std::vector<std::size_t> active = optim.active();
+    GradNorm gn;
+    if (!active.empty()) gn = optim.global_norm(active, opt.grad_clip);
+    const double lv = l.loss.item();
+    const double norm = gn.norm.defined() ? static_cast<double>(gn.norm.item()) : 0.0;
+    if (std::isfinite(lv) && std::isfinite(norm)) {
+      optim.step(lr, active, opt.grad_clip > 0 ? gn.clip_coef : Tensor());
+      return {true, lv};
+    }
+    const std::string what = describe_nonfinite(this_step, epoch, b, lv, norm, optim, active);
+    if (!opt.skip_nonfinite) {
+      say(what);
+      CXR_FAIL(what, ". Training stopped without an update; ",
+               fs::exists(last_path) ? last_path + " (the last good checkpoint) was left as it was"
+                                     : std::string("no checkpoint was written yet"),
+               ". Lower --lr, set --grad-clip, check those images, or pass --skip-nonfinite to skip such steps");
+    }
+    snapshot.restore();
+    say("skipped " + what + " (--skip-nonfinite)");
+    return {false, lv};
+  };
+
+  // After SIGINT / SIGTERM mid-epoch: last.safetensors with the position in epoch e (0-based).
+  auto save_interrupted = [&](int e, const EpochPosition& pos) {
+    CheckpointMeta meta = base_meta;
+    meta.epoch = e;  // completed epochs
+    meta.step = step;
+    NamedTensors full = model_state(*model);
+    optim.add_state(full);
+    add_resume_state(meta);
+    meta.extra["resume.batch"] = std::to_string(pos.batch);
+    meta.extra["resume.epoch_loss_sum"] = exact(pos.loss_sum);
+    meta.extra["resume.epoch_images"] = std::to_string(pos.images);
+    meta.extra["resume.epoch_skipped"] = std::to_string(pos.skipped);
+    save_checkpoint(last_path, full, meta);
+  };
+
+  if (const int sig = InterruptHandlers::pending()) {  // during the set-up: nothing new to save
+    say(std::string("interrupted by ") + signal_name(sig) + " before the first step: nothing new to save");
+    result.interrupted_by = sig;
+  }
+  for (int e = start_epoch; e < opt.epochs && result.interrupted_by == 0; ++e) {
     const bool frozen = e < opt.freeze_backbone_epochs;
     model->set_trainable(!frozen);
     if (frozen) {
@@ -454,21 +661,45 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     double loss_sum = 0;
     std::int64_t images = 0, k = 0;
     double lr = 0;
-    for (const data::Batch& b : train_loader.epoch(e)) {
+    // Mid-epoch resumption: the loader starts at the saved batch (same order and augmentation).
+    const EpochPosition from = e == start_epoch ? resume_pos : EpochPosition{};
+    loss_sum = from.loss_sum;
+    images = from.images;
+    std::int64_t epoch_skipped = from.skipped, next_batch = from.batch;
+    for (const data::Batch& b : train_loader.epoch(e, from.batch)) {
       lr = learning_rate(sc, step);
-      HeadOutputs o = model->forward_heads(b.images);
-      CxrLoss l = cxr_loss(o.logits, b.labels, pos_weight, o.boxes, b.boxes, b.box_mask, box_w);
-      model->zero_grad();
-      model->backward_heads(l.dz, l.db);
-      optim.step(lr, opt.grad_clip);
-      ++step;
       ++k;
-      const double lv = l.loss.item();
-      CXR_CHECK(std::isfinite(lv), "the training loss is not finite (", lv, ") at step ", step,
-                ": lower --lr or check the data");
-      loss_sum += lv * static_cast<double>(b.size());
-      images += b.size();
-      progress.update(k, b.size(), lv);
+      next_batch = b.number + 1;
+      const StepOutcome so = guarded_step(b, lr, step + 1, e + 1);
+      ++step;
+      if (so.applied) {
+        loss_sum += so.loss * static_cast<double>(b.size());
+        images += b.size();
+      } else {
+        ++epoch_skipped;
+        ++result.skipped_steps;
+      }
+      progress.update(k, b.size(), so.loss);
+      step_log.write(e + 1, step, lr, so.loss, progress.images_per_second());
+      if (opt.hooks.after_step) opt.hooks.after_step(step);
+      if (InterruptHandlers::pending() != 0) break;
+    }
+    if (const int sig = InterruptHandlers::pending()) {
+      train_loader.stop();
+      save_interrupted(e, {next_batch, loss_sum, images, epoch_skipped});
+      progress.end_epoch("epoch " + std::to_string(e + 1) + "/" + std::to_string(opt.epochs) + ": interrupted");
+      say(std::string("interrupted by ") + signal_name(sig) + " at step " + std::to_string(step) + " (epoch " +
+          std::to_string(e + 1) + ", batch " + std::to_string(next_batch) + " of " +
+          std::to_string(train_loader.batches_per_epoch()) + "): saved " + last_path +
+          "; train_cxr train ... --resume continues from there");
+      result.interrupted_by = sig;
+      break;
+    }
+    if (epoch_skipped > 0) {
+      say("epoch " + std::to_string(e + 1) + ": " + std::to_string(epoch_skipped) +
+          " steps skipped for non-finite values (--skip-nonfinite)");
+      CXR_CHECK(images > 0, "epoch ", e + 1, ": every step had non-finite values (", epoch_skipped,
+                " skipped): stopping; lower --lr or check the data");
     }
     const double train_seconds = steady_seconds() - t0;
 
@@ -511,13 +742,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     if (improved) save_checkpoint(best_path, model_state(*model), meta);
     NamedTensors full = model_state(*model);
     optim.add_state(full);
-    meta.extra["resume.settings"] = resume_settings(opt);
-    meta.extra["resume.param_steps"] = nlohmann::json(optim.steps).dump();
-    meta.extra["resume.mask_offsets"] = nlohmann::json(mask_offsets(*model)).dump();
-    meta.extra["resume.best_auc"] = exact(best_auc);
-    meta.extra["resume.best_epoch"] = std::to_string(best_epoch);
-    meta.extra["resume.bad_epochs"] = std::to_string(bad_epochs);
-    meta.extra["resume.optimizer"] = opt.optimizer;
+    add_resume_state(meta);
     save_checkpoint(last_path, full, meta);
 
     csv << rec.epoch << "," << rec.step << "," << exact(rec.lr) << "," << exact(rec.train_loss) << ","
@@ -525,6 +750,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
         << fmt(rec.images_per_second, 2) << "," << fmt(rec.seconds, 2);
     for (double a : rec.class_auc) csv << "," << exact(a);
     csv << "\n" << std::flush;
+    CXR_CHECK(csv, "cannot write ", csv_path, ": ", std::strerror(errno));
 
     const std::string summary = "epoch " + std::to_string(e + 1) + "/" + std::to_string(opt.epochs) +
                                 ": train loss " + fmt(rec.train_loss) + " | val loss " + fmt(rec.val_loss) +
@@ -535,6 +761,12 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     log.line(summary);
     result.epochs.push_back(rec);
     result.last_epoch = e + 1;
+    if (const int sig = InterruptHandlers::pending()) {  // arrived during validation: the epoch is saved
+      say(std::string("interrupted by ") + signal_name(sig) + " after epoch " + std::to_string(e + 1) + ": saved " +
+          last_path + "; train_cxr train ... --resume continues from there");
+      result.interrupted_by = sig;
+      break;
+    }
     if (opt.stop_after_epochs > 0 && static_cast<int>(result.epochs.size()) >= opt.stop_after_epochs &&
         e + 1 < opt.epochs) {
       say("stopped after " + std::to_string(result.epochs.size()) + " epochs (as asked); --resume continues");
@@ -550,8 +782,11 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   report.flush_suppressed();
   result.best_auc = best_auc;
   result.best_epoch = best_epoch;
-  say("best val AUROC " + fmt(best_auc) + " at epoch " + std::to_string(best_epoch) + "; checkpoints in " +
-      opt.out_dir);
+  if (best_epoch > 0)
+    say("best val AUROC " + fmt(best_auc) + " at epoch " + std::to_string(best_epoch) + "; checkpoints in " +
+        opt.out_dir);
+  else
+    say("no epoch completed yet; checkpoints in " + opt.out_dir);
   return result;
 }
 

@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <ostream>
 #include <string>
@@ -30,6 +31,17 @@
 #include "train/checkpoint.h"
 
 namespace cxr {
+
+namespace data {
+struct Batch;
+}
+
+// Test hooks of train_model (unset in train_cxr): called with the 1-based optimiser step.
+struct TrainHooks {
+  std::function<void(std::int64_t step, const data::Batch& batch)> before_forward;  // e.g. poison an input
+  std::function<void(std::int64_t step, CxrModel& model)> after_backward;           // e.g. poison a gradient
+  std::function<void(std::int64_t step)> after_step;                                // e.g. raise(SIGINT)
+};
 
 struct TrainOptions {
   std::string data_dir, out_dir;
@@ -68,6 +80,11 @@ struct TrainOptions {
   int stop_after_epochs = 0;        // > 0: return after this many epochs of this call, as if
                                     // interrupted (tests of --resume); the schedule still spans
                                     // `epochs`
+  // Non-finite loss or gradient (checked every step through the global gradient norm): false
+  // stops training with an error naming the step and the parameter; true skips the step (no
+  // optimiser update, batch-norm statistics restored), counts and logs it. docs/reliability.md
+  bool skip_nonfinite = false;
+  TrainHooks hooks;                 // tests only
 };
 
 struct EpochRecord {
@@ -84,6 +101,24 @@ struct TrainResult {
   int best_epoch = 0;
   int last_epoch = 0;
   bool stopped_early = false;
+  std::int64_t skipped_steps = 0;   // non-finite steps skipped (skip_nonfinite)
+  int interrupted_by = 0;           // SIGINT / SIGTERM when a signal stopped the run, else 0
+};
+
+// The exit code of `train_cxr train` for a result: 0, or 128 + the signal (130 SIGINT,
+// 143 SIGTERM) when it was interrupted (RUN/last.safetensors then holds the resume state).
+int train_exit_code(const TrainResult& result);
+
+// SIGINT / SIGTERM handlers for the lifetime of the object (train_model holds one): the first
+// signal only sets a flag (async-signal-safe), which the loop reads after each step; a second
+// signal exits at once with 128 + signal. The previous handlers are restored on destruction.
+class InterruptHandlers {
+ public:
+  InterruptHandlers();
+  ~InterruptHandlers();
+  InterruptHandlers(const InterruptHandlers&) = delete;
+  InterruptHandlers& operator=(const InterruptHandlers&) = delete;
+  static int pending();  // the signal received, or 0
 };
 
 // Checks the options (cli::UsageError on a bad value), then trains. Progress and messages go

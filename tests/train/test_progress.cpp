@@ -3,6 +3,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "train/progress.h"
@@ -136,6 +140,82 @@ TEST_CASE("progress: automatic mode on a string stream is plain") {
   std::ostringstream os;
   Progress p(os);
   CHECK(p.mode() == ProgressMode::plain);
+}
+
+TEST_CASE("progress: the live line is cut to the terminal width so that it never wraps") {
+  std::ostringstream os;
+  FakeClock clock;
+  ProgressOptions o;
+  o.mode = ProgressMode::terminal;
+  o.max_width = 30;
+  Progress p(os, o, clock.fn());
+  p.begin_epoch(1, 2, 4);
+  clock.now += 2;
+  p.update(1, 16, 0.5);
+  CHECK(os.str() == "\repoch 1/2 [#####-------------");  // 29 characters after the '\r'
+  os.str("");
+  p.end_epoch("a summary longer than thirty characters is not cut");
+  CHECK(os.str() == "\r" + std::string(29, ' ') + "\ra summary longer than thirty characters is not cut\n");
+}
+
+TEST_CASE("progress: images_per_second is the epoch's running rate") {
+  std::ostringstream os;
+  FakeClock clock;
+  ProgressOptions o;
+  o.mode = ProgressMode::quiet;
+  Progress p(os, o, clock.fn());
+  p.begin_epoch(1, 1, 10);
+  CHECK(p.images_per_second() == 0);
+  clock.now += 2;
+  p.update(1, 16, 1.0);
+  clock.now += 2;
+  p.update(2, 16, 1.0);
+  CHECK(p.images_per_second() == doctest::Approx(8.0));
+  p.begin_epoch(2, 2, 10);  // a new epoch starts over
+  CHECK(p.images_per_second() == 0);
+}
+
+TEST_CASE("progress: metrics.jsonl has one flushed JSON object per step; non-finite values are null") {
+  const auto dir = std::filesystem::temp_directory_path() / "cxr_test_steplog";
+  std::filesystem::create_directories(dir);
+  const std::string path = (dir / "metrics.jsonl").string();
+  double now = 50;
+  auto read_lines = [&] {
+    std::ifstream f(path);
+    std::vector<nlohmann::json> v;
+    std::string line;
+    while (std::getline(f, line)) v.push_back(nlohmann::json::parse(line));  // throws if not JSON
+    return v;
+  };
+  {
+    StepLog log(path, /*append=*/false, [&] { return now; });
+    now += 1.5;
+    log.write(1, 1, 1e-4, 0.75, 31.25);
+    // Flushed: readable while the log is still open (a running job).
+    auto lines = read_lines();
+    REQUIRE(lines.size() == 1);
+    CHECK(lines[0]["epoch"] == 1);
+    CHECK(lines[0]["step"] == 1);
+    CHECK(lines[0]["lr"].get<double>() == doctest::Approx(1e-4));
+    CHECK(lines[0]["loss"].get<double>() == doctest::Approx(0.75));
+    CHECK(lines[0]["images_per_s"].get<double>() == doctest::Approx(31.25));
+    CHECK(lines[0]["time_s"].get<double>() == doctest::Approx(1.5));
+    log.write(1, 2, 2e-4, NAN, INFINITY);
+  }
+  auto lines = read_lines();
+  REQUIRE(lines.size() == 2);
+  CHECK(lines[1]["loss"].is_null());
+  CHECK(lines[1]["images_per_s"].is_null());
+  {
+    StepLog log(path, /*append=*/true);  // --resume appends
+    log.write(2, 3, 3e-4, 0.5, 30);
+  }
+  CHECK(read_lines().size() == 3);
+  {
+    StepLog log(path, /*append=*/false);  // a new run starts over
+  }
+  CHECK(read_lines().empty());
+  std::filesystem::remove_all(dir);
 }
 
 }  // TEST_SUITE
