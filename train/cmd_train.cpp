@@ -10,6 +10,7 @@
 
 #include "data/metadata.h"
 #include "data/synth.h"
+#include "kernels/math_mode.h"
 #include "train/cli_args.h"
 #include "train/evaluate.h"
 #include "train/predict.h"
@@ -26,6 +27,13 @@ Device device_arg(const Args& a) {
   if (d != "cpu" && d != "cuda" && d != "cuda-emu") throw UsageError("--device must be cpu or cuda, got '" + d + "'");
   return parse_device(d);
 }
+
+// --tf32: fp32 convolutions and matrix products on the GPU may use TF32 tensor cores
+// (kernels/math_mode.h; PyTorch's cuDNN default). Off: device results match the CPU to fp32.
+constexpr const char* kTf32Help = "GPU: let fp32 convolutions and matmuls use TF32 tensor cores (faster, ~1e-3 relative error)";
+// Holds for the command's scope, so a test that runs several commands in one process is not
+// left in TF32 mode.
+AllowTf32Scope math_mode(const Args& a) { return AllowTf32Scope(a.flag_set("tf32")); }
 
 int int_arg(const Args& a, const std::string& name) { return static_cast<int>(a.get_int(name)); }
 
@@ -62,6 +70,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("workers", "W", "data loader threads", "2")
       .option("seed", "S", "seed of the weights, split, order, augmentation and dropout", "0")
       .option("threads", "T", "compute threads (0: all cores; > 1 is not bit-reproducible on the CPU yet)", "1")
+      .flag("tf32", kTf32Help)
       .flag("resume", "continue RUN from RUN/last.safetensors (same settings)")
       .option("init-from", "F", "initial weights: a torchvision backbone or a cxr checkpoint (safetensors)")
       .option("freeze-backbone-epochs", "K", "train only the heads for the first K epochs", "0")
@@ -89,6 +98,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.schedule = args.get("schedule");
   o.warmup_steps = args.get_int("warmup");
   o.device = device_arg(args);
+  const AllowTf32Scope tf32 = math_mode(args);
   o.workers = int_arg(args, "workers");
   o.seed = args.get_u64("seed");
   o.threads = int_arg(args, "threads");
@@ -124,8 +134,10 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
       .option("batch-size", "B", "images per batch", "32")
       .option("limit", "N", "at most N images (0: all)", "0")
       .option("no-finding", "product|max", "No Finding = prod(1 - p) or 1 - max p", "product")
+      .flag("tf32", kTf32Help)
       .flag("quiet", "print nothing");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
+  const AllowTf32Scope tf32 = math_mode(args);
   EvaluateOptions o;
   o.checkpoint = args.get("checkpoint");
   o.data_dir = args.get("data");
@@ -156,9 +168,10 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
       .flag("overlay", "also write OUT/overlays/<image>.png: CAMs, boxes, probabilities (docs/visualisation.md)")
       .option("data", "DIR", "overlays: ground-truth boxes from DIR/BBox_List_2017.csv")
       .option("boxes", "FILE", "overlays: ground-truth boxes from FILE (BBox_List_2017.csv format)")
+      .flag("tf32", kTf32Help)
       .flag("quiet", "print nothing");
   // Positional IMAGE words are taken out before the options are parsed.
-  static const std::set<std::string> flags = {"--all-boxes", "--overlay", "--quiet", "-h", "--help"};
+  static const std::set<std::string> flags = {"--all-boxes", "--overlay", "--tf32", "--quiet", "-h", "--help"};
   std::vector<const char*> words;
   std::vector<std::string> images;
   for (int i = 0; i < argc; ++i) {
@@ -171,6 +184,7 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
     }
   }
   if (auto code = parse_command_line(args, static_cast<int>(words.size()), words.data(), out, std::cerr)) return *code;
+  const AllowTf32Scope tf32 = math_mode(args);
   PredictOptions o;
   o.checkpoint = args.get("checkpoint");
   o.out_dir = args.get("out");

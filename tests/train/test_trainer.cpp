@@ -12,6 +12,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/splits.h"
+#include "kernels/math_mode.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
 #include "train/checkpoint.h"
@@ -126,6 +127,40 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
   int lines = 0;
   for (std::string l; std::getline(bf, l);) ++lines;
   CHECK(lines == 1 + 2 * 14);
+
+  // --tf32 on the (emulated) CUDA device: the tensor-core path, within TF32 accuracy of the CPU
+  // and visibly not the fp32 one; the mode ends with the command.
+  const auto probabilities = [&](const std::string& device, bool tf32) {
+    const std::string out = dir / ("pred_" + device + (tf32 ? "_tf32" : ""));
+    std::vector<std::string> words = {"--checkpoint", runp + "/best.safetensors", "--out", out, "--device", device,
+                                      ds.image_path(0), "--quiet"};
+    if (tf32) words.push_back("--tf32");
+    REQUIRE(run(cli::run_predict, words) == 0);
+    std::ifstream f(out + "/predictions.csv");
+    std::string line;
+    std::getline(f, line);
+    std::getline(f, line);
+    std::vector<double> p;
+    std::stringstream ss(line);
+    std::string cell;
+    std::getline(ss, cell, ',');  // Image Index
+    while (std::getline(ss, cell, ',')) p.push_back(std::stod(cell));
+    return p;
+  };
+  const std::vector<double> cpu = probabilities("cpu", false), emu = probabilities("cuda-emu", false),
+                            emu_tf32 = probabilities("cuda-emu", true);
+  REQUIRE(cpu.size() == 15);
+  REQUIRE(emu_tf32.size() == 15);
+  double tf32_vs_cpu = 0, tf32_vs_fp32 = 0;
+  for (std::size_t i = 0; i < cpu.size(); ++i) {
+    CHECK(emu[i] == doctest::Approx(cpu[i]).epsilon(1e-4));
+    tf32_vs_cpu = std::max(tf32_vs_cpu, std::abs(emu_tf32[i] - cpu[i]));
+    tf32_vs_fp32 = std::max(tf32_vs_fp32, std::abs(emu_tf32[i] - emu[i]));
+  }
+  MESSAGE("--tf32 on cuda-emu: max |p - p_cpu| = " << tf32_vs_cpu);
+  CHECK(tf32_vs_cpu < 1e-2);
+  CHECK(tf32_vs_fp32 > 0);
+  CHECK_FALSE(allow_tf32());
 }
 
 TEST_CASE("train --resume: 1 + 1 epochs give bit-identical weights to 2 epochs") {
