@@ -1,10 +1,13 @@
-// Image files in and out: decoding any PNG (or JPEG) stb_image reads to 8-bit gray, and
-// writing 8-bit gray PNGs.
+// Image files in and out: decoding any PNG stb_image reads to 8-bit gray, and writing 8-bit
+// gray PNGs. JPEG is refused with an error saying so (stb_image 2.27's JPEG decoder is not
+// memory-safe on corrupt files: see decode_gray8).
 //
 // Decoding: 8- or 16-bit samples; gray, gray+alpha, RGB or RGBA. Colour becomes gray with
 // stb's luma weights (77 R + 150 G + 29 B) / 256; alpha is dropped (the NIH RGBA images are
 // opaque); 16-bit samples are rounded to 8 bits (v * 255 / 65535). Failures (missing file,
-// truncated or corrupt data) throw cxr::Error naming the file and stb's reason.
+// truncated or corrupt data) throw cxr::Error naming the file and stb's reason. Images of
+// more than kMaxImagePixels pixels are refused from their header, before any decoding: a
+// corrupt or hostile header cannot make the loader allocate gigabytes.
 #pragma once
 
 #include <cstddef>
@@ -20,6 +23,9 @@ struct GrayImage {
   std::vector<std::uint8_t> pixels;  // width * height
   std::uint8_t at(int x, int y) const { return pixels[static_cast<std::size_t>(y) * width + x]; }
 };
+
+// The largest image decode_gray8 accepts: 64 Mpx (8192 x 8192; NIH scans are at most ~3000 x 3000).
+inline constexpr std::uint64_t kMaxImagePixels = 1ull << 26;
 
 std::vector<std::uint8_t> read_file_bytes(const std::string& path);
 

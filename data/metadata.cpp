@@ -2,6 +2,9 @@
 #include "data/metadata.h"
 
 #include <cctype>
+#include <cmath>
+#include <limits>
+#include <optional>
 #include <fstream>
 
 #include "data/csv.h"
@@ -27,11 +30,19 @@ int parse_age_years(const std::string& cell) {
     s.remove_suffix(1);
   }
   const auto v = parse_int(s);
-  if (!v || *v < 0) return -1;
+  if (!v || *v < 0 || *v / divisor > std::numeric_limits<int>::max()) return -1;
   return static_cast<int>(*v / divisor);
 }
 
 namespace {
+
+// A cell holding a whole number in [lo, int's max]; nullopt otherwise (numbers too large
+// for an int used to wrap around silently).
+std::optional<int> parse_int_field(const std::string& cell, long long lo) {
+  const auto v = parse_int(cell);
+  if (!v || *v < lo || *v > std::numeric_limits<int>::max()) return std::nullopt;
+  return static_cast<int>(*v);
+}
 
 std::ifstream open_or_throw(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -105,9 +116,9 @@ void read_data_entry(std::istream& in, const std::string& source, Metadata& meta
     if (!patient || *patient < 0) { malformed("bad Patient ID '" + f[col.patient] + "'"); continue; }
     r.patient_id = *patient;
     if (col.follow_up >= 0) {
-      const auto fu = parse_int(f[col.follow_up]);
-      if (!fu || *fu < 0) { malformed("bad Follow-up # '" + f[col.follow_up] + "'"); continue; }
-      r.follow_up = static_cast<int>(*fu);
+      const auto fu = parse_int_field(f[col.follow_up], 0);
+      if (!fu) { malformed("bad Follow-up # '" + f[col.follow_up] + "': expected a whole number >= 0"); continue; }
+      r.follow_up = *fu;
     }
     if (col.age >= 0) {
       r.age_years = parse_age_years(f[col.age]);
@@ -116,13 +127,14 @@ void read_data_entry(std::istream& in, const std::string& source, Metadata& meta
     if (col.gender >= 0) r.gender = std::string(trim(f[col.gender]));
     if (col.view >= 0) r.view = std::string(trim(f[col.view]));
     if (col.width >= 0 && col.height >= 0) {
-      const auto w = parse_int(f[col.width]), h = parse_int(f[col.height]);
-      if (!w || !h || *w <= 0 || *h <= 0) {
-        malformed("bad OriginalImage size '" + f[col.width] + "," + f[col.height] + "'");
+      const auto w = parse_int_field(f[col.width], 1), h = parse_int_field(f[col.height], 1);
+      if (!w || !h) {
+        malformed("bad OriginalImage size '" + f[col.width] + "," + f[col.height] +
+                  "': expected two whole numbers in [1, 2^31)");
         continue;
       }
-      r.original_width = static_cast<int>(*w);
-      r.original_height = static_cast<int>(*h);
+      r.original_width = *w;
+      r.original_height = *h;
     }
     const std::string_view labels = trim(f[col.labels]);
     if (labels.empty()) { malformed("empty Finding Labels"); continue; }
@@ -181,14 +193,21 @@ int read_bbox_list(std::istream& in, const std::string& source, Metadata& meta, 
     const std::string label(trim(f[1]));
     const int k = label_index(label);
     if (k < 0) { skip("unknown finding label '" + label + "'"); continue; }
+    // x, y, w, h: finite numbers within float's range ("nan", "inf" and 1e39 parse as
+    // doubles but are no box), w and h positive.
     float v[4];
     bool ok = true;
     for (int i = 0; i < 4; ++i) {
       const auto d = parse_double(f[2 + i]);
-      ok = ok && d.has_value();
-      v[i] = d ? static_cast<float>(*d) : 0.f;
+      const bool finite = d && std::isfinite(*d) && std::fabs(*d) <= std::numeric_limits<float>::max();
+      ok = ok && finite;
+      v[i] = finite ? static_cast<float>(*d) : 0.f;
     }
-    if (!ok || v[2] <= 0 || v[3] <= 0) { skip("bad box numbers"); continue; }
+    if (!ok || v[2] <= 0 || v[3] <= 0) {
+      skip(detail::concat("bad box numbers '", trim(f[2]), "','", trim(f[3]), "','", trim(f[4]), "','", trim(f[5]),
+                          "': expected finite x, y and positive finite w, h"));
+      continue;
+    }
     const std::int64_t idx = meta.find(name);
     if (idx < 0) { skip("image " + name + " is not in the Data_Entry table"); continue; }
     auto& boxes = meta.images[static_cast<std::size_t>(idx)].boxes;

@@ -115,6 +115,9 @@ std::vector<HeaderEntry> parse_header(const std::string& header, std::uint64_t d
       }
       continue;
     }
+    // The format allows any key; an empty one names nothing cxr could look up, and
+    // write_safetensors refuses it, so a file read here can always be written again.
+    CXR_CHECK(!name.empty(), what, ": a tensor has an empty name (\"\"); every tensor needs a name");
     CXR_CHECK(v.is_object(), what, ": tensor '", name, "' must be an object, found ", v.type_name());
     for (const char* key : {"dtype", "shape", "data_offsets"})
       CXR_CHECK(v.contains(key), what, ": tensor '", name, "' has no \"", key, "\"");

@@ -22,7 +22,7 @@
 // Reading validates everything before allocating tensor memory: the header length against
 // the file size and a 100 MB cap, the JSON, each entry's keys, dtype, shape (non-negative,
 // product without overflow), that shape x dtype size equals the offset span, that the spans
-// tile the data section exactly, and that no name appears twice. Every problem is a
+// tile the data section exactly, and that no name appears twice or is empty. Every problem is a
 // cxr::Error naming the file, the tensor (or offset) and what was expected and found.
 //
 // Writing is atomic: the bytes go to "<path>.tmp-<pid>", are fsync'ed, then renamed over

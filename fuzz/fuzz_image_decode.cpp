@@ -1,0 +1,50 @@
+// Fuzzes the image decode path: arbitrary bytes into stb_image and the conversion to 8-bit
+// gray (data/image_io.h decode_gray8), then the antialiased resize (data/resize.h) as the
+// loader runs it, and the box scaling.
+// Feeds: arbitrary bytes as an image file (PNG 8/16-bit gray, gray+alpha, RGB, RGBA and
+// palette seed it; JPEG is refused since this target found stb 2.27's JPEG bugs). The last two bytes also pick a resize
+// target (1..64 x 1..64), the way the loader resizes to --image-size.
+// Checks: no crash, leak, UB or huge allocation (decode_gray8 refuses images larger than
+// kMaxImagePixels before decoding); a failure is a cxr::Error; a decoded image has positive
+// dimensions and width x height pixels; resizing to the same size returns it unchanged;
+// a resized image has the requested size; a scaled box stays inside the resized image.
+#include <cmath>
+#include <cstdint>
+#include <string>
+
+#include "data/image_io.h"
+#include "data/resize.h"
+#include "fuzz/fuzz_check.h"
+#include "tensor/error.h"
+
+using namespace cxr::data;
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  GrayImage img;
+  try {
+    img = decode_gray8(data, size, "fuzz.png");
+  } catch (const cxr::Error&) {
+    return 0;
+  }
+  FUZZ_CHECK(img.width > 0 && img.height > 0, "decoded %dx%d", img.width, img.height);
+  FUZZ_CHECK(static_cast<std::uint64_t>(img.width) * static_cast<std::uint64_t>(img.height) <= kMaxImagePixels,
+             "decoded %dx%d, more than the limit", img.width, img.height);
+  FUZZ_CHECK(img.pixels.size() == static_cast<std::size_t>(img.width) * img.height, "%zu pixels for %dx%d",
+             img.pixels.size(), img.width, img.height);
+
+  const GrayImage same = resize_gray8(img, img.width, img.height);
+  FUZZ_CHECK(same.pixels == img.pixels, "resize to the same size changed pixels");
+
+  const int dst_w = 1 + (size >= 1 ? data[size - 1] % 64 : 0);
+  const int dst_h = 1 + (size >= 2 ? data[size - 2] % 64 : 0);
+  const GrayImage small = resize_gray8(img, dst_w, dst_h);
+  FUZZ_CHECK(small.width == dst_w && small.height == dst_h && small.pixels.size() == std::size_t(dst_w) * dst_h,
+             "resized to %dx%d, asked %dx%d", small.width, small.height, dst_w, dst_h);
+
+  const Box whole{0, 0.f, 0.f, static_cast<float>(img.width), static_cast<float>(img.height)};
+  const Box b = scale_box(whole, img.width, img.height, dst_w, dst_h);
+  FUZZ_CHECK(std::isfinite(b.x) && std::isfinite(b.w) && std::abs(b.x + b.w - dst_w) < 1e-3f * dst_w + 1e-3f &&
+                 std::abs(b.y + b.h - dst_h) < 1e-3f * dst_h + 1e-3f,
+             "whole-image box scaled to %g %g %g %g in %dx%d", b.x, b.y, b.w, b.h, dst_w, dst_h);
+  return 0;
+}
