@@ -2,6 +2,8 @@
 // per pass):
 //   conv2d/cpu/<pass>/<layer>     the CPU fast path (im2col + blocked GEMM, 1x1 GEMM,
 //                                 depthwise loops), batch 2, all OpenMP threads, wall clock
+//   conv2d/cpu/<pass>/r18_64_*    the same at every conv shape of ResNet-18 at 64x64 pixels,
+//                                 batch 32: the CPU training benchmark (docs/speed.md)
 //   conv2d/cuda/<pass>/<layer>    the CUDA kernels (implicit GEMM, depthwise), batch 64
 //   conv2d/cudnn/<pass>/<layer>   cuDNN on the same tensors (FP32 FMA math, no TF32; the
 //                                 algorithm cuDNN's heuristics rank first), batch 64
@@ -49,10 +51,24 @@ const Layer kLayers[] = {
     {"effb0_head_1x1_320to1280x7", 320, 7, 1280, 1, 1, 0, 1},
 };
 
+// ResNet-18 at 64x64 (the CPU row of bench_train_step), CPU only, batch kCpuTrainBatch.
+const Layer kResnet18At64[] = {
+    {"r18_64_stem_7x7s2_3x64", 3, 64, 64, 7, 2, 3, 1},
+    {"r18_64_l1_3x3_64x16", 64, 16, 64, 3, 1, 1, 1},
+    {"r18_64_l2_3x3s2_64x16", 64, 16, 128, 3, 2, 1, 1},
+    {"r18_64_l2_1x1s2_64x16", 64, 16, 128, 1, 2, 0, 1},
+    {"r18_64_l2_3x3_128x8", 128, 8, 128, 3, 1, 1, 1},
+    {"r18_64_l3_3x3s2_128x8", 128, 8, 256, 3, 2, 1, 1},
+    {"r18_64_l3_3x3_256x4", 256, 4, 256, 3, 1, 1, 1},
+    {"r18_64_l4_3x3s2_256x4", 256, 4, 512, 3, 2, 1, 1},
+    {"r18_64_l4_3x3_512x2", 512, 2, 512, 3, 1, 1, 1},
+};
+
 enum class Pass { Fwd, BwdData, BwdWeight };
 const char* pass_name(Pass p) { return p == Pass::Fwd ? "fwd" : p == Pass::BwdData ? "bwd_data" : "bwd_weight"; }
 
 constexpr int kCpuBatch = 2;
+constexpr int kCpuTrainBatch = 32;
 constexpr int kGpuBatch = 64;
 
 bool have_gpu() { return backend::has_device() && !backend::is_emulated(); }
@@ -105,8 +121,8 @@ void time_gpu(benchmark::State& st, double flops, const std::function<void()>& o
   set_flops(st, flops);
 }
 
-void bench_cpu(benchmark::State& st, Layer l, Pass pass) {
-  Problem pr(l, kCpuBatch, Device::CPU);
+void bench_cpu(benchmark::State& st, Layer l, Pass pass, int batch) {
+  Problem pr(l, batch, Device::CPU);
   pr.run(pass);  // warm-up: im2col and packing buffers
   for (auto _ : st) pr.run(pass);
   set_flops(st, pr.d.flops());
@@ -202,7 +218,7 @@ void register_all() {
   for (Pass pass : {Pass::Fwd, Pass::BwdData, Pass::BwdWeight})
     for (const Layer& l : kLayers) {
       const std::string suffix = std::string(pass_name(pass)) + "/" + l.name;
-      benchmark::RegisterBenchmark(("conv2d/cpu/" + suffix).c_str(), bench_cpu, l, pass)
+      benchmark::RegisterBenchmark(("conv2d/cpu/" + suffix).c_str(), bench_cpu, l, pass, kCpuBatch)
           ->UseRealTime()  // OpenMP workers' time is not in the main thread's CPU time
           ->Unit(benchmark::kMillisecond);
       benchmark::RegisterBenchmark(("conv2d/cuda/" + suffix).c_str(), bench_cuda, l, pass)
@@ -212,6 +228,12 @@ void register_all() {
           ->UseManualTime()
           ->Unit(benchmark::kMillisecond);
     }
+  for (Pass pass : {Pass::Fwd, Pass::BwdData, Pass::BwdWeight})
+    for (const Layer& l : kResnet18At64)
+      benchmark::RegisterBenchmark(("conv2d/cpu/" + std::string(pass_name(pass)) + "/" + l.name).c_str(), bench_cpu,
+                                   l, pass, kCpuTrainBatch)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace

@@ -3,22 +3,41 @@
 // conv2d_*_reference<T>: the sums of the definition as plain loops, float and double; the
 // specification the tests check everything else against.
 //
-// The fast f32 path, per image n and group g (C' = C/G, K' = K/G, PQ = P Q):
-//   forward:         col = im2col(x[n, g])            (C' R S, PQ)
-//                    y[n, g] = w[g] (K', C' R S) col  + bias            blocked sgemm
-//   backward-data:   col = w[g]^T (C' R S, K') dy[n, g] (K', PQ)       sgemm, trans A
-//                    dx[n, g] = col2im(col)           (scatter-add of the patches)
-//   backward-weight: dw[g] += dy[n, g] (K', PQ) col^T (PQ, C' R S)     sgemm, trans B
+// The fast f32 path is one GEMM per pass over a *panel* of nb images at once (C' = C/G,
+// K' = K/G, PQ = P Q; per group g):
+//   col = im2col of the panel                 (C' R S, nb PQ)   column n PQ + p Q + q is
+//                                                                 output pixel (p, q) of image n
+//   forward:         Y = w[g] (K', C' R S) col                     sgemm -> (K', nb PQ),
+//                    y[n, g K' + k, pq] = Y[k, n PQ + pq] + b      scattered back per image
+//   backward-data:   dY = dy gathered to (K', nb PQ)
+//                    col = w[g]^T (C' R S, K') dY                  sgemm, trans A
+//                    dx[n, g] = col2im(col)                        scatter-add of the patches
+//   backward-weight: dw[g] += dY (K', nb PQ) col^T (nb PQ, C' R S) sgemm, trans B
 //   backward-bias:   db[k] = sum_{n,p,q} dy[n,k,p,q]
-//   1x1 stride 1 pad 0: col is x[n, g] itself (no im2col, no col2im); 1x1 stride 2 goes
-//   through im2col, which then is just a subsampling copy (C' PQ floats).
-//   depthwise (G == C == K): direct loops, R S FMAs per output, memory bound; a GEMM of
-//   K' = C' = 1 would waste the micro-kernel.
-// Threads: with at least as many (image, group) tasks as threads, OpenMP runs whole tasks
-// (each with its own col buffer; sgemm then runs single-threaded); otherwise the tasks run
-// one after the other and sgemm uses all threads. backward-weight sums per-thread partial dw
-// in thread order, so results do not depend on scheduling.
-// Memory: col is C' R S P Q floats per thread (ResNet-50 conv2 at 56x56: 576 x 3136 = 7 MiB).
+// Why panels: at 64x64 ResNet-18's layer4 has PQ = 2 x 2, layer3 4 x 4. One GEMM per image
+// then has N = 4 or 16 columns, so a 16-wide register tile is mostly padding and packing the
+// 512 x 4608 weights costs as much as multiplying them; over a panel of 32 images N = 128.
+// Panel size: about kPanelColumns = 4096 GEMM columns (ceil(4096 / PQ) images), fewer when a
+// panel buffer (max(C' R S, K') x nb PQ floats) would pass kPanelFloats (8 MiB), at least one
+// image, spread evenly over the panels. ResNet-18 at 64x64, batch 32: stem (PQ = 1024) 8
+// panels of 4 images, layer1 (PQ = 256, C' R S = 576) 3 panels of 11, 11, 10, layer2 2 of 16,
+// layer3 and layer4 the whole batch. Single-threaded, 256 to 4096 columns are within noise of
+// each other (col falls out of L2 and im2col slows down about as much as the GEMM gains);
+// with two threads on a shared machine fewer panels mean fewer OpenMP joins, which is what
+// a descheduled thread makes expensive.
+// With one image per panel nothing is gathered or scattered: the GEMM reads and writes the
+// tensors in place. 1x1 stride 1 pad 0: col is x itself (gathered to (C', nb PQ) when nb > 1;
+// no im2col, no col2im); 1x1 stride 2 goes through im2col, which then is just a subsampling
+// copy (C' PQ floats per image).
+// depthwise (G == C == K): direct loops, R S FMAs per output, memory bound; a GEMM of
+// K' = C' = 1 would waste the micro-kernel.
+// Threads: sgemm splits C among all OpenMP threads (kernels/cpu/gemm.cpp); im2col, col2im and
+// the gathers run in parallel over (image, channel) with disjoint writes. No sum is split
+// between threads -- backward-weight accumulates the panels into dw one after the other --
+// so every result is bit-identical run to run and for any thread count.
+// Memory traffic per panel and pass, next to 2 K' C' R S nb PQ FLOPs: im2col writes and the
+// GEMM reads C' R S nb PQ floats (col2im the same in reverse); the gathers and scatters move
+// K' nb PQ (and C' nb PQ for 1x1) floats.
 #include <omp.h>
 
 #include <algorithm>
@@ -129,73 +148,183 @@ void valid_range(int off, int stride, int size, int out, int& lo, int& hi) {
   hi = std::clamp(hi, lo, out);
 }
 
-// col[(c R + r) S + s][p Q + q] = x[c, p sh - ph + r dh, q sw - pw + s dw] (0 outside); x: (C', H, W).
-void im2col(const Conv2dDims& d, const float* x, float* col) {
-  const int PQ = d.P * d.Q;
-  for (int c = 0; c < d.Cg(); ++c)
-    for (int r = 0; r < d.R; ++r)
-      for (int s = 0; s < d.S; ++s) {
-        float* row = col + (static_cast<std::int64_t>(c * d.R + r) * d.S + s) * PQ;
-        const float* plane = x + static_cast<std::int64_t>(c) * d.H * d.W;
-        int q_lo, q_hi;
-        valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
-        for (int p = 0; p < d.P; ++p) {
-          float* out = row + p * d.Q;
-          const int h = p * d.sh - d.ph + r * d.dh;
-          if (h < 0 || h >= d.H) {
-            std::fill(out, out + d.Q, 0.f);
+// Parallel loops below only pay for themselves above this many floats moved.
+constexpr std::int64_t kParallelFloats = 1 << 15;
+// Panels: about kPanelColumns GEMM columns, and each panel buffer at most kPanelFloats
+// floats (8 MiB) unless one image alone needs more.
+constexpr std::int64_t kPanelColumns = 4096;
+constexpr std::int64_t kPanelFloats = std::int64_t{1} << 21;
+
+// Images per panel (see the top of the file).
+int panel_images(const Conv2dDims& d) {
+  const std::int64_t PQ = static_cast<std::int64_t>(d.P) * d.Q;
+  const std::int64_t rows = std::max<std::int64_t>(static_cast<std::int64_t>(d.Cg()) * d.R * d.S, d.Kg());
+  const std::int64_t want = std::min((kPanelColumns + PQ - 1) / PQ, kPanelFloats / (rows * PQ));
+  const int nb = static_cast<int>(std::clamp<std::int64_t>(want, 1, d.N));
+  const int panels = (d.N + nb - 1) / nb;
+  return (d.N + panels - 1) / panels;
+}
+
+// col[(c R + r) S + s][n PQ + p Q + q] = x[n, c, p sh - ph + r dh, q sw - pw + s dw] (0 outside)
+// for the nb images of a panel; x: image 0, channel 0 of the group (images C H W apart).
+// Rows are short at 64x64 (Q = 2..32), so each row of col is filled by plain loops, and with
+// stride 1 and Q == W ("same" padding, most 3x3 convs) by one shifted copy of the plane (see
+// shifted_plane).
+void im2col(const Conv2dDims& d, const float* x, int nb, float* col) {
+  const std::int64_t PQ = static_cast<std::int64_t>(d.P) * d.Q, ld = nb * PQ;
+  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
+  const int Cg = d.Cg(), Q = d.Q;
+  const bool same = d.sh == 1 && d.sw == 1 && d.Q == d.W;
+#pragma omp parallel for collapse(2) schedule(static) if (Cg * d.R * d.S * ld > kParallelFloats)
+  for (int n = 0; n < nb; ++n)
+    for (int c = 0; c < Cg; ++c) {
+      const float* plane = x + (static_cast<std::int64_t>(n) * d.C + c) * HW;
+      for (int r = 0; r < d.R; ++r)
+        for (int s = 0; s < d.S; ++s) {
+          float* __restrict__ row = col + (static_cast<std::int64_t>(c * d.R + r) * d.S + s) * ld + n * PQ;
+          int q_lo, q_hi;
+          valid_range(s * d.dw - d.pw, d.sw, d.W, Q, q_lo, q_hi);
+          if (same) {
+            // out[p Q + q] = plane[(p + oh) W + q + ow] for the rows p in range: one copy of
+            // the span, clipped to the plane; then zero the columns outside [q_lo, q_hi) (the
+            // copy wrapped them round from the neighbouring row) and the rows outside.
+            const int oh = r * d.dh - d.ph, ow = s * d.dw - d.pw;
+            int p_lo, p_hi;
+            valid_range(oh, 1, d.H, d.P, p_lo, p_hi);
+            const std::int64_t lo = std::max<std::int64_t>(p_lo * Q, -(static_cast<std::int64_t>(oh) * d.W + ow));
+            const std::int64_t hi = std::min<std::int64_t>(p_hi * Q, HW - (static_cast<std::int64_t>(oh) * d.W + ow));
+            const float* __restrict__ in = plane + static_cast<std::int64_t>(oh) * d.W + ow;
+            for (std::int64_t i = 0; i < p_lo * Q; ++i) row[i] = 0.f;
+            for (std::int64_t i = lo; i < hi; ++i) row[i] = in[i];
+            for (std::int64_t i = p_hi * Q; i < PQ; ++i) row[i] = 0.f;
+            for (int p = p_lo; p < p_hi; ++p) {
+              for (int q = 0; q < q_lo; ++q) row[p * Q + q] = 0.f;
+              for (int q = q_hi; q < Q; ++q) row[p * Q + q] = 0.f;
+            }
             continue;
           }
-          const float* in = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
-          std::fill(out, out + q_lo, 0.f);
-          if (d.sw == 1) std::memcpy(out + q_lo, in + q_lo, sizeof(float) * (q_hi - q_lo));
-          else for (int q = q_lo; q < q_hi; ++q) out[q] = in[q * d.sw];
-          std::fill(out + q_hi, out + d.Q, 0.f);
+          for (int p = 0; p < d.P; ++p) {
+            float* __restrict__ out = row + p * Q;
+            const int h = p * d.sh - d.ph + r * d.dh;
+            if (h < 0 || h >= d.H) {
+              for (int q = 0; q < Q; ++q) out[q] = 0.f;
+              continue;
+            }
+            const float* __restrict__ in = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
+            for (int q = 0; q < q_lo; ++q) out[q] = 0.f;
+            if (d.sw == 1)
+              for (int q = q_lo; q < q_hi; ++q) out[q] = in[q];
+            else
+              for (int q = q_lo; q < q_hi; ++q) out[q] = in[q * d.sw];
+            for (int q = q_hi; q < Q; ++q) out[q] = 0.f;
+          }
         }
-      }
+    }
 }
 
-// dx[c, h, v] += col[...] for every patch position, the adjoint of im2col; dx: (C', H, W) zeroed.
-void col2im(const Conv2dDims& d, const float* col, float* dx) {
-  const int PQ = d.P * d.Q;
-  for (int c = 0; c < d.Cg(); ++c)
-    for (int r = 0; r < d.R; ++r)
-      for (int s = 0; s < d.S; ++s) {
-        const float* row = col + (static_cast<std::int64_t>(c * d.R + r) * d.S + s) * PQ;
-        float* plane = dx + static_cast<std::int64_t>(c) * d.H * d.W;
-        int q_lo, q_hi;
-        valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
-        for (int p = 0; p < d.P; ++p) {
-          const int h = p * d.sh - d.ph + r * d.dh;
-          if (h < 0 || h >= d.H) continue;
-          const float* in = row + p * d.Q;
-          float* out = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
-          for (int q = q_lo; q < q_hi; ++q) out[q * d.sw] += in[q];
+// The adjoint of im2col: dx[n, c, h, v] = sum of the col entries that im2col copied from
+// (n, c, h, v). Each (image, channel) plane is zeroed, then accumulated by one thread. With
+// stride 1 and Q == W a row of col is added to the plane as one shifted span, after zeroing
+// (in col, a scratch buffer) the entries that im2col would have padded.
+void col2im(const Conv2dDims& d, float* col, int nb, float* dx) {
+  const std::int64_t PQ = static_cast<std::int64_t>(d.P) * d.Q, ld = nb * PQ;
+  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
+  const int Cg = d.Cg(), Q = d.Q;
+  const bool same = d.sh == 1 && d.sw == 1 && d.Q == d.W;
+#pragma omp parallel for collapse(2) schedule(static) if (Cg * d.R * d.S * ld > kParallelFloats)
+  for (int n = 0; n < nb; ++n)
+    for (int c = 0; c < Cg; ++c) {
+      float* plane = dx + (static_cast<std::int64_t>(n) * d.C + c) * HW;
+      for (std::int64_t i = 0; i < HW; ++i) plane[i] = 0.f;
+      for (int r = 0; r < d.R; ++r)
+        for (int s = 0; s < d.S; ++s) {
+          float* row = col + (static_cast<std::int64_t>(c * d.R + r) * d.S + s) * ld + n * PQ;
+          int q_lo, q_hi;
+          valid_range(s * d.dw - d.pw, d.sw, d.W, Q, q_lo, q_hi);
+          if (same) {
+            const int oh = r * d.dh - d.ph, ow = s * d.dw - d.pw;
+            int p_lo, p_hi;
+            valid_range(oh, 1, d.H, d.P, p_lo, p_hi);
+            for (int p = p_lo; p < p_hi; ++p) {
+              for (int q = 0; q < q_lo; ++q) row[p * Q + q] = 0.f;
+              for (int q = q_hi; q < Q; ++q) row[p * Q + q] = 0.f;
+            }
+            const std::int64_t lo = std::max<std::int64_t>(p_lo * Q, -(static_cast<std::int64_t>(oh) * d.W + ow));
+            const std::int64_t hi = std::min<std::int64_t>(p_hi * Q, HW - (static_cast<std::int64_t>(oh) * d.W + ow));
+            const float* __restrict__ in = row;
+            float* __restrict__ out = plane + static_cast<std::int64_t>(oh) * d.W + ow;
+            for (std::int64_t i = lo; i < hi; ++i) out[i] += in[i];
+            continue;
+          }
+          for (int p = 0; p < d.P; ++p) {
+            const int h = p * d.sh - d.ph + r * d.dh;
+            if (h < 0 || h >= d.H) continue;
+            const float* __restrict__ in = row + p * Q;
+            float* __restrict__ out = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
+            if (d.sw == 1)
+              for (int q = q_lo; q < q_hi; ++q) out[q] += in[q];
+            else
+              for (int q = q_lo; q < q_hi; ++q) out[q * d.sw] += in[q];
+          }
         }
-      }
+    }
 }
 
-// Runs body(n, g, thread) for every (image, group): whole tasks in parallel when there are
-// enough of them, else one after the other (sgemm then parallelises inside). The static
-// schedule maps tasks to threads the same way in every run, so the per-thread partial sums
-// of backward-weight, and therefore training, are reproducible for a given thread count.
-template <class Body>
-void for_each_task(const Conv2dDims& d, Body body) {
-  const int tasks = d.N * d.G;
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  if (threads > 1 && tasks >= threads) {
-#pragma omp parallel for schedule(static) num_threads(threads)
-    for (int t = 0; t < tasks; ++t) body(t / d.G, t % d.G, omp_get_thread_num());
-  } else {
-    for (int t = 0; t < tasks; ++t) body(t / d.G, t % d.G, 0);
-  }
+// Gather: dst[i][n PQ + pq] = src[n image + i PQ + pq] for i < rows, n < nb (rows of nb images,
+// `image` floats apart, side by side).
+void to_columns(const float* src, std::int64_t image, std::int64_t rows, std::int64_t PQ, int nb, float* dst) {
+#pragma omp parallel for collapse(2) schedule(static) if (rows * PQ * nb > kParallelFloats)
+  for (int n = 0; n < nb; ++n)
+    for (std::int64_t i = 0; i < rows; ++i)
+      std::memcpy(dst + i * nb * PQ + n * PQ, src + n * image + i * PQ, sizeof(float) * PQ);
 }
 
-// One im2col buffer per thread (OpenMP workers are distinct OS threads), reused between calls.
-std::vector<float>& col_buffer(std::size_t size) {
-  thread_local std::vector<float> buffer;
-  if (buffer.size() < size) buffer.resize(size);
-  return buffer;
+// Scatter, the inverse of to_columns, adding bias[i] to row i when bias is given.
+void from_columns(const float* src, std::int64_t rows, std::int64_t PQ, int nb, float* dst, std::int64_t image,
+                  const float* bias) {
+#pragma omp parallel for collapse(2) schedule(static) if (rows * PQ * nb > kParallelFloats)
+  for (int n = 0; n < nb; ++n)
+    for (std::int64_t i = 0; i < rows; ++i) {
+      const float* in = src + i * nb * PQ + n * PQ;
+      float* out = dst + n * image + i * PQ;
+      const float add = bias ? bias[i] : 0.f;
+      for (std::int64_t j = 0; j < PQ; ++j) out[j] = in[j] + add;
+    }
+}
+
+// The two panel buffers of the calling thread, reused between calls.
+float* panel_buffer(int which, std::int64_t size) {
+  thread_local std::vector<float> buffers[2];
+  std::vector<float>& b = buffers[which];
+  if (static_cast<std::int64_t>(b.size()) < size) b.resize(static_cast<std::size_t>(size));
+  return b.data();
+}
+
+// The sizes of one convolution as the panel loops use them.
+struct Geometry {
+  int Cg, Kg;
+  std::int64_t CRS, PQ, HW;
+  explicit Geometry(const Conv2dDims& d)
+      : Cg(d.Cg()), Kg(d.Kg()), CRS(static_cast<std::int64_t>(d.Cg()) * d.R * d.S),
+        PQ(static_cast<std::int64_t>(d.P) * d.Q), HW(static_cast<std::int64_t>(d.H) * d.W) {}
+};
+
+// The B operand of the forward and backward-weight GEMMs for group g of a panel: im2col, or for
+// 1x1 stride 1 the input itself (gathered when the panel holds several images).
+const float* panel_columns(const Conv2dDims& d, const Geometry& e, const float* xg, int nb) {
+  if (d.pointwise() && nb == 1) return xg;
+  float* col = panel_buffer(0, e.CRS * nb * e.PQ);
+  if (d.pointwise()) to_columns(xg, d.C * e.HW, e.Cg, e.PQ, nb, col);
+  else im2col(d, xg, nb, col);
+  return col;
+}
+
+// dy of group g for a panel as a (K', nb PQ) matrix.
+const float* panel_dy(const Conv2dDims& d, const Geometry& e, const float* dyg, int nb) {
+  if (nb == 1) return dyg;
+  float* rows = panel_buffer(1, e.Kg * nb * e.PQ);
+  to_columns(dyg, d.K * e.PQ, e.Kg, e.PQ, nb, rows);
+  return rows;
 }
 
 void depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
@@ -277,79 +406,68 @@ void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float
 
 void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
   if (d.depthwise()) return depthwise_forward(d, x, w, b, y);
-  const int Cg = d.Cg(), Kg = d.Kg();
-  const std::int64_t CRS = static_cast<std::int64_t>(Cg) * d.R * d.S, PQ = static_cast<std::int64_t>(d.P) * d.Q;
-  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
-  const bool direct = d.pointwise();
-  for_each_task(d, [&](int n, int g, int) {
-    const float* xg = x + (static_cast<std::int64_t>(n) * d.C + g * Cg) * HW;
-    float* yg = y + (static_cast<std::int64_t>(n) * d.K + g * Kg) * PQ;
-    const float* wg = w + g * Kg * CRS;
-    if (b)
-      for (int k = 0; k < Kg; ++k) std::fill(yg + k * PQ, yg + (k + 1) * PQ, b[g * Kg + k]);
-    const float* cols = xg;
-    if (!direct) {
-      std::vector<float>& buf = col_buffer(static_cast<std::size_t>(CRS * PQ));
-      im2col(d, xg, buf.data());
-      cols = buf.data();
+  const Geometry e(d);
+  const int panel = panel_images(d);
+  for (int n0 = 0; n0 < d.N; n0 += panel) {
+    const int nb = std::min(panel, d.N - n0);
+    const std::int64_t cols = nb * e.PQ;
+    for (int g = 0; g < d.G; ++g) {
+      const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
+      float* yg = y + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ;
+      const float* wg = w + g * e.Kg * e.CRS;
+      const float* bg = b ? b + g * e.Kg : nullptr;
+      const float* col = panel_columns(d, e, xg, nb);
+      if (nb == 1) {  // straight into y, the bias preloaded
+        if (bg)
+          for (int k = 0; k < e.Kg; ++k) std::fill(yg + k * e.PQ, yg + (k + 1) * e.PQ, bg[k]);
+        sgemm(false, false, e.Kg, e.PQ, e.CRS, 1.f, wg, e.CRS, col, e.PQ, bg ? 1.f : 0.f, yg, e.PQ);
+      } else {
+        float* out = panel_buffer(1, e.Kg * cols);
+        sgemm(false, false, e.Kg, cols, e.CRS, 1.f, wg, e.CRS, col, cols, 0.f, out, cols);
+        from_columns(out, e.Kg, e.PQ, nb, yg, d.K * e.PQ, bg);
+      }
     }
-    sgemm(false, false, Kg, PQ, CRS, 1.f, wg, CRS, cols, PQ, b ? 1.f : 0.f, yg, PQ);
-  });
+  }
 }
 
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
   if (d.depthwise()) return depthwise_backward_data(d, dy, w, dx);
-  const int Cg = d.Cg(), Kg = d.Kg();
-  const std::int64_t CRS = static_cast<std::int64_t>(Cg) * d.R * d.S, PQ = static_cast<std::int64_t>(d.P) * d.Q;
-  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
-  const bool direct = d.pointwise();
-  for_each_task(d, [&](int n, int g, int) {
-    const float* dyg = dy + (static_cast<std::int64_t>(n) * d.K + g * Kg) * PQ;
-    float* dxg = dx + (static_cast<std::int64_t>(n) * d.C + g * Cg) * HW;
-    const float* wg = w + g * Kg * CRS;
-    if (direct) {
-      sgemm(true, false, Cg, PQ, Kg, 1.f, wg, CRS, dyg, PQ, 0.f, dxg, PQ);
-      return;
+  const Geometry e(d);
+  const int panel = panel_images(d);
+  for (int n0 = 0; n0 < d.N; n0 += panel) {
+    const int nb = std::min(panel, d.N - n0);
+    const std::int64_t cols = nb * e.PQ;
+    for (int g = 0; g < d.G; ++g) {
+      const float* dyg = panel_dy(d, e, dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ, nb);
+      float* dxg = dx + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
+      const float* wg = w + g * e.Kg * e.CRS;
+      if (d.pointwise() && nb == 1) {  // dx = w^T dy in place
+        sgemm(true, false, e.Cg, e.PQ, e.Kg, 1.f, wg, e.CRS, dyg, e.PQ, 0.f, dxg, e.PQ);
+        continue;
+      }
+      float* col = panel_buffer(0, e.CRS * cols);
+      sgemm(true, false, e.CRS, cols, e.Kg, 1.f, wg, e.CRS, dyg, cols, 0.f, col, cols);
+      if (d.pointwise()) from_columns(col, e.Cg, e.PQ, nb, dxg, d.C * e.HW, nullptr);
+      else col2im(d, col, nb, dxg);
     }
-    std::vector<float>& buf = col_buffer(static_cast<std::size_t>(CRS * PQ));
-    sgemm(true, false, CRS, PQ, Kg, 1.f, wg, CRS, dyg, PQ, 0.f, buf.data(), PQ);
-    std::fill(dxg, dxg + Cg * HW, 0.f);
-    col2im(d, buf.data(), dxg);
-  });
+  }
 }
 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
   if (d.depthwise()) return depthwise_backward_weight(d, dy, x, dw);
-  const int Cg = d.Cg(), Kg = d.Kg();
-  const std::int64_t CRS = static_cast<std::int64_t>(Cg) * d.R * d.S, PQ = static_cast<std::int64_t>(d.P) * d.Q;
-  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
-  const std::int64_t wsize = static_cast<std::int64_t>(d.K) * CRS;
-  const bool direct = d.pointwise();
-  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-  const bool parallel_tasks = threads > 1 && d.N * d.G >= threads;
-  // Thread t accumulates into partial[t] (thread 0 straight into dw); summed in thread order.
-  std::vector<std::vector<float>> partial(parallel_tasks ? threads : 1);
-  std::fill(dw, dw + wsize, 0.f);
-  for_each_task(d, [&](int n, int g, int thread) {
-    float* acc = dw;
-    if (thread > 0) {
-      std::vector<float>& mine = partial[static_cast<std::size_t>(thread)];
-      if (mine.empty()) mine.assign(static_cast<std::size_t>(wsize), 0.f);
-      acc = mine.data();
+  const Geometry e(d);
+  const int panel = panel_images(d);
+  std::fill(dw, dw + static_cast<std::int64_t>(d.K) * e.CRS, 0.f);
+  for (int n0 = 0; n0 < d.N; n0 += panel) {  // panels in order: a fixed summation order
+    const int nb = std::min(panel, d.N - n0);
+    const std::int64_t cols = nb * e.PQ;
+    for (int g = 0; g < d.G; ++g) {
+      const float* dyg = panel_dy(d, e, dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ, nb);
+      const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
+      const float* col = panel_columns(d, e, xg, nb);
+      sgemm(false, true, e.Kg, e.CRS, cols, 1.f, dyg, cols, col, cols, 1.f, dw + g * e.Kg * e.CRS, e.CRS);
     }
-    const float* dyg = dy + (static_cast<std::int64_t>(n) * d.K + g * Kg) * PQ;
-    const float* xg = x + (static_cast<std::int64_t>(n) * d.C + g * Cg) * HW;
-    const float* cols = xg;
-    if (!direct) {
-      std::vector<float>& buf = col_buffer(static_cast<std::size_t>(CRS * PQ));
-      im2col(d, xg, buf.data());
-      cols = buf.data();
-    }
-    sgemm(false, true, Kg, CRS, PQ, 1.f, dyg, PQ, cols, PQ, 1.f, acc + g * Kg * CRS, CRS);
-  });
-  for (std::size_t t = 1; t < partial.size(); ++t)
-    if (!partial[t].empty())
-      for (std::int64_t i = 0; i < wsize; ++i) dw[i] += partial[t][static_cast<std::size_t>(i)];
+  }
 }
 
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db) {

@@ -3,30 +3,46 @@
 // gemm_reference<T>: the triple loop, reads like the math; float and double.
 //
 // sgemm: the Goto/BLIS scheme.
-//   parallel over tasks = (MC-row block ic) x (column chunk jc, <= NC wide):
-//     for pc in K step KC:
-//       pack op(A)[ic:ic+mc, pc:pc+kc] into MR-row slivers     Ap[s][k][0..MR)   (L2)
-//       pack op(B)[pc:pc+kc, jc:jc+nc] into NR-column slivers  Bp[t][k][0..NR)   (L3)
-//       for each NR sliver of the chunk:                        B sliver (KC x NR) in L1
-//         for each MR sliver of the block:
-//           micro-kernel: MR x NR accumulators in registers, kc rank-1 updates
-// v1 packed A and B once per (jc, pc) into shared buffers, with three barriers per KC step;
-// on this 2-core machine shared with other jobs every barrier could cost a scheduler slice
-// (1024^3 at 2 threads: 8.5 GFLOP/s wall vs 29 single-threaded). v2 (this) gives each task
-// its own packing and has no barrier but the last.
+//   Threads: C is cut into tm x tn rectangles (tm tn = threads), one per thread, with edges on
+//   register-tile boundaries; the split is the one that packs the fewest floats per thread,
+//   K (M / tm + N / tn) (a thread packs the A rows and B columns its rectangle touches).
+//   Each thread then runs the serial loops below on its rectangle, with its own packing
+//   buffers: no barrier but the one that ends the parallel region.
+//     for jc in its columns step NC:
+//       for pc in 0..K step KC:
+//         pack op(B)[pc:pc+kc, jc:jc+nc] into NR-column slivers  Bp[t][k][0..NR)   (L3/L2)
+//         for ic in its rows step MC:
+//           pack op(A)[ic:ic+mc, pc:pc+kc] into MR-row slivers   Ap[s][k][0..MR)   (L2)
+//           for each NR sliver of Bp:                             B sliver (KC x NR) in L1
+//             for each MR sliver of Ap:
+//               micro-kernel: MR x NR accumulators in registers, kc rank-1 updates
+//   Every element of C is summed the same way (KC blocks in order, each added to C) whatever
+//   the rectangle it falls in, so the result does not depend on the thread count.
+//   (v1 packed shared buffers with three barriers per KC step, which on this 2-core machine
+//   shared with other jobs could cost a scheduler slice each; v2 split C into MC x chunk
+//   tasks, each repacking its own A block and B chunk, which for the small-N GEMMs of
+//   per-image convolutions packed as many floats as it multiplied.)
 // Packing makes every operand layout (both transposes) look the same to the micro-kernel and
 // pads partial slivers with zeros, so edges only matter when the tile is written back.
+// Two of the packings are transposes: op(A) = A stored (M, K) (slivers want MR rows side by
+// side; conv2d's forward weights, backward-weight's dY) and op(B) = B^T stored (N, K)
+// (conv2d's backward-weight, dW = dY col^T). They go through 8 x 8 register transposes, 8
+// floats of a row at a time, instead of reading one float per row per step. With beta == 0
+// the first K block stores C instead of adding to it (no zeroing pass, no read of C).
 //
 // Micro-kernel: MR x NR = 6 x 16 floats = 12 vectors of 8 (GCC vector extensions): with AVX2
 // 12 ymm accumulators + 2 for B + 1 broadcast of A = 15 of the 16 registers; each k step is
-// 2 loads of B, 6 broadcasts and 12 FMAs. The macro-kernel is compiled twice with
-// target_clones (x86-64-v3 = AVX2+FMA, and the baseline SSE2, chosen at load time), so the
-// build needs no -march=native.
-// FLOPs 2MNK; packing reads M K n_chunks + K N m_blocks floats, negligible next to them.
+// 2 loads of B, 6 broadcasts and 12 FMAs. The per-thread body (packing + macro-kernel) is
+// compiled twice with target_clones (x86-64-v3 = AVX2+FMA, and the baseline SSE2, chosen at
+// load time), so the build needs no -march=native.
+// FLOPs 2MNK. Packing per thread: (M/tm) K ceil(N/(tn NC)) + K N/tn floats; with N/tn <= NC
+// (every conv of the CNNs here) that is each operand once, K (M + N) over all threads at
+// tm = tn = 1, i.e. 1/(2N) + 1/(2M) of the FLOPs.
 #include <omp.h>
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <vector>
 
 #include "kernels/gemm.h"
@@ -65,19 +81,38 @@ typedef float v8 __attribute__((vector_size(32)));
 // The helpers below are always inlined into the target_clones bodies, so the ABI of a v8
 // passed by value (which differs with and without AVX) never matters.
 #pragma GCC diagnostic ignored "-Wpsabi"
+#define CXR_INLINE __attribute__((always_inline)) inline
 
-__attribute__((always_inline)) inline v8 load8(const float* p) {
+CXR_INLINE v8 load8(const float* p) {
   v8 v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-__attribute__((always_inline)) inline void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+CXR_INLINE void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
 
-// MR x NR tile: C[0:mr, 0:nr] += alpha * Ap (MR x kc) Bp (kc x NR).
-__attribute__((always_inline)) inline void micro_kernel(std::int64_t kc, const float* __restrict__ ap,
-                                                        const float* __restrict__ bp, float* __restrict__ c,
-                                                        std::int64_t ldc, std::int64_t mr, std::int64_t nr,
-                                                        float alpha) {
+// r[i][j] <- r[j][i]: three rounds of two-input shuffles (with AVX: unpck, shufps, vperm2f128).
+CXR_INLINE void transpose8x8(v8 r[8]) {
+  v8 t[8], u[8];
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = __builtin_shufflevector(r[i], r[i + 1], 0, 8, 1, 9, 4, 12, 5, 13);
+    t[i + 1] = __builtin_shufflevector(r[i], r[i + 1], 2, 10, 3, 11, 6, 14, 7, 15);
+  }
+  for (int i = 0; i < 8; i += 4)
+    for (int h = 0; h < 2; ++h) {
+      u[i + 2 * h] = __builtin_shufflevector(t[i + h], t[i + h + 2], 0, 1, 8, 9, 4, 5, 12, 13);
+      u[i + 2 * h + 1] = __builtin_shufflevector(t[i + h], t[i + h + 2], 2, 3, 10, 11, 6, 7, 14, 15);
+    }
+  for (int i = 0; i < 4; ++i) {
+    r[i] = __builtin_shufflevector(u[i], u[i + 4], 0, 1, 2, 3, 8, 9, 10, 11);
+    r[i + 4] = __builtin_shufflevector(u[i], u[i + 4], 4, 5, 6, 7, 12, 13, 14, 15);
+  }
+}
+
+// MR x NR tile: C[0:mr, 0:nr] = (first ? 0 : C) + alpha * Ap (MR x kc) Bp (kc x NR). `first`:
+// the first K block of a beta == 0 product, which writes C without reading it.
+CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, const float* __restrict__ bp,
+                             float* __restrict__ c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
+                             bool first) {
   v8 acc[MR][2];
   for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = v8{};
   for (std::int64_t k = 0; k < kc; ++k) {
@@ -94,8 +129,13 @@ __attribute__((always_inline)) inline void micro_kernel(std::int64_t kc, const f
 #pragma GCC unroll 6
     for (int i = 0; i < MR; ++i) {
       float* row = c + i * ldc;
-      store8(row, load8(row) + alpha * acc[i][0]);
-      store8(row + 8, load8(row + 8) + alpha * acc[i][1]);
+      if (first) {
+        store8(row, alpha * acc[i][0]);
+        store8(row + 8, alpha * acc[i][1]);
+      } else {
+        store8(row, load8(row) + alpha * acc[i][0]);
+        store8(row + 8, load8(row + 8) + alpha * acc[i][1]);
+      }
     }
   } else {
     float tile[MR][NR];
@@ -104,107 +144,169 @@ __attribute__((always_inline)) inline void micro_kernel(std::int64_t kc, const f
       store8(tile[i] + 8, acc[i][1]);
     }
     for (std::int64_t i = 0; i < mr; ++i)
-      for (std::int64_t j = 0; j < nr; ++j) c[i * ldc + j] += alpha * tile[i][j];
+      for (std::int64_t j = 0; j < nr; ++j) c[i * ldc + j] = (first ? 0.f : c[i * ldc + j]) + alpha * tile[i][j];
   }
 }
 
-// C[0:mc, 0:nc] += alpha * (packed A block) (packed B chunk); nc may end in a partial sliver.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void macro_kernel(
-    std::int64_t mc, std::int64_t nc, std::int64_t kc, const float* ap, const float* bp, float* c,
-    std::int64_t ldc, float alpha) {
+// The operands of one sgemm call.
+struct Operands {
+  bool trans_a, trans_b;
+  std::int64_t M, N, K;
+  float alpha;
+  bool overwrite;  // beta == 0: the first K block writes C without reading it
+  const float* A;
+  std::int64_t lda;
+  const float* B;
+  std::int64_t ldb;
+  float* C;
+  std::int64_t ldc;
+};
+
+// op(A)[ic:ic+mc, pc:pc+kc] -> mc/MR slivers, Ap[s][k][i] = op(A)(ic + s MR + i, pc + k),
+// zero past row `m_end`.
+CXR_INLINE void pack_a(const Operands& o, std::int64_t ic, std::int64_t mc, std::int64_t m_end, std::int64_t pc,
+                       std::int64_t kc, float* ap) {
+  for (std::int64_t s = 0; s * MR < mc; ++s, ap += kc * MR) {
+    const std::int64_t row0 = ic + s * MR, mr = std::min(MR, m_end - row0);
+    if (mr < MR) std::fill(ap, ap + kc * MR, 0.f);
+    if (o.trans_a) {  // op(A)(i, k) = A[k, i]: MR neighbours in each row of A
+      for (std::int64_t k = 0; k < kc; ++k) std::memcpy(ap + k * MR, o.A + (pc + k) * o.lda + row0, sizeof(float) * mr);
+    } else {  // op(A)(i, k) = A[i, k]: a transpose, 8 k at a time through registers
+      std::int64_t k = 0;
+      if (mr == MR)
+        for (; k + 8 <= kc; k += 8) {
+          v8 r[8] = {};
+          for (int i = 0; i < MR; ++i) r[i] = load8(o.A + (row0 + i) * o.lda + pc + k);
+          transpose8x8(r);
+          for (int j = 0; j < 8; ++j) std::memcpy(ap + (k + j) * MR, &r[j], sizeof(float) * MR);
+        }
+      for (std::int64_t i = 0; i < mr; ++i)
+        for (std::int64_t kk = k; kk < kc; ++kk) ap[kk * MR + i] = o.A[(row0 + i) * o.lda + pc + kk];
+    }
+  }
+}
+
+// op(B)[pc:pc+kc, jc:jc+nc] -> nc/NR slivers, Bp[t][k][j] = op(B)(pc + k, jc + t NR + j),
+// zero past column `n_end`.
+CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std::int64_t n_end, std::int64_t pc,
+                       std::int64_t kc, float* bp) {
+  for (std::int64_t t = 0; t * NR < nc; ++t, bp += kc * NR) {
+    const std::int64_t col0 = jc + t * NR, nr = std::min(NR, n_end - col0);
+    if (!o.trans_b) {  // a row of B is a row of the sliver
+      for (std::int64_t k = 0; k < kc; ++k) {
+        const float* src = o.B + (pc + k) * o.ldb + col0;
+        float* dst = bp + k * NR;
+        if (nr == NR) {
+          store8(dst, load8(src));
+          store8(dst + 8, load8(src + 8));
+        } else {
+          std::memcpy(dst, src, sizeof(float) * nr);
+          std::fill(dst + nr, dst + NR, 0.f);
+        }
+      }
+      continue;
+    }
+    // op(B)(k, j) = B[j, k]: NR rows of B, each contributing one column of the sliver.
+    std::int64_t k = 0;
+    if (nr == NR)
+      for (; k + 8 <= kc; k += 8)
+        for (int h = 0; h < 2; ++h) {  // columns h*8 .. h*8+7 of the sliver
+          v8 r[8];
+          for (int j = 0; j < 8; ++j) r[j] = load8(o.B + (col0 + h * 8 + j) * o.ldb + pc + k);
+          transpose8x8(r);
+          for (int i = 0; i < 8; ++i) store8(bp + (k + i) * NR + h * 8, r[i]);
+        }
+    for (; k < kc; ++k) {
+      for (std::int64_t j = 0; j < nr; ++j) bp[k * NR + j] = o.B[(col0 + j) * o.ldb + pc + k];
+      for (std::int64_t j = nr; j < NR; ++j) bp[k * NR + j] = 0.f;
+    }
+  }
+}
+
+// C[0:mc, 0:nc] (+)= alpha * (packed A block) (packed B panel); nc may end in a partial sliver.
+CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, const float* ap, const float* bp,
+                             float* c, std::int64_t ldc, float alpha, bool first) {
   for (std::int64_t jr = 0; jr < nc; jr += NR) {
     const std::int64_t nr = std::min(NR, nc - jr);
     const float* b = bp + (jr / NR) * kc * NR;
     for (std::int64_t ir = 0; ir < mc; ir += MR) {
       const std::int64_t mr = std::min(MR, mc - ir);
-      micro_kernel(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha);
+      micro_kernel(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha, first);
     }
   }
 }
 
-// Sliver s of op(A)[:, pc:pc+kc]: Ap[k * MR + i] = op(A)(s*MR + i, pc + k), zero past M.
-void pack_a_sliver(bool trans_a, const float* A, std::int64_t lda, std::int64_t M, std::int64_t row0,
-                   std::int64_t pc, std::int64_t kc, float* ap) {
-  const std::int64_t mr = std::min(MR, M - row0);
-  if (!trans_a) {
-    for (std::int64_t k = 0; k < kc; ++k) {
-      for (std::int64_t i = 0; i < mr; ++i) ap[k * MR + i] = A[(row0 + i) * lda + pc + k];
-      for (std::int64_t i = mr; i < MR; ++i) ap[k * MR + i] = 0.f;
-    }
-  } else {
-    for (std::int64_t k = 0; k < kc; ++k) {
-      const float* src = A + (pc + k) * lda + row0;
-      for (std::int64_t i = 0; i < mr; ++i) ap[k * MR + i] = src[i];
-      for (std::int64_t i = mr; i < MR; ++i) ap[k * MR + i] = 0.f;
-    }
-  }
-}
-
-// Sliver t of op(B)[pc:pc+kc, jc:jc+nc]: Bp[k * NR + j] = op(B)(pc + k, col0 + j), zero past N.
-void pack_b_sliver(bool trans_b, const float* B, std::int64_t ldb, std::int64_t N, std::int64_t col0,
-                   std::int64_t pc, std::int64_t kc, float* bp) {
-  const std::int64_t nr = std::min(NR, N - col0);
-  if (!trans_b) {
-    for (std::int64_t k = 0; k < kc; ++k) {
-      const float* src = B + (pc + k) * ldb + col0;
-      for (std::int64_t j = 0; j < nr; ++j) bp[k * NR + j] = src[j];
-      for (std::int64_t j = nr; j < NR; ++j) bp[k * NR + j] = 0.f;
-    }
-  } else {
-    for (std::int64_t k = 0; k < kc; ++k) {
-      for (std::int64_t j = 0; j < nr; ++j) bp[k * NR + j] = B[(col0 + j) * ldb + pc + k];
-      for (std::int64_t j = nr; j < NR; ++j) bp[k * NR + j] = 0.f;
+// One thread's rectangle C[m0:m1, n0:n1] += alpha op(A) op(B), the serial Goto loops.
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void gemm_rectangle(const Operands& o, std::int64_t m0,
+                                                                                 std::int64_t m1, std::int64_t n0,
+                                                                                 std::int64_t n1, float* a_buf,
+                                                                                 float* b_buf) {
+  for (std::int64_t jc = n0; jc < n1; jc += NC) {
+    const std::int64_t nc = std::min(NC, n1 - jc);
+    for (std::int64_t pc = 0; pc < o.K; pc += KC) {
+      const std::int64_t kc = std::min(KC, o.K - pc);
+      pack_b(o, jc, nc, n1, pc, kc, b_buf);
+      for (std::int64_t ic = m0; ic < m1; ic += MC) {
+        const std::int64_t mc = std::min(MC, m1 - ic);
+        pack_a(o, ic, mc, m1, pc, kc, a_buf);
+        macro_kernel(mc, nc, kc, a_buf, b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha, o.overwrite && pc == 0);
+      }
     }
   }
 }
 
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
+// tm x tn = threads rectangles with the fewest packed floats per thread, K (M/tm + N/tn); each
+// part at least one register tile. Falls back to fewer threads when no split fits.
+void choose_split(std::int64_t M, std::int64_t N, int threads, int& tm, int& tn) {
+  for (; threads > 1; --threads) {
+    double best = std::numeric_limits<double>::max();
+    tm = tn = 0;
+    for (int d = 1; d <= threads; ++d) {
+      if (threads % d != 0 || ceil_div(M, MR) < d || ceil_div(N, NR) < threads / d) continue;
+      const double cost = static_cast<double>(ceil_div(M, d)) + static_cast<double>(ceil_div(N, threads / d));
+      if (cost < best) best = cost, tm = d, tn = threads / d;
+    }
+    if (tm > 0) return;
+  }
+  tm = tn = 1;
+}
+
 }  // namespace
 
 void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
   if (M <= 0 || N <= 0) return;
-  if (beta != 1.f)
-    for (std::int64_t i = 0; i < M; ++i) {
-      float* row = C + i * ldc;
-      if (beta == 0.f) std::fill(row, row + N, 0.f);
-      else for (std::int64_t j = 0; j < N; ++j) row[j] *= beta;
-    }
-  if (K <= 0 || alpha == 0.f) return;
+  const bool multiply = K > 0 && alpha != 0.f;
+  const Operands o{trans_a, trans_b, M, N, K, alpha, beta == 0.f, A, lda, B, ldb, C, ldc};
 
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  const int threads = (omp_in_parallel() || flops < 2e6) ? 1 : omp_get_max_threads();
+  int tm = 1, tn = 1;
+  if (!omp_in_parallel() && flops >= 2e6) choose_split(M, N, omp_get_max_threads(), tm, tn);
+  // Rows of a part: a multiple of MR; columns: a multiple of NR (the last part takes the rest).
+  const std::int64_t rows = ceil_div(ceil_div(M, MR), tm) * MR, cols = ceil_div(ceil_div(N, NR), tn) * NR;
 
-  // Tasks: MC-row blocks x column chunks (at most NC wide, a multiple of NR), enough for two
-  // per thread when M is small (linear heads, late conv layers).
-  const std::int64_t m_blocks = ceil_div(M, MC);
-  const std::int64_t n_slivers = ceil_div(N, NR);
-  const std::int64_t want_chunks = std::max(ceil_div(N, NC), ceil_div(2 * threads, m_blocks));
-  const std::int64_t chunk = std::min(NC, ceil_div(n_slivers, std::min(n_slivers, want_chunks)) * NR);
-  const std::int64_t n_chunks = ceil_div(N, chunk);
-
-  // Every task packs its own A block and B chunk, so the threads never wait for each other
-  // (one barrier at the end; on a busy machine each barrier can cost a scheduler time slice).
-  // The duplicated packing is M K n_chunks + K N m_blocks floats: ~1/(2 MC) + 1/(2 chunk) of
-  // the FLOPs.
-#pragma omp parallel for collapse(2) schedule(static) num_threads(threads)
-  for (std::int64_t ib = 0; ib < m_blocks; ++ib)
-    for (std::int64_t jb = 0; jb < n_chunks; ++jb) {
+#pragma omp parallel num_threads(tm * tn) if (tm * tn > 1)
+  {
+    const int t = omp_get_thread_num();
+    const std::int64_t m0 = std::min(M, (t / tn) * rows), m1 = std::min(M, m0 + rows);
+    const std::int64_t n0 = std::min(N, (t % tn) * cols), n1 = std::min(N, n0 + cols);
+    // beta == 0 overwrites C (NaN in C does not propagate): the first K block does, unless
+    // there is nothing to multiply.
+    if (beta != 1.f && !(beta == 0.f && multiply))
+      for (std::int64_t i = m0; i < m1; ++i) {
+        float* row = C + i * ldc;
+        if (beta == 0.f) std::fill(row + n0, row + n1, 0.f);
+        else for (std::int64_t j = n0; j < n1; ++j) row[j] *= beta;
+      }
+    if (multiply && m0 < m1 && n0 < n1) {
       thread_local std::vector<float> a_buf, b_buf;  // per thread, reused between calls
       a_buf.resize(static_cast<std::size_t>(MC * KC));
       b_buf.resize(static_cast<std::size_t>(NC * KC));
-      const std::int64_t ic = ib * MC, jc = jb * chunk;
-      const std::int64_t mc = std::min(MC, M - ic), nc = std::min(chunk, N - jc);
-      for (std::int64_t pc = 0; pc < K; pc += KC) {
-        const std::int64_t kc = std::min(KC, K - pc);
-        for (std::int64_t s = 0; s * MR < mc; ++s)
-          pack_a_sliver(trans_a, A, lda, M, ic + s * MR, pc, kc, a_buf.data() + s * kc * MR);
-        for (std::int64_t t = 0; t * NR < nc; ++t)
-          pack_b_sliver(trans_b, B, ldb, N, jc + t * NR, pc, kc, b_buf.data() + t * kc * NR);
-        macro_kernel(mc, nc, kc, a_buf.data(), b_buf.data(), C + ic * ldc + jc, ldc, alpha);
-      }
+      gemm_rectangle(o, m0, m1, n0, n1, a_buf.data(), b_buf.data());
     }
+  }
 }
 
 }  // namespace cxr::cpu

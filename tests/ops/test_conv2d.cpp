@@ -113,7 +113,7 @@ TEST_CASE("conv2d output shape and clear errors for mismatched channels and grou
 
 TEST_CASE("conv2d CPU fast path equals the reference on larger images with several threads" *
           doctest::test_suite("cpu")) {
-  // Batch 4 with 2 threads takes the per-image OpenMP path (ctest sets OMP_NUM_THREADS=1, so
+  // Batch 4 with 2 threads splits the panel GEMMs between threads (ctest sets OMP_NUM_THREADS=1, so
   // the thread count is forced here and restored after); the naive float reference is the
   // yardstick.
   struct Threads {
