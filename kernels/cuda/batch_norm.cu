@@ -157,6 +157,28 @@ __global__ void bn_apply_kernel(const float* __restrict__ x, const float* __rest
   }
 }
 
+// The block's two sums (sum dy, sum dy (x - mean)) reduced over its warps and written to
+// out[0], out[1] by thread 0 (every thread of the block must call it).
+__device__ __forceinline__ void store_block_sums(float sdy, float sdyx, float* out) {
+  sdy = warp_sum(sdy);
+  sdyx = warp_sum(sdyx);
+  __shared__ float per_warp[2][kWarps];
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) {
+    per_warp[0][warp] = sdy;
+    per_warp[1][warp] = sdyx;
+  }
+  __syncthreads();
+  if (warp == 0) {
+    sdy = warp_sum(lane < kWarps ? per_warp[0][lane] : 0.f);
+    sdyx = warp_sum(lane < kWarps ? per_warp[1][lane] : 0.f);
+    if (lane == 0) {
+      out[0] = sdy;
+      out[1] = sdyx;
+    }
+  }
+}
+
 // partial: (C, S, 2) = sum dy, sum dy * (x - mean) over chunk s of channel c.
 __global__ void bn_backward_reduce_kernel(const float* __restrict__ dy, const float* __restrict__ x,
                                           const float* __restrict__ saved_mean, float* __restrict__ partial,
@@ -172,23 +194,7 @@ __global__ void bn_backward_reduce_kernel(const float* __restrict__ dy, const fl
     sdy += g;
     sdyx += g * (x[k] - mean);
   }
-  sdy = warp_sum(sdy);
-  sdyx = warp_sum(sdyx);
-  __shared__ float per_warp[2][kWarps];
-  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) {
-    per_warp[0][warp] = sdy;
-    per_warp[1][warp] = sdyx;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    sdy = warp_sum(lane < kWarps ? per_warp[0][lane] : 0.f);
-    sdyx = warp_sum(lane < kWarps ? per_warp[1][lane] : 0.f);
-    if (lane == 0) {
-      partial[(c * S + s) * 2 + 0] = sdy;
-      partial[(c * S + s) * 2 + 1] = sdyx;
-    }
-  }
+  store_block_sums(sdy, sdyx, partial + (c * S + s) * 2);
 }
 
 // coef: (3, C) with dx = coef[0]*dy + coef[1]*x + coef[2].
@@ -246,23 +252,7 @@ __global__ void bn_eval_backward_kernel(const float* __restrict__ dy, const floa
     sdy += g;
     sdyx += g * (x[k] - mean);
   }
-  sdy = warp_sum(sdy);
-  sdyx = warp_sum(sdyx);
-  __shared__ float per_warp[2][kWarps];
-  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) {
-    per_warp[0][warp] = sdy;
-    per_warp[1][warp] = sdyx;
-  }
-  __syncthreads();
-  if (warp == 0) {
-    sdy = warp_sum(lane < kWarps ? per_warp[0][lane] : 0.f);
-    sdyx = warp_sum(lane < kWarps ? per_warp[1][lane] : 0.f);
-    if (lane == 0) {
-      partial[(c * S + s) * 2 + 0] = sdy;
-      partial[(c * S + s) * 2 + 1] = sdyx;
-    }
-  }
+  store_block_sums(sdy, sdyx, partial + (c * S + s) * 2);
 }
 
 // Evaluation backward, pass 2: dbias = sum dy, dweight = invstd * sum dy (x - running_mean).
