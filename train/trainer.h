@@ -29,6 +29,7 @@
 
 #include "models/heads.h"
 #include "train/checkpoint.h"
+#include "train/interrupt.h"
 
 namespace cxr {
 
@@ -108,18 +109,6 @@ struct TrainResult {
 // The exit code of `train_cxr train` for a result: 0, or 128 + the signal (130 SIGINT,
 // 143 SIGTERM) when it was interrupted (RUN/last.safetensors then holds the resume state).
 int train_exit_code(const TrainResult& result);
-
-// SIGINT / SIGTERM handlers for the lifetime of the object (train_model holds one): the first
-// signal only sets a flag (async-signal-safe), which the loop reads after each step; a second
-// signal exits at once with 128 + signal. The previous handlers are restored on destruction.
-class InterruptHandlers {
- public:
-  InterruptHandlers();
-  ~InterruptHandlers();
-  InterruptHandlers(const InterruptHandlers&) = delete;
-  InterruptHandlers& operator=(const InterruptHandlers&) = delete;
-  static int pending();  // the signal received, or 0
-};
 
 // Checks the options (cli::UsageError on a bad value), then trains. Progress and messages go
 // to `out` (and RUN/log.txt).
