@@ -7,6 +7,7 @@
 
 #include <fcntl.h>
 #include <sched.h>
+#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
@@ -387,18 +388,34 @@ TEST_CASE("reliability: a second SIGINT exits at once with 130; the handlers are
 
 // --- 5. unwritable output, full disk ----------------------------------------------------------------
 
-TEST_CASE("reliability: unwritable output: a read-only folder (chmod 0555) is a clear error" *
-          doctest::skip(::geteuid() == 0)) {
-  // Skipped as root, where chmod does not stop writes; the next case covers unwritable paths.
+TEST_CASE("reliability: unwritable output: a read-only folder (chmod 0555) is a clear error") {
+  // As root, chmod alone does not stop writes (CAP_DAC_OVERRIDE). For this thread only, file
+  // access then runs as user nobody: a filesystem uid other than 0 drops that capability
+  // (setfsuid(2)), so the folder is read-only to the test as it is to an ordinary user.
+  struct FileAccessAsNobody {
+    bool active = ::geteuid() == 0;
+    FileAccessAsNobody() {
+      if (active) ::setfsgid(65534), ::setfsuid(65534);
+    }
+    ~FileAccessAsNobody() {
+      if (active) ::setfsuid(0), ::setfsgid(0);
+    }
+  };
   test::TempDir dir("rel_ro");
+  fs::permissions(dir.path(), fs::perms::owner_all | fs::perms::group_read | fs::perms::group_exec |
+                                  fs::perms::others_read | fs::perms::others_exec);
   const std::string ro = dir / "ro";
   fs::create_directory(ro);
   ::chmod(ro.c_str(), 0555);
-  std::ostringstream sink;
-  CHECK_THROWS_WITH_AS(train_model(small_run(ro + "/run", 1), sink),
-                       doctest::Contains("Permission denied"), Error);
-  CHECK_THROWS_WITH_AS(write_test_checkpoint(ro + "/x.safetensors", 10, 1.f),
-                       doctest::Contains((ro + "/x.safetensors").c_str()), Error);
+  {
+    FileAccessAsNobody nobody;
+    std::ostringstream sink;
+    CHECK_THROWS_WITH_AS(train_model(small_run(ro + "/run", 1), sink),
+                         doctest::Contains(("cannot create the run folder " + ro + "/run: Permission denied").c_str()),
+                         Error);
+    CHECK_THROWS_WITH_AS(write_test_checkpoint(ro + "/x.safetensors", 10, 1.f),
+                         doctest::Contains((ro + "/x.safetensors").c_str()), Error);
+  }
   ::chmod(ro.c_str(), 0755);
 }
 
