@@ -22,30 +22,6 @@ namespace {
 
 constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
-struct CurvePoint {
-  double threshold;
-  std::int64_t tp, fp;  // samples with score >= threshold
-};
-
-// One point per distinct score, from the highest score down.
-std::vector<CurvePoint> binary_curve(const std::vector<double>& scores, const std::vector<int>& labels,
-                                     const char* op) {
-  CXR_CHECK(scores.size() == labels.size(), op, ": ", scores.size(), " scores but ", labels.size(), " labels");
-  for (std::size_t i = 0; i < scores.size(); ++i)
-    CXR_CHECK(!std::isnan(scores[i]), op, ": score ", i, " is NaN");
-  std::vector<std::size_t> order(scores.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
-  std::vector<CurvePoint> curve;
-  std::int64_t tp = 0, fp = 0;
-  for (std::size_t k = 0; k < order.size(); ++k) {
-    const std::size_t i = order[k];
-    (labels[i] != 0 ? tp : fp) += 1;
-    if (k + 1 == order.size() || scores[order[k + 1]] != scores[i]) curve.push_back({scores[i], tp, fp});
-  }
-  return curve;
-}
-
 std::int64_t count_positives(const std::vector<int>& labels) {
   std::int64_t p = 0;
   for (int l : labels) p += l != 0;
@@ -76,6 +52,25 @@ std::int64_t check_matrix(const std::vector<float>& scores, const std::vector<fl
 }
 
 }  // namespace
+
+// One point per distinct score, from the highest score down.
+std::vector<CurvePoint> binary_curve(const std::vector<double>& scores, const std::vector<int>& labels,
+                                     const char* op) {
+  CXR_CHECK(scores.size() == labels.size(), op, ": ", scores.size(), " scores but ", labels.size(), " labels");
+  for (std::size_t i = 0; i < scores.size(); ++i)
+    CXR_CHECK(!std::isnan(scores[i]), op, ": score ", i, " is NaN");
+  std::vector<std::size_t> order(scores.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
+  std::vector<CurvePoint> curve;
+  std::int64_t tp = 0, fp = 0;
+  for (std::size_t k = 0; k < order.size(); ++k) {
+    const std::size_t i = order[k];
+    (labels[i] != 0 ? tp : fp) += 1;
+    if (k + 1 == order.size() || scores[order[k + 1]] != scores[i]) curve.push_back({scores[i], tp, fp});
+  }
+  return curve;
+}
 
 double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels) {
   const auto curve = binary_curve(scores, labels, "roc_auc");

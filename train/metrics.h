@@ -32,6 +32,16 @@ namespace cxr {
 
 // --- one class -------------------------------------------------------------------------
 // labels: 0/1 (any non-zero is positive); same length as scores.
+
+// The counts behind both ranking curves (scikit-learn's _binary_clf_curve): one point per
+// distinct score, from the highest down, with the positives (tp) and negatives (fp) scoring at
+// least that much. `op` names the caller in errors (size mismatch, a NaN score).
+struct CurvePoint {
+  double threshold;
+  std::int64_t tp, fp;
+};
+std::vector<CurvePoint> binary_curve(const std::vector<double>& scores, const std::vector<int>& labels,
+                                     const char* op = "binary_curve");
 double roc_auc(const std::vector<double>& scores, const std::vector<int>& labels);
 double average_precision(const std::vector<double>& scores, const std::vector<int>& labels);
 

@@ -9,7 +9,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <numeric>
 #include <sstream>
 
 #include "data/image_io.h"
@@ -84,49 +83,32 @@ CsvTable read_csv_table(const std::string& path) {
 
 // --- curves ------------------------------------------------------------------------------------
 
-namespace {
-// Indices by descending score.
-std::vector<std::size_t> by_score(const std::vector<double>& scores) {
-  std::vector<std::size_t> order(scores.size());
-  std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return scores[a] > scores[b]; });
-  return order;
-}
-}  // namespace
-
+// Both from the counts of metrics.h's binary_curve (the walk the AUROC and AP use).
 Curve roc_curve(const std::vector<double>& scores, const std::vector<int>& labels) {
-  CXR_CHECK(scores.size() == labels.size(), "roc_curve: ", scores.size(), " scores, ", labels.size(), " labels");
-  const auto P = static_cast<double>(std::count_if(labels.begin(), labels.end(), [](int l) { return l != 0; }));
-  const double N = static_cast<double>(labels.size()) - P;
+  const std::vector<CurvePoint> counts = binary_curve(scores, labels, "roc_curve");
   Curve c;
+  if (counts.empty()) return c;
+  const double P = static_cast<double>(counts.back().tp), N = static_cast<double>(counts.back().fp);
   if (P == 0 || N == 0) return c;
   c.x.push_back(0);
   c.y.push_back(0);
-  const auto order = by_score(scores);
-  double tp = 0, fp = 0;
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    (labels[order[i]] != 0 ? tp : fp) += 1;
-    if (i + 1 < order.size() && scores[order[i + 1]] == scores[order[i]]) continue;  // ties: one point
-    c.x.push_back(fp / N);
-    c.y.push_back(tp / P);
+  for (const CurvePoint& p : counts) {
+    c.x.push_back(static_cast<double>(p.fp) / N);
+    c.y.push_back(static_cast<double>(p.tp) / P);
   }
   return c;
 }
 
 Curve pr_curve(const std::vector<double>& scores, const std::vector<int>& labels) {
-  CXR_CHECK(scores.size() == labels.size(), "pr_curve: ", scores.size(), " scores, ", labels.size(), " labels");
-  const auto P = static_cast<double>(std::count_if(labels.begin(), labels.end(), [](int l) { return l != 0; }));
+  const std::vector<CurvePoint> counts = binary_curve(scores, labels, "pr_curve");
   Curve c;
-  if (P == 0) return c;
+  if (counts.empty() || counts.back().tp == 0) return c;
+  const double P = static_cast<double>(counts.back().tp);
   c.x.push_back(0);
   c.y.push_back(1);
-  const auto order = by_score(scores);
-  double tp = 0, fp = 0;
-  for (std::size_t i = 0; i < order.size(); ++i) {
-    (labels[order[i]] != 0 ? tp : fp) += 1;
-    if (i + 1 < order.size() && scores[order[i + 1]] == scores[order[i]]) continue;
-    c.x.push_back(tp / P);
-    c.y.push_back(tp / (tp + fp));
+  for (const CurvePoint& p : counts) {
+    c.x.push_back(static_cast<double>(p.tp) / P);
+    c.y.push_back(static_cast<double>(p.tp) / static_cast<double>(p.tp + p.fp));
   }
   return c;
 }
