@@ -591,19 +591,24 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     return {false, lv};
   };
 
+  // last.safetensors: the model, the optimiser state and what --resume needs.
+  auto save_last = [&](CheckpointMeta meta) {
+    NamedTensors full = model_state(*model);
+    optim.add_state(full);
+    add_resume_state(meta);
+    save_checkpoint(last_path, full, meta);
+  };
+
   // After SIGINT / SIGTERM mid-epoch: last.safetensors with the position in epoch e (0-based).
   auto save_interrupted = [&](int e, const EpochPosition& pos) {
     CheckpointMeta meta = base_meta;
     meta.epoch = e;  // completed epochs
     meta.step = step;
-    NamedTensors full = model_state(*model);
-    optim.add_state(full);
-    add_resume_state(meta);
     meta.extra["resume.batch"] = std::to_string(pos.batch);
     meta.extra["resume.epoch_loss_sum"] = exact(pos.loss_sum);
     meta.extra["resume.epoch_images"] = std::to_string(pos.images);
     meta.extra["resume.epoch_skipped"] = std::to_string(pos.skipped);
-    save_checkpoint(last_path, full, meta);
+    save_last(meta);
   };
 
   if (const int sig = InterruptHandlers::pending()) {  // during the set-up: nothing new to save
@@ -702,10 +707,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     meta.extra["val_auroc"] = exact(rep.mean_auc);
     meta.extra["val_ap"] = exact(rep.mean_ap);
     if (improved) save_checkpoint(best_path, model_state(*model), meta);
-    NamedTensors full = model_state(*model);
-    optim.add_state(full);
-    add_resume_state(meta);
-    save_checkpoint(last_path, full, meta);
+    save_last(meta);
 
     csv << rec.epoch << "," << rec.step << "," << exact(rec.lr) << "," << exact(rec.train_loss) << ","
         << exact(rec.val_loss) << "," << exact(rec.val_auc) << "," << exact(rec.val_ap) << ","
