@@ -1,7 +1,8 @@
 // wmma.h: CUDA's warp matrix API (nvcuda::wmma, <mma.h>) on the emulated device.
 //
 // Supported: the TF32 shape m16n16k8 (fragments of matrix_a / matrix_b with precision::tf32 in
-// row_major or col_major, float accumulators), fill_fragment, load_matrix_sync,
+// row_major or col_major, float accumulators), the BF16 shape m16n16k16 (matrix_a / matrix_b of
+// __nv_bfloat16, cuda_emu/bf16.h, float accumulators), fill_fragment, load_matrix_sync,
 // store_matrix_sync, mma_sync and __float_to_tf32. That is what the tensor-core kernels of cxr
 // use; another shape or type fails to compile here rather than run wrongly.
 //
@@ -17,12 +18,18 @@
 //   * the TF32 product ignores the low 13 mantissa bits of each operand (the GPU reads only the
 //     top 19 bits of a tf32 register); __float_to_tf32 rounds to nearest, ties away (cvt.rna);
 //     products are exact in double and added to the accumulator, then rounded to float once;
-//   * load/store pointers must be 32-byte aligned and ldm a multiple of 4 floats, as on the
-//     GPU: a violation stops with a message instead of silently working here only.
+//   * BF16 products are exact (8-bit significands); they are summed in double with the
+//     accumulator and rounded to float once, as for TF32;
+//   * load/store pointers must be 32-byte aligned and ldm a multiple of 16 bytes (4 floats,
+//     8 bf16), as on the GPU: a violation stops with a message instead of silently working
+//     here only.
 #pragma once
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
+
+#include "cuda_emu/bf16.h"
 
 namespace nvcuda::wmma {
 
@@ -43,10 +50,10 @@ inline unsigned lane_id() {
   return linear % 32u;
 }
 
-inline void check_pointer(const void* p, unsigned ldm, const char* op) {
+inline void check_pointer(const void* p, unsigned ldm, std::size_t element_bytes, const char* op) {
   if ((reinterpret_cast<std::uintptr_t>(p) & 31u) != 0)
     cuda_emu::detail::fatal("wmma: the pointer passed to load/store_matrix_sync must be 32-byte aligned");
-  if (ldm % 4 != 0) cuda_emu::detail::fatal("wmma: ldm must be a multiple of 4 floats (16 bytes)");
+  if (ldm * element_bytes % 16 != 0) cuda_emu::detail::fatal("wmma: ldm must be a multiple of 16 bytes");
   (void)op;
 }
 
@@ -79,12 +86,12 @@ void gather(const float (&x)[Num], float (&all)[32 * Num], const char* op) {
   }
 }
 
-// A Rows x Cols tile spread over the warp.
-template <int Rows, int Cols>
+// A Rows x Cols tile of T spread over the warp.
+template <int Rows, int Cols, class T = float>
 struct tile_fragment {
   static constexpr int rows = Rows, cols = Cols;
   static constexpr int num_elements = Rows * Cols / 32;
-  float x[num_elements];
+  T x[num_elements];
 };
 
 }  // namespace detail
@@ -102,16 +109,26 @@ struct fragment<matrix_b, 16, 16, 8, precision::tf32, Layout> : detail::tile_fra
 };
 template <>
 struct fragment<accumulator, 16, 16, 8, float, void> : detail::tile_fragment<16, 16> {};
+template <class Layout>
+struct fragment<matrix_a, 16, 16, 16, __nv_bfloat16, Layout> : detail::tile_fragment<16, 16, __nv_bfloat16> {
+  using layout = Layout;
+};
+template <class Layout>
+struct fragment<matrix_b, 16, 16, 16, __nv_bfloat16, Layout> : detail::tile_fragment<16, 16, __nv_bfloat16> {
+  using layout = Layout;
+};
+template <>
+struct fragment<accumulator, 16, 16, 16, float, void> : detail::tile_fragment<16, 16> {};
 
 template <class F>
 void fill_fragment(F& f, float v) {
-  for (float& e : f.x) e = v;
+  for (auto& e : f.x) e = v;
 }
 
 namespace detail {
-template <class F>
-void load(F& f, const float* p, unsigned ldm, bool row_major_memory) {
-  check_pointer(p, ldm, "load_matrix_sync");
+template <class F, class T>
+void load(F& f, const T* p, unsigned ldm, bool row_major_memory) {
+  check_pointer(p, ldm, sizeof(T), "load_matrix_sync");
   cuda_emu::detail::warp_collective(0xffffffffu, 0, "wmma::load_matrix_sync");
   const int first = static_cast<int>(lane_id()) * F::num_elements;
   for (int i = 0; i < F::num_elements; ++i) {
@@ -125,14 +142,18 @@ template <class Use, class Layout>
 void load_matrix_sync(fragment<Use, 16, 16, 8, precision::tf32, Layout>& f, const float* p, unsigned ldm) {
   detail::load(f, p, ldm, std::is_same_v<Layout, row_major>);
 }
-inline void load_matrix_sync(fragment<accumulator, 16, 16, 8, float>& f, const float* p, unsigned ldm,
-                             layout_t layout) {
+template <class Use, class Layout>
+void load_matrix_sync(fragment<Use, 16, 16, 16, __nv_bfloat16, Layout>& f, const __nv_bfloat16* p, unsigned ldm) {
+  detail::load(f, p, ldm, std::is_same_v<Layout, row_major>);
+}
+template <int K>
+void load_matrix_sync(fragment<accumulator, 16, 16, K, float>& f, const float* p, unsigned ldm, layout_t layout) {
   detail::load(f, p, ldm, layout == mem_row_major);
 }
 
-inline void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, 8, float>& f, unsigned ldm,
-                              layout_t layout) {
-  detail::check_pointer(p, ldm, "store_matrix_sync");
+template <int K>
+void store_matrix_sync(float* p, const fragment<accumulator, 16, 16, K, float>& f, unsigned ldm, layout_t layout) {
+  detail::check_pointer(p, ldm, sizeof(float), "store_matrix_sync");
   cuda_emu::detail::warp_collective(0xffffffffu, 0, "wmma::store_matrix_sync");
   const int first = static_cast<int>(detail::lane_id()) * f.num_elements;
   for (int i = 0; i < f.num_elements; ++i) {
@@ -156,6 +177,29 @@ void mma_sync(fragment<accumulator, 16, 16, 8, float>& d, const fragment<matrix_
     const int r = (first + i) / 16, col = (first + i) % 16;
     double sum = 0.0;
     for (int k = 0; k < 8; ++k) sum += detail::tf32_operand(all_a[r * 8 + k]) * detail::tf32_operand(all_b[k * 16 + col]);
+    d.x[i] = static_cast<float>(static_cast<double>(all_c[first + i]) + sum);
+  }
+}
+
+// d = a b + c for 16x16 bf16 A and B, float C and D (d may be c).
+template <class LayoutA, class LayoutB>
+void mma_sync(fragment<accumulator, 16, 16, 16, float>& d,
+              const fragment<matrix_a, 16, 16, 16, __nv_bfloat16, LayoutA>& a,
+              const fragment<matrix_b, 16, 16, 16, __nv_bfloat16, LayoutB>& b,
+              const fragment<accumulator, 16, 16, 16, float>& c) {
+  float wa[8], wb[8], all_a[32 * 8], all_b[32 * 8], all_c[32 * 8];
+  for (int i = 0; i < 8; ++i) {
+    wa[i] = static_cast<float>(a.x[i]);
+    wb[i] = static_cast<float>(b.x[i]);
+  }
+  detail::gather(wa, all_a, "wmma::mma_sync");
+  detail::gather(wb, all_b, "wmma::mma_sync");
+  detail::gather(c.x, all_c, "wmma::mma_sync");
+  const int first = static_cast<int>(detail::lane_id()) * d.num_elements;
+  for (int i = 0; i < d.num_elements; ++i) {
+    const int r = (first + i) / 16, col = (first + i) % 16;
+    double sum = 0.0;
+    for (int k = 0; k < 16; ++k) sum += static_cast<double>(all_a[r * 16 + k]) * all_b[k * 16 + col];
     d.x[i] = static_cast<float>(static_cast<double>(all_c[first + i]) + sum);
   }
 }

@@ -1,9 +1,33 @@
 // Tensor-level conv2d: shape checks, output allocation, device dispatch.
 #include "kernels/conv2d.h"
 
+#include "kernels/cast.h"
+
 namespace cxr {
 
 namespace {
+
+// An operand pair of one convolution: both f32, or both bf16 (mixed precision). Returns
+// whether they are bf16.
+bool check_operands(const char* op, const char* a_name, const Tensor& a, const char* b_name, const Tensor& b) {
+  CXR_CHECK(a.defined() && b.defined(), op, ": ", a.defined() ? b_name : a_name, " is undefined");
+  const bool bf16 = a.dtype() == DType::BF16;
+  CXR_CHECK(a.dtype() == b.dtype() && (bf16 || a.dtype() == DType::F32), op, ": ", a_name, " and ", b_name,
+            " must both be f32 or both bf16, found ", a_name, " ", dtype_name(a.dtype()), " ", shape_str(a.shape()),
+            " and ", b_name, " ", dtype_name(b.dtype()), " ", shape_str(b.shape()));
+  if (bf16) {
+    CXR_CHECK(a.is_contiguous() && b.is_contiguous(), op, ": bf16 operands must be contiguous");
+    CXR_CHECK(a.device() == b.device(), op, ": ", a_name, " is on ", device_name(a.device()), ", ", b_name, " on ",
+              device_name(b.device()));
+  } else {
+    check_f32_input(op, a_name, a);
+    check_f32_input(op, b_name, b, &a);
+  }
+  return bf16;
+}
+
+// bf16 on the tensor-core kernels: CUDA, and not depthwise (those widen to f32).
+bool bf16_kernels(const Tensor& t, const Conv2dDims& d) { return t.is_cuda() && !d.depthwise(); }
 
 void check_params(const Conv2dParams& p) {
   CXR_CHECK(p.stride_h >= 1 && p.stride_w >= 1, "conv2d: stride must be >= 1, found (", p.stride_h, ", ",
@@ -60,38 +84,41 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p)
 }
 
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
-  check_f32_input("conv2d", "x", x);
-  check_f32_input("conv2d", "w", w, &x);
+  const bool bf16 = check_operands("conv2d", "x", x, "w", w);
   const Conv2dDims d = conv2d_dims(x.shape(), w.shape(), p);
   if (bias.defined()) {
     check_f32_input("conv2d", "bias", bias, &x);
     check_shape("conv2d", "bias", bias, {d.K});
   }
+  if (bf16 && !bf16_kernels(x, d)) return conv2d_forward(to_f32(x), to_f32(w), bias, p);
   Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, x.device());
   const float* b = bias.defined() ? bias.f32() : nullptr;
-  if (x.is_cpu()) cpu::conv2d_forward(d, x.f32(), w.f32(), b, y.f32());
+  if (bf16) cuda::conv2d_forward_bf16(d, x.data<std::uint16_t>(), w.data<std::uint16_t>(), b, y.f32());
+  else if (x.is_cpu()) cpu::conv2d_forward(d, x.f32(), w.f32(), b, y.f32());
   else cuda::conv2d_forward(d, x.f32(), w.f32(), b, y.f32());
   return y;
 }
 
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p) {
-  check_f32_input("conv2d_backward_data", "dy", dy);
-  check_f32_input("conv2d_backward_data", "w", w, &dy);
+  const bool bf16 = check_operands("conv2d_backward_data", "dy", dy, "w", w);
   const Conv2dDims d = conv2d_dims(x_shape, w.shape(), p);
   check_shape("conv2d_backward_data", "dy", dy, {d.N, d.K, d.P, d.Q});
+  if (bf16 && !bf16_kernels(dy, d)) return conv2d_backward_data(to_f32(dy), to_f32(w), x_shape, p);
   Tensor dx = Tensor::empty(x_shape, DType::F32, dy.device());
-  if (dy.is_cpu()) cpu::conv2d_backward_data(d, dy.f32(), w.f32(), dx.f32());
+  if (bf16) cuda::conv2d_backward_data_bf16(d, dy.data<std::uint16_t>(), w.data<std::uint16_t>(), dx.f32());
+  else if (dy.is_cpu()) cpu::conv2d_backward_data(d, dy.f32(), w.f32(), dx.f32());
   else cuda::conv2d_backward_data(d, dy.f32(), w.f32(), dx.f32());
   return dx;
 }
 
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p) {
-  check_f32_input("conv2d_backward_weight", "dy", dy);
-  check_f32_input("conv2d_backward_weight", "x", x, &dy);
+  const bool bf16 = check_operands("conv2d_backward_weight", "dy", dy, "x", x);
   const Conv2dDims d = conv2d_dims(x.shape(), w_shape, p);
   check_shape("conv2d_backward_weight", "dy", dy, {d.N, d.K, d.P, d.Q});
+  if (bf16 && !bf16_kernels(dy, d)) return conv2d_backward_weight(to_f32(dy), to_f32(x), w_shape, p);
   Tensor dw = Tensor::empty(w_shape, DType::F32, dy.device());
-  if (dy.is_cpu()) cpu::conv2d_backward_weight(d, dy.f32(), x.f32(), dw.f32());
+  if (bf16) cuda::conv2d_backward_weight_bf16(d, dy.data<std::uint16_t>(), x.data<std::uint16_t>(), dw.f32());
+  else if (dy.is_cpu()) cpu::conv2d_backward_weight(d, dy.f32(), x.f32(), dw.f32());
   else cuda::conv2d_backward_weight(d, dy.f32(), x.f32(), dw.f32());
   return dw;
 }

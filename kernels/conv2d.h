@@ -17,6 +17,12 @@
 //                               1x1 without im2col, depthwise direct loops, OpenMP
 //   cuda::conv2d_*              implicit GEMM on the tiled SGEMM core, 1x1 via batched SGEMM,
 //                               dedicated depthwise kernels (kernels/cuda/conv2d*.cu)
+//   cuda::conv2d_*_bf16         implicit GEMM on the BF16 tensor cores (not depthwise)
+//
+// bf16 operands (mixed precision, kernels/math_mode.h): the Tensor-level functions also take
+// x and w (dy and w, dy and x) both bf16 and return f32: the same sums over the bf16 values,
+// accumulated in f32. The CPU, and depthwise convolutions on CUDA, widen the operands to f32
+// (exact) and run the f32 path; that is also the reference the bf16 kernels are tested against.
 #pragma once
 
 #include <cstdint>
@@ -53,7 +59,7 @@ struct Conv2dDims {
 Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p);
 Conv2dDims conv2d_dims(const Shape& x, const Shape& w, const Conv2dParams& p);
 
-// bias may be undefined (no bias).
+// bias may be undefined (no bias); it is f32 also when x and w are bf16.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p);
@@ -89,6 +95,12 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
+
+// bf16 operands (bits, kernels/common/bf16.h), f32 results; every convolution but depthwise.
+void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+                         float* y);
+void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx);
+void conv2d_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x, float* dw);
 
 // Depthwise kernels (kernels/cuda/conv2d_depthwise.cu); the functions above call them
 // when d.depthwise().

@@ -1,9 +1,25 @@
 // Tensor-level linear: shape checks, output allocation, device dispatch.
 #include "kernels/linear.h"
 
+#include "kernels/cast.h"
+
 namespace cxr {
 
+namespace {
+// bf16 operands (mixed precision) when x is bf16; then w (and dy) must be bf16 too.
+bool bf16_operands(const char* op, const Tensor& x, const Tensor& w, const Tensor* dy = nullptr) {
+  if (!x.defined() || x.dtype() != DType::BF16) return false;
+  CXR_CHECK(w.defined() && w.dtype() == DType::BF16 && (!dy || (dy->defined() && dy->dtype() == DType::BF16)), op,
+            ": with a bf16 x ", shape_str(x.shape()), ", w", dy ? " and dy" : "", " must be bf16 too, found w ",
+            w.defined() ? dtype_name(w.dtype()) : "undefined");
+  return true;
+}
+}  // namespace
+
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  // bf16 x bf16 products are exact in f32: the f32 GEMM on the widened operands is the
+  // mixed-precision product (kernels/common/bf16.h).
+  if (bf16_operands("linear", x, w)) return linear(to_f32(x), to_f32(w), b);
   check_f32_input("linear", "x", x);
   check_f32_input("linear", "w", w, &x);
   check_dim("linear", "x", x, 2);
@@ -23,6 +39,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
 }
 
 LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, bool with_bias) {
+  if (bf16_operands("linear_backward", x, w, &dy)) return linear_backward(to_f32(x), to_f32(w), to_f32(dy), with_bias);
   check_f32_input("linear_backward", "x", x);
   check_f32_input("linear_backward", "w", w, &x);
   check_f32_input("linear_backward", "dy", dy, &x);

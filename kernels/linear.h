@@ -7,6 +7,8 @@
 //   db = sum_n dy[n, :]       (out)
 // FLOPs: 2 N in out for each of y, dx, dw. All three are GEMMs (kernels/gemm.h): the blocked
 // sgemm on the CPU, the tiled SGEMM on CUDA (bias fused in its epilogue).
+// Mixed precision: x, w (and dy) may all be bf16 (b and the results stay f32); the operands are
+// widened to f32 (exact) and multiplied there, which is the bf16 product with f32 accumulation.
 #pragma once
 
 #include <cstdint>

@@ -7,8 +7,9 @@
 
 namespace cxr {
 
-// f32 is what the kernels compute in today; the others are storage types the design takes
-// (u8 images, bf16/f16 for mixed precision, i32 indices).
+// f32 is what the kernels compute in; bf16 holds the operands of mixed precision (--precision
+// bf16: convolutions and matrix products read bf16, accumulate in f32); u8 images, i32
+// indices; f16 is a storage type only (safetensors).
 enum class DType : std::uint8_t { F32, BF16, F16, U8, I32 };
 
 std::size_t dtype_size(DType t);
@@ -17,6 +18,8 @@ const char* dtype_name(DType t);
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::F32; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::U8; }
+// bf16 tensors are read and written as their 16 bits (kernels/common/bf16.h converts).
+template <> constexpr DType dtype_of<std::uint16_t>() { return DType::BF16; }
 template <> constexpr DType dtype_of<std::int32_t>() { return DType::I32; }
 
 // CPU, or the CUDA device this program was linked with: the real GPU (libcxr_cuda) or the

@@ -19,9 +19,13 @@
 // (batch = images, bias fused in its epilogue) for forward and W^T dy_n for backward-data.
 // Depthwise (G == C == K) has direct kernels in conv2d_depthwise.cu.
 // FLOPs 2 N K P Q C' R S per pass; gathers cost integer divisions per element (amortised over
-// 64 FMAs each). Each GEMM kernel has a TF32 twin on the tensor cores (the same loaders and
-// epilogue around gemm_block_tf32), chosen when cxr::allow_tf32() is set. Vectorised gathers,
-// NHWC and BF16 are later steps (bench_conv2d has cuDNN beside these kernels).
+// 64 FMAs each). Each GEMM kernel is a template over its math (Math below): FMA in fp32, TF32
+// on the tensor cores (the same loaders and epilogue around gemm_block_tf32, chosen when
+// cxr::allow_tf32() is set), or BF16 (conv2d_*_bf16: bf16 operands read from memory into bf16
+// tiles, gemm_block_bf16, f32 results; mixed precision, kernels/math_mode.h). The BF16 variants
+// read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too.
+// Vectorised gathers and NHWC are later steps (bench_conv2d has cuDNN beside these kernels).
+#include "kernels/common/bf16.h"
 #include "kernels/conv2d.h"
 #include "kernels/cuda/gemm_tile.cuh"
 #include "kernels/gemm.h"
@@ -34,71 +38,97 @@ namespace {
 
 using namespace tile;
 
-// The fp32 FMA tile or its TF32 tensor-core twin (gemm_tile.cuh).
-template <bool TF32, class LoadA, class LoadB, class Epilogue>
+// The math of a GEMM kernel: its operand element in memory (Elem) and its shared tile (Row).
+enum class Math { FMA, TF32, BF16 };
+template <Math M>
+struct MathTraits {
+  using Elem = float;
+  using Row = TileRow;
+};
+template <>
+struct MathTraits<Math::BF16> {
+  using Elem = std::uint16_t;  // bf16 bits
+  using Row = TileRowBf16;
+};
+
+// The fp32 FMA tile or a tensor-core one (gemm_tile.cuh).
+template <Math M, class LoadA, class LoadB, class Epilogue>
 __device__ __forceinline__ void run_gemm_block(const LoadA& load_a, const LoadB& load_b, const Epilogue& epilogue,
-                                               int M, int N, int m0, int n0, int k_begin, int k_end) {
-  if constexpr (TF32) gemm_block_tf32(load_a, load_b, epilogue, M, N, m0, n0, k_begin, k_end);
-  else gemm_block(load_a, load_b, epilogue, M, N, m0, n0, k_begin, k_end);
+                                               int Mrows, int N, int m0, int n0, int k_begin, int k_end) {
+  if constexpr (M == Math::TF32) gemm_block_tf32(load_a, load_b, epilogue, Mrows, N, m0, n0, k_begin, k_end);
+  else if constexpr (M == Math::BF16) gemm_block_bf16(load_a, load_b, epilogue, Mrows, N, m0, n0, k_begin, k_end);
+  else gemm_block(load_a, load_b, epilogue, Mrows, N, m0, n0, k_begin, k_end);
 }
 
 // ---- forward ----------------------------------------------------------------------------------
 
-template <bool TF32>
+template <Math M>
 __global__ void __launch_bounds__(kThreads)
-    conv2d_forward_kernel(Conv2dDims d, const float* __restrict__ x, const float* __restrict__ w,
-                          const float* __restrict__ b, float* __restrict__ y, bool vec_w) {
+    conv2d_forward_kernel(Conv2dDims d, const typename MathTraits<M>::Elem* __restrict__ x,
+                          const typename MathTraits<M>::Elem* __restrict__ w, const float* __restrict__ b,
+                          float* __restrict__ y, bool vec_w) {
+  using Elem = typename MathTraits<M>::Elem;
+  using Row = typename MathTraits<M>::Row;
   const int g = blockIdx.z, Cg = d.Cg(), Kg = d.Kg();
   const int RS = d.R * d.S, CRS = Cg * RS, PQ = d.P * d.Q, NPQ = d.N * PQ;
-  const StridedOperand<true> load_a{w + static_cast<std::int64_t>(g) * Kg * CRS, CRS, Kg, CRS, vec_w};
+  const Elem* wg = w + static_cast<std::int64_t>(g) * Kg * CRS;
+  // A(m, kk) = w[g K' + m, kk]: float4 rows for f32, a gather for bf16.
+  const auto load_a = [&](Row* t, int m0, int k0) {
+    if constexpr (M == Math::BF16)
+      fill_gather<false>(t, [&](int m, int kk) { return wg[static_cast<std::int64_t>(m) * CRS + kk]; }, m0, Kg, k0,
+                         CRS);
+    else StridedOperand<true>{wg, CRS, Kg, CRS, vec_w}(t, m0, k0);
+  };
   // B(kk = (c, r, s), col = (n, p, q)) = x[n, g C' + c, p sh - ph + r dh, q sw - pw + s dw]
-  const auto im2col = [&](int col, int kk) -> float {
+  const auto im2col = [&](int col, int kk) -> Elem {
     const int c = kk / RS, rs = kk - c * RS, r = rs / d.S, s = rs - r * d.S;
     const int n = col / PQ, pq = col - n * PQ, p = pq / d.Q, q = pq - p * d.Q;
     const int h = p * d.sh - d.ph + r * d.dh, v = q * d.sw - d.pw + s * d.dw;
-    if (h < 0 || h >= d.H || v < 0 || v >= d.W) return 0.f;
+    if (h < 0 || h >= d.H || v < 0 || v >= d.W) return Elem(0);
     return x[((static_cast<std::int64_t>(n) * d.C + g * Cg + c) * d.H + h) * d.W + v];
   };
-  const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<true>(t, im2col, n0, NPQ, k0, CRS); };
+  const auto load_b = [&](Row* t, int n0, int k0) { fill_gather<true>(t, im2col, n0, NPQ, k0, CRS); };
   const auto epilogue = [&](int m, int col, float v) {
     const int n = col / PQ, pq = col - n * PQ;
     const int k = g * Kg + m;
     y[(static_cast<std::int64_t>(n) * d.K + k) * PQ + pq] = b ? v + b[k] : v;
   };
-  run_gemm_block<TF32>(load_a, load_b, epilogue, Kg, NPQ, static_cast<int>(blockIdx.y) * kBM,
+  run_gemm_block<M>(load_a, load_b, epilogue, Kg, NPQ, static_cast<int>(blockIdx.y) * kBM,
                        static_cast<int>(blockIdx.x) * kBN, 0, CRS);
 }
 
 // ---- backward-data ----------------------------------------------------------------------------
 
-template <bool TF32>
+template <Math M>
 __global__ void __launch_bounds__(kThreads)
-    conv2d_backward_data_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ w,
-                                float* __restrict__ dx) {
+    conv2d_backward_data_kernel(Conv2dDims d, const typename MathTraits<M>::Elem* __restrict__ dy,
+                                const typename MathTraits<M>::Elem* __restrict__ w, float* __restrict__ dx) {
+  using Elem = typename MathTraits<M>::Elem;
+  using Row = typename MathTraits<M>::Row;
   const int g = blockIdx.z, Cg = d.Cg(), Kg = d.Kg();
   const int RS = d.R * d.S, KRS = Kg * RS, PQ = d.P * d.Q, HW = d.H * d.W, NHW = d.N * HW;
   // A(c, kk = (k, r, s)) = w[g K' + k, c, r, s]
-  const auto wt = [&](int c, int kk) -> float {
+  const auto wt = [&](int c, int kk) -> Elem {
     const int k = kk / RS, rs = kk - k * RS;
     return w[(static_cast<std::int64_t>(g * Kg + k) * Cg + c) * RS + rs];
   };
   // B(kk = (k, r, s), col = (n, h, v)) = dy[n, g K' + k, p, q] with p sh = h + ph - r dh (exactly)
-  const auto col2im = [&](int col, int kk) -> float {
+  const auto col2im = [&](int col, int kk) -> Elem {
     const int k = kk / RS, rs = kk - k * RS, r = rs / d.S, s = rs - r * d.S;
     const int n = col / HW, hv = col - n * HW, h = hv / d.W, v = hv - h * d.W;
     const int ph = h + d.ph - r * d.dh, pw = v + d.pw - s * d.dw;
-    if (ph < 0 || pw < 0) return 0.f;
+    if (ph < 0 || pw < 0) return Elem(0);
     const int p = ph / d.sh, q = pw / d.sw;
-    if (p * d.sh != ph || q * d.sw != pw || p >= d.P || q >= d.Q) return 0.f;
+    if (p * d.sh != ph || q * d.sw != pw || p >= d.P || q >= d.Q) return Elem(0);
     return dy[(static_cast<std::int64_t>(n) * d.K + g * Kg + k) * PQ + p * d.Q + q];
   };
-  const auto load_a = [&](TileRow* t, int m0, int k0) { fill_gather<false>(t, wt, m0, Cg, k0, KRS); };
-  const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<true>(t, col2im, n0, NHW, k0, KRS); };
+  const auto load_a = [&](Row* t, int m0, int k0) { fill_gather<false>(t, wt, m0, Cg, k0, KRS); };
+  const auto load_b = [&](Row* t, int n0, int k0) { fill_gather<true>(t, col2im, n0, NHW, k0, KRS); };
   const auto epilogue = [&](int c, int col, float v) {
     const int n = col / HW, hv = col - n * HW;
     dx[(static_cast<std::int64_t>(n) * d.C + g * Cg + c) * HW + hv] = v;
   };
-  run_gemm_block<TF32>(load_a, load_b, epilogue, Cg, NHW, static_cast<int>(blockIdx.y) * kBM,
+  run_gemm_block<M>(load_a, load_b, epilogue, Cg, NHW, static_cast<int>(blockIdx.y) * kBM,
                        static_cast<int>(blockIdx.x) * kBN, 0, KRS);
 }
 
@@ -106,31 +136,34 @@ __global__ void __launch_bounds__(kThreads)
 
 // blockIdx.z = g * splits + split; split covers reduction indices [split chunk, (split+1) chunk).
 // out: dw itself (splits == 1) or the workspace (splits, K, C', R, S).
-template <bool TF32>
+template <Math M>
 __global__ void __launch_bounds__(kThreads)
-    conv2d_backward_weight_kernel(Conv2dDims d, const float* __restrict__ dy, const float* __restrict__ x,
-                                  float* __restrict__ out, int splits, int chunk) {
+    conv2d_backward_weight_kernel(Conv2dDims d, const typename MathTraits<M>::Elem* __restrict__ dy,
+                                  const typename MathTraits<M>::Elem* __restrict__ x, float* __restrict__ out,
+                                  int splits, int chunk) {
+  using Elem = typename MathTraits<M>::Elem;
+  using Row = typename MathTraits<M>::Row;
   const int g = blockIdx.z / splits, split = blockIdx.z % splits, Cg = d.Cg(), Kg = d.Kg();
   const int RS = d.R * d.S, CRS = Cg * RS, PQ = d.P * d.Q, NPQ = d.N * PQ;
   const int k_begin = split * chunk, k_end = min(NPQ, k_begin + chunk);
   // A(k, kk = (n, p, q)) = dy[n, g K' + k, p, q]
-  const auto grad = [&](int k, int kk) -> float {
+  const auto grad = [&](int k, int kk) -> Elem {
     const int n = kk / PQ, pq = kk - n * PQ;
     return dy[(static_cast<std::int64_t>(n) * d.K + g * Kg + k) * PQ + pq];
   };
   // B(kk = (n, p, q), col = (c, r, s)) = x[n, g C' + c, p sh - ph + r dh, q sw - pw + s dw]
-  const auto im2col_t = [&](int col, int kk) -> float {
+  const auto im2col_t = [&](int col, int kk) -> Elem {
     const int c = col / RS, rs = col - c * RS, r = rs / d.S, s = rs - r * d.S;
     const int n = kk / PQ, pq = kk - n * PQ, p = pq / d.Q, q = pq - p * d.Q;
     const int h = p * d.sh - d.ph + r * d.dh, v = q * d.sw - d.pw + s * d.dw;
-    if (h < 0 || h >= d.H || v < 0 || v >= d.W) return 0.f;
+    if (h < 0 || h >= d.H || v < 0 || v >= d.W) return Elem(0);
     return x[((static_cast<std::int64_t>(n) * d.C + g * Cg + c) * d.H + h) * d.W + v];
   };
-  const auto load_a = [&](TileRow* t, int m0, int k0) { fill_gather<false>(t, grad, m0, Kg, k0, k_end); };
-  const auto load_b = [&](TileRow* t, int n0, int k0) { fill_gather<false>(t, im2col_t, n0, CRS, k0, k_end); };
+  const auto load_a = [&](Row* t, int m0, int k0) { fill_gather<false>(t, grad, m0, Kg, k0, k_end); };
+  const auto load_b = [&](Row* t, int n0, int k0) { fill_gather<false>(t, im2col_t, n0, CRS, k0, k_end); };
   float* dst = out + static_cast<std::int64_t>(split) * d.K * CRS;
   const auto epilogue = [&](int k, int col, float v) { dst[static_cast<std::int64_t>(g * Kg + k) * CRS + col] = v; };
-  run_gemm_block<TF32>(load_a, load_b, epilogue, Kg, CRS, static_cast<int>(blockIdx.y) * kBM,
+  run_gemm_block<M>(load_a, load_b, epilogue, Kg, CRS, static_cast<int>(blockIdx.y) * kBM,
                        static_cast<int>(blockIdx.x) * kBN, k_begin, k_end);
 }
 
@@ -172,6 +205,46 @@ dim3 gemm_grid(std::int64_t M, std::int64_t N, std::int64_t z) {
   return dim3(blocks_for(N, kBN), blocks_for(M, kBM), static_cast<unsigned>(z));
 }
 
+// The implicit-GEMM launches, for any math.
+template <Math M, class Elem>
+void implicit_gemm_forward(const Conv2dDims& d, const Elem* x, const Elem* w, const float* b, float* y) {
+  const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
+  const bool vec_w = aligned16(w) && CRS % 4 == 0;
+  launch_kernel(conv2d_forward_kernel<M>, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
+                dim3(kThreads), 0, d, x, w, b, y, vec_w);
+}
+
+template <Math M, class Elem>
+void implicit_gemm_backward_data(const Conv2dDims& d, const Elem* dy, const Elem* w, float* dx) {
+  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
+  launch_kernel(conv2d_backward_data_kernel<M>, gemm_grid(d.Cg(), d.N * HW, d.G), dim3(kThreads), 0, d, dy, w, dx);
+}
+
+template <Math M, class Elem>
+void implicit_gemm_backward_weight(const Conv2dDims& d, const Elem* dy, const Elem* x, float* dw) {
+  const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
+  const std::int64_t NPQ = static_cast<std::int64_t>(d.N) * d.P * d.Q;
+  const std::int64_t size = d.K * CRS;
+  // Enough blocks for a large GPU (~2 per SM of an H100), each slice at least 256 long.
+  const std::int64_t out_blocks = blocks_for(d.Kg(), kBM) * static_cast<std::int64_t>(blocks_for(CRS, kBN)) * d.G;
+  std::int64_t splits = std::clamp<std::int64_t>((264 + out_blocks - 1) / out_blocks, 1, (NPQ + 255) / 256);
+  splits = std::min<std::int64_t>(splits, 65535 / d.G);
+  const std::int64_t chunk = ((NPQ + splits - 1) / splits + kBK - 1) / kBK * kBK;
+  splits = std::max<std::int64_t>(1, (NPQ + chunk - 1) / chunk);
+  if (splits == 1) {
+    launch_kernel(conv2d_backward_weight_kernel<M>, gemm_grid(d.Kg(), CRS, d.G), dim3(kThreads), 0, d, dy, x, dw, 1,
+                  static_cast<int>(chunk));
+    return;
+  }
+  // Released when this returns, before the kernels run: safe, because the caching allocator
+  // hands the block out again only to work that is ordered after them on the compute stream.
+  Tensor ws = Tensor::empty({splits * size}, DType::F32, Device::CUDA);
+  launch_kernel(conv2d_backward_weight_kernel<M>, gemm_grid(d.Kg(), CRS, d.G * splits), dim3(kThreads), 0, d, dy, x,
+                ws.f32(), static_cast<int>(splits), static_cast<int>(chunk));
+  launch_kernel(sum_splits_kernel, blocks_for(size, 256), dim3(256), 0, static_cast<const float*>(ws.f32()), dw, size,
+                static_cast<int>(splits));
+}
+
 }  // namespace
 
 void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
@@ -182,11 +255,8 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
                           GemmBias{b, nullptr});
     return;
   }
-  const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
-  const bool vec_w = aligned16(w) && CRS % 4 == 0;
-  auto* kernel = allow_tf32() ? conv2d_forward_kernel<true> : conv2d_forward_kernel<false>;
-  launch_kernel(kernel, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
-                dim3(kThreads), 0, d, x, w, b, y, vec_w);
+  if (allow_tf32()) implicit_gemm_forward<Math::TF32>(d, x, w, b, y);
+  else implicit_gemm_forward<Math::FMA>(d, x, w, b, y);
 }
 
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
@@ -196,34 +266,30 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
     sgemm_strided_batched(true, false, d.C, HW, d.K, 1.f, w, d.C, 0, dy, HW, d.K * HW, 0.f, dx, HW, d.C * HW, d.N);
     return;
   }
-  auto* kernel = allow_tf32() ? conv2d_backward_data_kernel<true> : conv2d_backward_data_kernel<false>;
-  launch_kernel(kernel, gemm_grid(d.Cg(), d.N * HW, d.G), dim3(kThreads), 0, d, dy, w, dx);
+  if (allow_tf32()) implicit_gemm_backward_data<Math::TF32>(d, dy, w, dx);
+  else implicit_gemm_backward_data<Math::FMA>(d, dy, w, dx);
 }
 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
   if (d.depthwise()) return conv2d_depthwise_backward_weight(d, dy, x, dw);
-  const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
-  const std::int64_t NPQ = static_cast<std::int64_t>(d.N) * d.P * d.Q;
-  const std::int64_t size = d.K * CRS;
-  // Enough blocks for a large GPU (~2 per SM of an H100), each slice at least 256 long.
-  const std::int64_t out_blocks = blocks_for(d.Kg(), kBM) * static_cast<std::int64_t>(blocks_for(CRS, kBN)) * d.G;
-  std::int64_t splits = std::clamp<std::int64_t>((264 + out_blocks - 1) / out_blocks, 1, (NPQ + 255) / 256);
-  splits = std::min<std::int64_t>(splits, 65535 / d.G);
-  const std::int64_t chunk = ((NPQ + splits - 1) / splits + kBK - 1) / kBK * kBK;
-  splits = std::max<std::int64_t>(1, (NPQ + chunk - 1) / chunk);
-  auto* weight_kernel = allow_tf32() ? conv2d_backward_weight_kernel<true> : conv2d_backward_weight_kernel<false>;
-  if (splits == 1) {
-    launch_kernel(weight_kernel, gemm_grid(d.Kg(), CRS, d.G), dim3(kThreads), 0, d, dy, x, dw, 1,
-                  static_cast<int>(chunk));
-    return;
-  }
-  // Released when this returns, before the kernels run: safe, because the caching allocator
-  // hands the block out again only to work that is ordered after them on the compute stream.
-  Tensor ws = Tensor::empty({splits * size}, DType::F32, Device::CUDA);
-  launch_kernel(weight_kernel, gemm_grid(d.Kg(), CRS, d.G * splits), dim3(kThreads), 0, d, dy, x,
-                ws.f32(), static_cast<int>(splits), static_cast<int>(chunk));
-  launch_kernel(sum_splits_kernel, blocks_for(size, 256), dim3(256), 0, static_cast<const float*>(ws.f32()), dw, size,
-                static_cast<int>(splits));
+  if (allow_tf32()) implicit_gemm_backward_weight<Math::TF32>(d, dy, x, dw);
+  else implicit_gemm_backward_weight<Math::FMA>(d, dy, x, dw);
+}
+
+void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+                         float* y) {
+  CXR_CHECK(!d.depthwise(), "conv2d_forward_bf16: depthwise convolutions take the f32 kernels");
+  implicit_gemm_forward<Math::BF16>(d, x, w, b, y);
+}
+
+void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx) {
+  CXR_CHECK(!d.depthwise(), "conv2d_backward_data_bf16: depthwise convolutions take the f32 kernels");
+  implicit_gemm_backward_data<Math::BF16>(d, dy, w, dx);
+}
+
+void conv2d_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x, float* dw) {
+  CXR_CHECK(!d.depthwise(), "conv2d_backward_weight_bf16: depthwise convolutions take the f32 kernels");
+  implicit_gemm_backward_weight<Math::BF16>(d, dy, x, dw);
 }
 
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db) {

@@ -26,6 +26,13 @@
 // (cxr::set_allow_tf32, like torch.backends.cudnn.allow_tf32); on the emulated device the
 // same code runs through cuda_emu/wmma.h.
 //
+// gemm_block_bf16: the same tile on the BF16 tensor cores (wmma m16n16k16, FP32 accumulation):
+// one mma per BK = 16 slice per 16x16 accumulator. The loaders fill bf16 shared tiles
+// (TileRowBf16, rows of 72 elements: wmma wants ldm a multiple of 8 16-bit elements) straight
+// from bf16 operands in memory, half the bytes of the f32 tiles. Products of bf16 values are
+// exact and the sums are f32, so the result matches the CPU's f32 GEMM on the widened operands
+// to f32 rounding (kernels/common/bf16.h).
+//
 // Loaders are functors `void operator()(float (*tile)[kTileLd], int r0, int k0) const` where
 // r0 is the first row (m) of A or the first column (n) of B. Helpers below build them from
 // strided memory (with float4 loads where the layout allows) or from any gather function.
@@ -34,6 +41,7 @@
 #include "kernels/common/cuda.cuh"
 
 #if CXR_REAL_GPU
+#include <cuda_bf16.h>
 #include <mma.h>
 #else
 #include "cuda_emu/wmma.h"
@@ -48,6 +56,12 @@ static_assert(kBM == kBN, "the loaders assume square tiles");
 static_assert(kBK * kBM == 4 * kThreads, "each thread loads one float4 (or 4 scalars) per operand tile");
 
 using TileRow = float[kTileLd];
+constexpr int kTileLdBf16 = kBM + 8;  // 72 bf16 = 144 bytes: ldm % 8 == 0 for wmma
+using TileRowBf16 = __nv_bfloat16[kTileLdBf16];
+
+// What a gather function returns, as stored in a tile: f32 as it is, bf16 bits as __nv_bfloat16.
+__device__ __forceinline__ float tile_element(float v) { return v; }
+__device__ __forceinline__ __nv_bfloat16 tile_element(std::uint16_t bits) { return __ushort_as_bfloat16(bits); }
 
 // Operand element (r, k) at p[r * ld + k] (contiguous along k): A untransposed, B transposed.
 // Thread t loads 4 consecutive k of row t / 4; one float4 when `vec` and inside the matrix.
@@ -88,16 +102,18 @@ __device__ __forceinline__ void fill_contig_r(TileRow* t, const float* __restric
 
 // Any operand: tile element (r, k) = f(r0 + r, k0 + k) inside [0, rows) x [k0, k_end), else 0.
 // AlongR: consecutive threads take consecutive r (coalesced when f is contiguous in r);
-// otherwise consecutive k.
-template <bool AlongR, class F>
-__device__ __forceinline__ void fill_gather(TileRow* t, const F& f, int r0, int rows, int k0, int k_end) {
+// otherwise consecutive k. f returns float for an f32 tile (TileRow), bf16 bits
+// (std::uint16_t) for a bf16 tile (TileRowBf16); 0 is +0 in both.
+template <bool AlongR, class Row, class F>
+__device__ __forceinline__ void fill_gather(Row* t, const F& f, int r0, int rows, int k0, int k_end) {
+  using Value = decltype(f(0, 0));
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const int e = threadIdx.x + i * kThreads;
     const int r = AlongR ? e % kBM : e / kBK;
     const int k = AlongR ? e / kBM : e % kBK;
     const int gr = r0 + r, gk = k0 + k;
-    t[k][r] = (gr < rows && gk < k_end) ? f(gr, gk) : 0.f;
+    t[k][r] = tile_element((gr < rows && gk < k_end) ? f(gr, gk) : Value(0));
   }
 }
 
@@ -157,6 +173,28 @@ __device__ __forceinline__ void gemm_block(const LoadA& load_a, const LoadB& loa
   }
 }
 
+// The tensor-core tiles' write-out: warp (wm, wn)'s two 16x16 accumulators go through the
+// shared tile sc, so the epilogue sees (m, n, value) exactly as gemm_block's does.
+template <class Acc, class Epilogue>
+__device__ __forceinline__ void write_accumulators(const Acc (&acc)[2], float (*sc)[kTileLd], int wm, int wn,
+                                                   const Epilogue& epilogue, int M, int N, int m0, int n0) {
+  namespace wmma = nvcuda::wmma;
+  wmma::store_matrix_sync(&sc[wm][wn], acc[0], kTileLd, wmma::mem_row_major);
+  wmma::store_matrix_sync(&sc[wm][wn + 16], acc[1], kTileLd, wmma::mem_row_major);
+  __syncthreads();
+  const int tx = threadIdx.x % (kBN / kTN), ty = threadIdx.x / (kBN / kTN);
+#pragma unroll
+  for (int i = 0; i < kTM; ++i) {
+    const int m = ty * kTM + i;
+    if (m0 + m >= M) continue;
+#pragma unroll
+    for (int j = 0; j < kTN; ++j) {
+      const int n = tx * kTN + j;
+      if (n0 + n < N) epilogue(m0 + m, n0 + n, sc[m][n]);
+    }
+  }
+}
+
 // The tile of gemm_block on the tensor cores (see the top of this file).
 template <class LoadA, class LoadB, class Epilogue>
 __device__ __forceinline__ void gemm_block_tf32(const LoadA& load_a, const LoadB& load_b, const Epilogue& epilogue,
@@ -194,20 +232,40 @@ __device__ __forceinline__ void gemm_block_tf32(const LoadA& load_a, const LoadB
     __syncthreads();
   }
 
-  wmma::store_matrix_sync(&sc[wm][wn], acc[0], kTileLd, wmma::mem_row_major);
-  wmma::store_matrix_sync(&sc[wm][wn + 16], acc[1], kTileLd, wmma::mem_row_major);
-  __syncthreads();
-  const int tx = threadIdx.x % (kBN / kTN), ty = threadIdx.x / (kBN / kTN);
+  write_accumulators(acc, sc, wm, wn, epilogue, M, N, m0, n0);
+}
+
+// The bf16 tile (see the top of this file); the loaders fill TileRowBf16 tiles.
+template <class LoadA, class LoadB, class Epilogue>
+__device__ __forceinline__ void gemm_block_bf16(const LoadA& load_a, const LoadB& load_b, const Epilogue& epilogue,
+                                                int M, int N, int m0, int n0, int k_begin, int k_end) {
+  namespace wmma = nvcuda::wmma;
+  constexpr int kWarpRows = 16, kWarpCols = 32;
+  static_assert(kBK == 16, "one m16n16k16 mma per slice");
+  __shared__ __align__(32) __nv_bfloat16 sa[kBK][kTileLdBf16];
+  __shared__ __align__(32) __nv_bfloat16 sb[kBK][kTileLdBf16];
+  __shared__ __align__(32) float sc[kBM][kTileLd];
+  const int warp = threadIdx.x / 32;
+  const int wm = (warp % (kBM / kWarpRows)) * kWarpRows, wn = (warp / (kBM / kWarpRows)) * kWarpCols;
+  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2];
+  wmma::fill_fragment(acc[0], 0.f);
+  wmma::fill_fragment(acc[1], 0.f);
+
+  for (int k0 = k_begin; k0 < k_end; k0 += kBK) {
+    load_a(sa, m0, k0);
+    load_b(sb, n0, k0);
+    __syncthreads();
+    wmma::fragment<wmma::matrix_a, 16, 16, 16, __nv_bfloat16, wmma::col_major> a;
+    wmma::load_matrix_sync(a, &sa[0][wm], kTileLdBf16);
 #pragma unroll
-  for (int i = 0; i < kTM; ++i) {
-    const int m = ty * kTM + i;
-    if (m0 + m >= M) continue;
-#pragma unroll
-    for (int j = 0; j < kTN; ++j) {
-      const int n = tx * kTN + j;
-      if (n0 + n < N) epilogue(m0 + m, n0 + n, sc[m][n]);
+    for (int j = 0; j < 2; ++j) {
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, __nv_bfloat16, wmma::row_major> b;
+      wmma::load_matrix_sync(b, &sb[0][wn + 16 * j], kTileLdBf16);
+      wmma::mma_sync(acc[j], a, b, acc[j]);
     }
+    __syncthreads();
   }
+  write_accumulators(acc, sc, wm, wn, epilogue, M, N, m0, n0);
 }
 
 inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }

@@ -1,0 +1,218 @@
+// Mixed precision building blocks: the f32 <-> bf16 rounding, the casts on both devices, and
+// the convolutions and linear products with bf16 operands (kernels/math_mode.h).
+//
+// The rounding is checked against an independent oracle (the nearer of the two bf16
+// neighbours, in double; ties to the even one) and against values torch.bfloat16 gives. The
+// bf16 products are checked against a double-precision sum over the rounded operands: "bf16
+// operands, f32 accumulation" must land within f32 summation error of it (rel. ~1e-6), and
+// away from the f32 result of the unrounded operands (rel. ~1e-3), which proves the operands
+// really were rounded. On the (emulated) device the convolutions run on the BF16 tensor-core
+// kernels (cuda_emu/wmma.h on the emulator).
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <string>
+
+#include "kernels/cast.h"
+#include "kernels/common/bf16.h"
+#include "kernels/conv2d.h"
+#include "kernels/linear.h"
+#include "tests/op_check.h"
+
+using namespace cxr;
+using namespace cxr::test;
+
+namespace {
+
+// The nearest bf16 to v by search over the two candidates around it; ties to even mantissa.
+std::uint16_t nearest_bf16_oracle(float v) {
+  std::uint32_t u;
+  std::memcpy(&u, &v, 4);
+  const std::uint16_t lo = static_cast<std::uint16_t>(u >> 16);
+  const std::uint16_t hi = static_cast<std::uint16_t>(lo + 1);
+  const double dv = v, dlo = bf16_to_f32(lo), dhi = bf16_to_f32(hi);
+  const double elo = std::abs(dv - dlo), ehi = std::abs(dv - dhi);
+  if (elo < ehi) return lo;
+  if (ehi < elo) return hi;
+  return (lo & 1u) == 0 ? lo : hi;
+}
+
+double relative_error(const Tensor& a, const std::vector<double>& ref) {
+  const std::vector<float> x = a.to(Device::CPU).to_vector();
+  REQUIRE(x.size() == ref.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) return INFINITY;
+    num += (x[i] - ref[i]) * (x[i] - ref[i]);
+    den += ref[i] * ref[i];
+  }
+  return std::sqrt(num / den);
+}
+
+std::vector<double> rounded_doubles(const Tensor& t) {
+  std::vector<double> v;
+  for (float f : t.to(Device::CPU).to_vector()) v.push_back(round_bf16(f));
+  return v;
+}
+
+struct ConvCase {
+  const char* name;
+  int N, C, H, W, K, R, S;
+  Conv2dParams p;
+};
+
+const ConvCase kConvCases[] = {
+    {"3x3 p1", 2, 12, 9, 8, 20, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
+    {"3x3 s2 p1, K not a tile multiple", 2, 8, 11, 10, 70, 3, 3, {2, 2, 1, 1, 1, 1, 1}},
+    {"7x7 s2 p3 stem", 1, 3, 16, 14, 8, 7, 7, {2, 2, 3, 3, 1, 1, 1}},
+    {"1x1", 3, 24, 5, 6, 40, 1, 1, {1, 1, 0, 0, 1, 1, 1}},
+    {"1x1 s2 downsample", 2, 16, 9, 9, 24, 1, 1, {2, 2, 0, 0, 1, 1, 1}},
+    {"3x3 groups 2 dilation 2", 2, 8, 9, 9, 12, 3, 3, {1, 1, 2, 2, 2, 2, 2}},
+    {"3x3 depthwise", 2, 16, 7, 7, 16, 3, 3, {1, 1, 1, 1, 1, 1, 16}},
+    {"split-K weight gradient", 8, 4, 24, 24, 8, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
+};
+
+struct ConvTensors {
+  Tensor x, w, dy;
+  Conv2dDims d;
+};
+
+ConvTensors make_conv(const ConvCase& c, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  ConvTensors t;
+  t.x = Tensor::randn({c.N, c.C, c.H, c.W}, rng);
+  t.w = Tensor::randn({c.K, c.C / c.p.groups, c.R, c.S}, rng);
+  t.d = conv2d_dims(t.x.shape(), t.w.shape(), c.p);
+  t.dy = Tensor::randn({t.d.N, t.d.K, t.d.P, t.d.Q}, rng);
+  return t;
+}
+
+// Forward and both gradients of one case with bf16 operands on `device`, each against the
+// double-precision sums of the rounded operands (the conv references in double).
+void check_bf16_conv(const ConvCase& c, Device device) {
+  const ConvTensors t = make_conv(c, 7);
+  const Conv2dDims& d = t.d;
+  const std::vector<double> x = rounded_doubles(t.x), w = rounded_doubles(t.w), dy = rounded_doubles(t.dy);
+  std::vector<double> y_ref(static_cast<std::size_t>(d.N) * d.K * d.P * d.Q), dx_ref(x.size()), dw_ref(w.size());
+  cpu::conv2d_forward_reference<double>(d, x.data(), w.data(), nullptr, y_ref.data());
+  cpu::conv2d_backward_data_reference<double>(d, dy.data(), w.data(), dx_ref.data());
+  cpu::conv2d_backward_weight_reference<double>(d, dy.data(), x.data(), dw_ref.data());
+
+  const Tensor xb = to_bf16(t.x.to(device)), wb = to_bf16(t.w.to(device)), dyb = to_bf16(t.dy.to(device));
+  const Tensor y = conv2d_forward(xb, wb, Tensor(), c.p);
+  const Tensor dx = conv2d_backward_data(dyb, wb, t.x.shape(), c.p);
+  const Tensor dw = conv2d_backward_weight(dyb, xb, t.w.shape(), c.p);
+  CHECK(y.dtype() == DType::F32);
+  CHECK(y.device() == device);
+  // Without rounding: the f32 result of the original operands, ~1e-3 away.
+  const Tensor y32 = conv2d_forward(t.x, t.w, Tensor(), c.p);
+  INFO(c.name, " on ", device_name(device));
+  CHECK(relative_error(y, y_ref) < 1e-5);
+  CHECK(relative_error(dx, dx_ref) < 1e-5);
+  CHECK(relative_error(dw, dw_ref) < 1e-5);
+  CHECK(relative_error(y32, y_ref) > 3e-4);
+}
+
+}  // namespace
+
+TEST_CASE("f32_to_bf16 rounds to the nearest bf16, ties to even, as torch.bfloat16 does" *
+          doctest::test_suite("cpu")) {
+  // torch.tensor([1.0, 1.00390625, 1.01171875, -2.5, 3.1415926, 1e-40, 65504.0]).to(torch.bfloat16)
+  //   .view(torch.int16): 16256, 16256, 16258, -16416, 16457, 0, 18304 (as uint16: 0xbfe0 for -2.5)
+  CHECK(f32_to_bf16(1.0f) == 0x3f80);
+  CHECK(f32_to_bf16(1.00390625f) == 0x3f80);  // 1 + 2^-8: a tie, to the even 0x3f80
+  CHECK(f32_to_bf16(1.01171875f) == 0x3f82);  // 1 + 3 2^-8: a tie, to the even 0x3f82
+  CHECK(f32_to_bf16(-2.5f) == 0xc020);
+  CHECK(f32_to_bf16(3.1415926f) == 0x4049);
+  CHECK(f32_to_bf16(65504.0f) == 0x4780);
+  CHECK(f32_to_bf16(std::numeric_limits<float>::infinity()) == 0x7f80);
+  CHECK(f32_to_bf16(-std::numeric_limits<float>::infinity()) == 0xff80);
+  CHECK(f32_to_bf16(std::numeric_limits<float>::max()) == 0x7f80);  // rounds up to +inf
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16(std::numeric_limits<float>::quiet_NaN()))));
+  // A NaN whose payload sits in the low bits only must not become inf.
+  float low_nan;
+  const std::uint32_t low_nan_bits = 0x7f800001u;
+  std::memcpy(&low_nan, &low_nan_bits, 4);
+  CHECK(std::isnan(bf16_to_f32(f32_to_bf16(low_nan))));
+
+  std::mt19937_64 rng(3);
+  std::uniform_int_distribution<std::uint32_t> any_bits;
+  int checked = 0;
+  for (int i = 0; i < 200000; ++i) {
+    std::uint32_t u = any_bits(rng);
+    if (i % 2) u = (u & 0xffff0000u) | 0x8000u;  // half of them exact ties
+    float v;
+    std::memcpy(&v, &u, 4);
+    if (!std::isfinite(v) || std::abs(v) >= 3.38e38f) continue;  // the oracle needs a finite upper neighbour
+    const std::uint16_t got = f32_to_bf16(v), want = nearest_bf16_oracle(v);
+    if (got != want) FAIL_CHECK("f32_to_bf16(" << v << ") = " << got << ", the nearest is " << want);
+    ++checked;
+  }
+  CHECK(checked > 190000);
+}
+
+TEST_CASE("to_bf16 and to_f32 agree on every device and round-trip bf16 values exactly" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  std::mt19937_64 rng(5);
+  Tensor x = Tensor::randn({3, 5, 7, 11}, rng, 0.f, 100.f);
+  x.f32()[0] = std::numeric_limits<float>::infinity();
+  x.f32()[1] = std::numeric_limits<float>::quiet_NaN();
+  x.f32()[2] = 1.00390625f;
+  const Tensor on_cpu = to_bf16(x), on_gpu = to_bf16(x.to(Device::CUDA));
+  CHECK(on_gpu.dtype() == DType::BF16);
+  const std::uint16_t* a = on_cpu.data<std::uint16_t>();
+  const Tensor gpu_bits = on_gpu.cpu();
+  const std::uint16_t* b = gpu_bits.data<std::uint16_t>();
+  for (std::int64_t i = 0; i < x.numel(); ++i) REQUIRE(a[i] == b[i]);
+  const Tensor back = to_f32(on_gpu).cpu();
+  for (std::int64_t i = 3; i < x.numel(); ++i) REQUIRE(back.f32()[i] == round_bf16(x.f32()[i]));
+  CHECK(std::isinf(back.f32()[0]));
+  CHECK(std::isnan(back.f32()[1]));
+}
+
+TEST_CASE("casts: an f32 tensor stays shared by to_f32, a wrong dtype is named" * doctest::test_suite("cpu")) {
+  Tensor x = Tensor::zeros({4});
+  CHECK(to_f32(x).f32() == x.f32());
+  const Tensor b = to_bf16(x);
+  CHECK(to_bf16(b).data<std::uint16_t>() == b.data<std::uint16_t>());
+  CHECK_THROWS_WITH(to_bf16(Tensor::zeros({2}, DType::I32)), doctest::Contains("to_bf16: expected an f32 tensor"));
+}
+
+TEST_CASE("conv2d with bf16 operands on the CPU: the bf16 sums with f32 accumulation" * doctest::test_suite("cpu")) {
+  for (const ConvCase& c : kConvCases) check_bf16_conv(c, Device::CPU);
+}
+
+TEST_CASE("conv2d with bf16 operands on the device: BF16 tensor cores, as the CPU" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  for (const ConvCase& c : kConvCases) check_bf16_conv(c, Device::CUDA);
+}
+
+TEST_CASE("conv2d refuses mixed operand types, naming both" * doctest::test_suite("cpu")) {
+  std::mt19937_64 rng(1);
+  const Tensor x = Tensor::randn({1, 2, 4, 4}, rng), w = Tensor::randn({3, 2, 3, 3}, rng);
+  CHECK_THROWS_WITH(conv2d_forward(to_bf16(x), w, Tensor(), {}),
+                    doctest::Contains("x and w must both be f32 or both bf16, found x bf16 [1, 2, 4, 4] and w f32 [3, 2, 3, 3]"));
+}
+
+TEST_CASE("linear with bf16 operands: the bf16 sums with f32 accumulation, on every device" *
+          doctest::test_suite("cpu")) {
+  std::mt19937_64 rng(9);
+  const std::int64_t N = 6, in = 40, out = 9;
+  const Tensor x = Tensor::randn({N, in}, rng), w = Tensor::randn({out, in}, rng), b = Tensor::randn({out}, rng);
+  const Tensor dy = Tensor::randn({N, out}, rng);
+  const std::vector<double> xr = rounded_doubles(x), wr = rounded_doubles(w), dyr = rounded_doubles(dy);
+  std::vector<double> y_ref(N * out), dx_ref(N * in), dw_ref(out * in), db_ref(out);
+  const std::vector<double> bd = to_doubles(b);
+  cpu::linear_forward_reference<double>(N, in, out, xr.data(), wr.data(), bd.data(), y_ref.data());
+  cpu::linear_backward_reference<double>(N, in, out, xr.data(), wr.data(), dyr.data(), dx_ref.data(), dw_ref.data(),
+                                         db_ref.data());
+  const Tensor y = linear(to_bf16(x), to_bf16(w), b);
+  const LinearGrads g = linear_backward(to_bf16(x), to_bf16(w), to_bf16(dy), true);
+  CHECK(relative_error(y, y_ref) < 1e-6);
+  CHECK(relative_error(g.dx, dx_ref) < 1e-6);
+  CHECK(relative_error(g.dw, dw_ref) < 1e-6);
+  CHECK(relative_error(g.db, db_ref) < 1e-6);
+  CHECK(relative_error(linear(x, w, b), y_ref) > 3e-4);
+  CHECK_THROWS_WITH(linear(to_bf16(x), w, b), doctest::Contains("w must be bf16 too"));
+}
