@@ -2,9 +2,20 @@
 // convolutions of kernels/conv2d.h (data, weight, bias), each only when needed.
 #include "layers/conv2d.h"
 
+#include "kernels/cast.h"
+#include "kernels/math_mode.h"
 #include "layers/init.h"
 
 namespace cxr {
+
+namespace {
+Conv2dObserver& observer() {
+  static Conv2dObserver f;
+  return f;
+}
+}  // namespace
+
+void set_conv2d_observer(Conv2dObserver f) { observer() = std::move(f); }
 
 Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOptions o) {
   CXR_CHECK(o.groups >= 1 && in_channels % o.groups == 0 && out_channels % o.groups == 0, "Conv2d: ", in_channels,
@@ -29,18 +40,30 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOption
 
 Tensor Conv2d::forward(const Tensor& x) {
   Tensor xc = x.contiguous();
-  Tensor y = conv2d_forward(xc, weight_->value, bias_ ? bias_->value : Tensor(), p_);
-  save_for_backward(keeps_for_backward() ? xc : Tensor());
+  if (observer()) observer()(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
+  const bool bf16 = autocast_bf16();
+  const Tensor xin = bf16 ? to_bf16(xc) : xc;
+  const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
+  Tensor y = conv2d_forward(xin, w, bias_ ? bias_->value : Tensor(), p_);
+  const bool keep = keeps_for_backward();
+  save_for_backward(keep ? xin : Tensor());
+  saved_weight_ = keep && bf16 ? w : Tensor();
   return y;
 }
 
 Tensor Conv2d::backward(const Tensor& dy_in) {
   const Tensor x = saved_input("Conv2d");
   save_for_backward(Tensor());  // release the activation as soon as possible
+  // A bf16 input was saved under autocast: the gradient convolutions take bf16 operands too
+  // (the bias gradient, a plain sum, stays f32).
+  const bool bf16 = x.dtype() == DType::BF16;
+  const Tensor w = bf16 ? saved_weight_ : weight_->value;
+  saved_weight_ = Tensor();
   const Tensor dy = dy_in.contiguous();
-  if (weight_->trainable) weight_->accumulate_grad(conv2d_backward_weight(dy, x, weight_->value.shape(), p_));
+  const Tensor dy_op = bf16 ? to_bf16(dy) : dy;
+  if (weight_->trainable) weight_->accumulate_grad(conv2d_backward_weight(dy_op, x, weight_->value.shape(), p_));
   if (bias_ && bias_->trainable) bias_->accumulate_grad(conv2d_backward_bias(dy));
-  return input_grad_ ? conv2d_backward_data(dy, weight_->value, x.shape(), p_) : Tensor();
+  return input_grad_ ? conv2d_backward_data(dy_op, w, x.shape(), p_) : Tensor();
 }
 
 }  // namespace cxr

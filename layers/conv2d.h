@@ -5,14 +5,25 @@
 //   Tensor y  = conv.forward(x);   // x: (N, C, H, W) -> y: (N, K, P, Q); saves x when training
 //   Tensor dx = conv.backward(dy); // weight/bias grads accumulate (+=) when trainable
 //
+// Under autocast_bf16 (kernels/math_mode.h) x, the weight and dy are rounded to bf16 for the
+// convolutions (f32 accumulation, f32 outputs); the layer then keeps the bf16 x (and weight)
+// for backward, half the bytes of the f32 activation.
 // input_grad = false skips the data gradient (a network's first layer; backward then returns
 // an undefined tensor): it saves the cost of one backward-data convolution.
 #pragma once
+
+#include <functional>
 
 #include "kernels/conv2d.h"
 #include "layers/module.h"
 
 namespace cxr {
+
+// Called with the sizes of every Conv2d forward while set (null by default): benchmarks use it
+// to list the convolution shapes of a model (bench/bench_conv_layers.cpp). Process-wide, not
+// thread-safe; set it around a single-threaded forward.
+using Conv2dObserver = std::function<void(const Conv2dDims&)>;
+void set_conv2d_observer(Conv2dObserver observer);
 
 struct Conv2dOptions {
   int kernel = 3;
@@ -41,6 +52,7 @@ class Conv2d : public Module {
   Parameter* bias_ = nullptr;
   Conv2dParams p_;
   bool input_grad_ = true;
+  Tensor saved_weight_;  // the bf16 weight of the last forward under autocast
 };
 
 }  // namespace cxr

@@ -1,7 +1,9 @@
 // Linear layer (see linear.h).
 #include "layers/linear.h"
 
+#include "kernels/cast.h"
 #include "kernels/linear.h"
+#include "kernels/math_mode.h"
 #include "layers/init.h"
 
 namespace cxr {
@@ -22,9 +24,13 @@ Linear::Linear(std::int64_t in_features, std::int64_t out_features, bool bias) :
 Tensor Linear::forward(const Tensor& x_in) {
   CXR_CHECK(x_in.dim() >= 1 && x_in.size(-1) == in_, "Linear: expected x of shape (..., ", in_, "), found ",
             x_in.str());
-  const Tensor x = x_in.contiguous().view({-1, in_});
-  Tensor y = linear(x, weight_->value, bias_ ? bias_->value : Tensor());
-  save_for_backward(keeps_for_backward() ? x_in.contiguous() : Tensor());
+  const bool bf16 = autocast_bf16();
+  const Tensor x = bf16 ? to_bf16(x_in.contiguous().view({-1, in_})) : x_in.contiguous().view({-1, in_});
+  const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
+  Tensor y = linear(x, w, bias_ ? bias_->value : Tensor());
+  const bool keep = keeps_for_backward();
+  save_for_backward(keep ? x.view(x_in.shape()) : Tensor());
+  saved_weight_ = keep && bf16 ? w : Tensor();
   Shape out_shape = x_in.shape();
   out_shape.back() = out_;
   return y.view(out_shape);
@@ -34,8 +40,12 @@ Tensor Linear::backward(const Tensor& dy_in) {
   const Tensor x_saved = saved_input("Linear");
   save_for_backward(Tensor());
   const Tensor x = x_saved.view({-1, in_});
-  const Tensor dy = dy_in.contiguous().view({-1, out_});
-  LinearGrads g = linear_backward(x, weight_->value, dy, bias_ != nullptr);
+  // A bf16 input was saved under autocast: the gradient products take bf16 operands too.
+  const bool bf16 = x.dtype() == DType::BF16;
+  const Tensor w = bf16 ? saved_weight_ : weight_->value;
+  saved_weight_ = Tensor();
+  const Tensor dy = bf16 ? to_bf16(dy_in.contiguous().view({-1, out_})) : dy_in.contiguous().view({-1, out_});
+  LinearGrads g = linear_backward(x, w, dy, bias_ != nullptr);
   if (weight_->trainable) weight_->accumulate_grad(g.dw);
   if (bias_ && bias_->trainable) bias_->accumulate_grad(g.db);
   return g.dx.view(x_saved.shape());

@@ -4,6 +4,8 @@
 //   dx = dy W            dW += dy^T x            db += sum over rows of dy
 // Parameters "weight" (out, in) and, when bias, "bias" (out); PyTorch's default init
 // (U(-1/sqrt(in), 1/sqrt(in)) for both). The math runs in kernels/linear.h.
+// Under autocast_bf16 (kernels/math_mode.h) x, W and dy are rounded to bf16 for the products;
+// the layer then keeps the bf16 x (and W) for backward.
 #pragma once
 
 #include "layers/module.h"
@@ -25,6 +27,7 @@ class Linear : public Module {
   std::int64_t in_, out_;
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
+  Tensor saved_weight_;  // the bf16 weight of the last forward under autocast
 };
 
 }  // namespace cxr
