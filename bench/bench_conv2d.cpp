@@ -15,15 +15,11 @@
 #include <random>
 #include <string>
 
+#include "bench/bench_util.h"
 #include "kernels/conv2d.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
-
-#if defined(CXR_HAVE_CUDNN)
-#include <cuda_runtime.h>
-#include <cudnn.h>
-#endif
 
 using namespace cxr;
 
@@ -64,14 +60,14 @@ const Layer kResnet18At64[] = {
     {"r18_64_l4_3x3_512x2", 512, 2, 512, 3, 1, 1, 1},
 };
 
-enum class Pass { Fwd, BwdData, BwdWeight };
-const char* pass_name(Pass p) { return p == Pass::Fwd ? "fwd" : p == Pass::BwdData ? "bwd_data" : "bwd_weight"; }
+using Pass = bench::ConvPass;
+const char* pass_name(Pass p) { return bench::conv_pass_name(p); }
 
 constexpr int kCpuBatch = 2;
 constexpr int kCpuTrainBatch = 32;
 constexpr int kGpuBatch = 64;
 
-bool have_gpu() { return backend::has_device() && !backend::is_emulated(); }
+using bench::have_gpu;
 
 Conv2dParams params_of(const Layer& l) {
   Conv2dParams p;
@@ -108,16 +104,7 @@ void set_flops(benchmark::State& st, double flops) {
 }
 
 void time_gpu(benchmark::State& st, double flops, const std::function<void()>& op) {
-  for (int i = 0; i < 3; ++i) op();
-  backend::synchronize();
-  Event start(true), stop(true);
-  for (auto _ : st) {
-    start.record(Stream::compute());
-    op();
-    stop.record(Stream::compute());
-    stop.synchronize();
-    st.SetIterationTime(stop.elapsed_ms_since(start) * 1e-3);
-  }
+  bench::time_gpu(st, op);
   set_flops(st, flops);
 }
 
@@ -134,79 +121,23 @@ void bench_cuda(benchmark::State& st, Layer l, Pass pass) {
   time_gpu(st, pr.d.flops(), [&] { pr.run(pass); });
 }
 
-#if defined(CXR_HAVE_CUDNN)
-#define CUDNN_OK(expr)                                                    \
-  do {                                                                    \
-    if ((expr) != CUDNN_STATUS_SUCCESS) return st.SkipWithError(#expr);   \
-  } while (0)
-#endif
-
 void bench_cudnn(benchmark::State& st, Layer l, Pass pass) {
 #if defined(CXR_HAVE_CUDNN)
   if (!have_gpu()) return st.SkipWithError("no GPU");
   Problem pr(l, kGpuBatch, Device::CUDA);
-  const Conv2dDims& d = pr.d;
-  cudnnHandle_t h;
-  cudnnTensorDescriptor_t xd, yd;
-  cudnnFilterDescriptor_t wd;
-  cudnnConvolutionDescriptor_t cd;
-  CUDNN_OK(cudnnCreate(&h));
-  CUDNN_OK(cudnnSetStream(h, static_cast<cudaStream_t>(backend::compute_stream_handle())));
-  CUDNN_OK(cudnnCreateTensorDescriptor(&xd));
-  CUDNN_OK(cudnnCreateTensorDescriptor(&yd));
-  CUDNN_OK(cudnnCreateFilterDescriptor(&wd));
-  CUDNN_OK(cudnnCreateConvolutionDescriptor(&cd));
-  CUDNN_OK(cudnnSetTensor4dDescriptor(xd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d.N, d.C, d.H, d.W));
-  CUDNN_OK(cudnnSetTensor4dDescriptor(yd, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d.N, d.K, d.P, d.Q));
-  CUDNN_OK(cudnnSetFilter4dDescriptor(wd, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d.K, d.C / d.G, d.R, d.S));
-  CUDNN_OK(cudnnSetConvolution2dDescriptor(cd, d.ph, d.pw, d.sh, d.sw, 1, 1, CUDNN_CROSS_CORRELATION,
-                                           CUDNN_DATA_FLOAT));
-  CUDNN_OK(cudnnSetConvolutionGroupCount(cd, d.G));
-  CUDNN_OK(cudnnSetConvolutionMathType(cd, CUDNN_FMA_MATH));
-  Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, Device::CUDA);
+  bench::CudnnConv conv(pr.d, pass, /*tf32=*/false);
+  if (!conv.error().empty()) return st.SkipWithError(conv.error().c_str());
+  Tensor y = Tensor::empty({pr.d.N, pr.d.K, pr.d.P, pr.d.Q}, DType::F32, Device::CUDA);
   Tensor dx = Tensor::empty(pr.x.shape(), DType::F32, Device::CUDA);
   Tensor dw = Tensor::empty(pr.w.shape(), DType::F32, Device::CUDA);
-  const float one = 1.f, zero = 0.f;
-  std::size_t bytes = 0;
-  int found = 0;
   std::function<void()> op;
-  Tensor ws;
-  auto workspace = [&](std::size_t n) {
-    ws = Tensor::empty({static_cast<std::int64_t>(n / 4 + 1)}, DType::F32, Device::CUDA);
-  };
-  if (pass == Pass::Fwd) {
-    cudnnConvolutionFwdAlgoPerf_t perf;
-    CUDNN_OK(cudnnGetConvolutionForwardAlgorithm_v7(h, xd, wd, cd, yd, 1, &found, &perf));
-    CUDNN_OK(cudnnGetConvolutionForwardWorkspaceSize(h, xd, wd, cd, yd, perf.algo, &bytes));
-    workspace(bytes);
-    op = [&, algo = perf.algo] {
-      cudnnConvolutionForward(h, &one, xd, pr.x.f32(), wd, pr.w.f32(), cd, algo, ws.f32(), bytes, &zero, yd, y.f32());
-    };
-  } else if (pass == Pass::BwdData) {
-    cudnnConvolutionBwdDataAlgoPerf_t perf;
-    CUDNN_OK(cudnnGetConvolutionBackwardDataAlgorithm_v7(h, wd, yd, cd, xd, 1, &found, &perf));
-    CUDNN_OK(cudnnGetConvolutionBackwardDataWorkspaceSize(h, wd, yd, cd, xd, perf.algo, &bytes));
-    workspace(bytes);
-    op = [&, algo = perf.algo] {
-      cudnnConvolutionBackwardData(h, &one, wd, pr.w.f32(), yd, pr.dy.f32(), cd, algo, ws.f32(), bytes, &zero, xd,
-                                   dx.f32());
-    };
-  } else {
-    cudnnConvolutionBwdFilterAlgoPerf_t perf;
-    CUDNN_OK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, xd, yd, cd, wd, 1, &found, &perf));
-    CUDNN_OK(cudnnGetConvolutionBackwardFilterWorkspaceSize(h, xd, yd, cd, wd, perf.algo, &bytes));
-    workspace(bytes);
-    op = [&, algo = perf.algo] {
-      cudnnConvolutionBackwardFilter(h, &one, xd, pr.x.f32(), yd, pr.dy.f32(), cd, algo, ws.f32(), bytes, &zero, wd,
-                                     dw.f32());
-    };
+  switch (pass) {
+    case Pass::Fwd: op = [&] { conv.run(pr.x.f32(), pr.w.f32(), y.f32()); }; break;
+    case Pass::BwdData: op = [&] { conv.run(pr.dy.f32(), pr.w.f32(), dx.f32()); }; break;
+    case Pass::BwdWeight: op = [&] { conv.run(pr.x.f32(), pr.dy.f32(), dw.f32()); }; break;
   }
-  time_gpu(st, d.flops(), op);
-  cudnnDestroyConvolutionDescriptor(cd);
-  cudnnDestroyFilterDescriptor(wd);
-  cudnnDestroyTensorDescriptor(yd);
-  cudnnDestroyTensorDescriptor(xd);
-  cudnnDestroy(h);
+  time_gpu(st, pr.d.flops(), op);
+  if (!conv.error().empty()) st.SkipWithError(conv.error().c_str());
 #else
   (void)l;
   (void)pass;

@@ -3,8 +3,10 @@
 //   backward_heads (no input gradient, as the trainer) -> AdamW over every parameter.
 // Rows, name train_step/<device>/<model>/<pixels>/<batch>:
 //   train_step/cpu/resnet18/64/{32,16}     all OpenMP threads (OMP_NUM_THREADS), wall clock
-//   train_step/cuda/resnet50/224/128       fp32, skipped without a real GPU (and on cuda-emu)
-//   train_step/cuda_tf32/resnet50/224/128  the same with TF32 tensor cores (cxr::set_allow_tf32)
+//   train_step/cuda/<model>/224/128        fp32, skipped without a real GPU (and on cuda-emu);
+//                                          model resnet50 and efficientnet_b0
+//   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (cxr::set_allow_tf32)
+//   train_step/cuda_bf16/<model>/224/128   mixed precision (cxr::set_autocast_bf16, fp32 weights)
 // Counters: items_per_second = images/s; omp_threads; on the CPU the mean time per step
 // of each phase (fwd_ms, loss_ms, bwd_ms, opt_ms); on CUDA peak_MiB = the allocator's
 // high-water mark over the timed steps (reset after the warm-up; it includes the weights,
@@ -100,8 +102,11 @@ struct TrainStep {
   }
 };
 
-void bench_train(benchmark::State& st, const std::string& arch, Device dev, bool tf32) {
-  AllowTf32Scope scope(tf32);
+enum class Math { Fp32, Tf32, Bf16 };
+
+void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math math) {
+  AllowTf32Scope tf32(math == Math::Tf32);
+  AutocastBf16Scope bf16(math == Math::Bf16);
   const int pixels = static_cast<int>(st.range(0));
   const int batch = static_cast<int>(st.range(1));
   if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
@@ -134,21 +139,25 @@ void bench_train(benchmark::State& st, const std::string& arch, Device dev, bool
 void register_all() {
   const int cpu_steps = env_int("CXR_TRAIN_STEPS", 10);
   const int gpu_steps = env_int("CXR_TRAIN_STEPS", 30);
-  benchmark::RegisterBenchmark("train_step/cpu/resnet18", bench_train, std::string("resnet18"), Device::CPU, false)
+  benchmark::RegisterBenchmark("train_step/cpu/resnet18", bench_train, std::string("resnet18"), Device::CPU,
+                               Math::Fp32)
       ->ArgNames({"px", "batch"})
       ->Args({64, 32})
       ->Args({64, 16})
       ->Iterations(cpu_steps)
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
-  for (bool tf32 : {false, true})
-    benchmark::RegisterBenchmark(tf32 ? "train_step/cuda_tf32/resnet50" : "train_step/cuda/resnet50", bench_train,
-                                 std::string("resnet50"), Device::CUDA, tf32)
-        ->ArgNames({"px", "batch"})
-        ->Args({224, 128})
-        ->Iterations(gpu_steps)
-        ->UseRealTime()
-        ->Unit(benchmark::kMillisecond);
+  const std::pair<Math, const char*> maths[] = {{Math::Fp32, "cuda"}, {Math::Tf32, "cuda_tf32"},
+                                                {Math::Bf16, "cuda_bf16"}};
+  for (const char* arch : {"resnet50", "efficientnet_b0"})
+    for (const auto& [math, device] : maths)
+      benchmark::RegisterBenchmark(std::string("train_step/") + device + "/" + arch, bench_train, std::string(arch),
+                                   Device::CUDA, math)
+          ->ArgNames({"px", "batch"})
+          ->Args({224, 128})
+          ->Iterations(gpu_steps)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace

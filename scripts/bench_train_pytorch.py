@@ -2,17 +2,20 @@
 """The PyTorch side of scripts/bench_train_vs_pytorch: the training step of
 bench/bench_train_step.cpp, in torch, on the same batch, image size and thread count.
 
-  forward (torchvision resnet18/50, fc replaced by Linear(F, 14 + 56)) ->
+  forward (torchvision resnet18/50 or efficientnet_b0, the last Linear replaced by Linear(F, 14 + 56)) ->
   BCEWithLogits(pos_weight) + masked MSE on sigmoid boxes -> backward -> AdamW (defaults).
 
 CPU: torch.set_num_threads(--threads). CUDA: fp32 weights, channels_last, TF32 allowed unless --tf32 0
-(TF32 is PyTorch's default fp32 path in cuDNN), peak = torch.cuda.max_memory_allocated over the timed steps.
+(TF32 is PyTorch's default fp32 path in cuDNN), --amp bf16: forward and loss under
+torch.autocast(cuda, bfloat16) (fp32 weights, no grad scaler: bf16 needs none), peak =
+torch.cuda.max_memory_allocated over the timed steps.
 Prints one JSON line: {"device", "model", "pixels", "batch", "threads", "steps",
 "images_per_s", "ms_per_step", "peak_MiB", "torch"}.
 
   /usr/bin/python3 scripts/bench_train_pytorch.py --device cpu --model resnet18 --pixels 64 --batch 32
 """
 import argparse
+import contextlib
 import json
 import time
 
@@ -34,6 +37,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--amp", choices=["none", "bf16"], default="none", help="CUDA: autocast to bfloat16")
     ap.add_argument("--tf32", type=int, choices=[0, 1], default=1,
                     help="CUDA: let fp32 convolutions and matmuls use TF32 tensor cores (PyTorch's default for cuDNN)")
     a = ap.parse_args()
@@ -49,7 +53,10 @@ def main():
         torch.backends.cudnn.benchmark = True
 
     model = getattr(torchvision.models, a.model)()
-    model.fc = nn.Linear(model.fc.in_features, CLASSES * (1 + BOX))
+    if hasattr(model, "fc"):  # resnet
+        model.fc = nn.Linear(model.fc.in_features, CLASSES * (1 + BOX))
+    else:  # efficientnet: classifier = Sequential(Dropout, Linear)
+        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, CLASSES * (1 + BOX))
     model = model.to(dev)
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
@@ -63,14 +70,18 @@ def main():
     pw = (1 + 4 * torch.rand(CLASSES, generator=g)).to(dev)
     t = torch.rand(a.batch, CLASSES, BOX, generator=g).to(dev)
 
+    amp = cuda and a.amp == "bf16"
+    autocast = (lambda: torch.autocast(device_type="cuda", dtype=torch.bfloat16)) if amp else contextlib.nullcontext
+
     def step():
-        out = model(x)
-        z = out[:, :CLASSES]
-        b = out[:, CLASSES:].reshape(a.batch, CLASSES, BOX)
-        bce = F.binary_cross_entropy_with_logits(z, y, pos_weight=pw)
-        m = mask.unsqueeze(-1)
-        mse = (m * (torch.sigmoid(b) - t) ** 2).sum() / torch.clamp(4 * mask.sum(), min=1)
-        loss = bce + mse
+        with autocast():
+            out = model(x)
+            z = out[:, :CLASSES].float()
+            b = out[:, CLASSES:].float().reshape(a.batch, CLASSES, BOX)
+            bce = F.binary_cross_entropy_with_logits(z, y, pos_weight=pw)
+            m = mask.unsqueeze(-1)
+            mse = (m * (torch.sigmoid(b) - t) ** 2).sum() / torch.clamp(4 * mask.sum(), min=1)
+            loss = bce + mse
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -98,6 +109,7 @@ def main():
         "ms_per_step": 1e3 * dt / a.steps,
         "peak_MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "tf32": bool(a.tf32) if cuda else None,
+        "amp": a.amp if cuda else None,
         "torch": torch.__version__,
     }
     print(json.dumps(r))
