@@ -5,12 +5,15 @@
 //   cuda/cublas/<n>   cublasSgemm on the same operands (FP32, no TF32), CUDA events
 //   cuda/tiled_tf32/<n>, cuda/cublas_tf32/<n>: the same with TF32 tensor cores
 //                     (cxr::set_allow_tf32 / CUBLAS_TF32_TENSOR_OP_MATH)
+//   cuda/tiled_bf16/<n>  cuda::gemm_bf16: bf16 A and B, f32 C, BF16 tensor cores
+//   cuda/cublas_bf16/<n> cublasGemmEx on the same bf16 operands, f32 C, CUBLAS_COMPUTE_32F
 // GPU rows skip with "no GPU" on machines without one (and on the emulated device).
 #include <benchmark/benchmark.h>
 
 #include <random>
 #include <vector>
 
+#include "kernels/cast.h"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
 #include "tensor/backend.h"
@@ -102,6 +105,41 @@ void cuda_cublas(benchmark::State& st, bool tf32) {
 #endif
 }
 
+void cuda_tiled_bf16(benchmark::State& st) {
+  if (!have_gpu()) return st.SkipWithError("no GPU");
+  const std::int64_t n = st.range(0);
+  std::mt19937_64 rng(1);
+  const Tensor a = to_bf16(Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA));
+  const Tensor b = to_bf16(Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA));
+  Tensor c = Tensor::empty({n, n}, DType::F32, Device::CUDA);
+  time_gpu(st, 2.0 * n * n * n, [&] {
+    cuda::gemm_bf16(false, false, n, n, n, a.data<std::uint16_t>(), n, b.data<std::uint16_t>(), n, c.f32(), n);
+  });
+}
+
+void cuda_cublas_bf16(benchmark::State& st) {
+#if defined(CXR_HAVE_CUDNN)
+  if (!have_gpu()) return st.SkipWithError("no GPU");
+  const int n = static_cast<int>(st.range(0));
+  std::mt19937_64 rng(1);
+  const Tensor a = to_bf16(Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA));
+  const Tensor b = to_bf16(Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA));
+  Tensor c = Tensor::empty({n, n}, DType::F32, Device::CUDA);
+  cublasHandle_t h;
+  if (cublasCreate(&h) != CUBLAS_STATUS_SUCCESS) return st.SkipWithError("cublasCreate failed");
+  cublasSetStream(h, static_cast<cudaStream_t>(backend::compute_stream_handle()));
+  const float one = 1.f, zero = 0.f;
+  // Row-major C = A B is column-major C^T = B^T A^T.
+  time_gpu(st, 2.0 * n * n * n, [&] {
+    cublasGemmEx(h, CUBLAS_OP_N, CUBLAS_OP_N, n, n, n, &one, b.raw_data(), CUDA_R_16BF, n, a.raw_data(), CUDA_R_16BF, n,
+                 &zero, c.raw_data(), CUDA_R_32F, n, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT);
+  });
+  cublasDestroy(h);
+#else
+  st.SkipWithError("built without cuBLAS");
+#endif
+}
+
 }  // namespace
 
 BENCHMARK(cpu_blocked)->Name("gemm/cpu/blocked")->Arg(256)->Arg(512)->Arg(1024)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -110,5 +148,8 @@ BENCHMARK_CAPTURE(cuda_tiled, fp32, false)->Name("gemm/cuda/tiled")->Arg(1024)->
 BENCHMARK_CAPTURE(cuda_cublas, fp32, false)->Name("gemm/cuda/cublas")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(cuda_tiled, tf32, true)->Name("gemm/cuda/tiled_tf32")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 BENCHMARK_CAPTURE(cuda_cublas, tf32, true)->Name("gemm/cuda/cublas_tf32")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+
+BENCHMARK(cuda_tiled_bf16)->Name("gemm/cuda/tiled_bf16")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(cuda_cublas_bf16)->Name("gemm/cuda/cublas_bf16")->Arg(1024)->Arg(2048)->Arg(4096)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

@@ -12,6 +12,7 @@
 //   cpu::gemm_reference<T>  the triple loop, float and double (tests, double precision)
 //   cpu::sgemm              blocked, packed, register-tiled, OpenMP (kernels/cpu/gemm.cpp)
 //   cuda::sgemm             shared-memory tiled kernel (kernels/cuda/gemm.cu), device pointers
+//   cuda::gemm_bf16         bf16 operands, f32 result, BF16 tensor cores (mixed precision)
 //   matmul                  Tensor level: 2-D tensors on either device
 #pragma once
 
@@ -54,6 +55,12 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, std::int64_t M, std::int6
                            const float* A, std::int64_t lda, std::int64_t stride_a, const float* B, std::int64_t ldb,
                            std::int64_t stride_b, float beta, float* C, std::int64_t ldc, std::int64_t stride_c,
                            std::int64_t batch, GemmBias bias = {});
+
+// C = op(A) op(B) (+ bias) with bf16 operands (bits, kernels/common/bf16.h) and an f32 C
+// (alpha 1, beta 0: C is overwritten); the BF16 tensor cores, f32 accumulation.
+void gemm_bf16(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const std::uint16_t* A,
+               std::int64_t lda, const std::uint16_t* B, std::int64_t ldb, float* C, std::int64_t ldc,
+               GemmBias bias = {});
 
 }  // namespace cuda
 

@@ -7,8 +7,9 @@
 //   db = sum_n dy[n, :]       (out)
 // FLOPs: 2 N in out for each of y, dx, dw. All three are GEMMs (kernels/gemm.h): the blocked
 // sgemm on the CPU, the tiled SGEMM on CUDA (bias fused in its epilogue).
-// Mixed precision: x, w (and dy) may all be bf16 (b and the results stay f32); the operands are
-// widened to f32 (exact) and multiplied there, which is the bf16 product with f32 accumulation.
+// Mixed precision: x, w (and dy) may all be bf16 (b and the results stay f32): on CUDA the
+// products run on the BF16 tensor cores (cuda::gemm_bf16); on the CPU the operands are widened
+// to f32 (exact) and multiplied there, which is the bf16 product with f32 accumulation.
 #pragma once
 
 #include <cstdint>
@@ -47,6 +48,13 @@ void linear_forward(std::int64_t N, std::int64_t in, std::int64_t out, const flo
                     float* y);
 void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db);
+
+// bf16 operands (bits); dy_f32 (dy widened) feeds db, which may be null.
+void linear_forward_bf16(std::int64_t N, std::int64_t in, std::int64_t out, const std::uint16_t* x,
+                         const std::uint16_t* w, const float* b, float* y);
+void linear_backward_bf16(std::int64_t N, std::int64_t in, std::int64_t out, const std::uint16_t* x,
+                          const std::uint16_t* w, const std::uint16_t* dy, const float* dy_f32, float* dx, float* dw,
+                          float* db);
 
 }  // namespace cuda
 

@@ -11,8 +11,10 @@
 // read ceil(N/64) times, each B element ceil(M/64) times (mostly from L2).
 // Variants: TF32 = false, the register-tiled 64 x 64 kernel (fp32 FMA); TF32 = true, the same
 // tile on the tensor cores (gemm_block_tf32), chosen when cxr::allow_tf32() is set.
-// Double-buffered cp.async loads and BF16 come later; cuBLAS is the baseline in
-// bench/bench_gemm.cpp.
+// gemm_bf16_kernel<TA, TB>: bf16 operands (mixed precision), the same tile on the BF16 tensor
+// cores (gemm_block_bf16): the loaders gather bf16 bits straight into bf16 shared tiles, along
+// the operand's contiguous dimension; f32 output through the same epilogue (alpha 1, beta 0).
+// Double-buffered cp.async loads come later; cuBLAS is the baseline in bench/bench_gemm.cpp.
 #include "kernels/gemm.h"
 #include "kernels/cuda/gemm_tile.cuh"
 #include "kernels/math_mode.h"
@@ -67,7 +69,43 @@ void launch(std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const f
                 A, lda, sa, B, ldb, sb, beta, C, ldc, sc, bias.row, bias.col, vec_a, vec_b);
 }
 
+// C = op(A) op(B) + bias with bf16 A and B (bits), f32 C.
+template <bool TA, bool TB>
+__global__ void __launch_bounds__(kThreads)
+    gemm_bf16_kernel(int M, int N, int K, const std::uint16_t* __restrict__ A, std::int64_t lda,
+                     const std::uint16_t* __restrict__ B, std::int64_t ldb, float* C, std::int64_t ldc,
+                     const float* bias_row, const float* bias_col) {
+  // op(A)(m, k) and op(B)(k, n); each loader walks along the operand's contiguous dimension.
+  const auto a = [&](int m, int k) { return TA ? A[static_cast<std::int64_t>(k) * lda + m] : A[m * lda + k]; };
+  const auto b = [&](int n, int k) { return TB ? B[n * ldb + k] : B[static_cast<std::int64_t>(k) * ldb + n]; };
+  const auto load_a = [&](TileRowBf16* t, int m0, int k0) { fill_gather<TA>(t, a, m0, M, k0, K); };
+  const auto load_b = [&](TileRowBf16* t, int n0, int k0) { fill_gather<!TB>(t, b, n0, N, k0, K); };
+  const SgemmEpilogue epilogue{C, ldc, 1.f, 0.f, bias_row, bias_col};
+  gemm_block_bf16(load_a, load_b, epilogue, M, N, static_cast<int>(blockIdx.y) * kBM,
+                  static_cast<int>(blockIdx.x) * kBN, 0, K);
+}
+
+template <bool TA, bool TB>
+void launch_bf16(std::int64_t M, std::int64_t N, std::int64_t K, const std::uint16_t* A, std::int64_t lda,
+                 const std::uint16_t* B, std::int64_t ldb, float* C, std::int64_t ldc, GemmBias bias) {
+  const dim3 grid(blocks_for(N, kBN), blocks_for(M, kBM), 1);
+  launch_kernel(gemm_bf16_kernel<TA, TB>, grid, dim3(kThreads), 0, static_cast<int>(M), static_cast<int>(N),
+                static_cast<int>(K), A, lda, B, ldb, C, ldc, bias.row, bias.col);
+}
+
 }  // namespace
+
+void gemm_bf16(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const std::uint16_t* A,
+               std::int64_t lda, const std::uint16_t* B, std::int64_t ldb, float* C, std::int64_t ldc,
+               GemmBias bias) {
+  if (M <= 0 || N <= 0) return;
+  CXR_CHECK(M < (1ll << 31) && N < (1ll << 31) && K < (1ll << 31), "gemm_bf16: sizes out of range: M ", M, ", N ",
+            N, ", K ", K);
+  if (!trans_a && !trans_b) launch_bf16<false, false>(M, N, K, A, lda, B, ldb, C, ldc, bias);
+  else if (!trans_a && trans_b) launch_bf16<false, true>(M, N, K, A, lda, B, ldb, C, ldc, bias);
+  else if (trans_a && !trans_b) launch_bf16<true, false>(M, N, K, A, lda, B, ldb, C, ldc, bias);
+  else launch_bf16<true, true>(M, N, K, A, lda, B, ldb, C, ldc, bias);
+}
 
 void sgemm_strided_batched(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
                            const float* A, std::int64_t lda, std::int64_t stride_a, const float* B, std::int64_t ldb,

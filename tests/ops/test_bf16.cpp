@@ -195,10 +195,14 @@ TEST_CASE("conv2d refuses mixed operand types, naming both" * doctest::test_suit
                     doctest::Contains("x and w must both be f32 or both bf16, found x bf16 [1, 2, 4, 4] and w f32 [3, 2, 3, 3]"));
 }
 
-TEST_CASE("linear with bf16 operands: the bf16 sums with f32 accumulation, on every device" *
-          doctest::test_suite("cpu")) {
+namespace {
+
+// Forward and gradients with bf16 operands on `device` against double sums of the rounded
+// operands. Sizes that are not tile multiples, so the edges of the GEMM tiles are covered.
+void check_bf16_linear(Device device) {
+  INFO("device ", device_name(device));
   std::mt19937_64 rng(9);
-  const std::int64_t N = 6, in = 40, out = 9;
+  const std::int64_t N = 70, in = 40, out = 9;
   const Tensor x = Tensor::randn({N, in}, rng), w = Tensor::randn({out, in}, rng), b = Tensor::randn({out}, rng);
   const Tensor dy = Tensor::randn({N, out}, rng);
   const std::vector<double> xr = rounded_doubles(x), wr = rounded_doubles(w), dyr = rounded_doubles(dy);
@@ -207,12 +211,27 @@ TEST_CASE("linear with bf16 operands: the bf16 sums with f32 accumulation, on ev
   cpu::linear_forward_reference<double>(N, in, out, xr.data(), wr.data(), bd.data(), y_ref.data());
   cpu::linear_backward_reference<double>(N, in, out, xr.data(), wr.data(), dyr.data(), dx_ref.data(), dw_ref.data(),
                                          db_ref.data());
-  const Tensor y = linear(to_bf16(x), to_bf16(w), b);
-  const LinearGrads g = linear_backward(to_bf16(x), to_bf16(w), to_bf16(dy), true);
+  const Tensor xb = to_bf16(x.to(device)), wb = to_bf16(w.to(device)), dyb = to_bf16(dy.to(device));
+  const Tensor y = linear(xb, wb, b.to(device));
+  const LinearGrads g = linear_backward(xb, wb, dyb, true);
+  CHECK(y.device() == device);
   CHECK(relative_error(y, y_ref) < 1e-6);
   CHECK(relative_error(g.dx, dx_ref) < 1e-6);
   CHECK(relative_error(g.dw, dw_ref) < 1e-6);
   CHECK(relative_error(g.db, db_ref) < 1e-6);
   CHECK(relative_error(linear(x, w, b), y_ref) > 3e-4);
-  CHECK_THROWS_WITH(linear(to_bf16(x), w, b), doctest::Contains("w must be bf16 too"));
+}
+
+}  // namespace
+
+TEST_CASE("linear with bf16 operands on the CPU: the bf16 sums with f32 accumulation" * doctest::test_suite("cpu")) {
+  check_bf16_linear(Device::CPU);
+  std::mt19937_64 rng(1);
+  const Tensor x = Tensor::randn({2, 3}, rng), w = Tensor::randn({4, 3}, rng);
+  CHECK_THROWS_WITH(linear(to_bf16(x), w, Tensor()), doctest::Contains("w must be bf16 too"));
+}
+
+TEST_CASE("linear with bf16 operands on the device: BF16 tensor-core GEMMs, as the CPU" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  check_bf16_linear(Device::CUDA);
 }
