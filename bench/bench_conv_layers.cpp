@@ -12,7 +12,7 @@
 //   cxr_fp32    cxr::cuda::conv2d_* (kernels/conv2d.h), fp32 FMA
 //   cxr_tf32    the same under AllowTf32Scope (TF32 tensor cores where the kernel has them)
 //   cxr_bf16    cxr::cuda::conv2d_*_bf16: bf16 operands, BF16 tensor cores, fp32 output
-//               (mixed precision; depthwise shapes have no bf16 kernel and are skipped)
+//               (mixed precision; depthwise shapes: the direct kernels reading bf16)
 //   cudnn_fp32  cuDNN, CUDNN_FMA_MATH (no tensor cores)      } only when built with cuDNN;
 //   cudnn_tf32  cuDNN, CUDNN_TENSOR_OP_MATH (TF32 allowed)   } heuristic algorithm, no
 //   cudnn_bf16  cuDNN, bf16 tensors, fp32 compute, tensor ops } search
@@ -407,8 +407,6 @@ double time_cxr(benchmark::State& st, Problem& pr, ConvPass pass, Impl impl) {
   const Conv2dDims& d = pr.d;
   std::function<void()> op;
   if (impl == Impl::CxrBf16) {
-    if (d.depthwise())
-      return st.SkipWithError("no bf16 depthwise kernel (bf16 depthwise runs the f32 one on widened operands)"), -1;
     pr.make_bf16();
     const auto* x = pr.xb.data<std::uint16_t>();
     const auto* w = pr.wb.data<std::uint16_t>();

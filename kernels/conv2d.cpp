@@ -26,8 +26,8 @@ bool check_operands(const char* op, const char* a_name, const Tensor& a, const c
   return bf16;
 }
 
-// bf16 on the tensor-core kernels: CUDA, and not depthwise (those widen to f32).
-bool bf16_kernels(const Tensor& t, const Conv2dDims& d) { return t.is_cuda() && !d.depthwise(); }
+// bf16 kernels exist on CUDA; the CPU widens to f32.
+bool bf16_kernels(const Tensor& t) { return t.is_cuda(); }
 
 void check_params(const Conv2dParams& p) {
   CXR_CHECK(p.stride_h >= 1 && p.stride_w >= 1, "conv2d: stride must be >= 1, found (", p.stride_h, ", ",
@@ -90,7 +90,7 @@ Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, cons
     check_f32_input("conv2d", "bias", bias, &x);
     check_shape("conv2d", "bias", bias, {d.K});
   }
-  if (bf16 && !bf16_kernels(x, d)) return conv2d_forward(to_f32(x), to_f32(w), bias, p);
+  if (bf16 && !bf16_kernels(x)) return conv2d_forward(to_f32(x), to_f32(w), bias, p);
   Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, x.device());
   const float* b = bias.defined() ? bias.f32() : nullptr;
   if (bf16) cuda::conv2d_forward_bf16(d, x.data<std::uint16_t>(), w.data<std::uint16_t>(), b, y.f32());
@@ -103,7 +103,7 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
   const bool bf16 = check_operands("conv2d_backward_data", "dy", dy, "w", w);
   const Conv2dDims d = conv2d_dims(x_shape, w.shape(), p);
   check_shape("conv2d_backward_data", "dy", dy, {d.N, d.K, d.P, d.Q});
-  if (bf16 && !bf16_kernels(dy, d)) return conv2d_backward_data(to_f32(dy), to_f32(w), x_shape, p);
+  if (bf16 && !bf16_kernels(dy)) return conv2d_backward_data(to_f32(dy), to_f32(w), x_shape, p);
   Tensor dx = Tensor::empty(x_shape, DType::F32, dy.device());
   if (bf16) cuda::conv2d_backward_data_bf16(d, dy.data<std::uint16_t>(), w.data<std::uint16_t>(), dx.f32());
   else if (dy.is_cpu()) cpu::conv2d_backward_data(d, dy.f32(), w.f32(), dx.f32());
@@ -115,7 +115,7 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
   const bool bf16 = check_operands("conv2d_backward_weight", "dy", dy, "x", x);
   const Conv2dDims d = conv2d_dims(x.shape(), w_shape, p);
   check_shape("conv2d_backward_weight", "dy", dy, {d.N, d.K, d.P, d.Q});
-  if (bf16 && !bf16_kernels(dy, d)) return conv2d_backward_weight(to_f32(dy), to_f32(x), w_shape, p);
+  if (bf16 && !bf16_kernels(dy)) return conv2d_backward_weight(to_f32(dy), to_f32(x), w_shape, p);
   Tensor dw = Tensor::empty(w_shape, DType::F32, dy.device());
   if (bf16) cuda::conv2d_backward_weight_bf16(d, dy.data<std::uint16_t>(), x.data<std::uint16_t>(), dw.f32());
   else if (dy.is_cpu()) cpu::conv2d_backward_weight(d, dy.f32(), x.f32(), dw.f32());

@@ -17,12 +17,13 @@
 //                               1x1 without im2col, depthwise direct loops, OpenMP
 //   cuda::conv2d_*              implicit GEMM on the tiled SGEMM core, 1x1 via batched SGEMM,
 //                               dedicated depthwise kernels (kernels/cuda/conv2d*.cu)
-//   cuda::conv2d_*_bf16         implicit GEMM on the BF16 tensor cores (not depthwise)
+//   cuda::conv2d_*_bf16         bf16 operands: implicit GEMM on the BF16 tensor cores; depthwise
+//                               the direct kernels reading bf16
 //
 // bf16 operands (mixed precision, kernels/math_mode.h): the Tensor-level functions also take
 // x and w (dy and w, dy and x) both bf16 and return f32: the same sums over the bf16 values,
-// accumulated in f32. The CPU, and depthwise convolutions on CUDA, widen the operands to f32
-// (exact) and run the f32 path; that is also the reference the bf16 kernels are tested against.
+// accumulated in f32. The CPU widens the operands to f32 (exact) and runs the f32 path; that
+// is also the reference the bf16 kernels are tested against.
 #pragma once
 
 #include <cstdint>
@@ -96,7 +97,8 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 
-// bf16 operands (bits, kernels/common/bf16.h), f32 results; every convolution but depthwise.
+// bf16 operands (bits, kernels/common/bf16.h), f32 results; depthwise ones go to the
+// depthwise kernels below.
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
                          float* y);
 void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx);
@@ -107,6 +109,12 @@ void conv2d_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, c
 void conv2d_depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y);
 void conv2d_depthwise_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx);
 void conv2d_depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
+void conv2d_depthwise_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w,
+                                   const float* b, float* y);
+void conv2d_depthwise_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w,
+                                         float* dx);
+void conv2d_depthwise_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x,
+                                           float* dw);
 
 }  // namespace cuda
 

@@ -23,7 +23,8 @@
 // on the tensor cores (the same loaders and epilogue around gemm_block_tf32, chosen when
 // cxr::allow_tf32() is set), or BF16 (conv2d_*_bf16: bf16 operands read from memory into bf16
 // tiles, gemm_block_bf16, f32 results; mixed precision, kernels/math_mode.h). The BF16 variants
-// read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too.
+// read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too, and
+// depthwise ones to the depthwise kernels' bf16 twins.
 // Vectorised gathers and NHWC are later steps (bench_conv2d has cuDNN beside these kernels).
 #include "kernels/common/bf16.h"
 #include "kernels/conv2d.h"
@@ -278,17 +279,17 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
 
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
                          float* y) {
-  CXR_CHECK(!d.depthwise(), "conv2d_forward_bf16: depthwise convolutions take the f32 kernels");
+  if (d.depthwise()) return conv2d_depthwise_forward_bf16(d, x, w, b, y);
   implicit_gemm_forward<Math::BF16>(d, x, w, b, y);
 }
 
 void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx) {
-  CXR_CHECK(!d.depthwise(), "conv2d_backward_data_bf16: depthwise convolutions take the f32 kernels");
+  if (d.depthwise()) return conv2d_depthwise_backward_data_bf16(d, dy, w, dx);
   implicit_gemm_backward_data<Math::BF16>(d, dy, w, dx);
 }
 
 void conv2d_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x, float* dw) {
-  CXR_CHECK(!d.depthwise(), "conv2d_backward_weight_bf16: depthwise convolutions take the f32 kernels");
+  if (d.depthwise()) return conv2d_depthwise_backward_weight_bf16(d, dy, x, dw);
   implicit_gemm_backward_weight<Math::BF16>(d, dy, x, dw);
 }
 
