@@ -11,6 +11,9 @@
 //   bn_train_fwd  min 8 B/elem (x, y)            cxr kernels: 12 B/elem
 //   bn_backward   min 12 B/elem (x, dy, dx)      cxr kernels: 20 B/elem
 //   max_pool fwd  4 B/in + 8 B/out (y + i32 idx) add 12 B/elem   gap 4 B/in
+//   bn_act_step   a training forward + backward of batch norm + ReLU (r50_*) or SiLU (effb0_*):
+//                 min 20 B/elem; "unfused" = BN op, activation op, activation backward, BN
+//                 backward (52 B/elem); "fused" = kernels/batch_norm_act.h (32 B/elem)
 // GPU timings: CUDA events on the compute stream around one op call (outputs come from the
 // caching allocator, as in training), Google Benchmark's manual time. The cuDNN batch norm
 // runs beside ours on the same tensors (cudnnBatchNormalizationForwardTraining / Backward).
@@ -21,8 +24,10 @@
 #include <random>
 #include <string>
 
+#include "kernels/activation.h"
 #include "kernels/add.h"
 #include "kernels/batch_norm.h"
+#include "kernels/batch_norm_act.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
@@ -90,6 +95,31 @@ void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
   BatchNormOutput f = batch_norm2d_train(x, w, b, rm, rv);
   run(st, dev, 12.0 * shape_numel(s),
       [&] { benchmark::DoNotOptimize(batch_norm2d_backward(dy, x, w, f.saved_mean, f.saved_invstd)); });
+}
+
+// One training step of batch norm + activation (forward, then backward from dy), fused or not.
+template <bool Fused>
+void bn_act_step(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (bench::skip_without_gpu(st, dev)) return;
+  const Shape s{N, l.C, l.H, l.W};
+  const bool silu = std::string(l.name).rfind("effb0", 0) == 0;
+  const Activation a = silu ? Activation::SiLU : Activation::ReLU;
+  const BnActivation fa = silu ? BnActivation::SiLU : BnActivation::ReLU;
+  Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 4), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f),
+         b = random_tensor({l.C}, dev, 3);
+  Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
+  run(st, dev, 20.0 * shape_numel(s), [&] {
+    if constexpr (Fused) {
+      BatchNormOutput f = batch_norm_act_train(fa, x, w, b, rm, rv);
+      benchmark::DoNotOptimize(batch_norm_act_backward(fa, dy, x, w, b, f.saved_mean, f.saved_invstd));
+    } else {
+      BatchNormOutput f = batch_norm2d_train(x, w, b, rm, rv);
+      Tensor y = activation_forward(a, f.y);
+      benchmark::DoNotOptimize(y);
+      Tensor g = activation_backward(a, f.y, dy);
+      benchmark::DoNotOptimize(batch_norm2d_backward(g, x, w, f.saved_mean, f.saved_invstd));
+    }
+  });
 }
 
 void pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
@@ -200,6 +230,8 @@ void register_all(const char* op, Fn fn, const Layer (&layers)[K]) {
 const bool registered = [] {
   register_all("bn_train_fwd", bn_forward, kBnLayers);
   register_all("bn_backward", bn_backward, kBnLayers);
+  register_all("bn_act_step/unfused", bn_act_step<false>, kBnLayers);
+  register_all("bn_act_step/fused", bn_act_step<true>, kBnLayers);
   register_all("max_pool3x3s2_fwd", pool_forward, kPoolLayers);
   register_all("max_pool3x3s2_bwd", pool_backward, kPoolLayers);
   register_all("global_avg_pool_fwd", gap_forward, kGapLayers);

@@ -65,6 +65,15 @@ template <typename T>
 void batch_norm2d_eval_backward(const T* dy, const T* x, const T* weight, const T* running_mean,
                                 const T* running_var, T* dx, T* dweight, T* dbias, std::int64_t N, std::int64_t C,
                                 std::int64_t HW, T eps);
+// The statistics of the training forward for one channel c, shared with fused ops
+// (kernels/batch_norm_act.*): saved_mean[c] = mean_c, saved_invstd[c] = invstd_c, and the
+// running-statistic update of channel c (skipped when running_mean is null).
+// batch_norm2d_forward_train runs, per channel, this and then the affine pass (while the
+// channel's values are still in cache).
+template <typename T>
+void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
+                                     std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
+                                     T eps);
 }  // namespace cpu
 
 namespace cuda {
@@ -80,6 +89,32 @@ void batch_norm2d_backward(const float* dy, const float* x, const float* weight,
 void batch_norm2d_eval_backward(const float* dy, const float* x, const float* weight, const float* running_mean,
                                 const float* running_var, float* dx, float* dweight, float* dbias, std::int64_t N,
                                 std::int64_t C, std::int64_t HW, float eps);
+
+// Building blocks shared with fused ops (kernels/batch_norm_act.*); all launch on the compute
+// stream. `affine` is (2, C): scale = weight * invstd, shift = bias - mean * scale, so that the
+// normalised value is z = fmaf(x, scale, shift) exactly as batch_norm2d_forward_* compute it.
+// Training statistics (bn_stats + bn_finalize): saved mean/invstd, running update (skipped when
+// running_mean is null), affine.
+void batch_norm2d_statistics(const float* x, const float* weight, const float* bias, float* saved_mean,
+                             float* saved_invstd, float* running_mean, float* running_var, float* affine,
+                             std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps);
+// Affine form of the evaluation forward, from the running statistics.
+void batch_norm2d_eval_affine(const float* weight, const float* bias, const float* running_mean,
+                              const float* running_var, float* affine, std::int64_t C, float eps);
+// How a channel's M values are split over S blocks (chunk values each) by the reductions.
+struct BatchNormSplit {
+  unsigned S;
+  std::int64_t chunk;
+};
+BatchNormSplit batch_norm2d_split(std::int64_t C, std::int64_t M);
+// partial (C, S, 2) = (sum g, sum g (x - saved_mean)) per chunk, g the gradient at the BN
+// output -> dbias, dweight and coef (3, C) with dx = coef[0] g + coef[1] x + coef[2].
+void batch_norm2d_backward_finalize(const float* partial, unsigned S, const float* weight, const float* saved_mean,
+                                   const float* saved_invstd, float* dweight, float* dbias, float* coef,
+                                   std::int64_t C, std::int64_t M);
+// partial (C, S, 2) = (sum g, sum g (x - running_mean)) -> dbias, dweight (evaluation backward).
+void batch_norm2d_eval_backward_finalize(const float* partial, unsigned S, const float* running_var, float* dweight,
+                                         float* dbias, std::int64_t C, float eps);
 }  // namespace cuda
 
 }  // namespace cxr

@@ -1,12 +1,26 @@
 // BatchNorm2d layer (see batch_norm.h).
 #include "layers/batch_norm.h"
 
+#include <atomic>
+
 #include "kernels/batch_norm.h"
 
 namespace cxr {
 
+namespace {
+std::atomic<bool> g_fuse_batch_norm_activation{true};
+}  // namespace
+
+void set_fuse_batch_norm_activation(bool on) { g_fuse_batch_norm_activation.store(on); }
+bool fuse_batch_norm_activation() { return g_fuse_batch_norm_activation.load(); }
+
 BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) {
   CXR_CHECK(num_features > 0, "BatchNorm2d: num_features must be positive, found ", num_features);
+  if (o.activation) {
+    act_ = fusable_activation(*o.activation);
+    CXR_CHECK(act_.has_value(), "BatchNorm2d: a fused activation must be relu or silu, found ",
+              activation_name(*o.activation));
+  }
   weight_ = &register_parameter("weight", Tensor::full({num_features}, 1.f), /*weight_decay=*/false);
   bias_ = &register_parameter("bias", Tensor::zeros({num_features}), /*weight_decay=*/false);
   running_mean_ = &register_buffer("running_mean", Tensor::zeros({num_features}));
@@ -20,10 +34,13 @@ Tensor BatchNorm2d::forward(const Tensor& x_in) {
     // Frozen statistics: backward needs only x (batch_norm2d_eval_backward).
     save_for_backward(keeps_for_backward() ? x : Tensor());
     saved_mean_ = saved_invstd_ = Tensor();
+    if (act_) return batch_norm_act_eval(*act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.eps);
     return batch_norm2d_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.eps);
   }
   BatchNormOutput r =
-      batch_norm2d_train(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
+      act_ ? batch_norm_act_train(*act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum,
+                                  o_.eps)
+           : batch_norm2d_train(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
   if (num_batches_->is_cpu()) num_batches_->data<std::int32_t>()[0] += 1;
   else ++pending_batches_;
   save_for_backward(x);
@@ -44,13 +61,20 @@ void BatchNorm2d::sync_buffers() {
   pending_batches_ = 0;
 }
 
-Tensor BatchNorm2d::backward(const Tensor& dy) {
+Tensor BatchNorm2d::backward(const Tensor& dy_in) {
   const Tensor x = saved_input("BatchNorm2d");
+  const Tensor dy = dy_in.contiguous();
   // Saved statistics: after a training forward; none: after an eval forward.
-  BatchNormGrads g = saved_mean_.defined()
-                         ? batch_norm2d_backward(dy.contiguous(), x, weight_->value, saved_mean_, saved_invstd_)
-                         : batch_norm2d_eval_backward(dy.contiguous(), x, weight_->value, *running_mean_,
-                                                      *running_var_, o_.eps);
+  BatchNormGrads g;
+  if (act_)
+    g = saved_mean_.defined()
+            ? batch_norm_act_backward(*act_, dy, x, weight_->value, bias_->value, saved_mean_, saved_invstd_)
+            : batch_norm_act_eval_backward(*act_, dy, x, weight_->value, bias_->value, *running_mean_, *running_var_,
+                                           o_.eps);
+  else
+    g = saved_mean_.defined()
+            ? batch_norm2d_backward(dy, x, weight_->value, saved_mean_, saved_invstd_)
+            : batch_norm2d_eval_backward(dy, x, weight_->value, *running_mean_, *running_var_, o_.eps);
   save_for_backward(Tensor());
   saved_mean_ = saved_invstd_ = Tensor();
   if (weight_->trainable) weight_->accumulate_grad(g.dweight);

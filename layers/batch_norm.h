@@ -7,11 +7,23 @@
 // eval: normalises with the running statistics (frozen) and saves x; backward then gives
 // PyTorch's eval-mode gradients (batch_norm2d_eval_backward: statistics are constants).
 //
+// Fused activation (options.activation = ReLU or SiLU): forward returns act(BatchNorm2d(x)) in
+// one pass (kernels/batch_norm_act.h) and backward takes dL/d(act output); the layer still
+// saves only x and the statistics (z is recomputed in backward), so a fused BN + activation
+// keeps one tensor instead of two. Names, parameters and buffers are those of a plain
+// BatchNorm2d: the activation has none, so the state_dict is torchvision's. Backward
+// recomputes z from the current weight and bias, so they must not change between forward and
+// backward (as for every layer here).
+//
 // num_batches_tracked is an I32 scalar (PyTorch: int64; checkpoints widen it). On a CUDA
 // device the count is kept on the host and added to the buffer when named_buffers() is
 // called (sync_buffers), so training never waits for the device to count.
 #pragma once
 
+#include <optional>
+
+#include "kernels/activation.h"
+#include "kernels/batch_norm_act.h"
 #include "layers/module.h"
 
 namespace cxr {
@@ -19,7 +31,16 @@ namespace cxr {
 struct BatchNormOptions {
   float eps = 1e-5f;
   float momentum = 0.1f;
+  // The activation after the norm, fused into it: ReLU or SiLU (others are an error); none:
+  // a plain BatchNorm2d.
+  std::optional<Activation> activation = std::nullopt;
 };
+
+// Whether models and blocks built from now on fuse each batch norm with the ReLU/SiLU after it
+// (ResNet, Conv2dNormActivation; default on). Off: the separate activation modules/ops of
+// before, e.g. to compare or time the two. Read once, when a block is constructed.
+void set_fuse_batch_norm_activation(bool on);
+bool fuse_batch_norm_activation();
 
 class BatchNorm2d : public Module {
  public:
@@ -34,12 +55,14 @@ class BatchNorm2d : public Module {
   Tensor& running_var() { return *running_var_; }
   Tensor& num_batches_tracked() { return *num_batches_; }
   const BatchNormOptions& options() const { return o_; }
+  std::optional<Activation> fused_activation() const { return o_.activation; }
 
  protected:
   void sync_buffers() override;
 
  private:
   BatchNormOptions o_;
+  std::optional<BnActivation> act_;  // the fused activation, if any
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
   Tensor* running_mean_ = nullptr;

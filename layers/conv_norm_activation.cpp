@@ -17,17 +17,24 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
                            .bias = o.bias.value_or(o.norm == NormKind::None),
                            .input_grad = o.input_grad};
   add(std::make_unique<Conv2d>(in_channels, out_channels, conv));
+  // BatchNorm2d followed by ReLU/SiLU: one fused module at "1" and no "2" (the activation has
+  // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm_act.h).
+  const bool fuse = o.norm == NormKind::BatchNorm2d && o.activation && fusable_activation(*o.activation) &&
+                    fuse_batch_norm_activation();
   switch (o.norm) {
-    case NormKind::BatchNorm2d:
-      add(std::make_unique<BatchNorm2d>(out_channels, o.bn));
+    case NormKind::BatchNorm2d: {
+      BatchNormOptions bn = o.bn;
+      bn.activation = fuse ? o.activation : std::nullopt;
+      add(std::make_unique<BatchNorm2d>(out_channels, bn));
       break;
+    }
     case NormKind::LayerNorm2d:
       add(std::make_unique<LayerNorm2d>(out_channels, o.layer_norm_eps));
       break;
     case NormKind::None:
       break;
   }
-  if (o.activation) add(make_activation(*o.activation));
+  if (o.activation && !fuse) add(make_activation(*o.activation));
 }
 
 }  // namespace cxr

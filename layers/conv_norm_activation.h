@@ -3,6 +3,10 @@
 //   "1" the norm: BatchNorm2d (EfficientNet, ResNet-style) or LayerNorm2d (ConvNeXt's stem)
 //   "2" the activation (omitted when none)
 // so the state_dict keys are torchvision's: features.0.0.weight, features.0.1.running_mean, ...
+// A BatchNorm2d followed by ReLU or SiLU is built as one BatchNorm2d with the activation fused
+// (layers/batch_norm.h) and no child "2" (it has no parameters or buffers; nothing changes in
+// the state_dict), unless set_fuse_batch_norm_activation(false) was called before. A
+// ConvNormActOptions::bn.activation given by the caller is ignored (the activation is `activation`).
 //
 //   auto stem = std::make_unique<Conv2dNormActivation>(3, 32, ConvNormActOptions{
 //       .kernel = 3, .stride = 2, .activation = Activation::SiLU});

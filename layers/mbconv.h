@@ -9,6 +9,8 @@
 //   y = block(x)                           otherwise (no stochastic depth applied)
 // C_exp = make_divisible(C_in * expand_ratio, 8). Children: "block", "stochastic_depth".
 // Backward: dx = block'(stochastic_depth'(dy)) (+ dy on the residual path).
+// Each BatchNorm2d + SiLU pair runs fused (one BatchNorm2d with the SiLU, no child "2"; see
+// layers/conv_norm_activation.h): the state_dict names are unchanged.
 #pragma once
 
 #include <cstdint>

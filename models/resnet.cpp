@@ -29,6 +29,13 @@ std::unique_ptr<Sequential> make_downsample(std::int64_t in, std::int64_t out, i
   return ds;
 }
 
+// A BatchNorm2d that applies the ReLU after it when `fused`.
+std::unique_ptr<BatchNorm2d> bn_relu(std::int64_t channels, bool fused) {
+  BatchNormOptions o;
+  if (fused) o.activation = Activation::ReLU;
+  return std::make_unique<BatchNorm2d>(channels, o);
+}
+
 Tensor relu(const Tensor& x) { return activation_forward(Activation::ReLU, x); }
 Tensor relu_backward(const Tensor& x, const Tensor& dy) { return activation_backward(Activation::ReLU, x, dy); }
 
@@ -36,18 +43,21 @@ Tensor relu_backward(const Tensor& x, const Tensor& dy) { return activation_back
 
 // --- BasicBlock ----------------------------------------------------------------------------
 
-BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) {
+BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) : fused_(fuse_batch_norm_activation()) {
   conv1_ = &register_module("conv1", conv3x3(in, width, stride));
-  bn1_ = &register_module("bn1", std::make_unique<BatchNorm2d>(width));
+  bn1_ = &register_module("bn1", bn_relu(width, fused_));
   conv2_ = &register_module("conv2", conv3x3(width, width, 1));
   bn2_ = &register_module("bn2", std::make_unique<BatchNorm2d>(width));
   if (auto ds = make_downsample(in, width * kExpansion, stride)) downsample_ = &register_module("downsample", std::move(ds));
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor h = bn1_->forward(conv1_->forward(x));
-  pre_relu1_ = keeps_for_backward() ? h : Tensor();
-  h = bn2_->forward(conv2_->forward(relu(h)));
+  Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(...)) already
+  if (!fused_) {
+    pre_relu1_ = keeps_for_backward() ? h : Tensor();
+    h = relu(h);
+  }
+  h = bn2_->forward(conv2_->forward(h));
   Tensor identity = downsample_ ? downsample_->forward(x) : x;
   add_(h, identity);
   pre_relu_out_ = keeps_for_backward() ? h : Tensor();
@@ -58,7 +68,8 @@ Tensor BasicBlock::backward(const Tensor& dy) {
   CXR_CHECK(pre_relu_out_.defined(), "BasicBlock.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   Tensor d = relu_backward(pre_relu_out_, dy);  // gradient at the sum: both paths get it
   Tensor dmain = conv2_->backward(bn2_->backward(d));
-  dmain = conv1_->backward(bn1_->backward(relu_backward(pre_relu1_, dmain)));
+  if (!fused_) dmain = relu_backward(pre_relu1_, dmain);
+  dmain = conv1_->backward(bn1_->backward(dmain));
   add_(dmain, downsample_ ? downsample_->backward(d) : d);
   pre_relu1_ = pre_relu_out_ = Tensor();
   return dmain;
@@ -66,22 +77,28 @@ Tensor BasicBlock::backward(const Tensor& dy) {
 
 // --- Bottleneck ----------------------------------------------------------------------------
 
-Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) {
+Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) : fused_(fuse_batch_norm_activation()) {
   conv1_ = &register_module("conv1", conv1x1(in, width));
-  bn1_ = &register_module("bn1", std::make_unique<BatchNorm2d>(width));
+  bn1_ = &register_module("bn1", bn_relu(width, fused_));
   conv2_ = &register_module("conv2", conv3x3(width, width, stride));
-  bn2_ = &register_module("bn2", std::make_unique<BatchNorm2d>(width));
+  bn2_ = &register_module("bn2", bn_relu(width, fused_));
   conv3_ = &register_module("conv3", conv1x1(width, width * kExpansion));
   bn3_ = &register_module("bn3", std::make_unique<BatchNorm2d>(width * kExpansion));
   if (auto ds = make_downsample(in, width * kExpansion, stride)) downsample_ = &register_module("downsample", std::move(ds));
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor h = bn1_->forward(conv1_->forward(x));
-  pre_relu1_ = keeps_for_backward() ? h : Tensor();
-  h = bn2_->forward(conv2_->forward(relu(h)));
-  pre_relu2_ = keeps_for_backward() ? h : Tensor();
-  h = bn3_->forward(conv3_->forward(relu(h)));
+  Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(...)) already
+  if (!fused_) {
+    pre_relu1_ = keeps_for_backward() ? h : Tensor();
+    h = relu(h);
+  }
+  h = bn2_->forward(conv2_->forward(h));
+  if (!fused_) {
+    pre_relu2_ = keeps_for_backward() ? h : Tensor();
+    h = relu(h);
+  }
+  h = bn3_->forward(conv3_->forward(h));
   Tensor identity = downsample_ ? downsample_->forward(x) : x;
   add_(h, identity);
   pre_relu_out_ = keeps_for_backward() ? h : Tensor();
@@ -92,8 +109,10 @@ Tensor Bottleneck::backward(const Tensor& dy) {
   CXR_CHECK(pre_relu_out_.defined(), "Bottleneck.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
   Tensor d = relu_backward(pre_relu_out_, dy);
   Tensor dmain = conv3_->backward(bn3_->backward(d));
-  dmain = conv2_->backward(bn2_->backward(relu_backward(pre_relu2_, dmain)));
-  dmain = conv1_->backward(bn1_->backward(relu_backward(pre_relu1_, dmain)));
+  if (!fused_) dmain = relu_backward(pre_relu2_, dmain);
+  dmain = conv2_->backward(bn2_->backward(dmain));
+  if (!fused_) dmain = relu_backward(pre_relu1_, dmain);
+  dmain = conv1_->backward(bn1_->backward(dmain));
   add_(dmain, downsample_ ? downsample_->backward(d) : d);
   pre_relu1_ = pre_relu2_ = pre_relu_out_ = Tensor();
   return dmain;
@@ -104,8 +123,9 @@ Tensor Bottleneck::backward(const Tensor& dy) {
 ResNet::ResNet(const ResNetConfig& config, int num_classes) : config_(config) {
   conv1_ = &register_module("conv1", std::make_unique<Conv2d>(3, 64, Conv2dOptions{.kernel = 7, .stride = 2,
                                                                                      .padding = 3, .bias = false}));
-  bn1_ = &register_module("bn1", std::make_unique<BatchNorm2d>(64));
-  relu_ = &register_module("relu", std::make_unique<ReLU>());
+  const bool fused = fuse_batch_norm_activation();
+  bn1_ = &register_module("bn1", bn_relu(64, fused));
+  if (!fused) relu_ = &register_module("relu", std::make_unique<ReLU>());
   maxpool_ = &register_module("maxpool", std::make_unique<MaxPool2d>(3, 2, 1));
   const bool bottleneck = config.block == ResNetBlock::Bottleneck;
   const int expansion = bottleneck ? Bottleneck::kExpansion : BasicBlock::kExpansion;
@@ -129,7 +149,9 @@ ResNet::ResNet(const ResNetConfig& config, int num_classes) : config_(config) {
 
 Tensor ResNet::forward_features(const Tensor& x) {
   CXR_CHECK(x.dim() == 4 && x.size(1) == 3, config_.name, ": expected images (N, 3, H, W), found ", x.str());
-  Tensor h = maxpool_->forward(relu_->forward(bn1_->forward(conv1_->forward(x))));
+  Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(conv1(x)))
+  if (relu_) h = relu_->forward(h);
+  h = maxpool_->forward(h);
   for (Sequential* stage : stages_) h = stage->forward(h);
   return h;
 }
@@ -137,7 +159,9 @@ Tensor ResNet::forward_features(const Tensor& x) {
 Tensor ResNet::backward_features(const Tensor& dfeatures) {
   Tensor d = dfeatures;
   for (auto it = stages_.rbegin(); it != stages_.rend(); ++it) d = (*it)->backward(d);
-  return conv1_->backward(bn1_->backward(relu_->backward(maxpool_->backward(d))));
+  d = maxpool_->backward(d);
+  if (relu_) d = relu_->backward(d);
+  return conv1_->backward(bn1_->backward(d));
 }
 
 std::unique_ptr<CxrModel> make_resnet18(int num_classes) {

@@ -13,8 +13,12 @@
 // state_dict names are torchvision's: conv1.weight, bn1.running_mean, layer1.0.conv1.weight,
 // layer2.0.downsample.0.weight, layer2.0.downsample.1.num_batches_tracked, ..., then
 // cls_head.* and box_head.*. Inside a block, torchvision's single stateless "relu" child is
-// applied twice; here the block calls kernels/activation.h directly and saves the
-// pre-activations itself (a module instance serves one call per pass).
+// applied twice; here each bn -> relu pair is one BatchNorm2d with the ReLU fused
+// (layers/batch_norm.h: one pass, and no pre-activation kept), and the relu after the residual
+// add is a call of kernels/activation.h on the saved sum. The stem's bn1 fuses its relu too, so
+// the model has no "relu" child (it has no parameters or buffers: the state_dict is unchanged).
+// With set_fuse_batch_norm_activation(false) before construction the blocks call the ReLU op
+// after each bn and save the pre-activations, and the stem has its "relu" module, as before.
 // Init as torchvision: convolutions kaiming_normal_(fan_out, relu), BN weight 1, bias 0.
 #pragma once
 
@@ -39,7 +43,8 @@ class BasicBlock : public Module {
   Conv2d *conv1_, *conv2_;
   BatchNorm2d *bn1_, *bn2_;
   Sequential* downsample_ = nullptr;
-  Tensor pre_relu1_, pre_relu_out_;  // saved when training
+  bool fused_;                       // bn1 carries the relu (fuse_batch_norm_activation())
+  Tensor pre_relu1_, pre_relu_out_;  // saved when training (pre_relu1_ only unfused)
 };
 
 class Bottleneck : public Module {
@@ -54,7 +59,8 @@ class Bottleneck : public Module {
   Conv2d *conv1_, *conv2_, *conv3_;
   BatchNorm2d *bn1_, *bn2_, *bn3_;
   Sequential* downsample_ = nullptr;
-  Tensor pre_relu1_, pre_relu2_, pre_relu_out_;
+  bool fused_;  // bn1, bn2 carry their relu (fuse_batch_norm_activation())
+  Tensor pre_relu1_, pre_relu2_, pre_relu_out_;  // pre_relu1_/2_ only unfused
 };
 
 enum class ResNetBlock { Basic, Bottleneck };
@@ -78,7 +84,7 @@ class ResNet : public CxrModel {
   ResNetConfig config_;
   Conv2d* conv1_;
   BatchNorm2d* bn1_;
-  Module* relu_;
+  Module* relu_ = nullptr;  // only unfused; fused, bn1 applies the relu
   MaxPool2d* maxpool_;
   std::array<Sequential*, 4> stages_{};
 };

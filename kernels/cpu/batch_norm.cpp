@@ -1,6 +1,8 @@
 // CPU reference of 2-D batch norm (math in kernels/batch_norm.h). Per channel, two passes
 // over its N*HW values (mean, then centred squares), accumulated in double; channels in
-// parallel.
+// parallel. The statistics of a channel are a function of their own
+// (batch_norm2d_channel_statistics), shared with the fused batch norm + activation
+// (kernels/cpu/batch_norm_act.cpp).
 #include "kernels/batch_norm.h"
 
 #include <cmath>
@@ -8,37 +10,44 @@
 namespace cxr::cpu {
 
 template <typename T>
+void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
+                                     std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
+                                     T eps) {
+  const std::int64_t M = N * HW;
+  double sum = 0.0;
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t i = 0; i < HW; ++i) sum += x[(n * C + c) * HW + i];
+  const double mean = sum / static_cast<double>(M);
+  double ss = 0.0;
+  for (std::int64_t n = 0; n < N; ++n)
+    for (std::int64_t i = 0; i < HW; ++i) {
+      const double d = x[(n * C + c) * HW + i] - mean;
+      ss += d * d;
+    }
+  const double var = ss / static_cast<double>(M);
+  saved_mean[c] = static_cast<T>(mean);
+  saved_invstd[c] = static_cast<T>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+  if (running_mean) {
+    const double unbiased = ss / static_cast<double>(M - 1);
+    running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+  }
+}
+
+template <typename T>
 void batch_norm2d_forward_train(const T* x, const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
                                 T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
                                 T momentum, T eps) {
-  const std::int64_t M = N * HW;
 #pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
   for (std::int64_t c = 0; c < C; ++c) {
-    double sum = 0.0;
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i = 0; i < HW; ++i) sum += x[(n * C + c) * HW + i];
-    const double mean = sum / static_cast<double>(M);
-    double ss = 0.0;
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i = 0; i < HW; ++i) {
-        const double d = x[(n * C + c) * HW + i] - mean;
-        ss += d * d;
-      }
-    const double var = ss / static_cast<double>(M);
-    const T mean_t = static_cast<T>(mean);
-    const T invstd = static_cast<T>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+    batch_norm2d_channel_statistics(x, saved_mean, saved_invstd, running_mean, running_var, N, C, HW, c, momentum,
+                                    eps);
+    const T mean = saved_mean[c], invstd = saved_invstd[c];
     for (std::int64_t n = 0; n < N; ++n)
       for (std::int64_t i = 0; i < HW; ++i) {
         const std::int64_t k = (n * C + c) * HW + i;
-        y[k] = (x[k] - mean_t) * invstd * weight[c] + bias[c];
+        y[k] = (x[k] - mean) * invstd * weight[c] + bias[c];
       }
-    saved_mean[c] = mean_t;
-    saved_invstd[c] = invstd;
-    if (running_mean) {
-      const double unbiased = ss / static_cast<double>(M - 1);
-      running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
-      running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
-    }
   }
 }
 
@@ -121,6 +130,11 @@ template void batch_norm2d_backward<float>(const float*, const float*, const flo
                                            float*, float*, std::int64_t, std::int64_t, std::int64_t);
 template void batch_norm2d_backward<double>(const double*, const double*, const double*, const double*, const double*,
                                             double*, double*, double*, std::int64_t, std::int64_t, std::int64_t);
+
+template void batch_norm2d_channel_statistics<float>(const float*, float*, float*, float*, float*, std::int64_t,
+                                                     std::int64_t, std::int64_t, std::int64_t, float, float);
+template void batch_norm2d_channel_statistics<double>(const double*, double*, double*, double*, double*, std::int64_t,
+                                                      std::int64_t, std::int64_t, std::int64_t, double, double);
 
 template void batch_norm2d_eval_backward<float>(const float*, const float*, const float*, const float*, const float*,
                                                 float*, float*, float*, std::int64_t, std::int64_t, std::int64_t,

@@ -34,6 +34,9 @@
 //   GPU yet.
 // Everything is deterministic (no atomics). Partial results live in a small workspace tensor
 // from the caching allocator (stream-ordered, so freeing it after the launches is safe).
+// The statistics, the eval affine form, the split and both backward finalize kernels are
+// exposed (kernels/batch_norm.h) for the fused batch norm + activation
+// (kernels/cuda/batch_norm_act.cu).
 // Variants not done: a plane-per-block apply kernel without the division; a fused
 // single-pass reduce+apply with a grid-wide sync (cooperative launch) when x fits in L2.
 #include <algorithm>
@@ -270,11 +273,8 @@ __global__ void bn_eval_backward_finalize_kernel(const float* __restrict__ parti
   dweight[c] = sdyx * rsqrtf(running_var[c] + eps);
 }
 
-// Chunking of a channel's M values over S blocks.
-struct Split {
-  unsigned S;
-  std::int64_t chunk;
-};
+// Chunking of a channel's M values over S blocks (exposed as batch_norm2d_split).
+using Split = BatchNormSplit;
 Split split_channel(std::int64_t C, std::int64_t M) {
   std::int64_t S = std::max<std::int64_t>(1, (1024 + C - 1) / C);
   S = std::min<std::int64_t>(S, std::max<std::int64_t>(1, (M + 2047) / 2048));
@@ -290,18 +290,51 @@ unsigned elementwise_blocks(std::int64_t n) {
 
 }  // namespace
 
+BatchNormSplit batch_norm2d_split(std::int64_t C, std::int64_t M) { return split_channel(C, M); }
+
+void batch_norm2d_statistics(const float* x, const float* weight, const float* bias, float* saved_mean,
+                             float* saved_invstd, float* running_mean, float* running_var, float* affine,
+                             std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps) {
+  if (C == 0) return;
+  const std::int64_t M = N * HW;
+  const Split sp = split_channel(C, M);
+  Tensor partial = Tensor::empty({C, sp.S, 3}, DType::F32, Device::CUDA);
+  launch_kernel(bn_stats_kernel, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, x, partial.f32(), C, HW, M,
+                sp.chunk);
+  launch_kernel(bn_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), weight, bias, saved_mean,
+                saved_invstd, running_mean, running_var, affine, C, static_cast<int>(sp.S), momentum, eps);
+}
+
+void batch_norm2d_eval_affine(const float* weight, const float* bias, const float* running_mean,
+                              const float* running_var, float* affine, std::int64_t C, float eps) {
+  if (C == 0) return;
+  launch_kernel(bn_eval_prepare_kernel, blocks_for(C, kThreads), kThreads, 0, weight, bias, running_mean, running_var,
+                affine, C, eps);
+}
+
+void batch_norm2d_backward_finalize(const float* partial, unsigned S, const float* weight, const float* saved_mean,
+                                   const float* saved_invstd, float* dweight, float* dbias, float* coef,
+                                   std::int64_t C, std::int64_t M) {
+  if (C == 0) return;
+  launch_kernel(bn_backward_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial, weight, saved_mean,
+                saved_invstd, dweight, dbias, coef, C, static_cast<int>(S), static_cast<float>(M));
+}
+
+void batch_norm2d_eval_backward_finalize(const float* partial, unsigned S, const float* running_var, float* dweight,
+                                         float* dbias, std::int64_t C, float eps) {
+  if (C == 0) return;
+  launch_kernel(bn_eval_backward_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial, running_var, dweight,
+                dbias, C, static_cast<int>(S), eps);
+}
+
 void batch_norm2d_forward_train(const float* x, const float* weight, const float* bias, float* y, float* saved_mean,
                                 float* saved_invstd, float* running_mean, float* running_var, std::int64_t N,
                                 std::int64_t C, std::int64_t HW, float momentum, float eps) {
   if (C == 0) return;
   const std::int64_t M = N * HW;
-  const Split sp = split_channel(C, M);
-  Tensor partial = Tensor::empty({C, sp.S, 3}, DType::F32, Device::CUDA);
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
-  launch_kernel(bn_stats_kernel, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, x, partial.f32(), C, HW, M,
-                sp.chunk);
-  launch_kernel(bn_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), weight, bias, saved_mean,
-                saved_invstd, running_mean, running_var, affine.f32(), C, static_cast<int>(sp.S), momentum, eps);
+  batch_norm2d_statistics(x, weight, bias, saved_mean, saved_invstd, running_mean, running_var, affine.f32(), N, C,
+                          HW, momentum, eps);
   launch_kernel(bn_apply_kernel, elementwise_blocks(M * C), kThreads, 0, x, affine.f32(), y, M * C, C, HW);
 }
 
@@ -310,8 +343,7 @@ void batch_norm2d_forward_eval(const float* x, const float* weight, const float*
                                float eps) {
   if (C == 0) return;
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
-  launch_kernel(bn_eval_prepare_kernel, blocks_for(C, kThreads), kThreads, 0, weight, bias, running_mean, running_var,
-                affine.f32(), C, eps);
+  batch_norm2d_eval_affine(weight, bias, running_mean, running_var, affine.f32(), C, eps);
   launch_kernel(bn_apply_kernel, elementwise_blocks(N * C * HW), kThreads, 0, x, affine.f32(), y, N * C * HW, C, HW);
 }
 
