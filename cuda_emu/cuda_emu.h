@@ -32,7 +32,10 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <type_traits>
+
+#include "cuda_emu/counters.h"
 
 // ---- function and variable qualifiers -------------------------------------------------------
 #define __global__
@@ -113,7 +116,10 @@ enum cudaError_t : int {
   cudaErrorInvalidConfiguration = 9,
   cudaErrorInvalidDevice = 101,
   cudaErrorInvalidResourceHandle = 400,
+  cudaErrorIllegalState = 401,
   cudaErrorNotReady = 600,
+  cudaErrorStreamCaptureUnsupported = 900,
+  cudaErrorStreamCaptureInvalidated = 901,
   cudaErrorUnknown = 999,
 };
 using cudaError = cudaError_t;
@@ -133,8 +139,23 @@ enum cudaFuncAttribute : int {
 
 struct CUstream_st;
 struct CUevent_st;
+struct CUgraph_st;
+struct CUgraphExec_st;
 using cudaStream_t = CUstream_st*;
 using cudaEvent_t = CUevent_st*;
+using cudaGraph_t = CUgraph_st*;
+using cudaGraphExec_t = CUgraphExec_st*;
+
+enum cudaStreamCaptureMode : int {
+  cudaStreamCaptureModeGlobal = 0,
+  cudaStreamCaptureModeThreadLocal = 1,
+  cudaStreamCaptureModeRelaxed = 2,
+};
+enum cudaStreamCaptureStatus : int {
+  cudaStreamCaptureStatusNone = 0,
+  cudaStreamCaptureStatusActive = 1,
+  cudaStreamCaptureStatusInvalidated = 2,
+};
 
 inline constexpr unsigned cudaStreamDefault = 0x00;
 inline constexpr unsigned cudaStreamNonBlocking = 0x01;
@@ -212,6 +233,23 @@ cudaError_t cudaEventQuery(cudaEvent_t event);
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
 cudaError_t cudaEventDestroy(cudaEvent_t event);
 
+// Stream capture and graphs. While a stream captures, the kernels launched by the capturing
+// host thread, and the cudaMemcpyAsync / cudaMemsetAsync / cudaEventRecord calls on that
+// stream, are recorded as nodes instead of running; cudaGraphLaunch replays the nodes in
+// order (a graph is one chain: the emulator has no concurrency to express). As on a GPU, a
+// synchronising call during capture (cudaStreamSynchronize, cudaDeviceSynchronize,
+// cudaEventSynchronize, cudaStreamQuery/cudaEventQuery of the capturing stream, a
+// synchronous cudaMemcpy / cudaMemset) fails with cudaErrorStreamCaptureUnsupported and
+// invalidates the capture: cudaStreamEndCapture then returns cudaErrorStreamCaptureInvalidated
+// and no graph. The mode argument is accepted; capture always behaves as thread-local.
+cudaError_t cudaStreamBeginCapture(cudaStream_t stream, cudaStreamCaptureMode mode);
+cudaError_t cudaStreamEndCapture(cudaStream_t stream, cudaGraph_t* graph);
+cudaError_t cudaStreamIsCapturing(cudaStream_t stream, cudaStreamCaptureStatus* status);
+cudaError_t cudaGraphInstantiate(cudaGraphExec_t* exec, cudaGraph_t graph, unsigned long long flags = 0);
+cudaError_t cudaGraphLaunch(cudaGraphExec_t exec, cudaStream_t stream);
+cudaError_t cudaGraphExecDestroy(cudaGraphExec_t exec);
+cudaError_t cudaGraphDestroy(cudaGraph_t graph);
+
 // Accepted and ignored: the emulated device has no per-function limits below 227 KiB.
 template <typename T>
 cudaError_t cudaFuncSetAttribute(T* /*func*/, cudaFuncAttribute /*attr*/, int /*value*/) {
@@ -239,6 +277,14 @@ struct kernel_ref {
 // Validates the configuration (sets the last error and returns on failure), then runs every
 // block and returns when the grid has finished.
 void launch(dim3 grid, dim3 block, std::size_t smem_bytes, kernel_ref body);
+
+// Stream capture (runtime.cpp): true while this host thread captures a stream.
+bool capturing();
+// Records a launch into this thread's capture; `keep` owns the copied body. A bad
+// configuration sets the last error and invalidates the capture, as on the GPU.
+void capture_launch(dim3 grid, dim3 block, std::size_t smem_bytes, kernel_ref body, std::shared_ptr<const void> keep);
+// A launch that cannot be recorded (a body that cannot be copied): invalidates the capture.
+void capture_unsupported(const char* what);
 
 // One step of a warp collective: the calling lane publishes `value` and waits until every
 // live lane of `mask` has published. Result: the published values of the warp.
@@ -288,6 +334,19 @@ T shuffle_result(const warp_exchange& ex, T own, int src_lane) {
 template <class F>
 void launch(dim3 grid, dim3 block, std::size_t smem_bytes, F&& body) {
   using body_t = std::remove_reference_t<F>;
+  if (detail::capturing()) {  // recorded with a copy of the body (it must own its arguments)
+    using copy_t = std::remove_cv_t<body_t>;
+    if constexpr (std::is_copy_constructible_v<copy_t>) {
+      auto copy = std::make_shared<const copy_t>(body);
+      const void* object = copy.get();
+      detail::capture_launch(grid, block, smem_bytes,
+                             detail::kernel_ref{object, [](const void* o) { (*static_cast<const copy_t*>(o))(); }},
+                             std::shared_ptr<const void>(std::move(copy)));
+    } else {
+      detail::capture_unsupported("a kernel body that cannot be copied");
+    }
+    return;
+  }
   detail::launch(grid, block, smem_bytes,
                  detail::kernel_ref{static_cast<const void*>(&body),
                                     [](const void* o) { (*static_cast<const body_t*>(o))(); }});

@@ -116,6 +116,8 @@ std::size_t env_stack_bytes() {
   return bytes;
 }
 
+bool launch_config_valid(dim3 grid, dim3 block, std::size_t smem_bytes) { return valid_config(grid, block, smem_bytes); }
+
 void add_context_switches(std::uint64_t n) { g_switches.fetch_add(n, std::memory_order_relaxed); }
 
 void launch(dim3 grid, dim3 block, std::size_t smem_bytes, kernel_ref body) {

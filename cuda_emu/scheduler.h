@@ -127,6 +127,8 @@ block_runner& this_worker();
 void add_context_switches(std::uint64_t n);
 // Sets the calling host thread's last error (runtime.cpp).
 void set_last_error(cudaError_t err);
+// The launch limits of CUDA (pool.cpp).
+bool launch_config_valid(dim3 grid, dim3 block, std::size_t smem_bytes);
 // Environment settings.
 unsigned env_worker_count();
 std::size_t env_stack_bytes();

@@ -41,10 +41,23 @@ std::string human_bytes(std::size_t bytes) {
   return buf;
 }
 
+using FreeLists = std::map<std::size_t, std::vector<void*>>;  // rounded size -> blocks
+
+struct GraphPool {
+  FreeLists free_blocks;
+  bool released = false;
+};
+
+// The graph pool this thread allocates from (0: none).
+thread_local GraphPoolId t_graph_pool = 0;
+
 struct CachingAllocator {
   std::mutex mutex;
-  std::map<std::size_t, std::vector<void*>> free_blocks;  // rounded size -> blocks
+  FreeLists free_blocks;                                  // the general cache
   std::unordered_map<void*, std::size_t> live;            // block -> rounded size
+  std::map<GraphPoolId, GraphPool> pools;
+  std::unordered_map<void*, GraphPoolId> pool_of;         // blocks owned by a graph pool
+  GraphPoolId next_pool = 1;
   DeviceMemoryStats stats;
   // Tests set CXR_POISON_DEVICE_MEMORY=1 so that every allocation starts as NaN.
   const bool poison = std::getenv("CXR_POISON_DEVICE_MEMORY") != nullptr;
@@ -52,16 +65,28 @@ struct CachingAllocator {
   void* allocate(std::size_t bytes) {
     const std::size_t size = round_size(bytes);
     std::lock_guard<std::mutex> lock(mutex);
-    auto it = free_blocks.find(size);
+    const GraphPoolId pool_id = t_graph_pool;
+    GraphPool* pool = nullptr;
+    if (pool_id != 0) {
+      auto pit = pools.find(pool_id);
+      CXR_CHECK(pit != pools.end() && !pit->second.released, "device_alloc: graph pool ", pool_id, " does not exist");
+      pool = &pit->second;
+    }
+    FreeLists& lists = pool ? pool->free_blocks : free_blocks;
+    auto it = lists.find(size);
     void* ptr = nullptr;
-    if (it != free_blocks.end() && !it->second.empty()) {
+    if (it != lists.end() && !it->second.empty()) {
       ptr = it->second.back();
       it->second.pop_back();
-      stats.cached -= size;
+      if (!pool) stats.cached -= size;
       ++stats.cache_hits;
     } else {
       ptr = runtime_alloc_locked(bytes, size);
       ++stats.runtime_allocs;
+      if (pool) {
+        pool_of[ptr] = pool_id;
+        stats.graph_pool_reserved += size;
+      }
     }
     if (poison) backend::memset_device(ptr, 0xFF, size);  // NaN in every f32: unwritten outputs show
     live[ptr] = size;
@@ -117,8 +142,32 @@ struct CachingAllocator {
     const std::size_t size = it->second;
     live.erase(it);
     stats.in_use -= size;
+    auto owner = pool_of.find(ptr);
+    if (owner != pool_of.end()) {
+      GraphPool& pool = pools.at(owner->second);
+      if (!pool.released) {  // stays reserved for its graph
+        pool.free_blocks[size].push_back(ptr);
+        return;
+      }
+      pool_of.erase(owner);
+      stats.graph_pool_reserved -= size;
+    }
     stats.cached += size;
     free_blocks[size].push_back(ptr);
+  }
+
+  void release_pool_locked(GraphPoolId id) {
+    auto it = pools.find(id);
+    if (it == pools.end() || it->second.released) return;
+    for (auto& [size, blocks] : it->second.free_blocks)
+      for (void* p : blocks) {
+        pool_of.erase(p);
+        stats.graph_pool_reserved -= size;
+        stats.cached += size;
+        free_blocks[size].push_back(p);
+      }
+    it->second.free_blocks.clear();
+    it->second.released = true;
   }
 
   void release_cache_locked() {
@@ -153,6 +202,35 @@ void empty_device_cache() {
   backend::synchronize();
   std::lock_guard<std::mutex> lock(allocator().mutex);
   allocator().release_cache_locked();
+}
+
+GraphPoolId create_graph_pool() {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  const GraphPoolId id = allocator().next_pool++;
+  allocator().pools[id];
+  return id;
+}
+
+void begin_graph_pool(GraphPoolId id) {
+  {
+    std::lock_guard<std::mutex> lock(allocator().mutex);
+    auto it = allocator().pools.find(id);
+    CXR_CHECK(it != allocator().pools.end() && !it->second.released, "begin_graph_pool: no graph pool ", id);
+  }
+  CXR_CHECK(t_graph_pool == 0, "begin_graph_pool: this thread already allocates from graph pool ", t_graph_pool);
+  t_graph_pool = id;
+}
+
+void end_graph_pool() { t_graph_pool = 0; }
+
+void release_graph_pool(GraphPoolId id) {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  allocator().release_pool_locked(id);
+}
+
+bool is_graph_pool_block(const void* ptr) {
+  std::lock_guard<std::mutex> lock(allocator().mutex);
+  return allocator().pool_of.count(const_cast<void*>(ptr)) > 0;
 }
 
 bool pinned_is_page_locked() { return backend::has_device(); }

@@ -33,7 +33,8 @@ void device_release(void* ptr);
 
 struct DeviceMemoryStats {
   std::size_t in_use = 0;         // bytes handed out
-  std::size_t cached = 0;         // bytes held on free lists
+  std::size_t cached = 0;         // bytes held on the general free lists
+  std::size_t graph_pool_reserved = 0;  // bytes owned by graph pools (in use or free in a pool)
   std::size_t peak_in_use = 0;    // high-water mark of in_use
   std::uint64_t runtime_allocs = 0;  // calls that reached cudaMalloc
   std::uint64_t cache_hits = 0;
@@ -41,6 +42,27 @@ struct DeviceMemoryStats {
 DeviceMemoryStats device_memory_stats();
 void reset_peak_device_memory();
 void empty_device_cache();  // returns every cached block to the driver
+
+// ---- CUDA graph memory pools (as PyTorch's graph pool) -------------------------------------
+// A captured graph replays its kernels on the very addresses it was captured with, at any
+// later time. So while a graph is captured, its allocations come from a pool of its own:
+//   * begin_graph_pool(id) .. end_graph_pool(): device_alloc on THIS thread takes blocks from
+//     pool `id` (its free list, else new blocks from the runtime, never the general cache);
+//   * a block of the pool, when released (during the capture or after it), goes back to the
+//     pool's free list only: it is never handed to an allocation outside the pool, since a
+//     replay may write it at any moment. During the capture it may be reused by a later
+//     allocation of the same capture (the replay runs in the same order, so that is safe);
+//   * release_graph_pool(id) (when the graph is destroyed): the pool's free blocks go to the
+//     general cache, and its blocks still in use go there when they are released.
+// A second capture into the same pool (begin_graph_pool with an existing id) shares it, for
+// graphs that never run concurrently. empty_device_cache() does not touch pools.
+using GraphPoolId = std::uint64_t;
+GraphPoolId create_graph_pool();
+void begin_graph_pool(GraphPoolId id);
+void end_graph_pool();
+void release_graph_pool(GraphPoolId id);
+// Whether `ptr` (a live block) belongs to a graph pool (tests).
+bool is_graph_pool_block(const void* ptr);
 
 // Host memory for staging: page-locked (cudaHostAlloc) where a GPU exists, otherwise
 // 64-byte-aligned ordinary memory.

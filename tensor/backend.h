@@ -44,4 +44,13 @@ bool event_query(void* e);
 void stream_wait_event(void* stream, void* e);
 float event_elapsed_ms(void* start, void* stop);
 
+// Stream capture into a CUDA graph (tensor/stream.h Graph). end_capture returns the
+// instantiated executable graph, or throws naming the CUDA error (e.g. a synchronising call
+// during the capture: cudaErrorStreamCaptureInvalidated).
+void stream_begin_capture(void* s);
+void* stream_end_capture(void* s);
+bool stream_is_capturing(void* s);
+void graph_launch(void* exec, void* s);
+void graph_destroy(void* exec);
+
 }  // namespace cxr::backend

@@ -1,5 +1,7 @@
-// Streams and events (RAII). On the emulated device they are synchronous.
+// Streams, events and CUDA graphs (RAII). On the emulated device they are synchronous.
 #pragma once
+
+#include <cstdint>
 
 namespace cxr {
 
@@ -34,6 +36,34 @@ class Event {
 
  private:
   void* handle_ = nullptr;
+};
+
+// A CUDA graph captured from a stream, with its private memory pool (tensor/allocator.h):
+//   Graph g;
+//   g.begin_capture(Stream::compute());   // work on the stream is recorded, not run;
+//   ... launch ops ...                     // this thread's device allocations use g's pool
+//   g.end_capture();                       // instantiates (throws if the capture failed)
+//   g.replay();                            // runs the recorded work again, same addresses
+// Tensors allocated during the capture keep pool memory; the pool's blocks are reserved for
+// this graph until it is destroyed. A synchronising call (a host read, item(), a blocking
+// copy) during the capture makes end_capture throw.
+class Graph {
+ public:
+  Graph();
+  ~Graph();
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  void begin_capture(Stream& stream);
+  void end_capture();   // also ends the pool scope when the capture failed
+  void replay();
+  bool ready() const { return exec_ != nullptr; }
+  std::uint64_t pool() const { return pool_; }
+
+ private:
+  void* exec_ = nullptr;
+  Stream* stream_ = nullptr;
+  bool capturing_ = false;
+  std::uint64_t pool_ = 0;
 };
 
 }  // namespace cxr

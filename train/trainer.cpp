@@ -12,6 +12,7 @@
 #include <fstream>
 #include <iomanip>
 #include <limits>
+#include <optional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -26,6 +27,8 @@
 #include "kernels/cxr_loss.h"
 #include "kernels/optimizer_step.h"
 #include "kernels/reduce.h"
+#include "tensor/backend.h"
+#include "tensor/stream.h"
 #include "layers/dropout.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
@@ -253,33 +256,41 @@ std::vector<std::int64_t> limited(std::vector<std::int64_t> v, std::int64_t limi
 }
 
 // --- non-finite guard (docs/reliability.md) ---------------------------------------------------
-// The common path costs one grad_norm pass and one read-back per step (Optimizer::global_norm);
-// which parameter is at fault is looked for only after the check failed.
-std::string nonfinite_gradients(const Optimizer& optim, const std::vector<std::size_t>& active) {
-  std::vector<std::string> bad;
-  for (auto i : active) {
-    const double n = grad_norm({optim.params[i]->grad}, 1.f).norm.item();
-    if (!std::isfinite(n)) bad.push_back(optim.names[i]);
-  }
+// CPU: the common path costs one grad_norm pass and one read-back per step
+// (Optimizer::global_norm); which parameter is at fault is looked for only after the check
+// failed. CUDA: the check runs on the device (DeviceStep below) and the host learns the result
+// one step later.
+std::string list_parameters(const std::vector<std::string>& bad) {
   if (bad.empty()) return "";
   std::string s = bad.front();
   if (bad.size() > 1) s += " (and " + std::to_string(bad.size() - 1) + " more parameters)";
   return s;
 }
 
-std::string describe_nonfinite(std::int64_t step, int epoch, const data::Batch& b, double loss, double norm,
-                               const Optimizer& optim, const std::vector<std::size_t>& active) {
+std::string nonfinite_gradients(const Optimizer& optim, const std::vector<std::size_t>& active) {
+  std::vector<std::string> bad;
+  for (auto i : active) {
+    const double n = grad_norm({optim.params[i]->grad}, 1.f).norm.item();
+    if (!std::isfinite(n)) bad.push_back(optim.names[i]);
+  }
+  return list_parameters(bad);
+}
+
+// `which`: the parameters with a non-finite gradient (computed only when the norm is not finite).
+std::string describe_nonfinite(std::int64_t step, int epoch, std::int64_t batch_number,
+                               const std::vector<std::string>& names, double loss, double norm,
+                               const std::function<std::string()>& which_parameters) {
   std::ostringstream os;
-  os << "non-finite values at step " << step << " (epoch " << epoch << ", batch " << b.number + 1 << "): ";
+  os << "non-finite values at step " << step << " (epoch " << epoch << ", batch " << batch_number + 1 << "): ";
   if (!std::isfinite(loss)) os << "the training loss is " << loss;
   if (!std::isfinite(norm)) {
-    const std::string which = nonfinite_gradients(optim, active);
+    const std::string which = which_parameters();
     os << (std::isfinite(loss) ? "" : "; ") << "the gradient norm is " << norm;
     if (!which.empty()) os << ", first in the gradient of " << which;
   }
   os << "; images of the batch: ";
-  for (std::size_t i = 0; i < b.names.size() && i < 4; ++i) os << (i ? ", " : "") << b.names[i];
-  if (b.names.size() > 4) os << " and " << b.names.size() - 4 << " more";
+  for (std::size_t i = 0; i < names.size() && i < 4; ++i) os << (i ? ", " : "") << names[i];
+  if (names.size() > 4) os << " and " << names.size() - 4 << " more";
   return os.str();
 }
 
@@ -298,6 +309,42 @@ struct BufferSnapshot {
   }
   void restore() {
     for (std::size_t i = 0; i < live.size(); ++i) live[i]->copy_(saved[i]);
+  }
+};
+
+// CUDA: the device side of the step without host synchronisation (train_model's enqueue_step):
+// the optimiser's device scalars, the status [loss, norm, flag, latch], the batch-norm buffers
+// and their copy (skip_nonfinite), and kSlots pinned read-back slots with an event each.
+struct DeviceStep {
+  static constexpr int kSlots = 2;
+  DeviceStepScalars scalars;
+  Tensor status;
+  std::vector<Tensor> bn_live, bn_saved;  // handles sharing the model's buffers; their copies
+  Tensor pinned;                          // (kSlots, 4) page-locked host memory
+  std::vector<std::unique_ptr<Event>> events;
+
+  DeviceStep(const DeviceStepScalars::Config& c, CxrModel& model, const Optimizer& optim, Device device,
+             bool skip_nonfinite)
+      : scalars(c, static_cast<std::int64_t>(optim.params.size()), device),
+        status(make_step_status(device)),
+        pinned(Tensor::empty_pinned({kSlots, 4})) {
+    if (skip_nonfinite)
+      for (auto& [name, b] : model.named_buffers()) {  // once: named_buffers() may synchronise
+        bn_live.push_back(*b);
+        bn_saved.push_back(b->clone());
+      }
+    for (int i = 0; i < kSlots; ++i) events.push_back(std::make_unique<Event>());
+  }
+  // Enqueues the copy of the status into slot `slot` and records its event (no wait).
+  void read_back(int slot) {
+    backend::copy_async(pinned.f32() + 4 * slot, status.f32(), 4 * sizeof(float), backend::CopyKind::DeviceToHost,
+                        Stream::compute().handle());
+    events[static_cast<std::size_t>(slot)]->record(Stream::compute());
+  }
+  // Waits for slot `slot` (the only host synchronisation of a step) and returns its 4 floats.
+  const float* wait(int slot) {
+    events[static_cast<std::size_t>(slot)]->synchronize();
+    return pinned.f32() + 4 * slot;
   }
 };
 
@@ -347,6 +394,7 @@ void validate_train_options(const TrainOptions& o) {
   if (o.limit < 0) throw UsageError("--limit must be >= 0");
   if (o.patience < 0) throw UsageError("--patience must be >= 0");
   if (o.threads < 0) throw UsageError("--threads must be >= 0");
+  if (o.cuda_graph && o.device != Device::CUDA) throw UsageError("--cuda-graph needs --device cuda");
   const auto names = model_names();
   if (std::find(names.begin(), names.end(), o.model) == names.end()) {
     std::string list;
@@ -460,6 +508,10 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   }
   model->to(opt.device);
   model->set_input_grad(false);
+  if (opt.cuda_graph && !mask_offsets(*model).empty())
+    throw cli::UsageError("--cuda-graph: " + opt.model +
+                          " has dropout or stochastic depth, whose mask counters advance on the host; not supported "
+                          "with --cuda-graph yet");
 
   Optimizer optim;
   optim.init(*model, opt.optimizer == "adamw", opt.weight_decay);
@@ -556,11 +608,20 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   // the global gradient norm (one fused pass) and the loss read back, then the optimiser step
   // only if both are finite. Otherwise an error naming the step and the parameter, or with
   // skip_nonfinite a skipped step: no update, batch-norm statistics restored.
+  // This is the CPU form; on CUDA the same step runs without a host synchronisation
+  // (enqueue_step / finish_step below).
   struct StepOutcome {
     bool applied = true;
     double loss = 0;
   };
   BufferSnapshot snapshot;
+  auto stop_error = [&](const std::string& what, const std::string& how) {
+    say(what);
+    CXR_FAIL(what, ". Training stopped ", how, "; ",
+             fs::exists(last_path) ? last_path + " (the last good checkpoint) was left as it was"
+                                   : std::string("no checkpoint was written yet"),
+             ". Lower --lr, set --grad-clip, check those images, or pass --skip-nonfinite to skip such steps");
+  };
   auto guarded_step = [&](const data::Batch& b, double lr, std::int64_t this_step, int epoch) -> StepOutcome {
     if (opt.hooks.before_forward) opt.hooks.before_forward(this_step, b);
     if (opt.skip_nonfinite) snapshot.save(*model);
@@ -578,15 +639,181 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
       optim.step(lr, active, opt.grad_clip > 0 ? gn.clip_coef : Tensor());
       return {true, lv};
     }
-    const std::string what = describe_nonfinite(this_step, epoch, b, lv, norm, optim, active);
-    if (!opt.skip_nonfinite) {
-      say(what);
-      CXR_FAIL(what, ". Training stopped without an update; ",
-               fs::exists(last_path) ? last_path + " (the last good checkpoint) was left as it was"
-                                     : std::string("no checkpoint was written yet"),
-               ". Lower --lr, set --grad-clip, check those images, or pass --skip-nonfinite to skip such steps");
-    }
+    const std::string what = describe_nonfinite(this_step, epoch, b.number, b.names, lv, norm,
+                                                [&] { return nonfinite_gradients(optim, active); });
+    if (!opt.skip_nonfinite) stop_error(what, "without an update");
     snapshot.restore();
+    say("skipped " + what + " (--skip-nonfinite)");
+    return {false, lv};
+  };
+
+  // --- CUDA: the step without host synchronisation (docs/reliability.md, "On the GPU") -----
+  // enqueue_step launches forward, loss, backward, the fused norm, the device status
+  // [loss, norm, flag], the guarded batch-norm restore and the guarded optimiser step, then an
+  // asynchronous copy of the status into pinned memory and an event; it never waits. The host
+  // reads step t's status (finish_step) only after step t+1 has been enqueued, or before a
+  // checkpoint, validation or exit (drain).
+  const bool on_device = opt.device == Device::CUDA;
+  std::unique_ptr<DeviceStep> dstep;
+  if (on_device) {
+    DeviceStepScalars::Config dc;
+    dc.adamw = optim.adamw;
+    dc.adam.weight_decay = static_cast<float>(opt.weight_decay);
+    dc.sgd.momentum = 0.9f;
+    dc.sgd.weight_decay = static_cast<float>(opt.weight_decay);
+    for (std::int64_t s = 0; s < sc.total_steps; ++s) dc.lr_per_step.push_back(learning_rate(sc, s));
+    dc.max_count = sc.total_steps;
+    dstep = std::make_unique<DeviceStep>(dc, *model, optim, opt.device, opt.skip_nonfinite);
+    dstep->scalars.set_state(step, optim.steps);
+  }
+  struct PendingStep {
+    std::int64_t step = 0, k = 0, batch_number = 0, size = 0;
+    int epoch = 0, slot = 0;
+    double lr = 0;
+    std::vector<std::string> names;   // the batch's images, for the message of a bad step
+    std::vector<std::size_t> active;  // the parameters the step updates
+  };
+  std::int64_t enqueued = 0;
+  // The device work of one step on (images, labels, boxes, mask): capturable, no host wait.
+  auto device_step = [&](const Tensor& images, const Tensor& labels, const Tensor& boxes, const Tensor& mask,
+                         std::int64_t this_step, bool hooks, std::vector<std::size_t>& active) {
+    DeviceStep& d = *dstep;
+    if (opt.skip_nonfinite) copy_tensors_(d.bn_saved, d.bn_live);  // device to device, one launch
+    HeadOutputs o = model->forward_heads(images);
+    CxrLoss l = cxr_loss(o.logits, labels, pos_weight, o.boxes, boxes, mask, box_w);
+    model->zero_grad();
+    model->backward_heads(l.dz, l.db);
+    if (hooks && opt.hooks.after_backward) opt.hooks.after_backward(this_step, *model);
+    active = optim.active();
+    std::vector<int> index;
+    std::vector<bool> decay;
+    std::vector<Tensor> pv, g, mm, vv;
+    for (auto i : active) {
+      index.push_back(static_cast<int>(i));
+      decay.push_back(optim.params[i]->weight_decay);
+      pv.push_back(optim.params[i]->value);
+      g.push_back(optim.params[i]->grad);
+      mm.push_back(optim.m[i]);
+      if (optim.adamw) vv.push_back(optim.v[i]);
+    }
+    d.scalars.set_active(index, decay);  // an upload only when the trainable set changed
+    GradNorm gn;
+    if (!active.empty()) gn = optim.global_norm(active, opt.grad_clip);
+    step_status_(d.status, l.loss, gn.norm, /*latch=*/!opt.skip_nonfinite);
+    d.scalars.mark_nonfinite(g, d.status);  // only does work on a bad step
+    if (opt.skip_nonfinite) restore_if_skipped_(d.bn_live, d.bn_saved, d.status);
+    const Tensor scale = opt.grad_clip > 0 && gn.clip_coef.defined() ? gn.clip_coef : Tensor();
+    if (optim.adamw)
+      d.scalars.adamw_step(pv, g, mm, vv, scale, d.status);
+    else
+      d.scalars.sgd_step(pv, g, mm, scale, d.status);
+  };
+  // --cuda-graph: static batch buffers, the captured step, and what it was captured for.
+  struct GraphStep {
+    std::unique_ptr<Graph> graph;
+    Tensor images, labels, boxes, mask;
+    std::vector<std::size_t> active;  // the trainable set it updates
+    int warm = 0;                     // eager steps since the last (re)start
+    std::int64_t replays = 0, captures = 0, uncounted_forwards = 0;
+  } gs;
+  auto copy_into = [](Tensor& dst, const Tensor& src) {
+    if (!dst.defined() || dst.shape() != src.shape()) dst = Tensor::empty(src.shape(), src.dtype(), src.device());
+    backend::copy_async(dst.raw_data(), src.raw_data(), src.nbytes(), backend::CopyKind::DeviceToDevice,
+                        Stream::compute().handle());
+  };
+  auto enqueue_step = [&](const data::Batch& b, double lr, std::int64_t this_step, int epoch,
+                          std::int64_t k) -> PendingStep {
+    if (opt.hooks.before_forward) opt.hooks.before_forward(this_step, b);
+    PendingStep p;
+    const bool full = b.size() == opt.batch_size;
+    if (!opt.cuda_graph || !full) {
+      device_step(b.images, b.labels, b.boxes, b.box_mask, this_step, true, p.active);
+    } else {
+      const std::vector<std::size_t> trainable = [&] {
+        std::vector<std::size_t> a;
+        for (std::size_t i = 0; i < optim.params.size(); ++i)
+          if (optim.params[i]->trainable) a.push_back(i);
+        return a;
+      }();
+      if (gs.graph && (trainable != gs.active || gs.images.shape() != b.images.shape())) {
+        gs.graph.reset();  // recapture after a new warm-up (its pool goes back to the cache)
+        gs.warm = 0;
+      }
+      copy_into(gs.images, b.images);
+      copy_into(gs.labels, b.labels);
+      copy_into(gs.boxes, b.boxes);
+      copy_into(gs.mask, b.box_mask);
+      if (gs.graph) {
+        gs.graph->replay();
+        ++gs.replays;
+        ++gs.uncounted_forwards;
+        p.active = gs.active;
+      } else if (gs.warm < kGraphWarmupSteps) {
+        device_step(gs.images, gs.labels, gs.boxes, gs.mask, this_step, true, p.active);
+        ++gs.warm;
+      } else {
+        auto g = std::make_unique<Graph>();
+        g->begin_capture(Stream::compute());
+        try {
+          device_step(gs.images, gs.labels, gs.boxes, gs.mask, this_step, false, p.active);
+        } catch (...) {
+          try {
+            g->end_capture();
+          } catch (const Error&) {
+          }
+          throw;
+        }
+        g->end_capture();
+        CXR_CHECK(p.active == trainable, "--cuda-graph: the captured step updates other parameters than the "
+                                         "trainable ones");
+        gs.graph = std::move(g);
+        gs.active = p.active;
+        ++gs.captures;
+        gs.graph->replay();  // capturing ran nothing: this step runs now
+        ++gs.replays;
+        log.line("--cuda-graph: captured the training step at step " + std::to_string(this_step) +
+                 " (batch shape " + shape_str(b.images.shape()) + "); replayed from then on");
+      }
+    }
+    p.slot = static_cast<int>(enqueued++ % DeviceStep::kSlots);
+    dstep->read_back(p.slot);
+    p.step = this_step;
+    p.k = k;
+    p.epoch = epoch;
+    p.lr = lr;
+    p.batch_number = b.number;
+    p.size = b.size();
+    p.names = b.names;
+    return p;
+  };
+  // BatchNorm2d counts its forward passes on the host; a replay runs them without the host:
+  // add the replays to num_batches_tracked (before anything reads or saves the buffers).
+  auto account_replays = [&] {
+    if (gs.uncounted_forwards == 0) return;
+    for (auto& [name, buf] : model->named_buffers()) {
+      if (name.size() < 19 || name.compare(name.size() - 19, 19, "num_batches_tracked") != 0) continue;
+      Tensor h = buf->cpu();
+      h.data<std::int32_t>()[0] += static_cast<std::int32_t>(gs.uncounted_forwards);
+      buf->copy_(h);
+    }
+    gs.uncounted_forwards = 0;
+  };
+  // Waits for step p's status (normally long done) and applies it on the host.
+  auto finish_step = [&](const PendingStep& p) -> StepOutcome {
+    const float* h = dstep->wait(p.slot);
+    const double lv = h[0], norm = h[1];
+    if (h[2] != 0.f) {
+      for (auto i : p.active) ++optim.steps[i];
+      return {true, lv};
+    }
+    const std::string what = describe_nonfinite(p.step, p.epoch, p.batch_number, p.names, lv, norm, [&] {
+      std::vector<std::string> bad;
+      for (int k : dstep->scalars.nonfinite_of_step(p.step)) bad.push_back(optim.names[p.active[static_cast<std::size_t>(k)]]);
+      return list_parameters(bad);
+    });
+    if (!opt.skip_nonfinite)
+      stop_error(what, "at step " + std::to_string(std::max(step, p.step)) + " (the host learns of a step one step late) without an update from step " +
+                           std::to_string(p.step) + " or after");
     say("skipped " + what + " (--skip-nonfinite)");
     return {false, lv};
   };
@@ -633,23 +860,50 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
     loss_sum = from.loss_sum;
     images = from.images;
     std::int64_t epoch_skipped = from.skipped, next_batch = from.batch;
-    for (const data::Batch& b : train_loader.epoch(e, from.batch)) {
-      lr = learning_rate(sc, step);
-      ++k;
-      next_batch = b.number + 1;
-      const StepOutcome so = guarded_step(b, lr, step + 1, e + 1);
-      ++step;
+    // The host's side of a step once its loss is known (at once on the CPU, one step late on CUDA).
+    auto record = [&](const StepOutcome& so, std::int64_t at_step, std::int64_t at_k, std::int64_t size,
+                      double at_lr) {
       if (so.applied) {
-        loss_sum += so.loss * static_cast<double>(b.size());
-        images += b.size();
+        loss_sum += so.loss * static_cast<double>(size);
+        images += size;
       } else {
         ++epoch_skipped;
         ++result.skipped_steps;
       }
-      progress.update(k, b.size(), so.loss);
-      step_log.write(e + 1, step, lr, so.loss, progress.images_per_second());
+      progress.update(at_k, size, so.loss);
+      step_log.write(e + 1, at_step, at_lr, so.loss, progress.images_per_second());
+    };
+    std::optional<PendingStep> pending;  // CUDA: the step enqueued last, not yet read back
+    auto drain = [&] {
+      if (!pending) return;
+      const PendingStep p = std::move(*pending);
+      pending.reset();
+      record(finish_step(p), p.step, p.k, p.size, p.lr);
+    };
+    for (const data::Batch& b : train_loader.epoch(e, from.batch)) {
+      lr = learning_rate(sc, step);
+      ++k;
+      next_batch = b.number + 1;
+      if (on_device) {
+        PendingStep now = enqueue_step(b, lr, step + 1, e + 1, k);
+        ++step;
+        if (opt.hooks.after_enqueue) opt.hooks.after_enqueue(step);
+        drain();  // step - 1: finished on the device by now, or soon
+        pending = std::move(now);
+      } else {
+        const StepOutcome so = guarded_step(b, lr, step + 1, e + 1);
+        ++step;
+        record(so, step, k, b.size(), lr);
+      }
       if (opt.hooks.after_step) opt.hooks.after_step(step);
       if (InterruptHandlers::pending() != 0) break;
+    }
+    drain();  // before a checkpoint, validation or exit
+    account_replays();
+    if (on_device) {  // the host's step counts must agree with the device's
+      const std::vector<std::int64_t> dev_counts = dstep->scalars.counts();
+      CXR_CHECK(dev_counts == optim.steps && dstep->scalars.global_step() == step,
+                "internal error: the optimiser step counts on the device differ from the host's");
     }
     if (const int sig = InterruptHandlers::pending()) {
       train_loader.stop();

@@ -42,6 +42,9 @@ struct TrainHooks {
   std::function<void(std::int64_t step, const data::Batch& batch)> before_forward;  // e.g. poison an input
   std::function<void(std::int64_t step, CxrModel& model)> after_backward;           // e.g. poison a gradient
   std::function<void(std::int64_t step)> after_step;                                // e.g. raise(SIGINT)
+  // CUDA only: right after step `step` was enqueued, before the host reads step - 1's results
+  // (tests count host synchronisations between before_forward and this point).
+  std::function<void(std::int64_t step)> after_enqueue;
 };
 
 struct TrainOptions {
@@ -85,6 +88,12 @@ struct TrainOptions {
   // stops training with an error naming the step and the parameter; true skips the step (no
   // optimiser update, batch-norm statistics restored), counts and logs it. docs/reliability.md
   bool skip_nonfinite = false;
+  // CUDA only (train_cxr --cuda-graph): after kGraphWarmupSteps eager steps, the step
+  // (forward, loss, backward, norm, guarded optimiser) is captured once as a CUDA graph and
+  // replayed; the batch is copied into static device buffers first. Partial batches run
+  // eagerly; a change of the trainable set recaptures. Not with dropout / stochastic depth
+  // (their mask counters live on the host). docs/speed.md, "CUDA graphs".
+  bool cuda_graph = false;
   TrainHooks hooks;                 // tests only
 };
 
@@ -109,6 +118,10 @@ struct TrainResult {
 // The exit code of `train_cxr train` for a result: 0, or 128 + the signal (130 SIGINT,
 // 143 SIGTERM) when it was interrupted (RUN/last.safetensors then holds the resume state).
 int train_exit_code(const TrainResult& result);
+
+// Eager steps before the step is captured (--cuda-graph), after the start and after each change
+// of the trainable set: the first creates the lazily allocated state (gradients, tables).
+inline constexpr int kGraphWarmupSteps = 2;
 
 // Checks the options (cli::UsageError on a bad value), then trains. Progress and messages go
 // to `out` (and RUN/log.txt).

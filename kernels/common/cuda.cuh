@@ -21,6 +21,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 
 #include "tensor/error.h"
 
@@ -56,7 +57,10 @@ void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, std::si
                    Args&&... args) {
   if (grid.x == 0 || grid.y == 0 || grid.z == 0) return;  // nothing to do
 #if defined(CXR_CUDA_EMULATION)
-  cuda_emu::launch(grid, block, smem_bytes, [&] { kernel(static_cast<KernelArgs>(args)...); });
+  // The body owns copies of the arguments (as a real launch does), so that a launch recorded
+  // by stream capture (cuda_emu) can be replayed after this call has returned.
+  cuda_emu::launch(grid, block, smem_bytes,
+                   [kernel, ... a = static_cast<std::decay_t<KernelArgs>>(args)] { kernel(a...); });
   CXR_CUDA_CHECK(cudaGetLastError());  // a bad configuration fails exactly as on the GPU
 #else
   kernel<<<grid, block, smem_bytes, compute_stream()>>>(static_cast<KernelArgs>(args)...);

@@ -5,6 +5,10 @@
 //   numel[T] (int64) | block_start[B] (int64) | ptrs[L*T] (pointers) | block_tensor[B] (int32)
 // A cache hit costs one comparison of the key (a few KiB for ResNet-50) and no copy. A miss
 // uploads with a synchronous copy (it happens once per distinct parameter list).
+// CUDA graphs: a table looked up while the compute stream is capturing is pinned (never
+// evicted: the graph reads it at every replay; pinned tables stay for the process's life,
+// a few KiB each, and do not count against kCacheEntries), and a miss during a capture is an
+// error (the upload would synchronise; warm up eagerly first).
 #include <cstring>
 #include <mutex>
 
@@ -22,6 +26,7 @@ struct CachedTable {
   void* device = nullptr;
   MultiTensorTable table;
   std::uint64_t last_use = 0;
+  bool pinned = false;  // used by a captured graph
 };
 
 struct TableCache {
@@ -56,15 +61,19 @@ MultiTensorTable multi_tensor_table(const std::vector<std::vector<float*>>& list
   for (const auto& list : lists)
     for (float* p : list) key.push_back(reinterpret_cast<std::uintptr_t>(p));
 
+  const bool capturing = backend::stream_is_capturing(backend::compute_stream_handle());
   TableCache& c = cache();
   std::lock_guard<std::mutex> lock(c.mutex);
   ++c.clock;
   for (CachedTable& e : c.entries) {
     if (e.key == key) {
       e.last_use = c.clock;
+      e.pinned = e.pinned || capturing;
       return e.table;
     }
   }
+  CXR_CHECK(!capturing, "multi_tensor_table: a tensor list seen for the first time during a CUDA graph capture ",
+            "(its table upload would synchronise); run the work once eagerly before capturing it");
 
   // Build the table on the host.
   std::vector<int> block_tensor;
@@ -90,11 +99,13 @@ MultiTensorTable multi_tensor_table(const std::vector<std::vector<float*>>& list
                   num_tensors * sizeof(float*));
   if (nb) std::memcpy(host.data() + off_btensor, block_tensor.data(), nb * 4);
 
-  // Evict the least recently used entry when full.
-  if (c.entries.size() >= kCacheEntries) {
-    auto lru = c.entries.begin();
+  // Evict the least recently used entry that no graph uses, when full.
+  std::size_t unpinned = 0;
+  for (const CachedTable& e : c.entries) unpinned += e.pinned ? 0 : 1;
+  if (unpinned >= kCacheEntries) {  // pinned tables do not count: they must not push out the others
+    auto lru = c.entries.end();
     for (auto it = c.entries.begin(); it != c.entries.end(); ++it)
-      if (it->last_use < lru->last_use) lru = it;
+      if (!it->pinned && (lru == c.entries.end() || it->last_use < lru->last_use)) lru = it;
     device_release(lru->device);  // stream order protects kernels still using it
     c.entries.erase(lru);
   }

@@ -144,4 +144,35 @@ float event_elapsed_ms(void* start, void* stop) {
   return ms;
 }
 
+void stream_begin_capture(void* s) {
+  // Thread-local mode: other host threads (the loader's copies) are not disturbed.
+  CXR_CUDA_CHECK(cudaStreamBeginCapture(static_cast<cudaStream_t>(s), cudaStreamCaptureModeThreadLocal));
+}
+void* stream_end_capture(void* s) {
+  cudaGraph_t graph = nullptr;
+  const cudaError_t err = cudaStreamEndCapture(static_cast<cudaStream_t>(s), &graph);
+  if (err != cudaSuccess) {
+    (void)cudaGetLastError();
+    if (graph) cudaGraphDestroy(graph);
+    cuda::throw_cuda_error(err, "cudaStreamEndCapture (a synchronising call or a failed launch during the capture)",
+                           __FILE__, __LINE__);
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t ierr = cudaGraphInstantiate(&exec, graph, 0);
+  cudaGraphDestroy(graph);  // the executable graph is independent of it
+  CXR_CUDA_CHECK(ierr);
+  return exec;
+}
+bool stream_is_capturing(void* s) {
+  cudaStreamCaptureStatus st = cudaStreamCaptureStatusNone;
+  CXR_CUDA_CHECK(cudaStreamIsCapturing(static_cast<cudaStream_t>(s), &st));
+  return st != cudaStreamCaptureStatusNone;
+}
+void graph_launch(void* exec, void* s) {
+  CXR_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec), static_cast<cudaStream_t>(s)));
+}
+void graph_destroy(void* exec) {
+  if (exec) cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(exec));
+}
+
 }  // namespace cxr::backend
