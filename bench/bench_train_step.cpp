@@ -151,8 +151,8 @@ void register_all() {
                                                 {Math::Bf16, "cuda_bf16"}};
   for (const char* arch : {"resnet50", "efficientnet_b0"})
     for (const auto& [math, device] : maths)
-      benchmark::RegisterBenchmark(std::string("train_step/") + device + "/" + arch, bench_train, std::string(arch),
-                                   Device::CUDA, math)
+      benchmark::RegisterBenchmark((std::string("train_step/") + device + "/" + arch).c_str(), bench_train,
+                                   std::string(arch), Device::CUDA, Math(math))
           ->ArgNames({"px", "batch"})
           ->Args({224, 128})
           ->Iterations(gpu_steps)

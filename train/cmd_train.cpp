@@ -35,6 +35,16 @@ constexpr const char* kTf32Help = "GPU: let fp32 convolutions and matmuls use TF
 // left in TF32 mode.
 AllowTf32Scope math_mode(const Args& a) { return AllowTf32Scope(a.flag_set("tf32")); }
 
+// --precision bf16: mixed precision (kernels/math_mode.h), convolutions and linear layers with
+// bf16 operands and f32 accumulation, f32 master weights; like torch.autocast(bfloat16).
+constexpr const char* kPrecisionHelp =
+    "fp32, or bf16: mixed precision (conv/linear operands in bf16, f32 accumulation and weights)";
+AutocastBf16Scope precision_mode(const Args& a) {
+  const std::string p = a.get("precision");
+  if (p != "fp32" && p != "bf16") throw UsageError("--precision must be fp32 or bf16, got '" + p + "'");
+  return AutocastBf16Scope(p == "bf16");
+}
+
 int int_arg(const Args& a, const std::string& name) { return static_cast<int>(a.get_int(name)); }
 
 std::string join_command(const std::string& cmd, int argc, const char* const* argv) {
@@ -71,6 +81,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("seed", "S", "seed of the weights, split, order, augmentation and dropout", "0")
       .option("threads", "T", "compute threads (0: all cores; > 1 is not bit-reproducible on the CPU yet)", "1")
       .flag("tf32", kTf32Help)
+      .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("resume", "continue RUN from RUN/last.safetensors (same settings)")
       .option("init-from", "F", "initial weights: a torchvision backbone or a cxr checkpoint (safetensors)")
       .option("freeze-backbone-epochs", "K", "train only the heads for the first K epochs", "0")
@@ -82,6 +93,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("patience", "P", "early stop after P epochs without a better val AUROC (0: never)", "0")
       .option("grad-clip", "X", "clip the global gradient norm at X (0: off)", "0")
       .flag("skip-nonfinite", "skip (count and log) a step whose loss or gradient is NaN/inf instead of stopping")
+      .flag("cuda-graph", "CUDA: capture the training step once as a CUDA graph and replay it (docs/speed.md)")
       .flag("no-augment", "no training augmentation")
       .flag("quiet", "no progress bar, only epoch summaries");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
@@ -99,6 +111,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.warmup_steps = args.get_int("warmup");
   o.device = device_arg(args);
   const AllowTf32Scope tf32 = math_mode(args);
+  const AutocastBf16Scope precision = precision_mode(args);
   o.workers = int_arg(args, "workers");
   o.seed = args.get_u64("seed");
   o.threads = int_arg(args, "threads");
@@ -116,6 +129,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.grad_clip = args.get_double("grad-clip");
   o.augment = !args.flag_set("no-augment");
   o.skip_nonfinite = args.flag_set("skip-nonfinite");
+  o.cuda_graph = args.flag_set("cuda-graph");
   o.quiet = args.flag_set("quiet");
   o.command_line = join_command("train", argc, argv);
   return train_exit_code(train_model(o, out));  // 130 / 143 after SIGINT / SIGTERM (docs/reliability.md)
@@ -135,9 +149,11 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
       .option("limit", "N", "at most N images (0: all)", "0")
       .option("no-finding", "product|max", "No Finding = prod(1 - p) or 1 - max p", "product")
       .flag("tf32", kTf32Help)
+      .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("quiet", "print nothing");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
   const AllowTf32Scope tf32 = math_mode(args);
+  const AutocastBf16Scope precision = precision_mode(args);
   EvaluateOptions o;
   o.checkpoint = args.get("checkpoint");
   o.data_dir = args.get("data");
@@ -169,6 +185,7 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
       .option("data", "DIR", "overlays: ground-truth boxes from DIR/BBox_List_2017.csv")
       .option("boxes", "FILE", "overlays: ground-truth boxes from FILE (BBox_List_2017.csv format)")
       .flag("tf32", kTf32Help)
+      .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("quiet", "print nothing");
   // Positional IMAGE words are taken out before the options are parsed.
   static const std::set<std::string> flags = {"--all-boxes", "--overlay", "--tf32", "--quiet", "-h", "--help"};
@@ -185,6 +202,7 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
   }
   if (auto code = parse_command_line(args, static_cast<int>(words.size()), words.data(), out, std::cerr)) return *code;
   const AllowTf32Scope tf32 = math_mode(args);
+  const AutocastBf16Scope precision = precision_mode(args);
   PredictOptions o;
   o.checkpoint = args.get("checkpoint");
   o.out_dir = args.get("out");
@@ -216,8 +234,10 @@ int run_demo(int argc, const char* const* argv, std::ostream& out) {
       .option("epochs", "E", "training epochs", "10")
       .option("workers", "W", "data loader threads", "2")
       .option("seed", "S", "seed", "0")
+      .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("quiet", "no progress bar");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
+  const AutocastBf16Scope precision = precision_mode(args);
   const fs::path dir(args.get("out"));
   const int size = int_arg(args, "size");
   for (const char* sub : {"data", "run", "eval", "predict"}) fs::remove_all(dir / sub);
@@ -248,7 +268,7 @@ int run_demo(int argc, const char* const* argv, std::ostream& out) {
   t.val_fraction = 0.15;
   t.quiet = args.flag_set("quiet");
   t.command_line = "train_cxr demo";
-  out << "demo: 2/4 training resnet18 on the CPU\n";
+  out << "demo: 2/4 training resnet18 on the CPU" << (autocast_bf16() ? " (bf16 mixed precision)" : "") << "\n";
   const TrainResult tr = train_model(t, out);
 
   out << "demo: 3/4 evaluation on the test split\n";

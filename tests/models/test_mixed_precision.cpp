@@ -54,8 +54,8 @@ ModelRun run_model(const std::string& arch, Device device, bool bf16, std::int64
   m->eval();
   m->to(device);
   std::mt19937_64 rng(12);
-  const Tensor x = Tensor::randn({2, 3, pixels, pixels}, rng).to(device);
-  const Tensor r1 = Tensor::randn({2, 14}, rng).to(device), r2 = Tensor::randn({2, 14, 4}, rng).to(device);
+  const Tensor x = Tensor::randn({1, 3, pixels, pixels}, rng).to(device);
+  const Tensor r1 = Tensor::randn({1, 14}, rng).to(device), r2 = Tensor::randn({1, 14, 4}, rng).to(device);
   m->zero_grad();
   HeadOutputs o = m->forward_heads(x);
   m->backward_heads(r1, r2);
