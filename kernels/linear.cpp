@@ -69,11 +69,7 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   }
   check_f32_input("linear", "x", x);
   check_f32_input("linear", "w", w, &x);
-  check_dim("linear", "x", x, 2);
-  check_dim("linear", "w", w, 2);
-  const std::int64_t N = x.size(0), in = x.size(1), out = w.size(0);
-  CXR_CHECK(w.size(1) == in, "linear: w ", shape_str(w.shape()), " must be (out, in) with in = ", in,
-            " features of x ", shape_str(x.shape()), ", found in = ", w.size(1));
+  const auto [N, in, out] = linear_sizes("linear", x, w);
   if (b.defined()) {
     check_f32_input("linear", "b", b, &x);
     check_shape("linear", "b", b, {out});
@@ -93,11 +89,7 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   check_f32_input("linear_backward", "x", x);
   check_f32_input("linear_backward", "w", w, &x);
   check_f32_input("linear_backward", "dy", dy, &x);
-  check_dim("linear_backward", "x", x, 2);
-  check_dim("linear_backward", "w", w, 2);
-  const std::int64_t N = x.size(0), in = x.size(1), out = w.size(0);
-  CXR_CHECK(w.size(1) == in, "linear_backward: w ", shape_str(w.shape()), " must be (out, in) with in = ", in,
-            " features of x ", shape_str(x.shape()), ", found in = ", w.size(1));
+  const auto [N, in, out] = linear_sizes("linear_backward", x, w);
   check_shape("linear_backward", "dy", dy, {N, out});
   LinearGrads g;
   g.dx = Tensor::empty({N, in}, DType::F32, x.device());
