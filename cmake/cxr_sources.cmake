@@ -74,11 +74,15 @@ target_include_directories(cxr_tests_emu PRIVATE ${DOCTEST_INCLUDE_DIR})
 target_compile_options(cxr_tests_emu PRIVATE ${CXR_WARNINGS})
 
 # Host tests and the op registry on the CPU.
-add_test(NAME host COMMAND cxr_tests_emu --test-suite-exclude=cuda-emu,emulator)
+add_test(NAME host COMMAND cxr_tests_emu --test-suite-exclude=cuda-emu,cuda-emu-slow,emulator)
 # Every CUDA kernel, run on the emulated device against the CPU reference.
 add_test(NAME cuda-emu COMMAND cxr_tests_emu --test-suite=cuda-emu,emulator)
-set_tests_properties(host cuda-emu PROPERTIES
+# Whole models trained on the emulated device (minutes: every kernel runs on the host's cores).
+# Label "slow": the sanitizer preset leaves them out; the release run has them.
+add_test(NAME cuda-emu-slow COMMAND cxr_tests_emu --test-suite=cuda-emu-slow)
+set_tests_properties(host cuda-emu cuda-emu-slow PROPERTIES
   ENVIRONMENT "CXR_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data;OMP_NUM_THREADS=1")
+set_tests_properties(cuda-emu-slow PROPERTIES LABELS slow)
 # The HTML report in headless Chromium (scripts/browser-test); Skipped (77) without chromium.
 if(TARGET train_cxr)
   add_test(NAME browser COMMAND ${PROJECT_SOURCE_DIR}/scripts/browser-test --self-check $<TARGET_FILE:train_cxr>)

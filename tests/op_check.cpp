@@ -218,6 +218,7 @@ bool gpu_required() {
 }
 
 const char* gpu_suite() { return backend::is_emulated() ? "cuda-emu" : "cuda"; }
+const char* gpu_suite_slow() { return backend::is_emulated() ? "cuda-emu-slow" : "cuda"; }
 
 bool skip_gpu_cases() { return !backend::has_device() && !gpu_required(); }
 

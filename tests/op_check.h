@@ -79,6 +79,9 @@ void check_op_on_gpu(const std::string& name, const OpCase& c);
 
 // Test-suite names and skip decision for GPU cases (evaluated when the binary starts).
 const char* gpu_suite();
+// The suite of a device case that takes minutes on the emulator (whole models under training):
+// "cuda-emu-slow" there (ctest cuda-emu-slow, label slow: the sanitizer run leaves it out), "cuda" on a GPU.
+const char* gpu_suite_slow();
 bool skip_gpu_cases();
 bool gpu_required();  // CXR_REQUIRE_GPU=1
 

@@ -4,28 +4,19 @@
 
 #include <chrono>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
-#include <nlohmann/json.hpp>
-
 #include "data/dataset.h"
+#include "tests/data/data_test_util.h"
+#include "tests/train/train_test_util.h"
 #include "train/cli_args.h"
 #include "train/cmd_data.h"
-#include "tests/data/data_test_util.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;
 
 namespace {
-
-int run(int (*command)(int, const char* const*, std::ostream&), std::vector<std::string> words, std::string& out) {
-  std::vector<const char*> argv;
-  for (const auto& w : words) argv.push_back(w.c_str());
-  std::ostringstream os;
-  const int code = command(static_cast<int>(argv.size()), argv.data(), os);
-  out = os.str();
-  return code;
-}
 
 }  // namespace
 
@@ -35,14 +26,15 @@ TEST_CASE("synth -> data-info --json: the counts of what was written, with every
   test::TempDir dir("synth_cli");
   std::string out;
   const auto t0 = std::chrono::steady_clock::now();
-  REQUIRE(run(cli::run_synth, {"--out", dir.path(), "--images", "200", "--size", "128", "--seed", "5"}, out) == 0);
+  REQUIRE(test::run_command(cli::run_synth, {"--out", dir.path(), "--images", "200", "--size", "128", "--seed", "5"},
+                            &out) == 0);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   MESSAGE("synth: 200 images of 128x128 in " << seconds << " s");
   CHECK(out.find("wrote 200 images") != std::string::npos);
   for (const char* f : {"Data_Entry_2017.csv", "BBox_List_2017.csv", "train_val_list.txt", "test_list.txt"})
     CHECK(fs::exists(dir / f));
 
-  REQUIRE(run(cli::run_data_info, {"--data", dir.path(), "--json"}, out) == 0);
+  REQUIRE(test::run_command(cli::run_data_info, {"--data", dir.path(), "--json"}, &out) == 0);
   const auto j = nlohmann::json::parse(out);  // exactly one JSON object
   for (const char* key : {"images", "patients", "no_finding", "labels", "boxes", "boxed_images", "box_labels",
                           "missing_images", "splits"})
@@ -70,7 +62,7 @@ TEST_CASE("synth -> data-info --json: the counts of what was written, with every
   CHECK(j["split_source"] == "official lists");
 
   // Text output names the folder and every finding.
-  REQUIRE(run(cli::run_data_info, {"--data", dir.path()}, out) == 0);
+  REQUIRE(test::run_command(cli::run_data_info, {"--data", dir.path()}, &out) == 0);
   CHECK(out.find("images          200") != std::string::npos);
   CHECK(out.find("Pleural_Thickening") != std::string::npos);
 }
@@ -82,7 +74,7 @@ TEST_CASE("data-info on the real metadata: the JSON counts of the NIH release") 
     return;
   }
   std::string out;
-  REQUIRE(run(cli::run_data_info, {"--data", *nih, "--json"}, out) == 0);
+  REQUIRE(test::run_command(cli::run_data_info, {"--data", *nih, "--json"}, &out) == 0);
   const auto j = nlohmann::json::parse(out);
   CHECK(j["images"] == 112120);
   CHECK(j["patients"] == 30805);
@@ -96,10 +88,10 @@ TEST_CASE("data-info on the real metadata: the JSON counts of the NIH release") 
 
 TEST_CASE("command-line options: --help, unknown options and bad values") {
   std::string out;
-  CHECK(run(cli::run_synth, {"--help"}, out) == 0);
+  CHECK(test::run_command(cli::run_synth, {"--help"}, &out) == 0);
   CHECK(out.find("usage: train_cxr synth --out DIR") != std::string::npos);
-  CHECK(run(cli::run_synth, {"--out", "/tmp/x", "--colour", "red"}, out) == cli::kExitUsage);
-  CHECK(run(cli::run_data_info, {}, out) == cli::kExitUsage);  // --data is required
+  CHECK(test::run_command(cli::run_synth, {"--out", "/tmp/x", "--colour", "red"}, &out) == cli::kExitUsage);
+  CHECK(test::run_command(cli::run_data_info, {}, &out) == cli::kExitUsage);  // --data is required
   cli::Args args("t", "test");
   args.option("n", "N", "a number", "3").flag("json", "json").required("data", "DIR", "d");
   const char* ok[] = {"--data=/x", "--n", "7", "--json"};

@@ -22,6 +22,7 @@
 #include "kernels/optimizer_step.h"
 #include "kernels/reduce.h"
 #include "tests/data/data_test_util.h"
+#include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
@@ -67,24 +68,6 @@ TrainOptions small_cuda_run(const std::string& out) {
   o.quiet = true;
   o.device = Device::CUDA;
   return o;
-}
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-bool all_finite(const std::string& checkpoint) {
-  const SafetensorsFile f = read_safetensors(checkpoint);
-  for (const auto& e : f.entries) {
-    if (e.tensor.dtype() != DType::F32) continue;
-    const float* p = e.tensor.f32();
-    for (std::int64_t i = 0; i < e.tensor.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -237,8 +220,10 @@ TEST_CASE("step status: the flag, the latch, guarded restores and the non-finite
   CHECK(p[1].cpu().f32()[0] != 0.f);  // step 3 was applied
 }
 
-TEST_CASE("train_model on cuda-emu: no host synchronisation while a step is enqueued (resnet18; plain AdamW, SGD "
-          "with --grad-clip and --skip-nonfinite); metrics.jsonl has every step in order") {
+TEST_CASE(
+    "train_model on cuda-emu: no host synchronisation while a step is enqueued (resnet18; plain AdamW, SGD "
+    "with --grad-clip and --skip-nonfinite); metrics.jsonl has every step in order" *
+    doctest::test_suite("cuda-emu-slow")) {
   struct Variant {
     const char* name;
     double clip;
@@ -286,8 +271,10 @@ TEST_CASE("train_model on cuda-emu: no host synchronisation while a step is enqu
   }
 }
 
-TEST_CASE("train_model on cuda-emu: a NaN gradient stops one step later naming the step, the parameter and the "
-          "images; no update from the bad step or the one queued after it") {
+TEST_CASE(
+    "train_model on cuda-emu: a NaN gradient stops one step later naming the step, the parameter and the "
+    "images; no update from the bad step or the one queued after it" *
+    doctest::test_suite("cuda-emu-slow")) {
   test::TempDir dir("async_nan_stop");
   TrainOptions o = small_cuda_run(dir / "run");
   const std::int64_t bad_step = 2;
@@ -322,11 +309,13 @@ TEST_CASE("train_model on cuda-emu: a NaN gradient stops one step later naming t
   CHECK(message.find("Training stopped at step 3") != std::string::npos);
   CHECK(message.find("without an update from step 2 or after") != std::string::npos);
   CHECK(changed_after == 0);  // neither step 2 nor step 3 changed a weight
-  CHECK(read_all(dir / "run/log.txt").find("non-finite values at step 2") != std::string::npos);
+  CHECK(test::read_all(dir / "run/log.txt").find("non-finite values at step 2") != std::string::npos);
 }
 
-TEST_CASE("train_model on cuda-emu: --skip-nonfinite skips a NaN-input step on the device, restores batch-norm "
-          "statistics, names the parameter, and keeps the optimiser counts right") {
+TEST_CASE(
+    "train_model on cuda-emu: --skip-nonfinite skips a NaN-input step on the device, restores batch-norm "
+    "statistics, names the parameter, and keeps the optimiser counts right" *
+    doctest::test_suite("cuda-emu-slow")) {
   test::TempDir dir("async_nan_skip");
   TrainOptions o = small_cuda_run(dir / "run");
   o.skip_nonfinite = true;
@@ -338,11 +327,11 @@ TEST_CASE("train_model on cuda-emu: --skip-nonfinite skips a NaN-input step on t
   std::ostringstream sink;
   const TrainResult r = train_model(o, sink);
   CHECK(r.skipped_steps == 1);
-  const std::string log = read_all(dir / "run/log.txt");
+  const std::string log = test::read_all(dir / "run/log.txt");
   CHECK(log.find("skipped non-finite values at step 3 (epoch 1, batch 3)") != std::string::npos);
   CHECK(log.find("first in the gradient of conv1.weight") != std::string::npos);
   CHECK(log.find("1 steps skipped for non-finite values") != std::string::npos);
-  CHECK(all_finite(dir / "run/last.safetensors"));  // weights, optimiser state, batch-norm statistics
+  CHECK(test::checkpoint_all_finite(dir / "run/last.safetensors"));  // weights, optimiser state, batch-norm statistics
   const Checkpoint ck = load_checkpoint(dir / "run/last.safetensors");
   CHECK(ck.meta.step == 3);
   // 3 steps, one skipped: every parameter was updated twice.
@@ -382,42 +371,43 @@ std::vector<std::string> differing(const std::string& a, const std::string& b) {
 }  // namespace
 
 TEST_SUITE("cuda-emu") {
+  TEST_CASE(
+      "train_model --cuda-graph on cuda-emu: bit-identical weights, optimiser state, batch-norm buffers and "
+      "losses to eager steps (AdamW with --grad-clip over two epochs, the first with the backbone frozen: a "
+      "recapture; a resumed run)" *
+      doctest::test_suite("cuda-emu-slow")) {
+    test::TempDir dir("async_graph");
+    std::ostringstream sink;
+    auto run = [&](const std::string& name, const std::string& optimizer, double clip, bool graph, int epochs,
+                   int stop_after, bool resume) {
+      TrainOptions o = small_cuda_run(dir / name);
+      o.limit = 16;  // 4 steps per epoch: 2 eager warm-up steps, the capture, a replay
+      o.optimizer = optimizer;
+      o.grad_clip = clip;
+      o.cuda_graph = graph;
+      o.epochs = epochs;
+      o.stop_after_epochs = stop_after;
+      o.resume = resume;
+      o.freeze_backbone_epochs = optimizer == "adamw" ? 1 : 0;  // the heads run 4 steps ahead in epoch 2
+      return train_model(o, sink);
+    };
+    run("adamw_eager", "adamw", 1.0, false, 2, 0, false);
+    run("adamw_graph", "adamw", 1.0, true, 2, 0, false);
+    const std::string graph_log = test::read_all(dir / "adamw_graph/log.txt");
+    CHECK(graph_log.find("--cuda-graph: captured the training step at step 3") != std::string::npos);
+    CHECK(graph_log.find("--cuda-graph: captured the training step at step 7") != std::string::npos);  // unfrozen
+    CHECK(test::read_all(dir / "adamw_eager/log.txt").find("captured") == std::string::npos);
+    CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_graph/last.safetensors").empty());
+    CHECK(logged_losses(dir / "adamw_eager") == logged_losses(dir / "adamw_graph"));
+    CHECK(logged_losses(dir / "adamw_graph").size() == 8);
 
-TEST_CASE("train_model --cuda-graph on cuda-emu: bit-identical weights, optimiser state, batch-norm buffers and "
-          "losses to eager steps (AdamW with --grad-clip over two epochs, the first with the backbone frozen: a "
-          "recapture; a resumed run)") {
-  test::TempDir dir("async_graph");
-  std::ostringstream sink;
-  auto run = [&](const std::string& name, const std::string& optimizer, double clip, bool graph, int epochs,
-                 int stop_after, bool resume) {
-    TrainOptions o = small_cuda_run(dir / name);
-    o.limit = 16;  // 4 steps per epoch: 2 eager warm-up steps, the capture, a replay
-    o.optimizer = optimizer;
-    o.grad_clip = clip;
-    o.cuda_graph = graph;
-    o.epochs = epochs;
-    o.stop_after_epochs = stop_after;
-    o.resume = resume;
-    o.freeze_backbone_epochs = optimizer == "adamw" ? 1 : 0;  // the heads run 4 steps ahead in epoch 2
-    return train_model(o, sink);
-  };
-  run("adamw_eager", "adamw", 1.0, false, 2, 0, false);
-  run("adamw_graph", "adamw", 1.0, true, 2, 0, false);
-  const std::string graph_log = read_all(dir / "adamw_graph/log.txt");
-  CHECK(graph_log.find("--cuda-graph: captured the training step at step 3") != std::string::npos);
-  CHECK(graph_log.find("--cuda-graph: captured the training step at step 7") != std::string::npos);  // unfrozen
-  CHECK(read_all(dir / "adamw_eager/log.txt").find("captured") == std::string::npos);
-  CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_graph/last.safetensors").empty());
-  CHECK(logged_losses(dir / "adamw_eager") == logged_losses(dir / "adamw_graph"));
-  CHECK(logged_losses(dir / "adamw_graph").size() == 8);
-
-  // Interrupted after epoch 1 and resumed, both halves with graphs: the same end state.
-  run("adamw_resumed", "adamw", 1.0, true, 2, 1, false);
-  run("adamw_resumed", "adamw", 1.0, true, 2, 0, true);
-  CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_resumed/last.safetensors").empty());
-  // (SGD's device-side step is checked bit for bit against the host-scalar one above; a
-  // captured SGD run would add a minute on the emulator for the same capture machinery.)
-}
+    // Interrupted after epoch 1 and resumed, both halves with graphs: the same end state.
+    run("adamw_resumed", "adamw", 1.0, true, 2, 1, false);
+    run("adamw_resumed", "adamw", 1.0, true, 2, 0, true);
+    CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_resumed/last.safetensors").empty());
+    // (SGD's device-side step is checked bit for bit against the host-scalar one above; a
+    // captured SGD run would add a minute on the emulator for the same capture machinery.)
+  }
 
 TEST_CASE("--cuda-graph needs a CUDA device") {
   test::TempDir dir("async_graph_cpu");

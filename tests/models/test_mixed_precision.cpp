@@ -152,7 +152,7 @@ TEST_CASE("resnet18 under autocast: close to fp32 but not equal, on the CPU" * d
 }
 
 TEST_CASE("models under autocast: the device (BF16 tensor cores) matches the CPU" *
-          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+          doctest::test_suite(gpu_suite_slow()) * doctest::skip(skip_gpu_cases())) {
   // Not efficientnet_b0: in eval mode at initialisation its features fade to ~0 over the 16
   // blocks, so the logits are the head's bias on any device (its ops are covered one by one).
   for (const std::string arch : {"resnet18", "convnext_tiny"}) {

@@ -4,7 +4,6 @@
 // unwritable output and a full disk (clear errors, a good checkpoint never replaced by a
 // partial one).
 #include <doctest/doctest.h>
-
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/fsuid.h>
@@ -23,12 +22,13 @@
 #include <sstream>
 
 #include "data/loader.h"
+#include "tests/data/data_test_util.h"
+#include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 #include "train/cli_args.h"
 #include "train/cmd_train.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
-#include "tests/data/data_test_util.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;
@@ -66,13 +66,6 @@ int run_cli(std::vector<std::string> words) {
   return cli::run_train(static_cast<int>(argv.size()), argv.data(), os);
 }
 
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
 // Number of tensors whose bytes differ between two checkpoints (names must match).
 int differing_tensors(const std::string& a, const std::string& b) {
   const SafetensorsFile fa = read_safetensors(a), fb = read_safetensors(b);
@@ -87,17 +80,6 @@ int differing_tensors(const std::string& a, const std::string& b) {
     }
   }
   return differing;
-}
-
-bool all_finite(const std::string& checkpoint) {
-  const SafetensorsFile f = read_safetensors(checkpoint);
-  for (const auto& e : f.entries) {
-    if (e.tensor.dtype() != DType::F32) continue;
-    const float* p = e.tensor.f32();
-    for (std::int64_t i = 0; i < e.tensor.numel(); ++i)
-      if (!std::isfinite(p[i])) return false;
-  }
-  return true;
 }
 
 std::int64_t metrics_rows(const std::string& run) {
@@ -198,7 +180,7 @@ void write_test_checkpoint(const std::string& path, std::int64_t floats, float v
 int full_disk_check(const std::string& dir, std::string& text) {
   const std::string path = dir + "/last.safetensors";
   write_test_checkpoint(path, 1000, 1.f);  // ~4 KB: fits
-  const std::string good = read_all(path);
+  const std::string good = test::read_all(path);
   try {
     write_test_checkpoint(path, 1 << 20, 2.f);  // 4 MiB: does not fit
     text += "the large checkpoint was written although it should not fit";
@@ -207,7 +189,7 @@ int full_disk_check(const std::string& dir, std::string& text) {
     text += e.what();
   }
   if (text.find(path) == std::string::npos) return 3;
-  if (read_all(path) != good) return 4;
+  if (test::read_all(path) != good) return 4;
   if (has_temp_files(dir)) return 5;
   if (read_safetensors(path).at("w").f32()[0] != 1.f) return 6;
   return 0;
@@ -226,7 +208,7 @@ TEST_CASE("reliability: a NaN gradient stops training naming the step and the pa
   o.stop_after_epochs = 1;
   std::ostringstream sink;
   train_model(o, sink);
-  const std::string good = read_all(run + "/last.safetensors");
+  const std::string good = test::read_all(run + "/last.safetensors");
   const std::int64_t s1 = steps_of_first_epoch(run);
 
   o.stop_after_epochs = 0;
@@ -247,8 +229,8 @@ TEST_CASE("reliability: a NaN gradient stops training naming the step and the pa
   CHECK(message.find("non-finite values at step " + std::to_string(bad_step)) != std::string::npos);
   CHECK(message.find("the gradient of layer2.0.conv1.weight") != std::string::npos);
   CHECK(message.find("--skip-nonfinite") != std::string::npos);
-  CHECK(read_all(run + "/last.safetensors") == good);  // the last good checkpoint, untouched
-  CHECK(read_all(run + "/log.txt").find("non-finite values at step") != std::string::npos);
+  CHECK(test::read_all(run + "/last.safetensors") == good);  // the last good checkpoint, untouched
+  CHECK(test::read_all(run + "/log.txt").find("non-finite values at step") != std::string::npos);
 }
 
 TEST_CASE("reliability: a NaN label gives a non-finite loss: an error; a NaN input image with --skip-nonfinite: a "
@@ -286,11 +268,11 @@ TEST_CASE("reliability: a NaN label gives a non-finite loss: an error; a NaN inp
   const TrainResult r = train_model(k, sink);
   CHECK(r.skipped_steps == 1);
   CHECK(train_exit_code(r) == 0);
-  const std::string log = read_all(dir / "skip/log.txt");
+  const std::string log = test::read_all(dir / "skip/log.txt");
   CHECK(log.find("skipped non-finite values at step 2") != std::string::npos);
   CHECK(log.find("1 steps skipped for non-finite values") != std::string::npos);
   // No NaN reached the weights, the optimiser state or the batch-norm statistics.
-  CHECK(all_finite(dir / "skip/last.safetensors"));
+  CHECK(test::checkpoint_all_finite(dir / "skip/last.safetensors"));
   REQUIRE(r.epochs.size() == 1);
   CHECK(std::isfinite(r.epochs[0].train_loss));
 }
@@ -327,7 +309,7 @@ TEST_CASE("reliability: SIGINT mid-epoch and SIGTERM at an epoch boundary save a
     CHECK(ck.meta.epoch == 0);
     CHECK(ck.meta.extra.at("resume.batch") == "2");
     CHECK(ck.file.find("optimizer.conv1.weight.exp_avg") != nullptr);
-    CHECK(read_all(mid + "/log.txt").find("interrupted by SIGINT at step 2") != std::string::npos);
+    CHECK(test::read_all(mid + "/log.txt").find("interrupted by SIGINT at step 2") != std::string::npos);
     CHECK(InterruptHandlers::pending() == 0);  // the handlers are gone with the run
   }
   {  // SIGTERM after the last step of epoch 1 (before its validation)

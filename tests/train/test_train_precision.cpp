@@ -11,6 +11,7 @@
 #include "kernels/math_mode.h"
 #include "tests/data/data_test_util.h"
 #include "tests/op_check.h"
+#include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 #include "train/cli_args.h"
 #include "train/cmd_train.h"
@@ -20,16 +21,6 @@ using namespace cxr;
 namespace fs = std::filesystem;
 
 namespace {
-
-int run(int (*command)(int, const char* const*, std::ostream&), const std::vector<std::string>& words,
-        std::string* text = nullptr) {
-  std::vector<const char*> argv;
-  for (const auto& w : words) argv.push_back(w.c_str());
-  std::ostringstream os;
-  const int code = command(static_cast<int>(argv.size()), argv.data(), os);
-  if (text) *text = os.str();
-  return code;
-}
 
 // The train_loss column of RUN/metrics.csv, one value per epoch.
 std::vector<double> train_losses(const std::string& run_dir) {
@@ -67,10 +58,18 @@ std::vector<double> probabilities(const std::string& csv) {
 TEST_CASE("train --precision bf16: the loss goes down, the checkpoint stays f32" * doctest::test_suite("train")) {
   test::TempDir dir("train_bf16");
   const std::string runp = dir / "run";
-  REQUIRE(run(cli::run_train, {"--data", test::small_synth_dir(), "--out", runp, "--model", "resnet18",
-                               "--image-size", "32", "--epochs", "3", "--batch-size", "8", "--workers", "2",
-                               "--seed", "3", "--lr", "0.002", "--warmup", "2", "--precision", "bf16",
-                               "--quiet"}) == 0);
+  REQUIRE(test::run_command(cli::run_train, {"--data",       test::small_synth_dir(),
+                                             "--out",        runp,
+                                             "--model",      "resnet18",
+                                             "--image-size", "32",
+                                             "--epochs",     "3",
+                                             "--batch-size", "8",
+                                             "--workers",    "2",
+                                             "--seed",       "3",
+                                             "--lr",         "0.002",
+                                             "--warmup",     "2",
+                                             "--precision",  "bf16",
+                                             "--quiet"}) == 0);
   CHECK_FALSE(autocast_bf16());  // the scope ended with the command
   const std::vector<double> losses = train_losses(runp);
   REQUIRE(losses.size() == 3);
@@ -89,15 +88,15 @@ TEST_CASE("predict --precision bf16 on the device agrees with the CPU" *
           doctest::test_suite(test::gpu_suite()) * doctest::skip(test::skip_gpu_cases())) {
   test::TempDir dir("predict_bf16");
   const std::string runp = dir / "run";
-  REQUIRE(run(cli::run_train, {"--data", test::small_synth_dir(), "--out", runp, "--model", "resnet18",
-                               "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "2",
-                               "--seed", "3", "--quiet"}) == 0);
+  REQUIRE(test::run_command(cli::run_train, {"--data", test::small_synth_dir(), "--out", runp, "--model", "resnet18",
+                                             "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--workers",
+                                             "2", "--seed", "3", "--quiet"}) == 0);
   data::Report report(data::Report::Echo::Off);
   const data::Dataset ds = data::Dataset::load(test::small_synth_dir(), report);
   const auto predict = [&](const std::string& device, const std::string& precision) {
     const std::string out = dir / ("pred_" + device + "_" + precision);
-    REQUIRE(run(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", out, "--device", device,
-                                   "--precision", precision, ds.image_path(0), "--quiet"}) == 0);
+    REQUIRE(test::run_command(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", out, "--device",
+                                                 device, "--precision", precision, ds.image_path(0), "--quiet"}) == 0);
     return probabilities(out + "/predictions.csv");
   };
   const std::vector<double> cpu = predict("cpu", "bf16"), emu = predict("cuda", "bf16"), f32 = predict("cpu", "fp32");
@@ -117,8 +116,8 @@ TEST_CASE("predict --precision bf16 on the device agrees with the CPU" *
 
 TEST_CASE("--precision takes fp32 or bf16 only" * doctest::test_suite("train")) {
   test::TempDir dir("precision_usage");
-  CHECK_THROWS_WITH_AS(run(cli::run_train, {"--data", test::small_synth_dir(), "--out", dir / "run", "--precision",
-                                            "fp16"}),
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, {"--data", test::small_synth_dir(), "--out", dir / "run",
+                                                          "--precision", "fp16"}),
                        doctest::Contains("--precision must be fp32 or bf16, got 'fp16'"), cli::UsageError);
   CHECK_FALSE(autocast_bf16());
 }

@@ -15,27 +15,18 @@
 #include "kernels/math_mode.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
+#include "tests/data/data_test_util.h"
+#include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 #include "train/cli_args.h"
 #include "train/cmd_train.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
-#include "tests/data/data_test_util.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;
 
 namespace {
-
-int run(int (*command)(int, const char* const*, std::ostream&), std::vector<std::string> words,
-        std::string* text = nullptr) {
-  std::vector<const char*> argv;
-  for (const auto& w : words) argv.push_back(w.c_str());
-  std::ostringstream os;
-  const int code = command(static_cast<int>(argv.size()), argv.data(), os);
-  if (text) *text = os.str();
-  return code;
-}
 
 std::string first_line(const std::string& path) {
   std::ifstream f(path);
@@ -82,7 +73,7 @@ TEST_CASE("trainer: the loss goes down on a fixed batch") {
 TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
   test::TempDir dir("trainer_e2e");
   const std::string runp = dir / "run";
-  REQUIRE(run(cli::run_train, train_args(runp, 1)) == 0);
+  REQUIRE(test::run_command(cli::run_train, train_args(runp, 1)) == 0);
   for (const char* f : {"last.safetensors", "best.safetensors", "metrics.csv", "log.txt"})
     CHECK_MESSAGE(fs::exists(fs::path(runp) / f), f);
   const std::string header = first_line(runp + "/metrics.csv");
@@ -102,8 +93,9 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
 
   const std::string evalp = dir / "eval";
   std::string text;
-  REQUIRE(run(cli::run_eval, {"--checkpoint", runp + "/best.safetensors", "--data", test::small_synth_dir(),
-                              "--out", evalp, "--workers", "1", "--quiet"}) == 0);
+  REQUIRE(test::run_command(cli::run_eval, {"--checkpoint", runp + "/best.safetensors", "--data",
+                                            test::small_synth_dir(), "--out", evalp, "--workers", "1", "--quiet"}) ==
+          0);
   std::ifstream jf(evalp + "/metrics.json");
   const nlohmann::json j = nlohmann::json::parse(jf);
   for (const char* k : {"mean_auroc", "mean_ap", "mean_accuracy", "mean_abs_bias", "classes", "localisation", "images"})
@@ -119,8 +111,8 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
   data::Report report(data::Report::Echo::Off);
   const data::Dataset ds = data::Dataset::load(test::small_synth_dir(), report);
   const std::string predp = dir / "pred";
-  REQUIRE(run(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", predp, ds.image_path(0),
-                                 "--all-boxes", ds.image_path(1), "--quiet"}) == 0);
+  REQUIRE(test::run_command(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", predp,
+                                               ds.image_path(0), "--all-boxes", ds.image_path(1), "--quiet"}) == 0);
   CHECK(first_line(predp + "/predictions.csv") == ph);
   CHECK(first_line(predp + "/boxes.csv") == "image,finding,x,y,w,h,score");
   std::ifstream bf(predp + "/boxes.csv");
@@ -135,7 +127,7 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
     std::vector<std::string> words = {"--checkpoint", runp + "/best.safetensors", "--out", out, "--device", device,
                                       ds.image_path(0), "--quiet"};
     if (tf32) words.push_back("--tf32");
-    REQUIRE(run(cli::run_predict, words) == 0);
+    REQUIRE(test::run_command(cli::run_predict, words) == 0);
     std::ifstream f(out + "/predictions.csv");
     std::string line;
     std::getline(f, line);
@@ -166,7 +158,7 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
 TEST_CASE("train --resume: 1 + 1 epochs give bit-identical weights to 2 epochs") {
   test::TempDir dir("trainer_resume");
   const std::string a = dir / "a", b = dir / "b";
-  REQUIRE(run(cli::run_train, train_args(a, 2)) == 0);
+  REQUIRE(test::run_command(cli::run_train, train_args(a, 2)) == 0);
   // The interruption: the same 2-epoch run, stopped after its first epoch (the cosine
   // schedule spans --epochs, so a 1-epoch run would not be the same run).
   TrainOptions o;
@@ -187,7 +179,7 @@ TEST_CASE("train --resume: 1 + 1 epochs give bit-identical weights to 2 epochs")
   CHECK(load_checkpoint(b + "/last.safetensors").meta.epoch == 1);
   auto resume = train_args(b, 2);
   resume.push_back("--resume");
-  REQUIRE(run(cli::run_train, resume) == 0);
+  REQUIRE(test::run_command(cli::run_train, resume) == 0);
 
   const SafetensorsFile fa = read_safetensors(a + "/last.safetensors");
   const SafetensorsFile fb = read_safetensors(b + "/last.safetensors");
@@ -215,35 +207,38 @@ TEST_CASE("train --resume: 1 + 1 epochs give bit-identical weights to 2 epochs")
 TEST_CASE("train / eval / predict: bad arguments give clear errors") {
   test::TempDir dir("trainer_bad");
   std::string text;
-  CHECK(run(cli::run_train, {"--out", dir / "r"}) == cli::kExitUsage);  // --data missing
+  CHECK(test::run_command(cli::run_train, {"--out", dir / "r"}) == cli::kExitUsage);  // --data missing
   auto with = [&](std::vector<std::string> extra) {
     auto a = train_args(dir / "r", 1);
     a.insert(a.end(), extra.begin(), extra.end());
     return a;
   };
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--optimizer", "adam"})), doctest::Contains("adamw or sgd"),
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--optimizer", "adam"})),
+                       doctest::Contains("adamw or sgd"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--model", "vgg"})),
+                       doctest::Contains("unknown model 'vgg'"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--schedule", "linear"})),
+                       doctest::Contains("--schedule"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--pos-weight", "2"})),
+                       doctest::Contains("--pos-weight"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--epochs", "0"})), doctest::Contains("--epochs"),
                        cli::UsageError);
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--model", "vgg"})), doctest::Contains("unknown model 'vgg'"),
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--epochs", "two"})), doctest::Contains("--epochs"),
                        cli::UsageError);
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--schedule", "linear"})), doctest::Contains("--schedule"),
-                       cli::UsageError);
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--pos-weight", "2"})), doctest::Contains("--pos-weight"),
-                       cli::UsageError);
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--epochs", "0"})), doctest::Contains("--epochs"), cli::UsageError);
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--epochs", "two"})), doctest::Contains("--epochs"),
-                       cli::UsageError);
-  CHECK_THROWS_AS(run(cli::run_train, {"--data", dir / "nothing", "--out", dir / "r2", "--quiet"}), Error);
-  CHECK_THROWS_WITH_AS(run(cli::run_train, with({"--resume"})), doctest::Contains("nothing to resume"), Error);
-  CHECK_THROWS_WITH_AS(run(cli::run_eval, {"--checkpoint", dir / "x.safetensors", "--data", dir.path(), "--out",
-                                           dir / "e", "--split", "train"}),
+  CHECK_THROWS_AS(test::run_command(cli::run_train, {"--data", dir / "nothing", "--out", dir / "r2", "--quiet"}),
+                  Error);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--resume"})), doctest::Contains("nothing to resume"),
+                       Error);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_eval, {"--checkpoint", dir / "x.safetensors", "--data", dir.path(),
+                                                         "--out", dir / "e", "--split", "train"}),
                        doctest::Contains("--split"), cli::UsageError);
-  CHECK_THROWS_WITH_AS(run(cli::run_eval, {"--checkpoint", dir / "x.safetensors", "--data", dir.path(), "--out",
-                                           dir / "e"}),
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_eval, {"--checkpoint", dir / "x.safetensors", "--data", dir.path(),
+                                                         "--out", dir / "e"}),
                        doctest::Contains("does not exist"), Error);
-  CHECK_THROWS_WITH_AS(run(cli::run_predict, {"--checkpoint", dir / "x.safetensors", "--out", dir / "p"}),
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_predict, {"--checkpoint", dir / "x.safetensors", "--out", dir / "p"}),
                        doctest::Contains("no IMAGE"), cli::UsageError);
-  CHECK(run(cli::run_predict, {"--out", dir / "p", "a.png"}) == cli::kExitUsage);  // --checkpoint missing
-  CHECK(run(cli::run_demo, {"--bogus"}) == cli::kExitUsage);
+  CHECK(test::run_command(cli::run_predict, {"--out", dir / "p", "a.png"}) == cli::kExitUsage);  // --checkpoint missing
+  CHECK(test::run_command(cli::run_demo, {"--bogus"}) == cli::kExitUsage);
 }
 
 }  // TEST_SUITE

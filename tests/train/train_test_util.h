@@ -1,0 +1,24 @@
+// Helpers of the training and command-line tests: run a train_cxr subcommand in-process,
+// read a whole file, check a checkpoint for non-finite values.
+#pragma once
+
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace cxr::test {
+
+// A subcommand entry point of train_cxr (cli::run_train, cli::run_eval, ...).
+using CommandFn = int (*)(int argc, const char* const* argv, std::ostream& out);
+
+// Runs `command` with argv = words (the arguments only: the subcommand parses them all) and
+// returns its exit code; its output goes to *output when given, else is dropped.
+int run_command(CommandFn command, const std::vector<std::string>& words, std::string* output = nullptr);
+
+// The bytes of a file ("" when it cannot be read).
+std::string read_all(const std::string& path);
+
+// Whether every f32 tensor of a safetensors checkpoint is finite.
+bool checkpoint_all_finite(const std::string& path);
+
+}  // namespace cxr::test
