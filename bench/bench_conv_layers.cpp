@@ -168,11 +168,19 @@ double flop_count(const Conv2dDims& d) {
   return d.flops();
 }
 
-// Each operand read once and the output written once, fp32; the same total for all passes.
-double fewest_bytes(const Conv2dDims& d) {
+// The fewest bytes of one pass: its two operands read once (in_bytes an element) and its
+// result written once (out_bytes). Forward reads x, w and writes y; backward-data reads dy, w
+// and writes dx; backward-weight reads x, dy and writes dw. fp32: 4 and 4 (the same total for
+// every pass); bf16 operands: 2, and 4 (cxr writes f32 results) or 2 (cuDNN writes bf16).
+double fewest_bytes(const Conv2dDims& d, ConvPass pass, double in_bytes = 4, double out_bytes = 4) {
   const double x = double(d.N) * d.C * d.H * d.W, w = double(d.K) * (d.C / d.G) * d.R * d.S,
                y = double(d.N) * d.K * d.P * d.Q;
-  return 4.0 * (x + w + y);
+  switch (pass) {
+    case ConvPass::Fwd: return in_bytes * (x + w) + out_bytes * y;
+    case ConvPass::BwdData: return in_bytes * (y + w) + out_bytes * x;
+    case ConvPass::BwdWeight: return in_bytes * (x + y) + out_bytes * w;
+  }
+  return 0;
 }
 
 struct Peaks {
@@ -275,7 +283,7 @@ void print_list(const std::vector<LayerShape>& shapes, const int conv_count[kNum
     std::printf("%-36s %4d %4d  %-9s", s.name.c_str(), s.uses[0], s.uses[1], kind_of(s));
     for (int n : g_opt.batches) {
       const Conv2dDims d = at_batch(s.d, n);
-      std::printf("  %10.3f  %8.1f", flop_count(d) * 1e-9, fewest_bytes(d) * 1e-6);
+      std::printf("  %10.3f  %8.1f", flop_count(d) * 1e-9, fewest_bytes(d, ConvPass::Fwd) * 1e-6);
     }
     std::printf("\n");
   }
@@ -321,19 +329,6 @@ bench::ConvMath conv_math(Impl i) {
   return is_bf16(i) ? bench::ConvMath::Bf16 : is_tf32(i) ? bench::ConvMath::Tf32 : bench::ConvMath::Fp32;
 }
 
-// The fewest bytes of one pass with bf16 operands: 2 per input element, out_bytes per output.
-double fewest_bytes_bf16(const Conv2dDims& d, ConvPass pass, double out_bytes) {
-  const double x = double(d.N) * d.C * d.H * d.W, w = double(d.K) * (d.C / d.G) * d.R * d.S,
-               y = double(d.N) * d.K * d.P * d.Q;
-  switch (pass) {
-    case ConvPass::Fwd: return 2.0 * (x + w) + out_bytes * y;
-    case ConvPass::BwdData: return 2.0 * (y + w) + out_bytes * x;
-    case ConvPass::BwdWeight: return 2.0 * (x + y) + out_bytes * w;
-  }
-  return 0;
-}
-
-
 struct Case {
   LayerShape shape;
   Conv2dDims d;  // at the batch of this case
@@ -342,8 +337,8 @@ struct Case {
 };
 
 double case_bytes(const Case& c) {
-  if (!is_bf16(c.impl)) return fewest_bytes(c.d);
-  return fewest_bytes_bf16(c.d, c.pass, c.impl == Impl::CxrBf16 ? 4.0 : 2.0);
+  if (!is_bf16(c.impl)) return fewest_bytes(c.d, c.pass);
+  return fewest_bytes(c.d, c.pass, 2.0, c.impl == Impl::CxrBf16 ? 4.0 : 2.0);
 }
 
 // A device tensor of uniform(-1, 1) values: 4 MiB drawn on the host, then tiled on the device
