@@ -126,4 +126,7 @@ if(CXR_BENCH)
   endforeach()
   # The convolution shapes of resnet50 and efficientnet_b0 (no GPU): fails when a model yields none.
   add_test(NAME conv-table-list COMMAND bench_conv_layers --list)
+  # The activation-memory tool on a small model (seconds on the emulated device; 77 without a device).
+  add_test(NAME activation-memory-smoke COMMAND bench_activation_memory --models resnet18 --precisions fp32 --pixels 48 --batches 1,2)
+  set_tests_properties(activation-memory-smoke PROPERTIES SKIP_RETURN_CODE 77)
 endif()
