@@ -3,10 +3,15 @@
 
 namespace cxr {
 
+// ReLU keeps its output, not its input: relu'(x) = [x > 0] = [relu(x) > 0], so the gradient is
+// the same, and the output is usually kept anyway by the next layer (a convolution's input),
+// so the two share one tensor instead of keeping two (as torch's ReLU saves its result).
 Tensor ActivationModule::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
-  save_for_backward(keeps_for_backward() ? x : Tensor());
-  return activation_forward(a_, x);
+  Tensor y = activation_forward(a_, x);
+  const Tensor& kept = a_ == Activation::ReLU ? y : x;
+  save_for_backward(keeps_for_backward() ? kept : Tensor());
+  return y;
 }
 
 Tensor ActivationModule::backward(const Tensor& dy) {
