@@ -37,7 +37,8 @@ std::unique_ptr<BatchNorm2d> bn_relu(std::int64_t channels, bool fused) {
 }
 
 Tensor relu(const Tensor& x) { return activation_forward(Activation::ReLU, x); }
-Tensor relu_backward(const Tensor& x, const Tensor& dy) { return activation_backward(Activation::ReLU, x, dy); }
+// dy [z > 0] from the ReLU's output y = relu(z): [y > 0] = [z > 0], so the blocks keep y.
+Tensor relu_backward(const Tensor& y, const Tensor& dy) { return activation_backward(Activation::ReLU, y, dy); }
 
 }  // namespace
 
@@ -54,24 +55,25 @@ BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) : fused_
 Tensor BasicBlock::forward(const Tensor& x) {
   Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(...)) already
   if (!fused_) {
-    pre_relu1_ = keeps_for_backward() ? h : Tensor();
     h = relu(h);
+    relu1_out_ = keeps_for_backward() ? h : Tensor();
   }
   h = bn2_->forward(conv2_->forward(h));
   Tensor identity = downsample_ ? downsample_->forward(x) : x;
   add_(h, identity);
-  pre_relu_out_ = keeps_for_backward() ? h : Tensor();
-  return relu(h);
+  Tensor out = relu(h);
+  out_ = keeps_for_backward() ? out : Tensor();  // relu'(sum) = [out > 0]; the next block keeps out too
+  return out;
 }
 
 Tensor BasicBlock::backward(const Tensor& dy) {
-  CXR_CHECK(pre_relu_out_.defined(), "BasicBlock.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
-  Tensor d = relu_backward(pre_relu_out_, dy);  // gradient at the sum: both paths get it
+  CXR_CHECK(out_.defined(), "BasicBlock.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
+  Tensor d = relu_backward(out_, dy);  // gradient at the sum: both paths get it
   Tensor dmain = conv2_->backward(bn2_->backward(d));
-  if (!fused_) dmain = relu_backward(pre_relu1_, dmain);
+  if (!fused_) dmain = relu_backward(relu1_out_, dmain);
   dmain = conv1_->backward(bn1_->backward(dmain));
   add_(dmain, downsample_ ? downsample_->backward(d) : d);
-  pre_relu1_ = pre_relu_out_ = Tensor();
+  relu1_out_ = out_ = Tensor();
   return dmain;
 }
 
@@ -90,31 +92,32 @@ Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) : fused_
 Tensor Bottleneck::forward(const Tensor& x) {
   Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(...)) already
   if (!fused_) {
-    pre_relu1_ = keeps_for_backward() ? h : Tensor();
     h = relu(h);
+    relu1_out_ = keeps_for_backward() ? h : Tensor();
   }
   h = bn2_->forward(conv2_->forward(h));
   if (!fused_) {
-    pre_relu2_ = keeps_for_backward() ? h : Tensor();
     h = relu(h);
+    relu2_out_ = keeps_for_backward() ? h : Tensor();
   }
   h = bn3_->forward(conv3_->forward(h));
   Tensor identity = downsample_ ? downsample_->forward(x) : x;
   add_(h, identity);
-  pre_relu_out_ = keeps_for_backward() ? h : Tensor();
-  return relu(h);
+  Tensor out = relu(h);
+  out_ = keeps_for_backward() ? out : Tensor();  // relu'(sum) = [out > 0]; the next block keeps out too
+  return out;
 }
 
 Tensor Bottleneck::backward(const Tensor& dy) {
-  CXR_CHECK(pre_relu_out_.defined(), "Bottleneck.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
-  Tensor d = relu_backward(pre_relu_out_, dy);
+  CXR_CHECK(out_.defined(), "Bottleneck.backward() called without a forward that kept its input (a forward under NoGradGuard keeps nothing)");
+  Tensor d = relu_backward(out_, dy);
   Tensor dmain = conv3_->backward(bn3_->backward(d));
-  if (!fused_) dmain = relu_backward(pre_relu2_, dmain);
+  if (!fused_) dmain = relu_backward(relu2_out_, dmain);
   dmain = conv2_->backward(bn2_->backward(dmain));
-  if (!fused_) dmain = relu_backward(pre_relu1_, dmain);
+  if (!fused_) dmain = relu_backward(relu1_out_, dmain);
   dmain = conv1_->backward(bn1_->backward(dmain));
   add_(dmain, downsample_ ? downsample_->backward(d) : d);
-  pre_relu1_ = pre_relu2_ = pre_relu_out_ = Tensor();
+  relu1_out_ = relu2_out_ = out_ = Tensor();
   return dmain;
 }
 

@@ -44,7 +44,9 @@ class BasicBlock : public Module {
   BatchNorm2d *bn1_, *bn2_;
   Sequential* downsample_ = nullptr;
   bool fused_;                       // bn1 carries the relu (fuse_batch_norm_activation())
-  Tensor pre_relu1_, pre_relu_out_;  // saved when training (pre_relu1_ only unfused)
+  // Kept when training: the ReLU outputs (relu'(z) = [relu(z) > 0], and the next layer keeps
+  // them anyway as its input); relu1_out_ only unfused.
+  Tensor relu1_out_, out_;
 };
 
 class Bottleneck : public Module {
@@ -60,7 +62,7 @@ class Bottleneck : public Module {
   BatchNorm2d *bn1_, *bn2_, *bn3_;
   Sequential* downsample_ = nullptr;
   bool fused_;  // bn1, bn2 carry their relu (fuse_batch_norm_activation())
-  Tensor pre_relu1_, pre_relu2_, pre_relu_out_;  // pre_relu1_/2_ only unfused
+  Tensor relu1_out_, relu2_out_, out_;  // the ReLU outputs, as BasicBlock; relu1/2 only unfused
 };
 
 enum class ResNetBlock { Basic, Bottleneck };
