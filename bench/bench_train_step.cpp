@@ -7,6 +7,12 @@
 //                                          model resnet50 and efficientnet_b0
 //   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (cxr::set_allow_tf32)
 //   train_step/cuda_bf16/<model>/224/128   mixed precision (cxr::set_autocast_bf16, fp32 weights)
+//   train_step/<any cuda row>_graph/...    the same step captured once as a CUDA graph after the
+//                                          warm-up and replayed (train_cxr --cuda-graph): the
+//                                          launch overhead taken out. The replays repeat the
+//                                          captured AdamW step count (the trainer keeps it on
+//                                          the device); the work per step is the same. Their
+//                                          peak_MiB adds the graph's memory pool.
 // Counters: items_per_second = images/s; omp_threads; on the CPU the mean time per step
 // of each phase (fwd_ms, loss_ms, bwd_ms, opt_ms); on CUDA peak_MiB = the allocator's
 // high-water mark over the timed steps (reset after the warm-up; it includes the weights,
@@ -33,6 +39,7 @@
 #include "models/model_factory.h"
 #include "tensor/allocator.h"
 #include "tensor/backend.h"
+#include "tensor/stream.h"
 #include "tensor/tensor.h"
 
 using namespace cxr;
@@ -104,7 +111,7 @@ struct TrainStep {
 
 enum class Math { Fp32, Tf32, Bf16 };
 
-void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math math) {
+void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math math, bool graph) {
   AllowTf32Scope tf32(math == Math::Tf32);
   AutocastBf16Scope bf16(math == Math::Bf16);
   const int pixels = static_cast<int>(st.range(0));
@@ -118,8 +125,17 @@ void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math
     backend::synchronize();
     reset_peak_device_memory();
   }
+  Graph step_graph;
+  if (graph) {
+    step_graph.begin_capture(Stream::compute());
+    ts.run(false);
+    step_graph.end_capture();
+    backend::synchronize();
+    reset_peak_device_memory();
+  }
   for (auto _ : st) {
-    ts.run(cpu);
+    if (graph) step_graph.replay();
+    else ts.run(cpu);
     if (!cpu) backend::synchronize();
   }
   st.SetItemsProcessed(st.iterations() * batch);
@@ -132,7 +148,11 @@ void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math
     st.counters["bwd_ms"] = ts.bwd_ms / n;
     st.counters["opt_ms"] = ts.opt_ms / n;
   } else {
-    st.counters["peak_MiB"] = static_cast<double>(device_memory_stats().peak_in_use) / (1024.0 * 1024.0);
+    // A replay allocates nothing: its temporaries live in the graph's pool, reserved at the
+    // capture, so the pool is added (an upper bound where a pool block outlives the step).
+    const DeviceMemoryStats m = device_memory_stats();
+    const std::size_t peak = m.peak_in_use + (graph ? m.graph_pool_reserved : 0);
+    st.counters["peak_MiB"] = static_cast<double>(peak) / (1024.0 * 1024.0);
   }
 }
 
@@ -140,7 +160,7 @@ void register_all() {
   const int cpu_steps = env_int("CXR_TRAIN_STEPS", 10);
   const int gpu_steps = env_int("CXR_TRAIN_STEPS", 30);
   benchmark::RegisterBenchmark("train_step/cpu/resnet18", bench_train, std::string("resnet18"), Device::CPU,
-                               Math::Fp32)
+                               Math::Fp32, false)
       ->ArgNames({"px", "batch"})
       ->Args({64, 32})
       ->Args({64, 16})
@@ -149,15 +169,17 @@ void register_all() {
       ->Unit(benchmark::kMillisecond);
   const std::pair<Math, const char*> maths[] = {{Math::Fp32, "cuda"}, {Math::Tf32, "cuda_tf32"},
                                                 {Math::Bf16, "cuda_bf16"}};
-  for (const char* arch : {"resnet50", "efficientnet_b0"})
-    for (const auto& [math, device] : maths)
-      benchmark::RegisterBenchmark((std::string("train_step/") + device + "/" + arch).c_str(), bench_train,
-                                   std::string(arch), Device::CUDA, Math(math))
-          ->ArgNames({"px", "batch"})
-          ->Args({224, 128})
-          ->Iterations(gpu_steps)
-          ->UseRealTime()
-          ->Unit(benchmark::kMillisecond);
+  for (bool graph : {false, true})
+    for (const char* arch : {"resnet50", "efficientnet_b0"})
+      for (const auto& [math, device] : maths)
+        benchmark::RegisterBenchmark(
+            (std::string("train_step/") + device + (graph ? "_graph/" : "/") + arch).c_str(), bench_train,
+            std::string(arch), Device::CUDA, Math(math), graph)
+            ->ArgNames({"px", "batch"})
+            ->Args({224, 128})
+            ->Iterations(gpu_steps)
+            ->UseRealTime()
+            ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace
