@@ -25,6 +25,7 @@
 #include "data/loader.h"
 #include "data/splits.h"
 #include "kernels/cxr_loss.h"
+#include "kernels/math_mode.h"
 #include "kernels/optimizer_step.h"
 #include "kernels/reduce.h"
 #include "tensor/backend.h"
@@ -584,6 +585,9 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   base_meta.extra["split_seed"] = std::to_string(opt.seed);
   base_meta.extra["val_fraction"] = exact(opt.val_fraction);
   if (!opt.command_line.empty()) base_meta.extra["command"] = opt.command_line;
+  // The math the run trained with (--precision, --tf32); the weights are fp32 either way.
+  base_meta.extra["precision"] = autocast_bf16() ? "bf16" : "fp32";
+  base_meta.extra["tf32"] = allow_tf32() ? "1" : "0";
 
   TrainResult result;
   result.last_epoch = start_epoch;

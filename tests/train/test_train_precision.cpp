@@ -58,18 +58,11 @@ std::vector<double> probabilities(const std::string& csv) {
 TEST_CASE("train --precision bf16: the loss goes down, the checkpoint stays f32" * doctest::test_suite("train")) {
   test::TempDir dir("train_bf16");
   const std::string runp = dir / "run";
-  REQUIRE(test::run_command(cli::run_train, {"--data",       test::small_synth_dir(),
-                                             "--out",        runp,
-                                             "--model",      "resnet18",
-                                             "--image-size", "32",
-                                             "--epochs",     "3",
-                                             "--batch-size", "8",
-                                             "--workers",    "2",
-                                             "--seed",       "3",
-                                             "--lr",         "0.002",
-                                             "--warmup",     "2",
-                                             "--precision",  "bf16",
-                                             "--quiet"}) == 0);
+  const std::vector<std::string> args = {"--data", test::small_synth_dir(), "--out", runp, "--model", "resnet18",
+                                         "--image-size", "32", "--epochs", "3", "--batch-size", "8", "--workers",
+                                         "2", "--seed", "3", "--lr", "0.002", "--warmup", "2", "--precision", "bf16",
+                                         "--quiet"};
+  REQUIRE(test::run_command(cli::run_train, args) == 0);
   CHECK_FALSE(autocast_bf16());  // the scope ended with the command
   const std::vector<double> losses = train_losses(runp);
   REQUIRE(losses.size() == 3);
@@ -82,6 +75,8 @@ TEST_CASE("train --precision bf16: the loss goes down, the checkpoint stays f32"
     REQUIRE(t != nullptr);
     CHECK(t->tensor.dtype() == DType::F32);
   }
+  CHECK(last.meta.extra.at("precision") == "bf16");  // recorded beside the fp32 weights
+  CHECK(last.meta.extra.at("tf32") == "0");
 }
 
 TEST_CASE("predict --precision bf16 on the device agrees with the CPU" *

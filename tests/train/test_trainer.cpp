@@ -86,6 +86,8 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
   CHECK(best.meta.class_names.size() == 14);
   CHECK(best.meta.thresholds.size() == 14);
   CHECK(best.meta.mean.size() == 3);
+  CHECK(best.meta.extra.at("precision") == "fp32");
+  CHECK(best.meta.extra.at("tf32") == "0");
   CHECK(best.file.find("optimizer.conv1.weight.exp_avg") == nullptr);
   Checkpoint last = load_checkpoint(runp + "/last.safetensors");
   CHECK(last.file.find("optimizer.conv1.weight.exp_avg") != nullptr);
