@@ -220,10 +220,9 @@ TEST_CASE("step status: the flag, the latch, guarded restores and the non-finite
   CHECK(p[1].cpu().f32()[0] != 0.f);  // step 3 was applied
 }
 
-TEST_CASE(
-    "train_model on cuda-emu: no host synchronisation while a step is enqueued (resnet18; plain AdamW, SGD "
-    "with --grad-clip and --skip-nonfinite); metrics.jsonl has every step in order" *
-    doctest::test_suite("cuda-emu-slow")) {
+TEST_CASE("train_model on cuda-emu: no host synchronisation while a step is enqueued (resnet18; plain AdamW, SGD "
+          "with --grad-clip and --skip-nonfinite); metrics.jsonl has every step in order" *
+          doctest::test_suite("cuda-emu-slow")) {
   struct Variant {
     const char* name;
     double clip;
@@ -271,10 +270,9 @@ TEST_CASE(
   }
 }
 
-TEST_CASE(
-    "train_model on cuda-emu: a NaN gradient stops one step later naming the step, the parameter and the "
-    "images; no update from the bad step or the one queued after it" *
-    doctest::test_suite("cuda-emu-slow")) {
+TEST_CASE("train_model on cuda-emu: a NaN gradient stops one step later naming the step, the parameter and the "
+          "images; no update from the bad step or the one queued after it" *
+          doctest::test_suite("cuda-emu-slow")) {
   test::TempDir dir("async_nan_stop");
   TrainOptions o = small_cuda_run(dir / "run");
   const std::int64_t bad_step = 2;
@@ -312,10 +310,9 @@ TEST_CASE(
   CHECK(test::read_all(dir / "run/log.txt").find("non-finite values at step 2") != std::string::npos);
 }
 
-TEST_CASE(
-    "train_model on cuda-emu: --skip-nonfinite skips a NaN-input step on the device, restores batch-norm "
-    "statistics, names the parameter, and keeps the optimiser counts right" *
-    doctest::test_suite("cuda-emu-slow")) {
+TEST_CASE("train_model on cuda-emu: --skip-nonfinite skips a NaN-input step on the device, restores batch-norm "
+          "statistics, names the parameter, and keeps the optimiser counts right" *
+          doctest::test_suite("cuda-emu-slow")) {
   test::TempDir dir("async_nan_skip");
   TrainOptions o = small_cuda_run(dir / "run");
   o.skip_nonfinite = true;
@@ -371,43 +368,43 @@ std::vector<std::string> differing(const std::string& a, const std::string& b) {
 }  // namespace
 
 TEST_SUITE("cuda-emu") {
-  TEST_CASE(
-      "train_model --cuda-graph on cuda-emu: bit-identical weights, optimiser state, batch-norm buffers and "
-      "losses to eager steps (AdamW with --grad-clip over two epochs, the first with the backbone frozen: a "
-      "recapture; a resumed run)" *
-      doctest::test_suite("cuda-emu-slow")) {
-    test::TempDir dir("async_graph");
-    std::ostringstream sink;
-    auto run = [&](const std::string& name, const std::string& optimizer, double clip, bool graph, int epochs,
-                   int stop_after, bool resume) {
-      TrainOptions o = small_cuda_run(dir / name);
-      o.limit = 16;  // 4 steps per epoch: 2 eager warm-up steps, the capture, a replay
-      o.optimizer = optimizer;
-      o.grad_clip = clip;
-      o.cuda_graph = graph;
-      o.epochs = epochs;
-      o.stop_after_epochs = stop_after;
-      o.resume = resume;
-      o.freeze_backbone_epochs = optimizer == "adamw" ? 1 : 0;  // the heads run 4 steps ahead in epoch 2
-      return train_model(o, sink);
-    };
-    run("adamw_eager", "adamw", 1.0, false, 2, 0, false);
-    run("adamw_graph", "adamw", 1.0, true, 2, 0, false);
-    const std::string graph_log = test::read_all(dir / "adamw_graph/log.txt");
-    CHECK(graph_log.find("--cuda-graph: captured the training step at step 3") != std::string::npos);
-    CHECK(graph_log.find("--cuda-graph: captured the training step at step 7") != std::string::npos);  // unfrozen
-    CHECK(test::read_all(dir / "adamw_eager/log.txt").find("captured") == std::string::npos);
-    CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_graph/last.safetensors").empty());
-    CHECK(logged_losses(dir / "adamw_eager") == logged_losses(dir / "adamw_graph"));
-    CHECK(logged_losses(dir / "adamw_graph").size() == 8);
 
-    // Interrupted after epoch 1 and resumed, both halves with graphs: the same end state.
-    run("adamw_resumed", "adamw", 1.0, true, 2, 1, false);
-    run("adamw_resumed", "adamw", 1.0, true, 2, 0, true);
-    CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_resumed/last.safetensors").empty());
-    // (SGD's device-side step is checked bit for bit against the host-scalar one above; a
-    // captured SGD run would add a minute on the emulator for the same capture machinery.)
-  }
+TEST_CASE("train_model --cuda-graph on cuda-emu: bit-identical weights, optimiser state, batch-norm buffers and "
+          "losses to eager steps (AdamW with --grad-clip over two epochs, the first with the backbone frozen: a "
+          "recapture; a resumed run)" *
+          doctest::test_suite("cuda-emu-slow")) {
+  test::TempDir dir("async_graph");
+  std::ostringstream sink;
+  auto run = [&](const std::string& name, const std::string& optimizer, double clip, bool graph, int epochs,
+                 int stop_after, bool resume) {
+    TrainOptions o = small_cuda_run(dir / name);
+    o.limit = 16;  // 4 steps per epoch: 2 eager warm-up steps, the capture, a replay
+    o.optimizer = optimizer;
+    o.grad_clip = clip;
+    o.cuda_graph = graph;
+    o.epochs = epochs;
+    o.stop_after_epochs = stop_after;
+    o.resume = resume;
+    o.freeze_backbone_epochs = optimizer == "adamw" ? 1 : 0;  // the heads run 4 steps ahead in epoch 2
+    return train_model(o, sink);
+  };
+  run("adamw_eager", "adamw", 1.0, false, 2, 0, false);
+  run("adamw_graph", "adamw", 1.0, true, 2, 0, false);
+  const std::string graph_log = test::read_all(dir / "adamw_graph/log.txt");
+  CHECK(graph_log.find("--cuda-graph: captured the training step at step 3") != std::string::npos);
+  CHECK(graph_log.find("--cuda-graph: captured the training step at step 7") != std::string::npos);  // unfrozen
+  CHECK(test::read_all(dir / "adamw_eager/log.txt").find("captured") == std::string::npos);
+  CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_graph/last.safetensors").empty());
+  CHECK(logged_losses(dir / "adamw_eager") == logged_losses(dir / "adamw_graph"));
+  CHECK(logged_losses(dir / "adamw_graph").size() == 8);
+
+  // Interrupted after epoch 1 and resumed, both halves with graphs: the same end state.
+  run("adamw_resumed", "adamw", 1.0, true, 2, 1, false);
+  run("adamw_resumed", "adamw", 1.0, true, 2, 0, true);
+  CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_resumed/last.safetensors").empty());
+  // (SGD's device-side step is checked bit for bit against the host-scalar one above; a
+  // captured SGD run would add a minute on the emulator for the same capture machinery.)
+}
 
 TEST_CASE("--cuda-graph needs a CUDA device") {
   test::TempDir dir("async_graph_cpu");

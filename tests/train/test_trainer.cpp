@@ -95,9 +95,9 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
 
   const std::string evalp = dir / "eval";
   std::string text;
-  REQUIRE(test::run_command(cli::run_eval, {"--checkpoint", runp + "/best.safetensors", "--data",
-                                            test::small_synth_dir(), "--out", evalp, "--workers", "1", "--quiet"}) ==
-          0);
+  const std::vector<std::string> eval_args = {"--checkpoint", runp + "/best.safetensors", "--data",
+                                              test::small_synth_dir(), "--out", evalp, "--workers", "1", "--quiet"};
+  REQUIRE(test::run_command(cli::run_eval, eval_args) == 0);
   std::ifstream jf(evalp + "/metrics.json");
   const nlohmann::json j = nlohmann::json::parse(jf);
   for (const char* k : {"mean_auroc", "mean_ap", "mean_accuracy", "mean_abs_bias", "classes", "localisation", "images"})
