@@ -1,6 +1,8 @@
 // Tensor-level dropout / drop-path: argument checks, identity shortcuts, device dispatch.
 #include "kernels/dropout.h"
 
+#include <cstring>
+
 namespace cxr {
 
 namespace {
@@ -9,6 +11,8 @@ Tensor apply(const char* op, const char* name, const Tensor& x, const DropoutPar
   check_f32_input(op, name, x);
   CXR_CHECK(d.p >= 0.f && d.p <= 1.f, op, ": p must be in [0, 1], found ", d.p);
   if (per_sample) CXR_CHECK(x.dim() >= 1, op, ": ", name, " must have a batch dimension, found ", x.str());
+  CXR_CHECK(d.device_offset == nullptr || x.is_cuda(), op, ": a device-side mask offset needs ", name,
+            " on the CUDA device, found it on the CPU");
   if (!d.training || d.p == 0.f) return x;
   Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
   const std::int64_t n = x.numel();
@@ -17,12 +21,42 @@ Tensor apply(const char* op, const char* name, const Tensor& x, const DropoutPar
   const float scale = d.p < 1.f ? 1.f / (1.f - d.p) : 0.f;
   if (x.is_cpu())
     cpu::dropout_apply(x.f32(), y.f32(), n, group, d.p, scale, d.seed, d.offset);
+  else if (d.device_offset != nullptr)
+    cuda::dropout_apply(x.f32(), y.f32(), n, group, d.p, scale, d.seed, d.device_offset);
   else
     cuda::dropout_apply(x.f32(), y.f32(), n, group, d.p, scale, d.seed, d.offset);
   return y;
 }
 
+// {next, used} as the 4 I32 words of a host tensor.
+Tensor counter_words(std::uint64_t next, std::uint64_t used) {
+  Tensor h = Tensor::empty({4}, DType::I32);
+  const std::uint64_t v[2] = {next, used};
+  std::memcpy(h.raw_data(), v, sizeof v);
+  return h;
+}
+
 }  // namespace
+
+DeviceMaskCounter::DeviceMaskCounter(std::uint64_t next) : buf_(counter_words(next, next).to(Device::CUDA)) {}
+
+void DeviceMaskCounter::set(std::uint64_t next) { buf_.copy_(counter_words(next, next)); }
+
+std::uint64_t DeviceMaskCounter::next() const {
+  const Tensor h = buf_.cpu();
+  std::uint64_t v = 0;
+  std::memcpy(&v, h.raw_data(), sizeof v);
+  return v;
+}
+
+const std::uint64_t* DeviceMaskCounter::advance(std::uint64_t count) {
+  cuda::mask_counter_advance(static_cast<std::uint64_t*>(buf_.raw_data()), count);
+  return used();
+}
+
+const std::uint64_t* DeviceMaskCounter::used() const {
+  return static_cast<const std::uint64_t*>(buf_.raw_data()) + 1;
+}
 
 Tensor dropout(const Tensor& x, const DropoutParams& d) {
   return apply("dropout", "x", x, d, false);

@@ -11,6 +11,16 @@
 // tensor itself, no copy, as PyTorch does). The backward regenerates the mask from
 // (seed, offset) instead of storing it: pass the forward's seed and offset.
 // Counters used: dropout numel(x), drop_path N; the caller advances its offset by that much.
+//
+// Counters on the CUDA device (DeviceMaskCounter, below): a captured CUDA graph freezes kernel
+// arguments, so a by-value offset would give every replay the same mask. A module on the CUDA
+// device therefore keeps its counter in device memory, {next, used} (two u64, 16 bytes), and
+// each training forward enqueues
+//   advance (one thread):   used = next;  next += count        (count: numel or N)
+// and then the mask kernel, which reads its offset from `used` (DropoutParams::device_offset)
+// instead of `offset`; the backward reads `used` too. Both are stream work, so a graph replay
+// advances the counter exactly as an eager step does: the same (seed, offset) sequence, hence
+// the same masks, as the CPU. Traffic: 16 bytes per advance, one 8-byte (cached) read per thread.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +35,9 @@ struct DropoutParams {
   std::uint64_t seed = 0;
   std::uint64_t offset = 0;  // counter of element (or sample) 0
   bool training = true;
+  // CUDA only: where the device holds the counter of element 0 (DeviceMaskCounter::used());
+  // when set it replaces `offset`, read by the kernel when it runs.
+  const std::uint64_t* device_offset = nullptr;
 };
 
 // x: any shape, f32, contiguous.
@@ -33,6 +46,23 @@ Tensor dropout_backward(const Tensor& dy, const DropoutParams& d);
 // x: (N, ...), at least 1-d.
 Tensor drop_path(const Tensor& x, const DropoutParams& d);
 Tensor drop_path_backward(const Tensor& dy, const DropoutParams& d);
+
+// A mask counter in CUDA device memory, {next, used} (see the top of this file).
+//   DeviceMaskCounter c(offset);            // next = used = offset (a blocking upload)
+//   d.device_offset = c.advance(x.numel()); // enqueued: used = next; next += numel
+//   c.next();                               // reads next back (synchronises; not in a capture)
+class DeviceMaskCounter {
+ public:
+  explicit DeviceMaskCounter(std::uint64_t next);
+  void set(std::uint64_t next);  // next = used = `next` (blocking upload: not during a capture)
+  std::uint64_t next() const;    // blocking read-back
+  // Enqueues used = next; next += count on the compute stream; returns used().
+  const std::uint64_t* advance(std::uint64_t count);
+  const std::uint64_t* used() const;  // device pointer, for DropoutParams::device_offset
+
+ private:
+  Tensor buf_;  // (4) I32 on the CUDA device: the bits of {next, used}
+};
 
 // Whether counter `i` is kept, and the scale of the kept ones (shared by CPU and CUDA).
 CXR_HD bool dropout_keep(std::uint64_t seed, std::uint64_t counter, float p) {
@@ -50,6 +80,11 @@ void dropout_apply(const T* x, T* y, std::int64_t n, std::int64_t group, float p
 namespace cuda {
 void dropout_apply(const float* x, float* y, std::int64_t n, std::int64_t group, float p, float scale,
                    std::uint64_t seed, std::uint64_t offset);
+// The same, with the offset read from device memory (*offset) when the kernel runs.
+void dropout_apply(const float* x, float* y, std::int64_t n, std::int64_t group, float p, float scale,
+                   std::uint64_t seed, const std::uint64_t* offset);
+// counters = {next, used} in device memory: used = next; next += count (one thread).
+void mask_counter_advance(std::uint64_t* counters, std::uint64_t count);
 }  // namespace cuda
 
 }  // namespace cxr

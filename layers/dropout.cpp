@@ -5,25 +5,52 @@
 
 namespace cxr {
 
-Dropout::Dropout(float p) : p_(p), seed_(next_layer_seed()) {
+void MaskStream::set(std::uint64_t seed, std::uint64_t offset) {
+  seed_ = seed;
+  offset_ = offset;
+  if (device_) device_->set(offset);
+}
+
+std::uint64_t MaskStream::offset() const { return device_ ? device_->next() : offset_; }
+
+void MaskStream::place(Device device) {
+  if (device == Device::CUDA && !device_) {
+    device_ = std::make_unique<DeviceMaskCounter>(offset_);
+  } else if (device == Device::CPU && device_) {
+    offset_ = device_->next();
+    device_.reset();
+  }
+}
+
+DropoutParams MaskStream::next(float p, bool training, const Tensor& x, std::uint64_t count) {
+  place(x.device());
+  DropoutParams d{p, seed_, offset_, training};
+  if (!training) return d;
+  if (device_) {
+    d.device_offset = device_->advance(count);  // the kernels read the offset when they run
+  } else {
+    offset_ += count;
+  }
+  return d;
+}
+
+Dropout::Dropout(float p) : p_(p), stream_(next_layer_seed()) {
   CXR_CHECK(p >= 0.f && p <= 1.f, "Dropout: p must be in [0, 1], found ", p);
 }
 
 Tensor Dropout::forward(const Tensor& x) {
-  last_ = DropoutParams{p_, seed_, offset_, training()};
-  if (training()) offset_ += static_cast<std::uint64_t>(x.numel());
+  last_ = stream_.next(p_, training(), x, static_cast<std::uint64_t>(x.numel()));
   return dropout(x.contiguous(), last_);
 }
 
 Tensor Dropout::backward(const Tensor& dy) { return dropout_backward(dy.contiguous(), last_); }
 
-StochasticDepth::StochasticDepth(float p) : p_(p), seed_(next_layer_seed()) {
+StochasticDepth::StochasticDepth(float p) : p_(p), stream_(next_layer_seed()) {
   CXR_CHECK(p >= 0.f && p <= 1.f, "StochasticDepth: p must be in [0, 1], found ", p);
 }
 
 Tensor StochasticDepth::forward(const Tensor& x) {
-  last_ = DropoutParams{p_, seed_, offset_, training()};
-  if (training()) offset_ += static_cast<std::uint64_t>(x.dim() > 0 ? x.size(0) : 1);
+  last_ = stream_.next(p_, training(), x, static_cast<std::uint64_t>(x.dim() > 0 ? x.size(0) : 1));
   return drop_path(x.contiguous(), last_);
 }
 

@@ -6,14 +6,39 @@
 // backward regenerates the forward's mask from (seed, offset): nothing is stored.
 // In eval mode (or p = 0) both are the identity.
 //
+// Where the counter lives (MaskStream): on the host while the module runs on the CPU; from
+// the first forward on the CUDA device (or place_counter(Device::CUDA)) in device memory
+// (DeviceMaskCounter), advanced by a one-thread kernel before the mask kernel, so a captured
+// CUDA graph advances it on every replay. A forward on the CPU (or place_counter(CPU)) reads
+// it back. set_rng() and offset() work wherever it is (on the device: a blocking copy, so not
+// during a graph capture). Module::to() moves no counter: the next forward does.
+//
 //   Dropout(0.2)                     nn.Dropout(p=0.2): element-wise, kept ones scaled by 1/(1-p)
 //   StochasticDepth(0.1)             torchvision.ops.StochasticDepth(0.1, "row"): per sample
 #pragma once
+
+#include <memory>
 
 #include "kernels/dropout.h"
 #include "layers/module.h"
 
 namespace cxr {
+
+// The (seed, offset) mask stream of one module, with its counter on the host or the device.
+class MaskStream {
+ public:
+  explicit MaskStream(std::uint64_t seed) : seed_(seed) {}
+  void set(std::uint64_t seed, std::uint64_t offset);
+  std::uint64_t offset() const;  // the counter of the next training forward
+  void place(Device device);     // moves the counter (an upload or a read-back; none if there)
+  bool on_device() const { return device_ != nullptr; }
+  // The mask of a forward of x that uses `count` counters, advancing the stream when training.
+  DropoutParams next(float p, bool training, const Tensor& x, std::uint64_t count);
+
+ private:
+  std::uint64_t seed_, offset_ = 0;             // offset_: while the counter is on the host
+  std::unique_ptr<DeviceMaskCounter> device_;  // set while it is on the CUDA device
+};
 
 class Dropout : public Module {
  public:
@@ -23,15 +48,15 @@ class Dropout : public Module {
   std::string type_name() const override { return "Dropout"; }
   float p() const { return p_; }
   // Fixes the mask stream (tests; reproducing a run).
-  void set_rng(std::uint64_t seed, std::uint64_t offset) {
-    seed_ = seed;
-    offset_ = offset;
-  }
-  std::uint64_t offset() const { return offset_; }
+  void set_rng(std::uint64_t seed, std::uint64_t offset) { stream_.set(seed, offset); }
+  std::uint64_t offset() const { return stream_.offset(); }
+  // Puts the mask counter on `device` now (forward does it too; before a CUDA graph capture,
+  // whose first forward must not upload it).
+  void place_counter(Device device) { stream_.place(device); }
 
  private:
   float p_;
-  std::uint64_t seed_, offset_ = 0;
+  MaskStream stream_;
   DropoutParams last_{0.f, 0, 0, false};  // the last forward's mask (identity before any)
 };
 
@@ -42,15 +67,13 @@ class StochasticDepth : public Module {
   Tensor backward(const Tensor& dy) override;
   std::string type_name() const override { return "StochasticDepth"; }
   float p() const { return p_; }
-  void set_rng(std::uint64_t seed, std::uint64_t offset) {
-    seed_ = seed;
-    offset_ = offset;
-  }
-  std::uint64_t offset() const { return offset_; }
+  void set_rng(std::uint64_t seed, std::uint64_t offset) { stream_.set(seed, offset); }
+  std::uint64_t offset() const { return stream_.offset(); }
+  void place_counter(Device device) { stream_.place(device); }
 
  private:
   float p_;
-  std::uint64_t seed_, offset_ = 0;
+  MaskStream stream_;
   DropoutParams last_{0.f, 0, 0, false};  // the last forward's mask (identity before any)
 };
 

@@ -82,6 +82,15 @@ void set_mask_streams(CxrModel& model, std::uint64_t seed, const std::vector<std
     ++k;
   }
 }
+// Puts every mask counter on `device` (on a CUDA device they advance in device memory, so
+// replays of a captured step draw fresh masks; the capture itself must not upload them).
+void place_mask_counters(CxrModel& model, Device device) {
+  MaskModules mm;
+  collect_masks(model, mm);
+  for (auto* d : mm.dropouts) d->place_counter(device);
+  for (auto* s : mm.depths) s->place_counter(device);
+}
+// The counters of the next training forward (read back from the device: a synchronisation).
 std::vector<std::uint64_t> mask_offsets(CxrModel& model) {
   MaskModules mm;
   collect_masks(model, mm);
@@ -509,10 +518,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   }
   model->to(opt.device);
   model->set_input_grad(false);
-  if (opt.cuda_graph && !mask_offsets(*model).empty())
-    throw cli::UsageError("--cuda-graph: " + opt.model +
-                          " has dropout or stochastic depth, whose mask counters advance on the host; not supported "
-                          "with --cuda-graph yet");
+  place_mask_counters(*model, opt.device);
 
   Optimizer optim;
   optim.init(*model, opt.optimizer == "adamw", opt.weight_decay);
