@@ -14,6 +14,11 @@
 //   bn_act_step   a training forward + backward of batch norm + ReLU (r50_*) or SiLU (effb0_*):
 //                 min 20 B/elem; "unfused" = BN op, activation op, activation backward, BN
 //                 backward (52 B/elem); "fused" = kernels/batch_norm_act.h (32 B/elem)
+//   conv_bn_fwd   convolution + BN + ReLU training forward at ResNet-50 layer1 shapes (GPU only):
+//                 "unfused" = conv2d_forward, batch_norm_act_train (stats pass + apply);
+//                 "fused" = conv2d_forward_bn_stats (statistics in the conv's epilogue),
+//                 batch_norm_act_train_from_stats (apply only): one read of y fewer (4 B/elem of
+//                 y); the 1x1 shape then runs the implicit GEMM instead of the batched SGEMM
 // GPU timings: CUDA events on the compute stream around one op call (outputs come from the
 // caching allocator, as in training), Google Benchmark's manual time. The cuDNN batch norm
 // runs beside ours on the same tensors (cudnnBatchNormalizationForwardTraining / Backward).
@@ -28,6 +33,8 @@
 #include "kernels/add.h"
 #include "kernels/batch_norm.h"
 #include "kernels/batch_norm_act.h"
+#include "kernels/conv2d.h"
+#include "kernels/conv2d_bn_stats.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
@@ -118,6 +125,39 @@ void bn_act_step(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
       benchmark::DoNotOptimize(y);
       Tensor g = activation_backward(a, f.y, dy);
       benchmark::DoNotOptimize(batch_norm2d_backward(g, x, w, f.saved_mean, f.saved_invstd));
+    }
+  });
+}
+
+// Convolution + batch norm + ReLU, training forward: the batch statistics from the
+// convolution's epilogue (kernels/conv2d_bn_stats.h, then batch_norm_act_train_from_stats) or
+// not (conv2d_forward, then batch_norm_act_train with its statistics pass). Bytes: the minimum
+// x + w + y (write) + y (read) + out.
+struct ConvLayer {
+  const char* name;
+  std::int64_t C, H, W, K, R;  // x (N, C, H, W), w (K, C, R, R), stride 1, padding R / 2
+};
+const ConvLayer kConvBnLayers[] = {{"r50_l1_conv2_3x3_64x56x56", 64, 56, 56, 64, 3},
+                                   {"r50_l1_conv3_1x1_64to256x56x56", 64, 56, 56, 256, 1}};
+
+template <bool Fused>
+void conv_bn_forward(benchmark::State& st, Device dev, std::int64_t N, ConvLayer l) {
+  if (bench::skip_without_gpu(st, dev)) return;
+  const Shape xs{N, l.C, l.H, l.W}, ws{l.K, l.C, l.R, l.R};
+  Conv2dParams p;
+  p.pad_h = p.pad_w = static_cast<int>(l.R / 2);
+  Tensor x = random_tensor(xs, dev, 1), w = random_tensor(ws, dev, 2, -0.1f, 0.1f);
+  Tensor g = random_tensor({l.K}, dev, 3, 0.5f, 1.5f), b = random_tensor({l.K}, dev, 4);
+  Tensor rm = Tensor::zeros({l.K}, DType::F32, dev), rv = Tensor::full({l.K}, 1.f, dev);
+  const double y = static_cast<double>(N * l.K * l.H * l.W);
+  run(st, dev, 4.0 * (shape_numel(xs) + shape_numel(ws) + 3 * y), [&] {
+    if constexpr (Fused) {
+      Conv2dBnStats c = conv2d_forward_bn_stats(x, w, Tensor(), p);
+      benchmark::DoNotOptimize(
+          batch_norm_act_train_from_stats(BnActivation::ReLU, c.y, c.mean, c.var, g, b, rm, rv).y);
+    } else {
+      Tensor c = conv2d_forward(x, w, Tensor(), p);
+      benchmark::DoNotOptimize(batch_norm_act_train(BnActivation::ReLU, c, g, b, rm, rv).y);
     }
   });
 }
@@ -237,6 +277,17 @@ const bool registered = [] {
   register_all("global_avg_pool_fwd", gap_forward, kGapLayers);
   register_all("add", add_forward, kAddLayers);
   register_all("scale_channels_bwd", scale_backward, kScaleLayers);
+  // GPU only (on the CPU both run the same passes).
+  for (const ConvLayer& l : kConvBnLayers) {
+    benchmark::RegisterBenchmark((std::string("conv_bn_fwd/unfused/cuda/") + l.name).c_str(),
+                                 [l](benchmark::State& st) { conv_bn_forward<false>(st, Device::CUDA, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark((std::string("conv_bn_fwd/fused/cuda/") + l.name).c_str(),
+                                 [l](benchmark::State& st) { conv_bn_forward<true>(st, Device::CUDA, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+  }
 #if defined(CXR_HAVE_CUDNN)
   for (const Layer& l : kBnLayers) {
     benchmark::RegisterBenchmark((std::string("bn_train_fwd/cudnn/") + l.name).c_str(),

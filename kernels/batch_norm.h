@@ -70,6 +70,11 @@ void batch_norm2d_eval_backward(const T* dy, const T* x, const T* weight, const 
 // running-statistic update of channel c (skipped when running_mean is null).
 // batch_norm2d_forward_train runs, per channel, this and then the affine pass (while the
 // channel's values are still in cache).
+// The same for a channel whose batch mean and biased variance are given (computed elsewhere,
+// e.g. in a convolution's epilogue); M = N*HW values. The same double expressions as above.
+template <typename T>
+void batch_norm2d_channel_statistics_from_moments(T mean, T var, T* saved_mean, T* saved_invstd, T* running_mean,
+                                                  T* running_var, std::int64_t M, std::int64_t c, T momentum, T eps);
 template <typename T>
 void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
                                      std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
@@ -98,6 +103,12 @@ void batch_norm2d_eval_backward(const float* dy, const float* x, const float* we
 void batch_norm2d_statistics(const float* x, const float* weight, const float* bias, float* saved_mean,
                              float* saved_invstd, float* running_mean, float* running_var, float* affine,
                              std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps);
+// The same outputs from a given batch mean and biased variance (C) of M values per channel
+// (bn_finalize_kernel's arithmetic after its merge): no pass over x.
+void batch_norm2d_statistics_from_moments(const float* mean, const float* var, const float* weight,
+                                          const float* bias, float* saved_mean, float* saved_invstd,
+                                          float* running_mean, float* running_var, float* affine, std::int64_t C,
+                                          std::int64_t M, float momentum, float eps);
 // Affine form of the evaluation forward, from the running statistics.
 void batch_norm2d_eval_affine(const float* weight, const float* bias, const float* running_mean,
                               const float* running_var, float* affine, std::int64_t C, float eps);

@@ -77,6 +77,41 @@ BatchNormOutput batch_norm_act_train(BnActivation act, const Tensor& x, const Te
   return r;
 }
 
+BatchNormOutput batch_norm_act_train_from_stats(BnActivation act, const Tensor& x, const Tensor& mean,
+                                                const Tensor& var, const Tensor& weight, const Tensor& bias,
+                                                Tensor& running_mean, Tensor& running_var, float momentum, float eps) {
+  const std::string name = op_name("batch_norm_act_train_from_stats", act);
+  const char* op = name.c_str();
+  check_x(op, x);
+  check_channel_vector(op, "mean", mean, x);
+  check_channel_vector(op, "var", var, x);
+  check_channel_vector(op, "weight", weight, x);
+  check_channel_vector(op, "bias", bias, x);
+  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
+  CXR_CHECK(N * HW > 1, op, ": expected more than 1 value per channel when training, found x of shape ",
+            shape_str(x.shape()));
+  CXR_CHECK(running_mean.defined() == running_var.defined(), op,
+            ": running_mean and running_var must both be given or both be undefined");
+  const bool track = running_mean.defined();
+  if (track) {
+    check_channel_vector(op, "running_mean", running_mean, x);
+    check_channel_vector(op, "running_var", running_var, x);
+  }
+  BatchNormOutput r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
+                    Tensor::empty({C}, DType::F32, x.device())};
+  float* rm = track ? running_mean.f32() : nullptr;
+  float* rv = track ? running_var.f32() : nullptr;
+  if (x.is_cpu())
+    cpu::batch_norm_act_forward_train_from_stats(act, x.f32(), mean.f32(), var.f32(), weight.f32(), bias.f32(),
+                                                 r.y.f32(), r.saved_mean.f32(), r.saved_invstd.f32(), rm, rv, N, C,
+                                                 HW, momentum, eps);
+  else
+    cuda::batch_norm_act_forward_train_from_stats(act, x.f32(), mean.f32(), var.f32(), weight.f32(), bias.f32(),
+                                                  r.y.f32(), r.saved_mean.f32(), r.saved_invstd.f32(), rm, rv, N, C,
+                                                  HW, momentum, eps);
+  return r;
+}
+
 Tensor batch_norm_act_eval(BnActivation act, const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Tensor& running_mean, const Tensor& running_var, float eps) {
   const std::string name = op_name("batch_norm_act_eval", act);

@@ -8,6 +8,12 @@
 // Training forward: mean_c, invstd_c and the running-statistic update exactly as
 //   batch_norm2d_train (the same statistics function / kernels are called), then one pass
 //   x -> y. Saved for backward: mean_c, invstd_c (and the caller keeps x, as BatchNorm2d does).
+// Training forward from given statistics (batch_norm_act_train_from_stats): mean_c and the
+//   biased var_c of x were computed elsewhere (by the convolution before it, in its epilogue:
+//   kernels/conv2d_bn_stats.h), so the statistics pass over x is skipped:
+//   invstd_c = 1 / sqrt(var_c + eps), running_var updated with var_c M / (M - 1); saved
+//   statistics and the apply pass as the training forward. Traffic: read x + write y = 2
+//   passes (instead of 3).
 // Evaluation forward: mean = running_mean, invstd = 1 / sqrt(running_var + eps).
 // Training backward, from x and the saved statistics (z is recomputed, not saved):
 //   g = dy act'(z)       relu'(z) = [z > 0],  silu'(z) = s(z) (1 + z (1 - s(z))),  identity' = 1
@@ -20,6 +26,7 @@
 // Memory traffic, in passes over N*C*H*W floats (each read or write of a full tensor is one):
 //                       unfused (BN op, then activation op)          fused
 //   training forward    BN: x, x, write z; act: z, write y     = 5   x, x, write y      = 3
+//     from given stats  (statistics from the conv's epilogue)          x, write y         = 2
 //   training backward   act: z, dy, write g; BN: g, x, g, x,         dy, x, dy, x,
 //                       write dx                               = 8   write dx           = 5
 //   eval forward        BN: x, write z; act: z, write y        = 4   x, write y         = 2
@@ -51,6 +58,13 @@ std::optional<BnActivation> fusable_activation(Activation a);
 BatchNormOutput batch_norm_act_train(BnActivation act, const Tensor& x, const Tensor& weight, const Tensor& bias,
                                      Tensor& running_mean, Tensor& running_var, float momentum = 0.1f,
                                      float eps = 1e-5f);
+// The training forward with the batch statistics given: mean, var (C) f32, the batch mean and
+// the biased batch variance of x per channel. Everything else (outputs, running-statistic
+// update, saved statistics for batch_norm_act_backward) as batch_norm_act_train.
+BatchNormOutput batch_norm_act_train_from_stats(BnActivation act, const Tensor& x, const Tensor& mean,
+                                                const Tensor& var, const Tensor& weight, const Tensor& bias,
+                                                Tensor& running_mean, Tensor& running_var, float momentum = 0.1f,
+                                                float eps = 1e-5f);
 Tensor batch_norm_act_eval(BnActivation act, const Tensor& x, const Tensor& weight, const Tensor& bias,
                            const Tensor& running_mean, const Tensor& running_var, float eps = 1e-5f);
 // Backward of the training forward: the same x, weight and bias as that forward, its saved
@@ -90,6 +104,11 @@ void batch_norm_act_forward_train(BnActivation act, const T* x, const T* weight,
                                   T* saved_invstd, T* running_mean, T* running_var, std::int64_t N, std::int64_t C,
                                   std::int64_t HW, T momentum, T eps);
 template <typename T>
+void batch_norm_act_forward_train_from_stats(BnActivation act, const T* x, const T* mean, const T* var,
+                                             const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
+                                             T* running_mean, T* running_var, std::int64_t N, std::int64_t C,
+                                             std::int64_t HW, T momentum, T eps);
+template <typename T>
 void batch_norm_act_forward_eval(BnActivation act, const T* x, const T* weight, const T* bias, const T* running_mean,
                                  const T* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
 template <typename T>
@@ -106,6 +125,11 @@ namespace cuda {
 void batch_norm_act_forward_train(BnActivation act, const float* x, const float* weight, const float* bias, float* y,
                                   float* saved_mean, float* saved_invstd, float* running_mean, float* running_var,
                                   std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps);
+void batch_norm_act_forward_train_from_stats(BnActivation act, const float* x, const float* mean, const float* var,
+                                             const float* weight, const float* bias, float* y, float* saved_mean,
+                                             float* saved_invstd, float* running_mean, float* running_var,
+                                             std::int64_t N, std::int64_t C, std::int64_t HW, float momentum,
+                                             float eps);
 void batch_norm_act_forward_eval(BnActivation act, const float* x, const float* weight, const float* bias,
                                  const float* running_mean, const float* running_var, float* y, std::int64_t N,
                                  std::int64_t C, std::int64_t HW, float eps);

@@ -62,6 +62,11 @@ Conv2dDims conv2d_dims(const Shape& x, const Shape& w, const Conv2dParams& p);
 
 // bias may be undefined (no bias); it is f32 also when x and w are bf16.
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+// conv2d_forward that, when want_stats and x is on a CUDA device, also writes the per-tile
+// batch-norm statistics of y in its epilogue: tile_stats = (tiles, K, 2) (undefined otherwise).
+// For kernels/conv2d_bn_stats.cpp, which combines them; use conv2d_forward_bn_stats.
+Tensor conv2d_forward_tile_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
+                                 Tensor& tile_stats, bool want_stats);
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p);
 Tensor conv2d_backward_bias(const Tensor& dy);  // (N, K, P, Q) -> (K)
@@ -92,7 +97,10 @@ void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 
 namespace cuda {
 
-void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y);
+// stats: null, or (tiles, K, 2) per-tile batch-norm statistics of y written in the forward's
+// epilogue (kernels/conv2d_bn_stats.h; tiles = conv2d_bn_stats_tiles(d)).
+void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
+                    float* stats = nullptr);
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
@@ -100,7 +108,7 @@ void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 // bf16 operands (bits, kernels/common/bf16.h), f32 results; depthwise ones go to the
 // depthwise kernels below.
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
-                         float* y);
+                         float* y, float* stats = nullptr);
 void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx);
 void conv2d_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x, float* dw);
 

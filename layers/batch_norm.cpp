@@ -9,10 +9,13 @@ namespace cxr {
 
 namespace {
 std::atomic<bool> g_fuse_batch_norm_activation{true};
+std::atomic<bool> g_fuse_conv_batch_norm_statistics{true};
 }  // namespace
 
 void set_fuse_batch_norm_activation(bool on) { g_fuse_batch_norm_activation.store(on); }
 bool fuse_batch_norm_activation() { return g_fuse_batch_norm_activation.load(); }
+void set_fuse_conv_batch_norm_statistics(bool on) { g_fuse_conv_batch_norm_statistics.store(on); }
+bool fuse_conv_batch_norm_statistics() { return g_fuse_conv_batch_norm_statistics.load(); }
 
 BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) {
   CXR_CHECK(num_features > 0, "BatchNorm2d: num_features must be positive, found ", num_features);
@@ -41,6 +44,22 @@ Tensor BatchNorm2d::forward(const Tensor& x_in) {
       act_ ? batch_norm_act_train(*act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum,
                                   o_.eps)
            : batch_norm2d_train(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
+  return finish_train_forward(x, std::move(r));
+}
+
+Tensor BatchNorm2d::forward_from_stats(const Tensor& x_in, const Tensor& mean, const Tensor& var) {
+  CXR_CHECK(training(), "BatchNorm2d.forward_from_stats: batch statistics are for training mode; in eval mode call "
+                        "forward()");
+  const Tensor x = x_in.contiguous();
+  // Identity: the plain batch norm (bna_apply with identity is bn_apply's arithmetic).
+  BatchNormOutput r =
+      batch_norm_act_train_from_stats(act_.value_or(BnActivation::Identity), x, mean, var, weight_->value,
+                                      bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
+  return finish_train_forward(x, std::move(r));
+}
+
+// The batch count and the saved state of a training forward.
+Tensor BatchNorm2d::finish_train_forward(const Tensor& x, BatchNormOutput r) {
   if (num_batches_->is_cpu()) num_batches_->data<std::int32_t>()[0] += 1;
   else ++pending_batches_;
   save_for_backward(x);

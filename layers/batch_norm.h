@@ -42,12 +42,23 @@ struct BatchNormOptions {
 void set_fuse_batch_norm_activation(bool on);
 bool fuse_batch_norm_activation();
 
+// Whether a Conv2d followed by a BatchNorm2d, both training, on a CUDA device computes the
+// batch statistics in the convolution's epilogue (conv_bn_forward in
+// layers/conv_norm_activation.h, kernels/conv2d_bn_stats.h; default on). Off: the convolution,
+// then the batch norm with its own statistics pass. Read at every forward.
+void set_fuse_conv_batch_norm_statistics(bool on);
+bool fuse_conv_batch_norm_statistics();
+
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(std::int64_t num_features, BatchNormOptions o = {});
   Tensor forward(const Tensor& x) override;    // x: (N, C, H, W)
   Tensor backward(const Tensor& dy) override;  // after a training or an eval forward
   std::string type_name() const override { return "BatchNorm2d"; }
+  // The training forward with the batch mean and biased variance (C) of x given (e.g. by
+  // Conv2d::forward_with_stats): no statistics pass over x; running statistics, the batch
+  // count, the saved state and backward as forward() in training mode. Requires training().
+  Tensor forward_from_stats(const Tensor& x, const Tensor& mean, const Tensor& var);
 
   Parameter& weight() { return *weight_; }
   Parameter& bias() { return *bias_; }
@@ -70,6 +81,7 @@ class BatchNorm2d : public Module {
   Tensor* num_batches_ = nullptr;
   std::int64_t pending_batches_ = 0;  // counted on the host, not yet in *num_batches_
   Tensor saved_mean_, saved_invstd_;
+  Tensor finish_train_forward(const Tensor& x, BatchNormOutput r);
 };
 
 }  // namespace cxr

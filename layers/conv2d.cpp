@@ -3,6 +3,7 @@
 #include "layers/conv2d.h"
 
 #include "kernels/cast.h"
+#include "kernels/conv2d_bn_stats.h"
 #include "kernels/math_mode.h"
 #include "layers/init.h"
 
@@ -38,13 +39,27 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOption
   }
 }
 
-Tensor Conv2d::forward(const Tensor& x) {
+Tensor Conv2d::forward(const Tensor& x) { return run_forward(x, nullptr, nullptr); }
+
+Tensor Conv2d::forward_with_stats(const Tensor& x, Tensor& mean, Tensor& var) { return run_forward(x, &mean, &var); }
+
+// forward(), and with mean/var given the batch statistics of y too.
+Tensor Conv2d::run_forward(const Tensor& x, Tensor* mean, Tensor* var) {
   Tensor xc = x.contiguous();
   if (observer()) observer()(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
   const bool bf16 = autocast_bf16();
   const Tensor xin = bf16 ? to_bf16(xc) : xc;
   const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
-  Tensor y = conv2d_forward(xin, w, bias_ ? bias_->value : Tensor(), p_);
+  const Tensor b = bias_ ? bias_->value : Tensor();
+  Tensor y;
+  if (mean) {
+    Conv2dBnStats r = conv2d_forward_bn_stats(xin, w, b, p_);
+    y = std::move(r.y);
+    *mean = std::move(r.mean);
+    *var = std::move(r.var);
+  } else {
+    y = conv2d_forward(xin, w, b, p_);
+  }
   const bool keep = keeps_for_backward();
   save_for_backward(keep ? xin : Tensor());
   saved_weight_ = keep && bf16 ? w : Tensor();

@@ -8,6 +8,8 @@
 // Under autocast_bf16 (kernels/math_mode.h) x, the weight and dy are rounded to bf16 for the
 // convolutions (f32 accumulation, f32 outputs); the layer then keeps the bf16 x (and weight)
 // for backward, half the bytes of the f32 activation.
+// forward_with_stats: the same forward, also returning the per-channel batch statistics of y
+// for the BatchNorm2d after it (conv + BN fusion, layers/conv_norm_activation.h conv_bn_forward).
 // input_grad = false skips the data gradient (a network's first layer; backward then returns
 // an undefined tensor): it saves the cost of one backward-data convolution.
 #pragma once
@@ -41,6 +43,10 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) override;   // x: (N, C, H, W)
   Tensor backward(const Tensor& dy) override; // dy: (N, K, P, Q) -> dx (or undefined)
   std::string type_name() const override { return "Conv2d"; }
+  // forward() that also returns the batch mean and biased variance (K) of y per output channel
+  // (kernels/conv2d_bn_stats.h; on CUDA computed in the convolution's epilogue), for a
+  // BatchNorm2d after it (BatchNorm2d::forward_from_stats). Saves the same state as forward().
+  Tensor forward_with_stats(const Tensor& x, Tensor& mean, Tensor& var);
 
   Parameter& weight() { return *weight_; }
   Parameter* bias() { return bias_; }  // null without bias
@@ -53,6 +59,7 @@ class Conv2d : public Module {
   Conv2dParams p_;
   bool input_grad_ = true;
   Tensor saved_weight_;  // the bf16 weight of the last forward under autocast
+  Tensor run_forward(const Tensor& x, Tensor* mean, Tensor* var);
 };
 
 }  // namespace cxr

@@ -1,11 +1,57 @@
 // Conv2dNormActivation (see conv_norm_activation.h): builds the three children.
 #include "layers/conv_norm_activation.h"
 
+#include <atomic>
+
+#include "kernels/math_mode.h"
 #include "layers/activation.h"
 #include "layers/conv2d.h"
 #include "layers/layer_norm.h"
 
 namespace cxr {
+
+namespace {
+std::atomic<std::int64_t> g_conv_bn_fused{0};
+
+// Depthwise: its kernel has no statistics epilogue, so batch norm's own statistics pass
+// (tuned for any channel count) does the same work.
+bool depthwise(Conv2d& conv) {
+  const Shape& w = conv.weight().value.shape();
+  const int G = conv.params().groups;
+  return G > 1 && w[1] == 1 && w[0] == G;
+}
+
+// An fp32 / TF32 1x1 convolution with stride 1 and no padding runs as a batched SGEMM with
+// float4 loads (kernels/cuda/conv2d.cu). With statistics it would take the implicit GEMM's
+// gathers instead, which may cost more than the statistics pass it saves: left unfused until
+// the GPU benchmark (bench_norm_pool conv_bn_fwd/*/r50_l1_conv3_1x1_*) says otherwise. Under
+// autocast the bf16 1x1 convolutions take the implicit GEMM anyway, so they are fused.
+bool sgemm_pointwise(Conv2d& conv) {
+  const Shape& w = conv.weight().value.shape();
+  const Conv2dParams& p = conv.params();
+  return !autocast_bf16() && w[2] == 1 && w[3] == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
+         p.pad_w == 0 && p.groups == 1;
+}
+
+}  // namespace
+
+std::int64_t conv_bn_fused_forwards() { return g_conv_bn_fused.load(); }
+
+Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
+  if (!(x.is_cuda() && conv.training() && bn.training() && fuse_conv_batch_norm_statistics() && !depthwise(conv) &&
+        !sgemm_pointwise(conv)))
+    return bn.forward(conv.forward(x));
+  g_conv_bn_fused.fetch_add(1);
+  Tensor mean, var;
+  const Tensor y = conv.forward_with_stats(x, mean, var);
+  return bn.forward_from_stats(y, mean, var);
+}
+
+Tensor Conv2dNormActivation::forward(const Tensor& x) {
+  if (!bn_) return Sequential::forward(x);
+  const Tensor h = conv_bn_forward(*conv_, *bn_, x);
+  return activation_ ? activation_->forward(h) : h;
+}
 
 Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_t out_channels, ConvNormActOptions o)
     : out_channels_(out_channels) {
@@ -16,7 +62,7 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
                            .groups = o.groups,
                            .bias = o.bias.value_or(o.norm == NormKind::None),
                            .input_grad = o.input_grad};
-  add(std::make_unique<Conv2d>(in_channels, out_channels, conv));
+  conv_ = &add(std::make_unique<Conv2d>(in_channels, out_channels, conv));
   // BatchNorm2d followed by ReLU/SiLU: one fused module at "1" and no "2" (the activation has
   // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm_act.h).
   const bool fuse = o.norm == NormKind::BatchNorm2d && o.activation && fusable_activation(*o.activation) &&
@@ -25,7 +71,7 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
     case NormKind::BatchNorm2d: {
       BatchNormOptions bn = o.bn;
       bn.activation = fuse ? o.activation : std::nullopt;
-      add(std::make_unique<BatchNorm2d>(out_channels, bn));
+      bn_ = &add(std::make_unique<BatchNorm2d>(out_channels, bn));
       break;
     }
     case NormKind::LayerNorm2d:
@@ -34,7 +80,7 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
     case NormKind::None:
       break;
   }
-  if (o.activation && !fuse) add(make_activation(*o.activation));
+  if (o.activation && !fuse) activation_ = &add(make_activation(*o.activation));
 }
 
 }  // namespace cxr

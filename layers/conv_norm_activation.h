@@ -7,6 +7,8 @@
 // (layers/batch_norm.h) and no child "2" (it has no parameters or buffers; nothing changes in
 // the state_dict), unless set_fuse_batch_norm_activation(false) was called before. A
 // ConvNormActOptions::bn.activation given by the caller is ignored (the activation is `activation`).
+// With a BatchNorm2d, a training forward on a CUDA device computes the batch statistics in the
+// convolution's epilogue (conv_bn_forward below; set_fuse_conv_batch_norm_statistics).
 //
 //   auto stem = std::make_unique<Conv2dNormActivation>(3, 32, ConvNormActOptions{
 //       .kernel = 3, .stride = 2, .activation = Activation::SiLU});
@@ -35,14 +37,32 @@ struct ConvNormActOptions {
   bool input_grad = true;                   // false for a network's first layer (see Conv2d)
 };
 
+class Conv2d;
+
+// bn.forward(conv.forward(x)), with the batch statistics computed in the convolution's
+// epilogue (Conv2d::forward_with_stats -> BatchNorm2d::forward_from_stats, kernels/conv2d_bn_stats.h)
+// when x is on a CUDA device, both modules are training, the convolution is not depthwise
+// (no statistics epilogue there: batch norm's own statistics pass instead), not an fp32/TF32
+// 1x1 one (its batched-SGEMM path has no statistics; unmeasured whether the implicit GEMM with
+// them is faster) and fuse_conv_batch_norm_statistics() is on. Both modules save what their backward needs either way, so backward is
+// bn.backward then conv.backward as usual.
+Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
+// How many conv_bn_forward calls took the fused path since the process started (tests).
+std::int64_t conv_bn_fused_forwards();
+
 class Conv2dNormActivation : public Sequential {
  public:
   Conv2dNormActivation(std::int64_t in_channels, std::int64_t out_channels, ConvNormActOptions o = {});
+  // Sequential's forward, with conv + BatchNorm2d through conv_bn_forward.
+  Tensor forward(const Tensor& x) override;
   std::string type_name() const override { return "Conv2dNormActivation"; }
   std::int64_t out_channels() const { return out_channels_; }
 
  private:
   std::int64_t out_channels_;
+  Conv2d* conv_ = nullptr;
+  BatchNorm2d* bn_ = nullptr;       // null unless the norm is a BatchNorm2d
+  Module* activation_ = nullptr;    // child "2", if any
 };
 
 }  // namespace cxr

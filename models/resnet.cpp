@@ -6,6 +6,7 @@
 #include "kernels/activation.h"
 #include "kernels/add.h"
 #include "layers/activation.h"
+#include "layers/conv_norm_activation.h"
 #include "layers/init.h"
 
 namespace cxr {
@@ -36,6 +37,12 @@ std::unique_ptr<BatchNorm2d> bn_relu(std::int64_t channels, bool fused) {
   return std::make_unique<BatchNorm2d>(channels, o);
 }
 
+// The shortcut's Sequential(conv1x1, bn) with conv_bn_forward (statistics in the conv's
+// epilogue on a CUDA device when training); backward is the Sequential's.
+Tensor downsample_forward(Sequential& ds, const Tensor& x) {
+  return conv_bn_forward(static_cast<Conv2d&>(ds[0]), static_cast<BatchNorm2d&>(ds[1]), x);
+}
+
 Tensor relu(const Tensor& x) { return activation_forward(Activation::ReLU, x); }
 // dy [z > 0] from the ReLU's output y = relu(z): [y > 0] = [z > 0], so the blocks keep y.
 Tensor relu_backward(const Tensor& y, const Tensor& dy) { return activation_backward(Activation::ReLU, y, dy); }
@@ -53,13 +60,13 @@ BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) : fused_
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(...)) already
+  Tensor h = conv_bn_forward(*conv1_, *bn1_, x);  // fused: relu(bn1(...)) already
   if (!fused_) {
     h = relu(h);
     relu1_out_ = keeps_for_backward() ? h : Tensor();
   }
-  h = bn2_->forward(conv2_->forward(h));
-  Tensor identity = downsample_ ? downsample_->forward(x) : x;
+  h = conv_bn_forward(*conv2_, *bn2_, h);
+  Tensor identity = downsample_ ? downsample_forward(*downsample_, x) : x;
   add_(h, identity);
   Tensor out = relu(h);
   out_ = keeps_for_backward() ? out : Tensor();  // relu'(sum) = [out > 0]; the next block keeps out too
@@ -90,18 +97,18 @@ Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) : fused_
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(...)) already
+  Tensor h = conv_bn_forward(*conv1_, *bn1_, x);  // fused: relu(bn1(...)) already
   if (!fused_) {
     h = relu(h);
     relu1_out_ = keeps_for_backward() ? h : Tensor();
   }
-  h = bn2_->forward(conv2_->forward(h));
+  h = conv_bn_forward(*conv2_, *bn2_, h);
   if (!fused_) {
     h = relu(h);
     relu2_out_ = keeps_for_backward() ? h : Tensor();
   }
-  h = bn3_->forward(conv3_->forward(h));
-  Tensor identity = downsample_ ? downsample_->forward(x) : x;
+  h = conv_bn_forward(*conv3_, *bn3_, h);
+  Tensor identity = downsample_ ? downsample_forward(*downsample_, x) : x;
   add_(h, identity);
   Tensor out = relu(h);
   out_ = keeps_for_backward() ? out : Tensor();  // relu'(sum) = [out > 0]; the next block keeps out too
@@ -152,7 +159,7 @@ ResNet::ResNet(const ResNetConfig& config, int num_classes) : config_(config) {
 
 Tensor ResNet::forward_features(const Tensor& x) {
   CXR_CHECK(x.dim() == 4 && x.size(1) == 3, config_.name, ": expected images (N, 3, H, W), found ", x.str());
-  Tensor h = bn1_->forward(conv1_->forward(x));  // fused: relu(bn1(conv1(x)))
+  Tensor h = conv_bn_forward(*conv1_, *bn1_, x);  // fused: relu(bn1(conv1(x)))
   if (relu_) h = relu_->forward(h);
   h = maxpool_->forward(h);
   for (Sequential* stage : stages_) h = stage->forward(h);

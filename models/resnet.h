@@ -19,6 +19,9 @@
 // the model has no "relu" child (it has no parameters or buffers: the state_dict is unchanged).
 // With set_fuse_batch_norm_activation(false) before construction the blocks call the ReLU op
 // after each bn and save the pre-activations, and the stem has its "relu" module, as before.
+// Every conv -> bn pair (stem, blocks, downsample) runs through conv_bn_forward
+// (layers/conv_norm_activation.h): in training on a CUDA device the batch statistics come from
+// the convolution's epilogue (set_fuse_conv_batch_norm_statistics(false) to turn it off).
 // Init as torchvision: convolutions kaiming_normal_(fan_out, relu), BN weight 1, bias 0.
 #pragma once
 

@@ -35,6 +35,19 @@ void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd,
 }
 
 template <typename T>
+void batch_norm2d_channel_statistics_from_moments(T mean_t, T var_t, T* saved_mean, T* saved_invstd, T* running_mean,
+                                                  T* running_var, std::int64_t M, std::int64_t c, T momentum, T eps) {
+  const double mean = mean_t, var = var_t;
+  saved_mean[c] = mean_t;
+  saved_invstd[c] = static_cast<T>(1.0 / std::sqrt(var + static_cast<double>(eps)));
+  if (running_mean) {
+    const double unbiased = var * static_cast<double>(M) / static_cast<double>(M - 1);
+    running_mean[c] = static_cast<T>((1 - momentum) * running_mean[c] + momentum * mean);
+    running_var[c] = static_cast<T>((1 - momentum) * running_var[c] + momentum * unbiased);
+  }
+}
+
+template <typename T>
 void batch_norm2d_forward_train(const T* x, const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
                                 T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
                                 T momentum, T eps) {
@@ -135,6 +148,11 @@ template void batch_norm2d_channel_statistics<float>(const float*, float*, float
                                                      std::int64_t, std::int64_t, std::int64_t, float, float);
 template void batch_norm2d_channel_statistics<double>(const double*, double*, double*, double*, double*, std::int64_t,
                                                       std::int64_t, std::int64_t, std::int64_t, double, double);
+
+template void batch_norm2d_channel_statistics_from_moments<float>(float, float, float*, float*, float*, float*,
+                                                                  std::int64_t, std::int64_t, float, float);
+template void batch_norm2d_channel_statistics_from_moments<double>(double, double, double*, double*, double*, double*,
+                                                                   std::int64_t, std::int64_t, double, double);
 
 template void batch_norm2d_eval_backward<float>(const float*, const float*, const float*, const float*, const float*,
                                                 float*, float*, float*, std::int64_t, std::int64_t, std::int64_t,

@@ -182,6 +182,18 @@ void batch_norm_act_forward_train(BnActivation act, const T* x, const T* weight,
 }
 
 template <typename T>
+void batch_norm_act_forward_train_from_stats(BnActivation act, const T* x, const T* mean, const T* var,
+                                             const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
+                                             T* running_mean, T* running_var, std::int64_t N, std::int64_t C,
+                                             std::int64_t HW, T momentum, T eps) {
+  for (std::int64_t c = 0; c < C; ++c)
+    batch_norm2d_channel_statistics_from_moments(mean[c], var[c], saved_mean, saved_invstd, running_mean,
+                                                 running_var, N * HW, c, momentum, eps);
+  dispatch(act,
+           [&]<BnActivation A>() { apply_loop<A>(x, weight, bias, saved_mean, saved_invstd, y, N, C, HW); });
+}
+
+template <typename T>
 void batch_norm_act_forward_eval(BnActivation act, const T* x, const T* weight, const T* bias, const T* running_mean,
                                  const T* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps) {
   std::vector<T> invstd(static_cast<std::size_t>(C));
@@ -211,6 +223,9 @@ void batch_norm_act_eval_backward(BnActivation act, const T* dy, const T* x, con
 #define CXR_INSTANTIATE(T)                                                                                          \
   template void batch_norm_act_forward_train<T>(BnActivation, const T*, const T*, const T*, T*, T*, T*, T*, T*,    \
                                                 std::int64_t, std::int64_t, std::int64_t, T, T);                   \
+  template void batch_norm_act_forward_train_from_stats<T>(BnActivation, const T*, const T*, const T*, const T*,  \
+                                                           const T*, T*, T*, T*, T*, T*, std::int64_t,           \
+                                                           std::int64_t, std::int64_t, T, T);                    \
   template void batch_norm_act_forward_eval<T>(BnActivation, const T*, const T*, const T*, const T*, const T*, T*, \
                                                std::int64_t, std::int64_t, std::int64_t, T);                       \
   template void batch_norm_act_backward<T>(BnActivation, const T*, const T*, const T*, const T*, const T*,         \

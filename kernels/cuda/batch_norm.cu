@@ -141,6 +141,28 @@ __global__ void bn_finalize_kernel(const float* __restrict__ partial, const floa
   affine[C + c] = bias[c] - w.mean * scale;
 }
 
+// bn_finalize_kernel's outputs from a given mean and biased variance (M values per channel).
+__global__ void bn_finalize_moments_kernel(const float* __restrict__ mean, const float* __restrict__ var,
+                                           const float* __restrict__ weight, const float* __restrict__ bias,
+                                           float* __restrict__ saved_mean, float* __restrict__ saved_invstd,
+                                           float* __restrict__ running_mean, float* __restrict__ running_var,
+                                           float* __restrict__ affine, std::int64_t C, float M, float momentum,
+                                           float eps) {
+  const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (c >= C) return;
+  const float m = mean[c], v = var[c];
+  const float invstd = rsqrtf(v + eps);
+  saved_mean[c] = m;
+  saved_invstd[c] = invstd;
+  if (running_mean) {
+    running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * m;
+    running_var[c] = (1.f - momentum) * running_var[c] + momentum * (v * M / (M - 1.f));
+  }
+  const float scale = weight[c] * invstd;
+  affine[c] = scale;
+  affine[C + c] = bias[c] - m * scale;
+}
+
 __global__ void bn_eval_prepare_kernel(const float* __restrict__ weight, const float* __restrict__ bias,
                                        const float* __restrict__ running_mean, const float* __restrict__ running_var,
                                        float* __restrict__ affine, std::int64_t C, float eps) {
@@ -303,6 +325,15 @@ void batch_norm2d_statistics(const float* x, const float* weight, const float* b
                 sp.chunk);
   launch_kernel(bn_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), weight, bias, saved_mean,
                 saved_invstd, running_mean, running_var, affine, C, static_cast<int>(sp.S), momentum, eps);
+}
+
+void batch_norm2d_statistics_from_moments(const float* mean, const float* var, const float* weight,
+                                          const float* bias, float* saved_mean, float* saved_invstd,
+                                          float* running_mean, float* running_var, float* affine, std::int64_t C,
+                                          std::int64_t M, float momentum, float eps) {
+  if (C == 0) return;
+  launch_kernel(bn_finalize_moments_kernel, blocks_for(C, kThreads), kThreads, 0, mean, var, weight, bias, saved_mean,
+                saved_invstd, running_mean, running_var, affine, C, static_cast<float>(M), momentum, eps);
 }
 
 void batch_norm2d_eval_affine(const float* weight, const float* bias, const float* running_mean,

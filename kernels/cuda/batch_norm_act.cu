@@ -12,6 +12,9 @@
 //   + bna_apply_kernel<A>: flat elementwise, y = act(fmaf(x, scale, shift)).
 //   Traffic: read x twice + write y = 12 bytes/element.
 //   Unfused: batch norm 12 bytes/element + activation (read z, write y) 8 = 20 bytes/element.
+// Training forward from given statistics (mean, biased var from the convolution's epilogue,
+//   kernels/conv2d_bn_stats.h) = bn_finalize_moments_kernel (batch_norm.cu) + bna_apply_kernel<A>:
+//   read x + write y = 8 bytes/element.
 // Evaluation forward = batch_norm2d_eval_affine + bna_apply_kernel<A>: 8 bytes/element
 //   (unfused 16).
 // Training backward = 3 kernels:
@@ -195,6 +198,18 @@ void batch_norm_act_forward_train(BnActivation act, const float* x, const float*
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_statistics(x, weight, bias, saved_mean, saved_invstd, running_mean, running_var, affine.f32(), N, C,
                           HW, momentum, eps);
+  dispatch(act, [&]<BnActivation A>() { apply<A>(x, affine.f32(), y, N * C * HW, C, HW); });
+}
+
+void batch_norm_act_forward_train_from_stats(BnActivation act, const float* x, const float* mean, const float* var,
+                                             const float* weight, const float* bias, float* y, float* saved_mean,
+                                             float* saved_invstd, float* running_mean, float* running_var,
+                                             std::int64_t N, std::int64_t C, std::int64_t HW, float momentum,
+                                             float eps) {
+  if (C == 0) return;
+  Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
+  batch_norm2d_statistics_from_moments(mean, var, weight, bias, saved_mean, saved_invstd, running_mean, running_var,
+                                       affine.f32(), C, N * HW, momentum, eps);
   dispatch(act, [&]<BnActivation A>() { apply<A>(x, affine.f32(), y, N * C * HW, C, HW); });
 }
 

@@ -25,9 +25,17 @@
 // tiles, gemm_block_bf16, f32 results; mixed precision, kernels/math_mode.h). The BF16 variants
 // read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too, and
 // depthwise ones to the depthwise kernels' bf16 twins.
+// Batch-norm statistics in the forward epilogue (`stats` not null; kernels/conv2d_bn_stats.h):
+// after its tile is written, each forward block re-reads it (its own writes, cache-hot) and
+// writes per channel row the tile's mean and M2 (conv2d_bn_stats.cuh) to stats (tiles, K, 2),
+// for every math. A 1x1 convolution asked for statistics takes the implicit GEMM instead of
+// the batched SGEMM (the same tile core, so the same sums); depthwise ones run their kernel,
+// then a separate statistics pass over y (conv2d_tile_stats).
 // Vectorised gathers and NHWC are later steps (bench_conv2d has cuDNN beside these kernels).
 #include "kernels/common/bf16.h"
 #include "kernels/conv2d.h"
+#include "kernels/conv2d_bn_stats.h"
+#include "kernels/cuda/conv2d_bn_stats.cuh"
 #include "kernels/cuda/gemm_tile.cuh"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
@@ -67,7 +75,7 @@ template <Math M>
 __global__ void __launch_bounds__(kThreads)
     conv2d_forward_kernel(Conv2dDims d, const typename MathTraits<M>::Elem* __restrict__ x,
                           const typename MathTraits<M>::Elem* __restrict__ w, const float* __restrict__ b,
-                          float* __restrict__ y, bool vec_w) {
+                          float* __restrict__ y, bool vec_w, float* __restrict__ stats) {
   using Elem = typename MathTraits<M>::Elem;
   using Row = typename MathTraits<M>::Row;
   const int g = blockIdx.z, Cg = d.Cg(), Kg = d.Kg();
@@ -94,8 +102,16 @@ __global__ void __launch_bounds__(kThreads)
     const int k = g * Kg + m;
     y[(static_cast<std::int64_t>(n) * d.K + k) * PQ + pq] = b ? v + b[k] : v;
   };
-  run_gemm_block<M>(load_a, load_b, epilogue, Kg, NPQ, static_cast<int>(blockIdx.y) * kBM,
-                       static_cast<int>(blockIdx.x) * kBN, 0, CRS);
+  const int m0 = static_cast<int>(blockIdx.y) * kBM, n0 = static_cast<int>(blockIdx.x) * kBN;
+  run_gemm_block<M>(load_a, load_b, epilogue, Kg, NPQ, m0, n0, 0, CRS);
+  if (stats) {  // batch-norm statistics of the tile just written (conv2d_bn_stats.cuh)
+    __syncthreads();
+    const auto y_at = [&](int m, int col) {
+      const int n = col / PQ, pq = col - n * PQ;
+      return y[(static_cast<std::int64_t>(n) * d.K + g * Kg + m) * PQ + pq];
+    };
+    tile_channel_stats(y_at, [&](int m) { return g * Kg + m; }, Kg, NPQ, m0, n0, d.K, stats);
+  }
 }
 
 // ---- backward-data ----------------------------------------------------------------------------
@@ -208,11 +224,12 @@ dim3 gemm_grid(std::int64_t M, std::int64_t N, std::int64_t z) {
 
 // The implicit-GEMM launches, for any math.
 template <Math M, class Elem>
-void implicit_gemm_forward(const Conv2dDims& d, const Elem* x, const Elem* w, const float* b, float* y) {
+void implicit_gemm_forward(const Conv2dDims& d, const Elem* x, const Elem* w, const float* b, float* y,
+                           float* stats) {
   const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
   const bool vec_w = aligned16(w) && CRS % 4 == 0;
   launch_kernel(conv2d_forward_kernel<M>, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
-                dim3(kThreads), 0, d, x, w, b, y, vec_w);
+                dim3(kThreads), 0, d, x, w, b, y, vec_w, stats);
 }
 
 template <Math M, class Elem>
@@ -248,16 +265,20 @@ void implicit_gemm_backward_weight(const Conv2dDims& d, const Elem* dy, const El
 
 }  // namespace
 
-void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
-  if (d.depthwise()) return conv2d_depthwise_forward(d, x, w, b, y);
+void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y, float* stats) {
+  if (d.depthwise()) {
+    conv2d_depthwise_forward(d, x, w, b, y);
+    if (stats) conv2d_tile_stats(d, y, stats);  // no fused epilogue: a separate pass over y
+    return;
+  }
   const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
-  if (d.pointwise() && d.G == 1) {  // y_n (K, HW) = w (K, C) x_n (C, HW) + b
+  if (d.pointwise() && d.G == 1 && !stats) {  // y_n (K, HW) = w (K, C) x_n (C, HW) + b
     sgemm_strided_batched(false, false, d.K, HW, d.C, 1.f, w, d.C, 0, x, HW, d.C * HW, 0.f, y, HW, d.K * HW, d.N,
                           GemmBias{b, nullptr});
     return;
   }
-  if (allow_tf32()) implicit_gemm_forward<Math::TF32>(d, x, w, b, y);
-  else implicit_gemm_forward<Math::FMA>(d, x, w, b, y);
+  if (allow_tf32()) implicit_gemm_forward<Math::TF32>(d, x, w, b, y, stats);
+  else implicit_gemm_forward<Math::FMA>(d, x, w, b, y, stats);
 }
 
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
@@ -278,9 +299,13 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
 }
 
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
-                         float* y) {
-  if (d.depthwise()) return conv2d_depthwise_forward_bf16(d, x, w, b, y);
-  implicit_gemm_forward<Math::BF16>(d, x, w, b, y);
+                         float* y, float* stats) {
+  if (d.depthwise()) {
+    conv2d_depthwise_forward_bf16(d, x, w, b, y);
+    if (stats) conv2d_tile_stats(d, y, stats);
+    return;
+  }
+  implicit_gemm_forward<Math::BF16>(d, x, w, b, y, stats);
 }
 
 void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx) {

@@ -7,6 +7,8 @@
 //  - the fused op against the unfused composition of ops (batch_norm2d_* then
 //    activation_forward / activation_backward then batch_norm2d_*backward) in f32, on the CPU
 //    and on the device (suite "cuda-emu" in cxr_tests_emu);
+//  - batch_norm_act_train_from_stats (statistics given) against batch_norm_act_train, on the
+//    CPU and the device;
 //  - argument checks.
 #include <optional>
 #include <string>
@@ -14,6 +16,7 @@
 #include "kernels/activation.h"
 #include "kernels/batch_norm.h"
 #include "kernels/batch_norm_act.h"
+#include "kernels/conv2d_bn_stats.h"
 #include "tensor/backend.h"
 #include "tests/op_check.h"
 
@@ -168,7 +171,70 @@ void check_all_compositions(Device dev) {
       for (bool training : {true, false}) check_against_composition(dev, act, s, training);
 }
 
+// batch_norm_act_train_from_stats with the batch statistics of x given (as a convolution's
+// epilogue provides them) against batch_norm_act_train on `dev`: y, saved statistics, running
+// statistics and the backward from each one's saved statistics. The statistics are summed in
+// another order, so the tolerance is float rounding.
+void check_from_stats(Device dev, BnActivation act, Shape shape) {
+  const std::string what = std::string(bn_activation_name(act)) + " " + shape_str(shape) + " on " + device_name(dev);
+  CAPTURE(what);
+  const std::int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
+  std::mt19937_64 rng(29 + static_cast<int>(act));
+  const Tensor x_cpu = Tensor::randn(shape, rng, 0.3f, 1.5f);
+  const Tensor x = x_cpu.to(dev);
+  const Tensor dy = Tensor::randn(shape, rng, 0.f, 1.f).to(dev);
+  const Tensor w = Tensor::uniform({C}, rng, 0.5f, 1.5f).to(dev);
+  const Tensor b = Tensor::uniform({C}, rng, -0.5f, 0.5f).to(dev);
+  const Tensor rm0 = Tensor::uniform({C}, rng, -0.2f, 0.2f), rv0 = Tensor::uniform({C}, rng, 0.5f, 2.f);
+  Tensor rm_t = rm0.clone().to(dev), rv_t = rv0.clone().to(dev);
+  Tensor rm_s = rm0.clone().to(dev), rv_s = rv0.clone().to(dev);
+  Tensor mean = Tensor::empty({C}), var = Tensor::empty({C});
+  cpu::channel_mean_var<float>(x_cpu.f32(), mean.f32(), var.f32(), N, C, HW);
+  const Tol tol{1e-5, 1e-5}, grad_tol{1e-5, 1e-4};
+
+  const BatchNormOutput t = batch_norm_act_train(act, x, w, b, rm_t, rv_t, kMomentum, kEps);
+  const BatchNormOutput s =
+      batch_norm_act_train_from_stats(act, x, mean.to(dev), var.to(dev), w, b, rm_s, rv_s, kMomentum, kEps);
+  expect_close("y " + what, s.y.cpu(), t.y.cpu(), tol);
+  expect_close("saved_mean " + what, s.saved_mean.cpu(), t.saved_mean.cpu(), tol);
+  expect_close("saved_invstd " + what, s.saved_invstd.cpu(), t.saved_invstd.cpu(), tol);
+  expect_close("running_mean " + what, rm_s.cpu(), rm_t.cpu(), tol);
+  expect_close("running_var " + what, rv_s.cpu(), rv_t.cpu(), tol);
+  CHECK(rv_s.cpu().to_vector() != rv0.to_vector());
+  const BatchNormGrads gt = batch_norm_act_backward(act, dy, x, w, b, t.saved_mean, t.saved_invstd);
+  const BatchNormGrads gs = batch_norm_act_backward(act, dy, x, w, b, s.saved_mean, s.saved_invstd);
+  expect_close("dx " + what, gs.dx.cpu(), gt.dx.cpu(), grad_tol);
+  expect_close("dweight " + what, gs.dweight.cpu(), gt.dweight.cpu(), grad_tol);
+  expect_close("dbias " + what, gs.dbias.cpu(), gt.dbias.cpu(), grad_tol);
+}
+
+void check_all_from_stats(Device dev) {
+  for (BnActivation act : {BnActivation::Identity, BnActivation::ReLU, BnActivation::SiLU})
+    for (const Shape& s : {Shape{2, 3, 5, 5}, Shape{3, 16, 1, 1}, Shape{2, 2, 70, 70}}) check_from_stats(dev, act, s);
+}
+
 }  // namespace
+
+TEST_CASE("batch_norm_act_train_from_stats equals batch_norm_act_train, forward and backward [cpu]" *
+          doctest::test_suite("cpu")) {
+  check_all_from_stats(Device::CPU);
+}
+
+TEST_CASE("batch_norm_act_train_from_stats equals batch_norm_act_train, forward and backward [gpu]" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  check_all_from_stats(Device::CUDA);
+}
+
+TEST_CASE("batch_norm_act_train_from_stats rejects bad statistics" * doctest::test_suite("cpu")) {
+  const Tensor x = Tensor::zeros({2, 3, 2, 2}), w = Tensor::full({3}, 1.f), b = Tensor::zeros({3});
+  Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.f);
+  CHECK_THROWS_WITH_AS(
+      batch_norm_act_train_from_stats(BnActivation::ReLU, x, Tensor::zeros({4}), Tensor::zeros({3}), w, b, rm, rv),
+      doctest::Contains("batch_norm_act_train_from_stats(relu)"), cxr::Error);
+  CHECK_THROWS_WITH_AS(
+      batch_norm_act_train_from_stats(BnActivation::ReLU, x, Tensor::zeros({3}), Tensor::zeros({2}), w, b, rm, rv),
+      doctest::Contains("var"), cxr::Error);
+}
 
 // Training: odd sizes, one value per image and channel, and channels split over several
 // blocks on the device (M = 9800 values).

@@ -1,0 +1,98 @@
+// Batch-norm statistics of a convolution's output on CUDA (math, shapes and traffic in
+// kernels/conv2d_bn_stats.h).
+//
+// conv2d_tile_stats_kernel   grid (T, ceil(K / 64)), 256 threads: the epilogue's per-tile
+//   statistics (conv2d_bn_stats.cuh) as a separate pass over y, for the convolutions whose
+//   kernel has no statistics epilogue (depthwise). Traffic: read y once.
+// conv2d_bn_stats_combine_kernel   grid K, 256 threads: block k merges the T tile summaries
+//   (count_t = min(64, M - 64 t), mean_t, M2_t) of channel k with Chan's formula
+//     n = na + nb, delta = mean_b - mean_a, mean = mean_a + delta nb / n,
+//     M2 = M2_a + M2_b + delta^2 na nb / n
+//   thread i over tiles i, i + 256, ... in order, then a fixed xor-butterfly over the lanes and
+//   a fixed order over the 8 warps: deterministic. Writes mean_k and var_k = M2 / M.
+//   Traffic: T K 2 floats read (2/64 of y's size).
+#include "kernels/conv2d_bn_stats.h"
+#include "kernels/cuda/conv2d_bn_stats.cuh"
+
+namespace cxr::cuda {
+namespace {
+
+constexpr unsigned kCombineThreads = 256;
+constexpr unsigned kCombineWarps = kCombineThreads / 32;
+static_assert(tile::kBN == kConvBnStatsTile, "the epilogue's tile width is the statistics' tile width");
+
+__global__ void __launch_bounds__(tile::kThreads)
+    conv2d_tile_stats_kernel(Conv2dDims d, const float* __restrict__ y, float* __restrict__ partial) {
+  const int PQ = d.P * d.Q, NPQ = d.N * PQ;
+  const auto y_at = [&](int k, int col) {
+    const int n = col / PQ, pq = col - n * PQ;
+    return y[(static_cast<std::int64_t>(n) * d.K + k) * PQ + pq];
+  };
+  tile_channel_stats(
+      y_at, [](int k) { return k; }, d.K, NPQ, static_cast<int>(blockIdx.y) * tile::kBM,
+      static_cast<int>(blockIdx.x) * tile::kBN, d.K, partial);
+}
+
+struct Moments {
+  float n, mean, m2;
+};
+
+__device__ __forceinline__ Moments merge(Moments a, Moments b) {
+  const float n = a.n + b.n;
+  if (n == 0.f) return a;
+  const float delta = b.mean - a.mean;
+  const float fb = b.n / n;
+  return Moments{n, a.mean + delta * fb, a.m2 + b.m2 + delta * delta * a.n * fb};
+}
+
+__device__ __forceinline__ Moments warp_merge(Moments w) {
+  for (int off = 16; off > 0; off >>= 1) {
+    const Moments o{__shfl_xor_sync(0xffffffffu, w.n, off), __shfl_xor_sync(0xffffffffu, w.mean, off),
+                    __shfl_xor_sync(0xffffffffu, w.m2, off)};
+    // Lower lane first, so both lanes of a pair compute the same merge (Chan's is not symmetric).
+    w = (threadIdx.x & off) ? merge(o, w) : merge(w, o);
+  }
+  return w;
+}
+
+__global__ void __launch_bounds__(kCombineThreads)
+    conv2d_bn_stats_combine_kernel(const float* __restrict__ partial, std::int64_t tiles, std::int64_t K,
+                                   std::int64_t M, float* __restrict__ mean, float* __restrict__ var) {
+  const std::int64_t k = blockIdx.x;
+  Moments w{0.f, 0.f, 0.f};
+  for (std::int64_t t = threadIdx.x; t < tiles; t += kCombineThreads) {
+    const float* p = partial + (t * K + k) * 2;
+    const std::int64_t left = M - t * kConvBnStatsTile;
+    const float count = static_cast<float>(left < kConvBnStatsTile ? left : kConvBnStatsTile);
+    w = merge(w, Moments{count, p[0], p[1]});
+  }
+  w = warp_merge(w);
+  __shared__ Moments per_warp[kCombineWarps];
+  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) per_warp[warp] = w;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    Moments total = per_warp[0];
+    for (unsigned i = 1; i < kCombineWarps; ++i) total = merge(total, per_warp[i]);
+    mean[k] = total.mean;
+    var[k] = total.m2 / total.n;
+  }
+}
+
+}  // namespace
+
+void conv2d_tile_stats(const Conv2dDims& d, const float* y, float* partial) {
+  const std::int64_t tiles = conv2d_bn_stats_tiles(d);
+  if (tiles == 0 || d.K == 0) return;
+  launch_kernel(conv2d_tile_stats_kernel, dim3(static_cast<unsigned>(tiles), blocks_for(d.K, tile::kBM)),
+                dim3(tile::kThreads), 0, d, y, partial);
+}
+
+void conv2d_bn_stats_combine(const float* partial, std::int64_t tiles, std::int64_t K, std::int64_t M, float* mean,
+                             float* var) {
+  if (K == 0) return;
+  launch_kernel(conv2d_bn_stats_combine_kernel, dim3(static_cast<unsigned>(K)), dim3(kCombineThreads), 0, partial,
+                tiles, K, M, mean, var);
+}
+
+}  // namespace cxr::cuda
