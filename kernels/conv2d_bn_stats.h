@@ -14,9 +14,11 @@
 //   A second kernel (one block per channel) merges the T partials of a channel with Chan's
 //   formula, in a fixed order: mean_k, var_k = M2 / M. No atomics: bit-reproducible run to run.
 //   Which convolutions fuse it: every implicit-GEMM forward (FMA, TF32, BF16); 1x1 stride-1
-//   ones (otherwise the batched SGEMM) take the implicit GEMM when statistics are asked for;
+//   ones (otherwise the batched SGEMM) take the implicit GEMM when statistics are asked for
+//   (layers/conv_norm_activation.h's conv_bn_forward asks only under bf16 autocast, where they
+//   take it anyway, until a GPU benchmark weighs the gathers against the saved pass);
 //   depthwise ones run their kernel and then a separate statistics pass over y (no saving;
-//   layers/conv_norm_activation.h's conv_bn_forward leaves them to batch norm's own pass).
+//   conv_bn_forward leaves them to batch norm's own pass).
 // CPU: the convolution, then the per-channel double sums of batch norm's statistics (the
 //   reference; no fusion).
 //
