@@ -19,24 +19,32 @@ void check_channel_vector(const char* op, const char* name, const Tensor& t, con
 }
 }  // namespace
 
+TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Tensor& running_mean,
+                                             Tensor& running_var) {
+  TrainForwardBuffers b;
+  b.N = x.size(0);
+  b.C = x.size(1);
+  b.HW = x.size(2) * x.size(3);
+  CXR_CHECK(b.N * b.HW > 1, op, ": expected more than 1 value per channel when training, found x of shape ",
+            shape_str(x.shape()));
+  CXR_CHECK(running_mean.defined() == running_var.defined(), op,
+            ": running_mean and running_var must both be given or both be undefined");
+  if (running_mean.defined()) {
+    check_channel_vector(op, "running_mean", running_mean, x);
+    check_channel_vector(op, "running_var", running_var, x);
+    b.running_mean = running_mean.f32();
+    b.running_var = running_var.f32();
+  }
+  b.out = BatchNormOutput{Tensor::empty(x.shape(), DType::F32, x.device()),
+                          Tensor::empty({b.C}, DType::F32, x.device()), Tensor::empty({b.C}, DType::F32, x.device())};
+  return b;
+}
+
 BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                                    Tensor& running_var, float momentum, float eps) {
   const char* op = "batch_norm2d_train";
   check_bn_input(op, x, weight, bias);
-  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  CXR_CHECK(N * HW > 1, op, ": expected more than 1 value per channel when training, found x of shape ",
-            shape_str(x.shape()));
-  CXR_CHECK(running_mean.defined() == running_var.defined(), op,
-            ": running_mean and running_var must both be given or both be undefined");
-  const bool track = running_mean.defined();
-  if (track) {
-    check_channel_vector(op, "running_mean", running_mean, x);
-    check_channel_vector(op, "running_var", running_var, x);
-  }
-  BatchNormOutput r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                    Tensor::empty({C}, DType::F32, x.device())};
-  float* rm = track ? running_mean.f32() : nullptr;
-  float* rv = track ? running_var.f32() : nullptr;
+  auto [N, C, HW, r, rm, rv] = batch_norm_train_buffers(op, x, running_mean, running_var);
   if (x.is_cpu())
     cpu::batch_norm2d_forward_train(x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
                                     r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);

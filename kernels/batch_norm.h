@@ -34,6 +34,19 @@ struct BatchNormGrads {
   Tensor dbias;    // (C)
 };
 
+// The part every training forward shares (batch_norm2d_train, batch_norm_act_train and
+// batch_norm_act_train_from_stats): checks that there is more than one value per channel and
+// that running_mean / running_var are both given (and of C values) or both undefined, then
+// allocates y and the saved statistics. running_mean / running_var: their data, or null.
+struct TrainForwardBuffers {
+  std::int64_t N = 0, C = 0, HW = 0;
+  BatchNormOutput out;
+  float* running_mean = nullptr;
+  float* running_var = nullptr;
+};
+TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Tensor& running_mean,
+                                             Tensor& running_var);
+
 // x: (N, C, H, W) f32 contiguous; weight, bias: (C). running_mean / running_var: (C), updated
 // in place; pass undefined tensors (both) to skip the update (track_running_stats=False).
 BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,

@@ -54,20 +54,7 @@ BatchNormOutput batch_norm_act_train(BnActivation act, const Tensor& x, const Te
   check_x(op, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
-  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  CXR_CHECK(N * HW > 1, op, ": expected more than 1 value per channel when training, found x of shape ",
-            shape_str(x.shape()));
-  CXR_CHECK(running_mean.defined() == running_var.defined(), op,
-            ": running_mean and running_var must both be given or both be undefined");
-  const bool track = running_mean.defined();
-  if (track) {
-    check_channel_vector(op, "running_mean", running_mean, x);
-    check_channel_vector(op, "running_var", running_var, x);
-  }
-  BatchNormOutput r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                    Tensor::empty({C}, DType::F32, x.device())};
-  float* rm = track ? running_mean.f32() : nullptr;
-  float* rv = track ? running_var.f32() : nullptr;
+  auto [N, C, HW, r, rm, rv] = batch_norm_train_buffers(op, x, running_mean, running_var);
   if (x.is_cpu())
     cpu::batch_norm_act_forward_train(act, x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
                                       r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
@@ -87,20 +74,7 @@ BatchNormOutput batch_norm_act_train_from_stats(BnActivation act, const Tensor& 
   check_channel_vector(op, "var", var, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
-  const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  CXR_CHECK(N * HW > 1, op, ": expected more than 1 value per channel when training, found x of shape ",
-            shape_str(x.shape()));
-  CXR_CHECK(running_mean.defined() == running_var.defined(), op,
-            ": running_mean and running_var must both be given or both be undefined");
-  const bool track = running_mean.defined();
-  if (track) {
-    check_channel_vector(op, "running_mean", running_mean, x);
-    check_channel_vector(op, "running_var", running_var, x);
-  }
-  BatchNormOutput r{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                    Tensor::empty({C}, DType::F32, x.device())};
-  float* rm = track ? running_mean.f32() : nullptr;
-  float* rv = track ? running_var.f32() : nullptr;
+  auto [N, C, HW, r, rm, rv] = batch_norm_train_buffers(op, x, running_mean, running_var);
   if (x.is_cpu())
     cpu::batch_norm_act_forward_train_from_stats(act, x.f32(), mean.f32(), var.f32(), weight.f32(), bias.f32(),
                                                  r.y.f32(), r.saved_mean.f32(), r.saved_invstd.f32(), rm, rv, N, C,
