@@ -25,6 +25,7 @@
 #include "layers/dropout.h"
 #include "tensor/stream.h"
 #include "tests/data/data_test_util.h"
+#include "tests/train/train_test_util.h"
 #include "train/checkpoint.h"
 #include "train/safetensors.h"
 #include "train/trainer.h"
@@ -66,35 +67,6 @@ std::uint64_t counters_per_forward(bool drop_path, const Shape& shape) {
 struct StepOut {
   Tensor y, dx;
 };
-
-std::string read_all(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  std::stringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
-}
-
-std::vector<std::string> logged_losses(const std::string& run) {
-  std::ifstream f(run + "/metrics.jsonl");
-  std::vector<std::string> r;
-  for (std::string line; std::getline(f, line);) {
-    const auto a = line.find("\"loss\":");
-    r.push_back(a == std::string::npos ? "?" : line.substr(a, line.find(',', a) - a));
-  }
-  return r;
-}
-
-// Names of the tensors whose bytes differ between two checkpoints.
-std::vector<std::string> differing(const std::string& a, const std::string& b) {
-  const SafetensorsFile fa = read_safetensors(a), fb = read_safetensors(b);
-  std::vector<std::string> d;
-  REQUIRE(fa.entries.size() == fb.entries.size());
-  for (std::size_t i = 0; i < fa.entries.size(); ++i) {
-    REQUIRE(fa.entries[i].name == fb.entries[i].name);
-    if (!same_bits(fa.entries[i].tensor, fb.entries[i].tensor)) d.push_back(fa.entries[i].name);
-  }
-  return d;
-}
 
 }  // namespace
 
@@ -248,13 +220,13 @@ TEST_CASE("train_model --cuda-graph on cuda-emu with stochastic depth and dropou
   };
   run("eager", false);
   run("graph", true);
-  CHECK(read_all(dir / "graph/log.txt").find("--cuda-graph: captured the training step at step 3") !=
+  CHECK(test::read_all(dir / "graph/log.txt").find("--cuda-graph: captured the training step at step 3") !=
         std::string::npos);
-  CHECK(read_all(dir / "eager/log.txt").find("captured") == std::string::npos);
-  CHECK(differing(dir / "eager/last.safetensors", dir / "graph/last.safetensors").empty());
-  const std::vector<std::string> losses = logged_losses(dir / "graph");
+  CHECK(test::read_all(dir / "eager/log.txt").find("captured") == std::string::npos);
+  CHECK(test::differing_tensors(dir / "eager/last.safetensors", dir / "graph/last.safetensors").empty());
+  const std::vector<std::string> losses = test::logged_losses(dir / "graph");
   CHECK(losses.size() == 3);
-  CHECK(logged_losses(dir / "eager") == losses);
+  CHECK(test::logged_losses(dir / "eager") == losses);
   const Checkpoint eager = load_checkpoint(dir / "eager/last.safetensors");
   const Checkpoint graph = load_checkpoint(dir / "graph/last.safetensors");
   const std::string offsets = graph.meta.extra.at("resume.mask_offsets");

@@ -338,35 +338,6 @@ TEST_CASE("train_model on cuda-emu: --skip-nonfinite skips a NaN-input step on t
 
 }  // TEST_SUITE
 
-namespace {
-
-// The "loss" field of every metrics.jsonl line, as written.
-std::vector<std::string> logged_losses(const std::string& run) {
-  std::ifstream f(run + "/metrics.jsonl");
-  std::vector<std::string> r;
-  for (std::string line; std::getline(f, line);) {
-    const auto a = line.find("\"loss\":");
-    r.push_back(a == std::string::npos ? "?" : line.substr(a, line.find(',', a) - a));
-  }
-  return r;
-}
-
-// Names of the tensors whose bytes differ between two checkpoints.
-std::vector<std::string> differing(const std::string& a, const std::string& b) {
-  const SafetensorsFile fa = read_safetensors(a), fb = read_safetensors(b);
-  std::vector<std::string> d;
-  REQUIRE(fa.entries.size() == fb.entries.size());
-  for (std::size_t i = 0; i < fa.entries.size(); ++i) {
-    REQUIRE(fa.entries[i].name == fb.entries[i].name);
-    if (fa.entries[i].tensor.nbytes() != fb.entries[i].tensor.nbytes() ||
-        std::memcmp(fa.entries[i].tensor.raw_data(), fb.entries[i].tensor.raw_data(), fa.entries[i].tensor.nbytes()))
-      d.push_back(fa.entries[i].name);
-  }
-  return d;
-}
-
-}  // namespace
-
 TEST_SUITE("cuda-emu") {
 
 TEST_CASE("train_model --cuda-graph on cuda-emu: bit-identical weights, optimiser state, batch-norm buffers and "
@@ -394,14 +365,14 @@ TEST_CASE("train_model --cuda-graph on cuda-emu: bit-identical weights, optimise
   CHECK(graph_log.find("--cuda-graph: captured the training step at step 3") != std::string::npos);
   CHECK(graph_log.find("--cuda-graph: captured the training step at step 7") != std::string::npos);  // unfrozen
   CHECK(test::read_all(dir / "adamw_eager/log.txt").find("captured") == std::string::npos);
-  CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_graph/last.safetensors").empty());
-  CHECK(logged_losses(dir / "adamw_eager") == logged_losses(dir / "adamw_graph"));
-  CHECK(logged_losses(dir / "adamw_graph").size() == 8);
+  CHECK(test::differing_tensors(dir / "adamw_eager/last.safetensors", dir / "adamw_graph/last.safetensors").empty());
+  CHECK(test::logged_losses(dir / "adamw_eager") == test::logged_losses(dir / "adamw_graph"));
+  CHECK(test::logged_losses(dir / "adamw_graph").size() == 8);
 
   // Interrupted after epoch 1 and resumed, both halves with graphs: the same end state.
   run("adamw_resumed", "adamw", 1.0, true, 2, 1, false);
   run("adamw_resumed", "adamw", 1.0, true, 2, 0, true);
-  CHECK(differing(dir / "adamw_eager/last.safetensors", dir / "adamw_resumed/last.safetensors").empty());
+  CHECK(test::differing_tensors(dir / "adamw_eager/last.safetensors", dir / "adamw_resumed/last.safetensors").empty());
   // (SGD's device-side step is checked bit for bit against the host-scalar one above; a
   // captured SGD run would add a minute on the emulator for the same capture machinery.)
 }

@@ -66,22 +66,6 @@ int run_cli(std::vector<std::string> words) {
   return cli::run_train(static_cast<int>(argv.size()), argv.data(), os);
 }
 
-// Number of tensors whose bytes differ between two checkpoints (names must match).
-int differing_tensors(const std::string& a, const std::string& b) {
-  const SafetensorsFile fa = read_safetensors(a), fb = read_safetensors(b);
-  REQUIRE(fa.entries.size() == fb.entries.size());
-  int differing = 0;
-  for (std::size_t i = 0; i < fa.entries.size(); ++i) {
-    REQUIRE(fa.entries[i].name == fb.entries[i].name);
-    REQUIRE(fa.entries[i].tensor.nbytes() == fb.entries[i].tensor.nbytes());
-    if (std::memcmp(fa.entries[i].tensor.raw_data(), fb.entries[i].tensor.raw_data(), fa.entries[i].tensor.nbytes())) {
-      if (differing < 5) MESSAGE("differs: " << fa.entries[i].name);
-      ++differing;
-    }
-  }
-  return differing;
-}
-
 std::int64_t metrics_rows(const std::string& run) {
   std::ifstream f(run + "/metrics.csv");
   std::int64_t rows = 0;
@@ -325,7 +309,9 @@ TEST_CASE("reliability: SIGINT mid-epoch and SIGTERM at an epoch boundary save a
     auto resume = small_run_args(run, 2);
     resume.push_back("--resume");
     REQUIRE(run_cli(resume) == 0);
-    CHECK_MESSAGE(differing_tensors(full + "/last.safetensors", run + "/last.safetensors") == 0, run);
+    const auto diff = test::differing_tensors(full + "/last.safetensors", run + "/last.safetensors");
+    CHECK_MESSAGE(diff.empty(), run << ": " << diff.size() << " tensors differ, the first "
+                                    << (diff.empty() ? "-" : diff[0]));
     CHECK(metrics_rows(run) == 3);
     // The resumed epoch reports the same train loss as the uninterrupted one.
     std::ifstream a(full + "/metrics.csv"), b(run + "/metrics.csv");

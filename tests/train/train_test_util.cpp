@@ -1,7 +1,10 @@
 // Helpers of the training and command-line tests (see train_test_util.h).
 #include "tests/train/train_test_util.h"
 
+#include <doctest/doctest.h>
+
 #include <cmath>
+#include <cstring>
 #include <fstream>
 #include <sstream>
 
@@ -34,6 +37,30 @@ bool checkpoint_all_finite(const std::string& path) {
       if (!std::isfinite(p[i])) return false;
   }
   return true;
+}
+
+std::vector<std::string> differing_tensors(const std::string& a, const std::string& b) {
+  const SafetensorsFile fa = read_safetensors(a), fb = read_safetensors(b);
+  REQUIRE(fa.entries.size() == fb.entries.size());
+  std::vector<std::string> d;
+  for (std::size_t i = 0; i < fa.entries.size(); ++i) {
+    const Tensor &ta = fa.entries[i].tensor, &tb = fb.entries[i].tensor;
+    REQUIRE(fa.entries[i].name == fb.entries[i].name);
+    const bool same = ta.dtype() == tb.dtype() && ta.nbytes() == tb.nbytes() &&
+                      std::memcmp(ta.raw_data(), tb.raw_data(), ta.nbytes()) == 0;
+    if (!same) d.push_back(fa.entries[i].name);
+  }
+  return d;
+}
+
+std::vector<std::string> logged_losses(const std::string& run_dir) {
+  std::ifstream f(run_dir + "/metrics.jsonl");
+  std::vector<std::string> r;
+  for (std::string line; std::getline(f, line);) {
+    const auto a = line.find("\"loss\":");
+    r.push_back(a == std::string::npos ? "?" : line.substr(a, line.find(',', a) - a));
+  }
+  return r;
 }
 
 }  // namespace cxr::test

@@ -1,5 +1,5 @@
 // Helpers of the training and command-line tests: run a train_cxr subcommand in-process,
-// read a whole file, check a checkpoint for non-finite values.
+// read a whole file, compare checkpoints, read the logged losses.
 #pragma once
 
 #include <ostream>
@@ -20,5 +20,12 @@ std::string read_all(const std::string& path);
 
 // Whether every f32 tensor of a safetensors checkpoint is finite.
 bool checkpoint_all_finite(const std::string& path);
+
+// The names of the tensors whose bytes differ between two checkpoints (a doctest REQUIRE
+// fails when their tensor names or counts differ).
+std::vector<std::string> differing_tensors(const std::string& a, const std::string& b);
+
+// The "loss" field of every line of RUN/metrics.jsonl, as written ("?" where a line has none).
+std::vector<std::string> logged_losses(const std::string& run_dir);
 
 }  // namespace cxr::test
