@@ -43,39 +43,13 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/common/cuda.cuh"
+#include "kernels/cuda/reduce.cuh"
 
 namespace cxr::cuda {
 namespace {
 
 constexpr unsigned kThreads = 256;
 constexpr unsigned kWarps = kThreads / 32;
-
-struct Welford {
-  float n, mean, m2;
-};
-
-// Chan et al.: merge two (count, mean, M2) summaries.
-__device__ __forceinline__ Welford welford_merge(Welford a, Welford b) {
-  const float n = a.n + b.n;
-  if (n == 0.f) return a;
-  const float delta = b.mean - a.mean;
-  const float fb = b.n / n;
-  return Welford{n, a.mean + delta * fb, a.m2 + b.m2 + delta * delta * a.n * fb};
-}
-
-__device__ __forceinline__ Welford warp_welford(Welford w) {
-  for (int off = 16; off > 0; off >>= 1) {
-    Welford o{__shfl_xor_sync(0xffffffffu, w.n, off), __shfl_xor_sync(0xffffffffu, w.mean, off),
-              __shfl_xor_sync(0xffffffffu, w.m2, off)};
-    w = welford_merge(w, o);
-  }
-  return w;
-}
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int off = 16; off > 0; off >>= 1) v += __shfl_xor_sync(0xffffffffu, v, off);
-  return v;
-}
 
 // Address of value i of channel c.
 __device__ __forceinline__ std::int64_t channel_offset(std::int64_t i, std::int64_t c, std::int64_t C,
@@ -115,6 +89,26 @@ __global__ void bn_stats_kernel(const float* __restrict__ x, float* __restrict__
   }
 }
 
+// Channel c from its batch mean and biased variance: the saved statistics, the running-statistic
+// update (with the unbiased variance) and affine (2, C) = scale, shift.
+__device__ __forceinline__ void finalize_channel(std::int64_t c, float mean, float var, float unbiased_var,
+                                                 const float* __restrict__ weight, const float* __restrict__ bias,
+                                                 float* __restrict__ saved_mean, float* __restrict__ saved_invstd,
+                                                 float* __restrict__ running_mean, float* __restrict__ running_var,
+                                                 float* __restrict__ affine, std::int64_t C, float momentum,
+                                                 float eps) {
+  const float invstd = rsqrtf(var + eps);
+  saved_mean[c] = mean;
+  saved_invstd[c] = invstd;
+  if (running_mean) {
+    running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * mean;
+    running_var[c] = (1.f - momentum) * running_var[c] + momentum * unbiased_var;
+  }
+  const float scale = weight[c] * invstd;
+  affine[c] = scale;
+  affine[C + c] = bias[c] - mean * scale;
+}
+
 // affine: (2, C) = scale, shift.
 __global__ void bn_finalize_kernel(const float* __restrict__ partial, const float* __restrict__ weight,
                                    const float* __restrict__ bias, float* __restrict__ saved_mean,
@@ -128,17 +122,8 @@ __global__ void bn_finalize_kernel(const float* __restrict__ partial, const floa
     const float* p = partial + (c * S + s) * 3;
     w = welford_merge(w, Welford{p[0], p[1], p[2]});
   }
-  const float var = w.m2 / w.n;
-  const float invstd = rsqrtf(var + eps);
-  saved_mean[c] = w.mean;
-  saved_invstd[c] = invstd;
-  if (running_mean) {
-    running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * w.mean;
-    running_var[c] = (1.f - momentum) * running_var[c] + momentum * (w.m2 / (w.n - 1.f));
-  }
-  const float scale = weight[c] * invstd;
-  affine[c] = scale;
-  affine[C + c] = bias[c] - w.mean * scale;
+  finalize_channel(c, w.mean, w.m2 / w.n, w.m2 / (w.n - 1.f), weight, bias, saved_mean, saved_invstd, running_mean,
+                   running_var, affine, C, momentum, eps);
 }
 
 // bn_finalize_kernel's outputs from a given mean and biased variance (M values per channel).
@@ -150,17 +135,8 @@ __global__ void bn_finalize_moments_kernel(const float* __restrict__ mean, const
                                            float eps) {
   const std::int64_t c = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (c >= C) return;
-  const float m = mean[c], v = var[c];
-  const float invstd = rsqrtf(v + eps);
-  saved_mean[c] = m;
-  saved_invstd[c] = invstd;
-  if (running_mean) {
-    running_mean[c] = (1.f - momentum) * running_mean[c] + momentum * m;
-    running_var[c] = (1.f - momentum) * running_var[c] + momentum * (v * M / (M - 1.f));
-  }
-  const float scale = weight[c] * invstd;
-  affine[c] = scale;
-  affine[C + c] = bias[c] - m * scale;
+  finalize_channel(c, mean[c], var[c], var[c] * M / (M - 1.f), weight, bias, saved_mean, saved_invstd, running_mean,
+                   running_var, affine, C, momentum, eps);
 }
 
 __global__ void bn_eval_prepare_kernel(const float* __restrict__ weight, const float* __restrict__ bias,

@@ -18,7 +18,7 @@
 // Evaluation forward = batch_norm2d_eval_affine + bna_apply_kernel<A>: 8 bytes/element
 //   (unfused 16).
 // Training backward = 3 kernels:
-//   bna_backward_reduce_kernel<A>  grid (C, S) with batch norm's chunking (batch_norm2d_split):
+//   bna_backward_reduce_kernel<A, false>  grid (C, S) with batch norm's chunking (batch_norm2d_split):
 //     each thread recomputes z from x, g = dy act'(z), accumulates sum g and sum g (x - mean);
 //     block sums (warp shuffles, shared memory) -> partial (C, S, 2).
 //   batch_norm2d_backward_finalize (batch_norm.cu): dbias, dweight and coef (3, C) with
@@ -26,7 +26,7 @@
 //   bna_backward_dx_kernel<A>: flat elementwise, recomputes z and g, writes dx.
 //   Traffic: 2 reads of x and dy + write dx = 20 bytes/element, and no z tensor to keep.
 //   Unfused: activation backward (read z, dy, write g: 12) + batch norm backward (20) = 32.
-// Evaluation backward = 2 kernels: bna_eval_backward_kernel<A>, grid (C, S): dx = g scale
+// Evaluation backward = 2 kernels: bna_backward_reduce_kernel<A, true>, grid (C, S): dx = g scale
 //   written in the same pass as the sums of g and g (x - running_mean) (the scale is known
 //   before any reduction), + batch_norm2d_eval_backward_finalize. Traffic: read x, dy + write
 //   dx = 12 bytes/element (unfused 12 + 12 = 24).
@@ -64,23 +64,26 @@ __global__ void bna_apply_kernel(const float* __restrict__ x, const float* __res
   }
 }
 
-// partial (C, S, 2) = sum g, sum g (x - mean) over chunk s of channel c, g = dy act'(z).
-template <BnActivation A>
+// partial (C, S, 2) = sum g, sum g (x - center_c) over chunk s of channel c, g = dy act'(z);
+// center: the batch mean (training) or the running mean (evaluation). EvalDx: also writes
+// dx = g scale in the same pass (the evaluation backward, whose scale is known before any sum).
+template <BnActivation A, bool EvalDx>
 __global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const float* __restrict__ x,
-                                           const float* __restrict__ affine, const float* __restrict__ mean_c,
-                                           float* __restrict__ partial, std::int64_t C, std::int64_t HW,
-                                           std::int64_t M, std::int64_t chunk) {
+                                           const float* __restrict__ affine, const float* __restrict__ center_c,
+                                           float* __restrict__ dx, float* __restrict__ partial, std::int64_t C,
+                                           std::int64_t HW, std::int64_t M, std::int64_t chunk) {
   const std::int64_t c = blockIdx.x;
   const unsigned s = blockIdx.y, S = gridDim.y;
   const std::int64_t i0 = s * chunk, i1 = min(i0 + chunk, M);
-  const float scale = affine[c], shift = affine[C + c], mean = mean_c[c];
+  const float scale = affine[c], shift = affine[C + c], center = center_c[c];
   float sg = 0.f, sgx = 0.f;
   for (std::int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
     const std::int64_t k = channel_offset(i, c, C, HW);
     const float v = x[k];
     const float g = bn_act_grad<A>(dy[k], fmaf(v, scale, shift));
+    if constexpr (EvalDx) dx[k] = g * scale;
     sg += g;
-    sgx += g * (v - mean);
+    sgx += g * (v - center);
   }
   sg = block_sum(sg);
   sgx = block_sum(sgx);
@@ -90,7 +93,6 @@ __global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const f
   }
 }
 
-// dx = coef0 g + coef1 x + coef2, g = dy act'(z) recomputed.
 template <BnActivation A>
 __global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const float* __restrict__ x,
                                        const float* __restrict__ affine, const float* __restrict__ coef,
@@ -101,34 +103,6 @@ __global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const float
     const float v = x[i];
     const float g = bn_act_grad<A>(dy[i], fmaf(v, affine[c], affine[C + c]));
     dx[i] = fmaf(coef[c], g, fmaf(coef[C + c], v, coef[2 * C + c]));
-  }
-}
-
-// Evaluation backward, pass 1: dx = g scale and per (channel, chunk) partial (C, S, 2) =
-// sum g, sum g (x - running_mean); affine from the running statistics.
-template <BnActivation A>
-__global__ void bna_eval_backward_kernel(const float* __restrict__ dy, const float* __restrict__ x,
-                                         const float* __restrict__ affine, const float* __restrict__ running_mean,
-                                         float* __restrict__ dx, float* __restrict__ partial, std::int64_t C,
-                                         std::int64_t HW, std::int64_t M, std::int64_t chunk) {
-  const std::int64_t c = blockIdx.x;
-  const unsigned s = blockIdx.y, S = gridDim.y;
-  const std::int64_t i0 = s * chunk, i1 = min(i0 + chunk, M);
-  const float scale = affine[c], shift = affine[C + c], mean = running_mean[c];
-  float sg = 0.f, sgx = 0.f;
-  for (std::int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
-    const std::int64_t k = channel_offset(i, c, C, HW);
-    const float v = x[k];
-    const float g = bn_act_grad<A>(dy[k], fmaf(v, scale, shift));
-    dx[k] = g * scale;
-    sg += g;
-    sgx += g * (v - mean);
-  }
-  sg = block_sum(sg);
-  sgx = block_sum(sgx);
-  if (threadIdx.x == 0) {
-    partial[(c * S + s) * 2 + 0] = sg;
-    partial[(c * S + s) * 2 + 1] = sgx;
   }
 }
 
@@ -147,8 +121,8 @@ void backward(const float* dy, const float* x, const float* weight, const float*
   const BatchNormSplit sp = batch_norm2d_split(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 2}, DType::F32, Device::CUDA);
   Tensor coef = Tensor::empty({3, C}, DType::F32, Device::CUDA);
-  launch_kernel(bna_backward_reduce_kernel<A>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x, affine,
-                saved_mean, partial.f32(), C, HW, M, sp.chunk);
+  launch_kernel(bna_backward_reduce_kernel<A, false>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x,
+                affine, saved_mean, static_cast<float*>(nullptr), partial.f32(), C, HW, M, sp.chunk);
   batch_norm2d_backward_finalize(partial.f32(), sp.S, weight, saved_mean, saved_invstd, dweight, dbias, coef.f32(), C,
                                  M);
   launch_kernel(bna_backward_dx_kernel<A>, elementwise_blocks(M * C), kThreads, 0, dy, x, affine, coef.f32(), dx,
@@ -162,8 +136,8 @@ void eval_backward(const float* dy, const float* x, const float* affine, const f
   const std::int64_t M = N * HW;
   const BatchNormSplit sp = batch_norm2d_split(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 2}, DType::F32, Device::CUDA);
-  launch_kernel(bna_eval_backward_kernel<A>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x, affine,
-                running_mean, dx, partial.f32(), C, HW, M, sp.chunk);
+  launch_kernel(bna_backward_reduce_kernel<A, true>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x,
+                affine, running_mean, dx, partial.f32(), C, HW, M, sp.chunk);
   batch_norm2d_eval_backward_finalize(partial.f32(), sp.S, running_var, dweight, dbias, C, eps);
 }
 

@@ -33,47 +33,25 @@ __global__ void __launch_bounds__(tile::kThreads)
       static_cast<int>(blockIdx.x) * tile::kBN, d.K, partial);
 }
 
-struct Moments {
-  float n, mean, m2;
-};
-
-__device__ __forceinline__ Moments merge(Moments a, Moments b) {
-  const float n = a.n + b.n;
-  if (n == 0.f) return a;
-  const float delta = b.mean - a.mean;
-  const float fb = b.n / n;
-  return Moments{n, a.mean + delta * fb, a.m2 + b.m2 + delta * delta * a.n * fb};
-}
-
-__device__ __forceinline__ Moments warp_merge(Moments w) {
-  for (int off = 16; off > 0; off >>= 1) {
-    const Moments o{__shfl_xor_sync(0xffffffffu, w.n, off), __shfl_xor_sync(0xffffffffu, w.mean, off),
-                    __shfl_xor_sync(0xffffffffu, w.m2, off)};
-    // Lower lane first, so both lanes of a pair compute the same merge (Chan's is not symmetric).
-    w = (threadIdx.x & off) ? merge(o, w) : merge(w, o);
-  }
-  return w;
-}
-
 __global__ void __launch_bounds__(kCombineThreads)
     conv2d_bn_stats_combine_kernel(const float* __restrict__ partial, std::int64_t tiles, std::int64_t K,
                                    std::int64_t M, float* __restrict__ mean, float* __restrict__ var) {
   const std::int64_t k = blockIdx.x;
-  Moments w{0.f, 0.f, 0.f};
+  Welford w{0.f, 0.f, 0.f};
   for (std::int64_t t = threadIdx.x; t < tiles; t += kCombineThreads) {
     const float* p = partial + (t * K + k) * 2;
     const std::int64_t left = M - t * kConvBnStatsTile;
     const float count = static_cast<float>(left < kConvBnStatsTile ? left : kConvBnStatsTile);
-    w = merge(w, Moments{count, p[0], p[1]});
+    w = welford_merge(w, Welford{count, p[0], p[1]});
   }
-  w = warp_merge(w);
-  __shared__ Moments per_warp[kCombineWarps];
+  w = warp_welford(w);
+  __shared__ Welford per_warp[kCombineWarps];
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   if (lane == 0) per_warp[warp] = w;
   __syncthreads();
   if (threadIdx.x == 0) {
-    Moments total = per_warp[0];
-    for (unsigned i = 1; i < kCombineWarps; ++i) total = merge(total, per_warp[i]);
+    Welford total = per_warp[0];
+    for (unsigned i = 1; i < kCombineWarps; ++i) total = welford_merge(total, per_warp[i]);
     mean[k] = total.mean;
     var[k] = total.m2 / total.n;
   }
