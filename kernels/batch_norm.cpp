@@ -40,6 +40,12 @@ TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Te
   return b;
 }
 
+BatchNormGrads empty_batch_norm_grads(const Tensor& x) {
+  const std::int64_t C = x.size(1);
+  return BatchNormGrads{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
+                        Tensor::empty({C}, DType::F32, x.device())};
+}
+
 BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                                    Tensor& running_var, float momentum, float eps) {
   const char* op = "batch_norm2d_train";
@@ -82,8 +88,7 @@ BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Te
   check_channel_vector(op, "saved_mean", saved_mean, x);
   check_channel_vector(op, "saved_invstd", saved_invstd, x);
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  BatchNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                   Tensor::empty({C}, DType::F32, x.device())};
+  BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
     cpu::batch_norm2d_backward(dy.f32(), x.f32(), weight.f32(), saved_mean.f32(), saved_invstd.f32(), g.dx.f32(),
                                g.dweight.f32(), g.dbias.f32(), N, C, HW);
@@ -105,8 +110,7 @@ BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, con
   check_channel_vector(op, "running_var", running_var, x);
   CXR_CHECK(eps >= 0.f, op, ": expected eps >= 0, found ", eps);
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  BatchNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                   Tensor::empty({C}, DType::F32, x.device())};
+  BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
     cpu::batch_norm2d_eval_backward(dy.f32(), x.f32(), weight.f32(), running_mean.f32(), running_var.f32(),
                                     g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);

@@ -46,6 +46,8 @@ struct TrainForwardBuffers {
 };
 TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Tensor& running_mean,
                                              Tensor& running_var);
+// dx (x's shape), dweight and dbias (C), allocated on x's device for a backward.
+BatchNormGrads empty_batch_norm_grads(const Tensor& x);
 
 // x: (N, C, H, W) f32 contiguous; weight, bias: (C). running_mean / running_var: (C), updated
 // in place; pass undefined tensors (both) to skip the update (track_running_stats=False).
@@ -92,6 +94,14 @@ template <typename T>
 void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
                                      std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
                                      T eps);
+// Under both: the mean of channel c of x (N, C, HW) and the sum of squared deviations from it,
+// two passes in double (also the reference of kernels/conv2d_bn_stats.h).
+struct ChannelMoments {
+  double mean, ss;
+};
+template <typename T>
+ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int64_t C, std::int64_t HW,
+                                            std::int64_t c);
 }  // namespace cpu
 
 namespace cuda {

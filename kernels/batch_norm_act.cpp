@@ -117,8 +117,7 @@ BatchNormGrads batch_norm_act_backward(BnActivation act, const Tensor& dy, const
   check_channel_vector(op, "saved_mean", saved_mean, x);
   check_channel_vector(op, "saved_invstd", saved_invstd, x);
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  BatchNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                   Tensor::empty({C}, DType::F32, x.device())};
+  BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
     cpu::batch_norm_act_backward(act, dy.f32(), x.f32(), weight.f32(), bias.f32(), saved_mean.f32(),
                                  saved_invstd.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW);
@@ -141,8 +140,7 @@ BatchNormGrads batch_norm_act_eval_backward(BnActivation act, const Tensor& dy, 
   check_channel_vector(op, "running_var", running_var, x);
   CXR_CHECK(eps >= 0.f, op, ": expected eps >= 0, found ", eps);
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  BatchNormGrads g{Tensor::empty(x.shape(), DType::F32, x.device()), Tensor::empty({C}, DType::F32, x.device()),
-                   Tensor::empty({C}, DType::F32, x.device())};
+  BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
     cpu::batch_norm_act_eval_backward(act, dy.f32(), x.f32(), weight.f32(), bias.f32(), running_mean.f32(),
                                       running_var.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);

@@ -10,20 +10,27 @@
 namespace cxr::cpu {
 
 template <typename T>
-void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
-                                     std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
-                                     T eps) {
-  const std::int64_t M = N * HW;
+ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int64_t C, std::int64_t HW,
+                                            std::int64_t c) {
   double sum = 0.0;
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t i = 0; i < HW; ++i) sum += x[(n * C + c) * HW + i];
-  const double mean = sum / static_cast<double>(M);
+  const double mean = sum / static_cast<double>(N * HW);
   double ss = 0.0;
   for (std::int64_t n = 0; n < N; ++n)
     for (std::int64_t i = 0; i < HW; ++i) {
       const double d = x[(n * C + c) * HW + i] - mean;
       ss += d * d;
     }
+  return {mean, ss};
+}
+
+template <typename T>
+void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
+                                     std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
+                                     T eps) {
+  const std::int64_t M = N * HW;
+  const auto [mean, ss] = batch_norm2d_channel_moments(x, N, C, HW, c);
   const double var = ss / static_cast<double>(M);
   saved_mean[c] = static_cast<T>(mean);
   saved_invstd[c] = static_cast<T>(1.0 / std::sqrt(var + static_cast<double>(eps)));
@@ -149,6 +156,10 @@ template void batch_norm2d_channel_statistics<float>(const float*, float*, float
 template void batch_norm2d_channel_statistics<double>(const double*, double*, double*, double*, double*, std::int64_t,
                                                       std::int64_t, std::int64_t, std::int64_t, double, double);
 
+template ChannelMoments batch_norm2d_channel_moments<float>(const float*, std::int64_t, std::int64_t, std::int64_t,
+                                                            std::int64_t);
+template ChannelMoments batch_norm2d_channel_moments<double>(const double*, std::int64_t, std::int64_t, std::int64_t,
+                                                             std::int64_t);
 template void batch_norm2d_channel_statistics_from_moments<float>(float, float, float*, float*, float*, float*,
                                                                   std::int64_t, std::int64_t, float, float);
 template void batch_norm2d_channel_statistics_from_moments<double>(double, double, double*, double*, double*, double*,

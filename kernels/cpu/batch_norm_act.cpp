@@ -32,22 +32,24 @@ namespace cxr::cpu {
 
 namespace {
 
+// One (image, channel) plane of HW values: y = act((x - mean) invstd weight + bias).
+template <BnActivation A, typename T>
+inline void apply_plane(const T* xp, T* yp, std::int64_t HW, T mean, T invstd, T weight, T bias) {
+#pragma omp simd
+  for (std::int64_t i = 0; i < HW; ++i) {
+    const T z = (xp[i] - mean) * invstd * weight + bias;
+    yp[i] = bn_act_value<A>(z);
+  }
+}
+
 // y = act((x - mean_c) invstd_c weight_c + bias_c), mean/invstd per channel.
 template <BnActivation A, typename T>
 void apply_loop(const T* x, const T* weight, const T* bias, const T* mean, const T* invstd, T* y, std::int64_t N,
                 std::int64_t C, std::int64_t HW) {
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * HW > (1 << 16))
   for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t c = 0; c < C; ++c) {
-      const T m = mean[c], s = invstd[c], w = weight[c], b = bias[c];
-      const T* xp = x + (n * C + c) * HW;
-      T* yp = y + (n * C + c) * HW;
-#pragma omp simd
-      for (std::int64_t i = 0; i < HW; ++i) {
-        const T z = (xp[i] - m) * s * w + b;
-        yp[i] = bn_act_value<A>(z);
-      }
-    }
+    for (std::int64_t c = 0; c < C; ++c)
+      apply_plane<A>(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, mean[c], invstd[c], weight[c], bias[c]);
 }
 
 // g[j] = dy act'(z) for `len` consecutive values of one (image, channel) plane. A plain float
@@ -146,9 +148,6 @@ void dispatch(BnActivation act, F&& f) {
   }
 }
 
-}  // namespace
-
-namespace {
 // Per channel (parallel over channels): the statistics, then the apply pass while the
 // channel's values are still in cache, as batch_norm2d_forward_train does.
 template <BnActivation A, typename T>
@@ -158,16 +157,9 @@ void train_loop(const T* x, const T* weight, const T* bias, T* y, T* saved_mean,
   for (std::int64_t c = 0; c < C; ++c) {
     batch_norm2d_channel_statistics(x, saved_mean, saved_invstd, running_mean, running_var, N, C, HW, c, momentum,
                                     eps);
-    const T m = saved_mean[c], s = saved_invstd[c], w = weight[c], b = bias[c];
-    for (std::int64_t n = 0; n < N; ++n) {
-      const T* xp = x + (n * C + c) * HW;
-      T* yp = y + (n * C + c) * HW;
-#pragma omp simd
-      for (std::int64_t i = 0; i < HW; ++i) {
-        const T z = (xp[i] - m) * s * w + b;
-        yp[i] = bn_act_value<A>(z);
-      }
-    }
+    for (std::int64_t n = 0; n < N; ++n)
+      apply_plane<A>(x + (n * C + c) * HW, y + (n * C + c) * HW, HW, saved_mean[c], saved_invstd[c], weight[c],
+                     bias[c]);
   }
 }
 }  // namespace

@@ -1,27 +1,19 @@
 // CPU reference of the batch-norm statistics of a convolution's output (kernels/conv2d_bn_stats.h):
-// per channel, double sums in two passes (mean, then squared deviations), the arithmetic of
-// cpu::batch_norm2d_channel_statistics; channels in parallel.
+// per channel, batch norm's own two-pass double sums (cpu::batch_norm2d_channel_moments);
+// channels in parallel.
 #include "kernels/conv2d_bn_stats.h"
+
+#include "kernels/batch_norm.h"
 
 namespace cxr::cpu {
 
 template <typename T>
 void channel_mean_var(const T* y, T* mean, T* var, std::int64_t N, std::int64_t C, std::int64_t HW) {
-  const double M = static_cast<double>(N * HW);
 #pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
   for (std::int64_t c = 0; c < C; ++c) {
-    double sum = 0.0;
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i = 0; i < HW; ++i) sum += y[(n * C + c) * HW + i];
-    const double m = sum / M;
-    double ss = 0.0;
-    for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i = 0; i < HW; ++i) {
-        const double dev = y[(n * C + c) * HW + i] - m;
-        ss += dev * dev;
-      }
-    mean[c] = static_cast<T>(m);
-    var[c] = static_cast<T>(ss / M);
+    const ChannelMoments m = batch_norm2d_channel_moments(y, N, C, HW, c);
+    mean[c] = static_cast<T>(m.mean);
+    var[c] = static_cast<T>(m.ss / static_cast<double>(N * HW));
   }
 }
 
