@@ -51,6 +51,17 @@ struct Conv2dBnStats {
 // The arguments as conv2d_forward's (x and w f32, or both bf16 under mixed precision).
 Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
 
+// Whether the statistics come out of the epilogue of the kernel that the plain forward would run
+// anyway: not for depthwise convolutions (a separate pass over y) and not for fp32 / TF32 1x1
+// stride-1 ungrouped ones (the plain forward's batched SGEMM, kernels/cuda/conv2d.cu, has no
+// statistics step: asking for them moves the convolution to the implicit GEMM's gathers, which
+// may cost more than the saved pass; bench_norm_pool conv_bn_fwd/*/r50_l1_conv3_1x1_* weighs
+// it on a GPU). bf16: the operands are bf16 (autocast), whose 1x1 convolutions take the
+// implicit GEMM anyway.
+inline bool conv2d_bn_stats_in_epilogue(const Conv2dDims& d, bool bf16) {
+  return !d.depthwise() && (bf16 || !(d.pointwise() && d.G == 1));
+}
+
 // Column tiles of the forward's output: ceil(N P Q / kConvBnStatsTile).
 constexpr int kConvBnStatsTile = 64;
 inline std::int64_t conv2d_bn_stats_tiles(const Conv2dDims& d) {

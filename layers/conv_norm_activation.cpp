@@ -3,6 +3,7 @@
 
 #include <atomic>
 
+#include "kernels/conv2d_bn_stats.h"
 #include "kernels/math_mode.h"
 #include "layers/activation.h"
 #include "layers/conv2d.h"
@@ -12,34 +13,14 @@ namespace cxr {
 
 namespace {
 std::atomic<std::int64_t> g_conv_bn_fused{0};
-
-// Depthwise: its kernel has no statistics epilogue, so batch norm's own statistics pass
-// (tuned for any channel count) does the same work.
-bool depthwise(Conv2d& conv) {
-  const Shape& w = conv.weight().value.shape();
-  const int G = conv.params().groups;
-  return G > 1 && w[1] == 1 && w[0] == G;
-}
-
-// An fp32 / TF32 1x1 convolution with stride 1 and no padding runs as a batched SGEMM with
-// float4 loads (kernels/cuda/conv2d.cu). With statistics it would take the implicit GEMM's
-// gathers instead, which may cost more than the statistics pass it saves: left unfused until
-// the GPU benchmark (bench_norm_pool conv_bn_fwd/*/r50_l1_conv3_1x1_*) says otherwise. Under
-// autocast the bf16 1x1 convolutions take the implicit GEMM anyway, so they are fused.
-bool sgemm_pointwise(Conv2d& conv) {
-  const Shape& w = conv.weight().value.shape();
-  const Conv2dParams& p = conv.params();
-  return !autocast_bf16() && w[2] == 1 && w[3] == 1 && p.stride_h == 1 && p.stride_w == 1 && p.pad_h == 0 &&
-         p.pad_w == 0 && p.groups == 1;
-}
-
 }  // namespace
 
 std::int64_t conv_bn_fused_forwards() { return g_conv_bn_fused.load(); }
 
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
-  if (!(x.is_cuda() && conv.training() && bn.training() && fuse_conv_batch_norm_statistics() && !depthwise(conv) &&
-        !sgemm_pointwise(conv)))
+  if (!(x.is_cuda() && conv.training() && bn.training() && fuse_conv_batch_norm_statistics() &&
+        conv2d_bn_stats_in_epilogue(conv2d_dims(x.shape(), conv.weight().value.shape(), conv.params()),
+                                    autocast_bf16())))
     return bn.forward(conv.forward(x));
   g_conv_bn_fused.fetch_add(1);
   Tensor mean, var;

@@ -41,11 +41,10 @@ class Conv2d;
 
 // bn.forward(conv.forward(x)), with the batch statistics computed in the convolution's
 // epilogue (Conv2d::forward_with_stats -> BatchNorm2d::forward_from_stats, kernels/conv2d_bn_stats.h)
-// when x is on a CUDA device, both modules are training, the convolution is not depthwise
-// (no statistics epilogue there: batch norm's own statistics pass instead), not an fp32/TF32
-// 1x1 one (its batched-SGEMM path has no statistics; unmeasured whether the implicit GEMM with
-// them is faster) and fuse_conv_batch_norm_statistics() is on. Both modules save what their backward needs either way, so backward is
-// bn.backward then conv.backward as usual.
+// when x is on a CUDA device, both modules are training, fuse_conv_batch_norm_statistics() is
+// on and the convolution's own kernel has the statistics epilogue
+// (conv2d_bn_stats_in_epilogue: not depthwise, not an fp32/TF32 1x1 one). Both modules save
+// what their backward needs either way, so backward is bn.backward then conv.backward as usual.
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
 // How many conv_bn_forward calls took the fused path since the process started (tests).
 std::int64_t conv_bn_fused_forwards();
