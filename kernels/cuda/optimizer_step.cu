@@ -5,13 +5,13 @@
 // and reused while the list is unchanged, so a step is a single kernel with no copy.
 // The per-step scalars (lr, bias corrections) are kernel arguments; the gradient scale
 // (e.g. the clip coefficient) is read from device memory by every block.
-//   sgd_kernel    (momentum):  reads p, g, buf, writes p, buf: 20 B/element
-//   sgd_kernel    (no momentum): reads p, g, writes p:          12 B/element
-//   adamw_kernel:  reads p, g, m, v, writes p, m, v:             28 B/element
+//   step_kernel<SgdMomentumOp>: reads p, g, buf, writes p, buf: 20 B/element
+//   step_kernel<SgdPlainOp>:    reads p, g, writes p:           12 B/element
+//   step_kernel<AdamWOp>:       reads p, g, m, v, writes p, m, v: 28 B/element
 // ResNet-50 (25.6M parameters): AdamW moves 717 MB, ~0.24 ms at 3 TB/s (H100 HBM3);
 // SGD with momentum 512 MB. Memory bound: the FLOPs (~15/element) are free.
 //
-// The guarded forms (DeviceStepScalars, kernels/optimizer_step.h) run the same element ops
+// The guarded form (guarded_step_kernel; DeviceStepScalars, kernels/optimizer_step.h) runs the same element ops
 // with the scalars read per block from a device table that step_prepare_kernel (one block)
 // fills from the device counters, and return at once when the step status flag is 0:
 //   step_status_kernel     1 thread: [loss, norm, isfinite(loss) && isfinite(norm), latch]
@@ -27,9 +27,18 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
+// Each op: its operands per element (kOperands: p, g, ...), which of them it writes (kWritten,
+// bit i = operand i), and how the guarded form takes its per-tensor scalars (set_scalars).
 struct SgdMomentumOp {
+  static constexpr int kOperands = 3;
+  static constexpr unsigned kWritten = 0b101u;
   float lr, mu, damp, wd, gscale;
   bool nesterov, first;
+  __device__ void set_scalars(const StepScalars& sc) {
+    lr = sc.a;
+    wd = sc.b;
+    first = sc.c != 0.0f;
+  }
   // e = {p, g, buf}
   __device__ void operator()(float (&e)[3]) const {
     float d = e[1] * gscale;
@@ -41,7 +50,13 @@ struct SgdMomentumOp {
 };
 
 struct SgdPlainOp {
+  static constexpr int kOperands = 2;
+  static constexpr unsigned kWritten = 0b01u;
   float lr, wd, gscale;
+  __device__ void set_scalars(const StepScalars& sc) {
+    lr = sc.a;
+    wd = sc.b;
+  }
   // e = {p, g}
   __device__ void operator()(float (&e)[2]) const {
     float d = e[1] * gscale;
@@ -51,8 +66,15 @@ struct SgdPlainOp {
 };
 
 struct AdamWOp {
+  static constexpr int kOperands = 4;
+  static constexpr unsigned kWritten = 0b1101u;
   AdamWScalars s;
   float gscale;
+  __device__ void set_scalars(const StepScalars& sc) {
+    s.step_size = sc.a;
+    s.decay = sc.b;
+    s.bc2_sqrt = sc.c;
+  }
   // e = {p, g, m, v}
   __device__ void operator()(float (&e)[4]) const {
     const float g = e[1] * gscale;
@@ -64,19 +86,11 @@ struct AdamWOp {
   }
 };
 
-__global__ void sgd_momentum_kernel(MultiTensorTable tab, SgdMomentumOp op, const float* grad_scale) {
+// One optimiser step over the whole parameter list; the gradient scale (if any) from memory.
+template <class Op>
+__global__ void step_kernel(MultiTensorTable tab, Op op, const float* grad_scale) {
   if (grad_scale) op.gscale = grad_scale[0];
-  multi_tensor_chunk<3, 0b101u>(tab, op);
-}
-
-__global__ void sgd_plain_kernel(MultiTensorTable tab, SgdPlainOp op, const float* grad_scale) {
-  if (grad_scale) op.gscale = grad_scale[0];
-  multi_tensor_chunk<2, 0b01u>(tab, op);
-}
-
-__global__ void adamw_kernel(MultiTensorTable tab, AdamWOp op, const float* grad_scale) {
-  if (grad_scale) op.gscale = grad_scale[0];
-  multi_tensor_chunk<4, 0b1101u>(tab, op);
+  multi_tensor_chunk<Op::kOperands, Op::kWritten>(tab, op);
 }
 
 constexpr float kFloatMax = 3.402823466e38f;
@@ -149,36 +163,15 @@ __global__ void step_prepare_kernel(StepTables t, int adamw, const float* status
   if (threadIdx.x == 0) t.global_step[0] = s_raw + 1;
 }
 
-__global__ void adamw_guarded_kernel(MultiTensorTable tab, AdamWOp op, const StepScalars* scalars,
-                                     const float* grad_scale, const float* status) {
+// The guarded step: nothing when the step status flag is 0, else step_kernel with the
+// scalars of each block's tensor from the device table of step_prepare_kernel.
+template <class Op>
+__global__ void guarded_step_kernel(MultiTensorTable tab, Op op, const StepScalars* scalars, const float* grad_scale,
+                                    const float* status) {
   if (status[2] == 0.0f) return;
-  const StepScalars sc = scalars[tab.block_tensor[blockIdx.x]];
-  op.s.step_size = sc.a;
-  op.s.decay = sc.b;
-  op.s.bc2_sqrt = sc.c;
+  op.set_scalars(scalars[tab.block_tensor[blockIdx.x]]);
   if (grad_scale) op.gscale = grad_scale[0];
-  multi_tensor_chunk<4, 0b1101u>(tab, op);
-}
-
-__global__ void sgd_momentum_guarded_kernel(MultiTensorTable tab, SgdMomentumOp op, const StepScalars* scalars,
-                                            const float* grad_scale, const float* status) {
-  if (status[2] == 0.0f) return;
-  const StepScalars sc = scalars[tab.block_tensor[blockIdx.x]];
-  op.lr = sc.a;
-  op.wd = sc.b;
-  op.first = sc.c != 0.0f;
-  if (grad_scale) op.gscale = grad_scale[0];
-  multi_tensor_chunk<3, 0b101u>(tab, op);
-}
-
-__global__ void sgd_plain_guarded_kernel(MultiTensorTable tab, SgdPlainOp op, const StepScalars* scalars,
-                                         const float* grad_scale, const float* status) {
-  if (status[2] == 0.0f) return;
-  const StepScalars sc = scalars[tab.block_tensor[blockIdx.x]];
-  op.lr = sc.a;
-  op.wd = sc.b;
-  if (grad_scale) op.gscale = grad_scale[0];
-  multi_tensor_chunk<2, 0b01u>(tab, op);
+  multi_tensor_chunk<Op::kOperands, Op::kWritten>(tab, op);
 }
 
 std::vector<float*> mutable_ptrs(const std::vector<const float*>& g) {
@@ -195,11 +188,11 @@ void sgd_step(const std::vector<float*>& p, const std::vector<const float*>& g, 
     const MultiTensorTable tab = multi_tensor_table({p, mutable_ptrs(g), buf}, numel);
     const SgdMomentumOp op{opt.lr,       opt.momentum, 1.0f - opt.dampening, opt.weight_decay, 1.0f,
                            opt.nesterov, first_step};
-    launch_kernel(sgd_momentum_kernel, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, grad_scale);
+    launch_kernel(step_kernel<SgdMomentumOp>, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, grad_scale);
   } else {
     const MultiTensorTable tab = multi_tensor_table({p, mutable_ptrs(g)}, numel);
     const SgdPlainOp op{opt.lr, opt.weight_decay, 1.0f};
-    launch_kernel(sgd_plain_kernel, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, grad_scale);
+    launch_kernel(step_kernel<SgdPlainOp>, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, grad_scale);
   }
 }
 
@@ -207,7 +200,8 @@ void adamw_step(const std::vector<float*>& p, const std::vector<const float*>& g
                 const std::vector<float*>& v, const std::vector<std::int64_t>& numel, const AdamWScalars& s,
                 const float* grad_scale) {
   const MultiTensorTable tab = multi_tensor_table({p, mutable_ptrs(g), m, v}, numel);
-  launch_kernel(adamw_kernel, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, AdamWOp{s, 1.0f}, grad_scale);
+  launch_kernel(step_kernel<AdamWOp>, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, AdamWOp{s, 1.0f},
+                grad_scale);
 }
 
 void step_status(float* status, const float* loss, const float* norm, bool latch) {
@@ -236,7 +230,7 @@ void adamw_step_guarded(const std::vector<float*>& p, const std::vector<const fl
                         const StepScalars* scalars, const float* grad_scale, const float* status) {
   const MultiTensorTable tab = multi_tensor_table({p, mutable_ptrs(g), m, v}, numel);
   AdamWScalars s{o.lr, o.beta1, o.beta2, o.eps, 1.0f, 0.0f, 1.0f};  // decay, step_size, bc2_sqrt: per block
-  launch_kernel(adamw_guarded_kernel, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, AdamWOp{s, 1.0f},
+  launch_kernel(guarded_step_kernel<AdamWOp>, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, AdamWOp{s, 1.0f},
                 scalars, grad_scale, status);
 }
 
@@ -246,12 +240,12 @@ void sgd_step_guarded(const std::vector<float*>& p, const std::vector<const floa
   if (o.momentum != 0.0f) {
     const MultiTensorTable tab = multi_tensor_table({p, mutable_ptrs(g), buf}, numel);
     const SgdMomentumOp op{0.0f, o.momentum, 1.0f - o.dampening, 0.0f, 1.0f, o.nesterov, false};
-    launch_kernel(sgd_momentum_guarded_kernel, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, scalars,
-                  grad_scale, status);
+    launch_kernel(guarded_step_kernel<SgdMomentumOp>, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op,
+                  scalars, grad_scale, status);
   } else {
     const MultiTensorTable tab = multi_tensor_table({p, mutable_ptrs(g)}, numel);
     const SgdPlainOp op{0.0f, 0.0f, 1.0f};
-    launch_kernel(sgd_plain_guarded_kernel, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, scalars,
+    launch_kernel(guarded_step_kernel<SgdPlainOp>, static_cast<unsigned>(tab.num_blocks), kThreads, 0, tab, op, scalars,
                   grad_scale, status);
   }
 }
