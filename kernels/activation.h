@@ -5,6 +5,8 @@
 //   sigmoid(x) = 1 / (1 + e^-x)   sigmoid'(x) = s (1 - s)
 //   silu(x)    = x sigmoid(x)     silu'(x)    = s (1 + x (1 - s))
 //   gelu(x)    = x Phi(x)         gelu'(x)    = Phi(x) + x phi(x)
+// Mixed precision: x may be bf16; then y is bf16 (f(x) in f32, rounded once). Gradients are
+// f32: dy f32, dx f32, whatever the dtype of the saved x.
 #pragma once
 
 #include <cmath>
@@ -18,9 +20,10 @@ namespace cxr {
 enum class Activation { ReLU, SiLU, Sigmoid, GELU };
 const char* activation_name(Activation a);
 
-// x: any shape, f32, contiguous. Returns y with x's shape and device.
+// x: any shape, f32 or bf16, contiguous. Returns y with x's shape, dtype and device.
 Tensor activation_forward(Activation a, const Tensor& x);
-// dx from the forward input x and the output gradient dy.
+// dx (f32) from the forward input x (f32 or bf16; ReLU may be given its output instead, as
+// relu'(x) = [relu(x) > 0]) and the output gradient dy (f32).
 Tensor activation_backward(Activation a, const Tensor& x, const Tensor& dy);
 
 // The scalar math, shared by the CPU reference and the CUDA kernels.
@@ -65,9 +68,12 @@ template <typename T> void activation_forward(Activation a, const T* x, T* y, st
 template <typename T> void activation_backward(Activation a, const T* x, const T* dy, T* dx, std::int64_t n);
 }  // namespace cpu
 
+// T, TX: float (f32) or std::uint16_t (bf16 bits); the math is f32 (kernels/common/load_store.h).
 namespace cuda {
-void activation_forward(Activation a, const float* x, float* y, std::int64_t n);
-void activation_backward(Activation a, const float* x, const float* dy, float* dx, std::int64_t n);
+template <typename T>
+void activation_forward(Activation a, const T* x, T* y, std::int64_t n);
+template <typename TX>
+void activation_backward(Activation a, const TX* x, const float* dy, float* dx, std::int64_t n);
 }  // namespace cuda
 
 }  // namespace cxr

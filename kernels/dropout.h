@@ -11,6 +11,9 @@
 // tensor itself, no copy, as PyTorch does). The backward regenerates the mask from
 // (seed, offset) instead of storing it: pass the forward's seed and offset.
 // Counters used: dropout numel(x), drop_path N; the caller advances its offset by that much.
+// Mixed precision: x may be bf16; y is then bf16 (x_i * scale in f32, rounded once). The mask
+// depends only on (seed, counter), so f32 and bf16 inputs lose the same elements. The
+// backwards take and return f32 (dy, dx).
 //
 // Counters on the CUDA device (DeviceMaskCounter, below): a captured CUDA graph freezes kernel
 // arguments, so a by-value offset would give every replay the same mask. A module on the CUDA
@@ -40,7 +43,7 @@ struct DropoutParams {
   const std::uint64_t* device_offset = nullptr;
 };
 
-// x: any shape, f32, contiguous.
+// x: any shape, f32 or bf16, contiguous; y in x's dtype. dy: f32.
 Tensor dropout(const Tensor& x, const DropoutParams& d);
 Tensor dropout_backward(const Tensor& dy, const DropoutParams& d);
 // x: (N, ...), at least 1-d.
@@ -78,11 +81,14 @@ void dropout_apply(const T* x, T* y, std::int64_t n, std::int64_t group, float p
 }  // namespace cpu
 
 namespace cuda {
-void dropout_apply(const float* x, float* y, std::int64_t n, std::int64_t group, float p, float scale,
-                   std::uint64_t seed, std::uint64_t offset);
+// T: float (f32) or std::uint16_t (bf16 bits).
+template <typename T>
+void dropout_apply(const T* x, T* y, std::int64_t n, std::int64_t group, float p, float scale, std::uint64_t seed,
+                   std::uint64_t offset);
 // The same, with the offset read from device memory (*offset) when the kernel runs.
-void dropout_apply(const float* x, float* y, std::int64_t n, std::int64_t group, float p, float scale,
-                   std::uint64_t seed, const std::uint64_t* offset);
+template <typename T>
+void dropout_apply(const T* x, T* y, std::int64_t n, std::int64_t group, float p, float scale, std::uint64_t seed,
+                   const std::uint64_t* offset);
 // counters = {next, used} in device memory: used = next; next += count (one thread).
 void mask_counter_advance(std::uint64_t* counters, std::uint64_t count);
 }  // namespace cuda

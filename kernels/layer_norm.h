@@ -7,6 +7,8 @@
 // Backward, with g = dy * weight:
 //   dx[m,c]    = rstd_m (g[m,c] - mean_c(g[m,:]) - xhat[m,c] mean_c(g[m,:] xhat[m,:]))
 //   dweight[c] = sum_m dy[m,c] xhat[m,c]          dbias[c] = sum_m dy[m,c]
+// Mixed precision: x may be bf16; y is then bf16 (statistics and y in f32 or wider, y rounded
+// once), mean and rstd stay f32, and so do weight, bias and every gradient (dy f32).
 #pragma once
 
 #include <cstdint>
@@ -16,17 +18,17 @@
 namespace cxr {
 
 struct LayerNormOutput {
-  Tensor y;     // x's shape
-  Tensor mean;  // (M)
-  Tensor rstd;  // (M)
+  Tensor y;     // x's shape and dtype
+  Tensor mean;  // (M) f32
+  Tensor rstd;  // (M) f32
 };
 struct LayerNormGrads {
   Tensor dx, dweight, dbias;
 };
 
-// x: (..., C), f32 contiguous; weight, bias: (C). ConvNeXt uses eps = 1e-6.
+// x: (..., C), f32 or bf16, contiguous; weight, bias: (C) f32. ConvNeXt uses eps = 1e-6.
 LayerNormOutput layer_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, float eps = 1e-6f);
-// mean, rstd: the forward's saved statistics.
+// mean, rstd: the forward's saved statistics; x f32 or bf16, dy f32. Gradients f32.
 LayerNormGrads layer_norm_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& mean,
                                    const Tensor& rstd);
 
@@ -40,9 +42,12 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
 }  // namespace cpu
 
 namespace cuda {
-void layer_norm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
+// T, TX: float (f32) or std::uint16_t (bf16 bits).
+template <typename T>
+void layer_norm_forward(const T* x, const float* weight, const float* bias, T* y, float* mean, float* rstd,
                         std::int64_t M, std::int64_t C, float eps);
-void layer_norm_backward(const float* dy, const float* x, const float* weight, const float* mean, const float* rstd,
+template <typename TX>
+void layer_norm_backward(const float* dy, const TX* x, const float* weight, const float* mean, const float* rstd,
                          float* dx, float* dweight, float* dbias, std::int64_t M, std::int64_t C);
 }  // namespace cuda
 

@@ -1,7 +1,11 @@
 // Tensor-level max pooling: argument checks, output allocation, device dispatch.
+// bf16 x: native kernel on CUDA; on the CPU the f32 reference on the widened x, rounded back
+// (exactly: the maxima are inputs).
 #include "kernels/max_pool2d.h"
 
 #include <limits>
+
+#include "kernels/float_tensor.h"
 
 namespace cxr {
 
@@ -26,18 +30,28 @@ void check_plane(const char* op, const Shape& s, const MaxPool2dParams& p) {
 MaxPool2dOutput max_pool2d(const Tensor& x, MaxPool2dParams p) {
   const char* op = "max_pool2d";
   check_params(op, p);
-  check_f32_input(op, "x", x);
+  check_float_input(op, "x", x);
   check_dim(op, "x", x, 4);
   check_plane(op, x.shape(), p);
+  if (x.is_cpu() && is_bf16(x)) {
+    MaxPool2dOutput r = max_pool2d(to_f32(x), p);
+    r.y = to_bf16(r.y);
+    return r;
+  }
   const int H = static_cast<int>(x.size(2)), W = static_cast<int>(x.size(3));
   const int OH = static_cast<int>(max_pool2d_out_size(H, p)), OW = static_cast<int>(max_pool2d_out_size(W, p));
   const Shape out{x.size(0), x.size(1), OH, OW};
-  MaxPool2dOutput r{Tensor::empty(out, DType::F32, x.device()), Tensor::empty(out, DType::I32, x.device())};
+  MaxPool2dOutput r{Tensor::empty(out, x.dtype(), x.device()), Tensor::empty(out, DType::I32, x.device())};
   const std::int64_t planes = x.size(0) * x.size(1);
-  if (x.is_cpu())
-    cpu::max_pool2d_forward(x.f32(), r.y.f32(), r.indices.data<std::int32_t>(), planes, H, W, OH, OW, p);
-  else
-    cuda::max_pool2d_forward(x.f32(), r.y.f32(), r.indices.data<std::int32_t>(), planes, H, W, OH, OW, p);
+  std::int32_t* indices = r.indices.data<std::int32_t>();
+  if (x.is_cpu()) {
+    cpu::max_pool2d_forward(x.f32(), r.y.f32(), indices, planes, H, W, OH, OW, p);
+    return r;
+  }
+  visit_float_type(x.dtype(), [&](auto e) {
+    using T = decltype(e);
+    cuda::max_pool2d_forward(x.data<T>(), r.y.data<T>(), indices, planes, H, W, OH, OW, p);
+  });
   return r;
 }
 

@@ -8,6 +8,8 @@
 //                  window order wins (PyTorch's rule); a NaN wins over any number.
 //   backward: dx[n,c,h,w] = sum of dy[n,c,oh,ow] over the outputs whose argmax is (h, w)
 //             (windows overlap when stride < kernel, e.g. ResNet's 3x3 s2 p1 stem pool).
+// Mixed precision: x may be bf16; y is then bf16 too (a maximum is one of the inputs, so no
+// rounding happens). The backward is f32 (dy, dx) whatever the forward's dtype.
 #pragma once
 
 #include <cstdint>
@@ -23,13 +25,13 @@ struct MaxPool2dParams {
 };
 
 struct MaxPool2dOutput {
-  Tensor y;        // (N, C, OH, OW) f32
+  Tensor y;        // (N, C, OH, OW) x's dtype (f32 or bf16)
   Tensor indices;  // (N, C, OH, OW) I32, h * W + w in the input plane
 };
 
-// x: (N, C, H, W) f32 contiguous, with OH, OW >= 1.
+// x: (N, C, H, W) f32 or bf16, contiguous, with OH, OW >= 1.
 MaxPool2dOutput max_pool2d(const Tensor& x, MaxPool2dParams p);
-// dy, indices: (N, C, OH, OW); input_shape: x's shape. Returns dx (N, C, H, W).
+// dy (f32), indices: (N, C, OH, OW); input_shape: x's shape. Returns dx (N, C, H, W) f32.
 Tensor max_pool2d_backward(const Tensor& dy, const Tensor& indices, const Shape& input_shape, MaxPool2dParams p);
 
 // Output size along one dimension.
@@ -48,8 +50,10 @@ void max_pool2d_backward(const T* dy, const std::int32_t* indices, T* dx, std::i
 }  // namespace cpu
 
 namespace cuda {
-void max_pool2d_forward(const float* x, float* y, std::int32_t* indices, std::int64_t planes, int H, int W, int OH,
-                        int OW, MaxPool2dParams p);
+// T: float (f32) or std::uint16_t (bf16 bits).
+template <typename T>
+void max_pool2d_forward(const T* x, T* y, std::int32_t* indices, std::int64_t planes, int H, int W, int OH, int OW,
+                        MaxPool2dParams p);
 void max_pool2d_backward(const float* dy, const std::int32_t* indices, float* dx, std::int64_t planes, int H, int W,
                          int OH, int OW, MaxPool2dParams p);
 }  // namespace cuda

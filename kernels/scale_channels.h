@@ -2,6 +2,8 @@
 //
 //   y[n,c,h,w] = x[n,c,h,w] * s[n,c]
 //   dx[n,c,h,w] = dy[n,c,h,w] * s[n,c]          ds[n,c] = sum_{h,w} dy[n,c,h,w] * x[n,c,h,w]
+// Mixed precision: x and s may each be f32 or bf16; y has x's dtype (the product in f32,
+// rounded once). The backward takes x and s of either dtype, dy f32, and returns f32 dx, ds.
 #pragma once
 
 #include <cstdint>
@@ -10,7 +12,7 @@
 
 namespace cxr {
 
-// x: (N, C, H, W); s: (N, C) or (N, C, 1, 1). Returns y: (N, C, H, W).
+// x: (N, C, H, W); s: (N, C) or (N, C, 1, 1); each f32 or bf16. Returns y: (N, C, H, W) in x's dtype.
 Tensor scale_channels(const Tensor& x, const Tensor& s);
 
 struct ScaleChannelsGrads {
@@ -28,8 +30,11 @@ void scale_channels_backward(const T* dy, const T* x, const T* s, T* dx, T* ds, 
 }  // namespace cpu
 
 namespace cuda {
-void scale_channels_forward(const float* x, const float* s, float* y, std::int64_t planes, std::int64_t hw);
-void scale_channels_backward(const float* dy, const float* x, const float* s, float* dx, float* ds, std::int64_t planes,
+// TX, TS: float (f32) or std::uint16_t (bf16 bits), independently.
+template <typename TX, typename TS>
+void scale_channels_forward(const TX* x, const TS* s, TX* y, std::int64_t planes, std::int64_t hw);
+template <typename TX, typename TS>
+void scale_channels_backward(const float* dy, const TX* x, const TS* s, float* dx, float* ds, std::int64_t planes,
                              std::int64_t hw);
 }  // namespace cuda
 

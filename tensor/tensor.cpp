@@ -5,6 +5,7 @@
 #include <numeric>
 #include <sstream>
 
+#include "kernels/common/bf16.h"
 #include "tensor/allocator.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
@@ -144,6 +145,12 @@ void Tensor::check_dtype(DType expected) const {
 std::vector<float> Tensor::to_vector() const {
   CXR_CHECK(defined(), "to_vector of an undefined tensor");
   Tensor c = contiguous().cpu();
+  if (c.dtype() == DType::BF16) {  // widened exactly
+    const std::uint16_t* p = c.data<std::uint16_t>();
+    std::vector<float> v(static_cast<std::size_t>(c.numel()));
+    for (std::size_t i = 0; i < v.size(); ++i) v[i] = bf16_to_f32(p[i]);
+    return v;
+  }
   const float* p = c.f32();
   return std::vector<float>(p, p + c.numel());
 }

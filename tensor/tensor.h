@@ -85,7 +85,7 @@ class Tensor {
   const float* f32() const { return data<float>(); }
   void* raw_data();
   const void* raw_data() const { return const_cast<Tensor*>(this)->raw_data(); }
-  std::vector<float> to_vector() const;  // any device, f32; copies to the host
+  std::vector<float> to_vector() const;  // any device, f32 or bf16 (widened); copies to the host
   float item() const;                    // the single element of a one-element tensor
 
   // --- views ------------------------------------------------------------------------

@@ -1,4 +1,6 @@
 // CPU reference of the activations: y[i] = f(x[i]), dx[i] = dy[i] f'(x[i]).
+// bf16 tensors never reach these loops: kernels/activation.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/activation.h"
 
 namespace cxr::cpu {

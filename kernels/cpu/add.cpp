@@ -1,4 +1,6 @@
 // CPU reference of the residual add: y[i] = a[i] + b[i] (y may alias a).
+// bf16 tensors never reach these loops: kernels/add.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/add.h"
 
 namespace cxr::cpu {

@@ -1,4 +1,6 @@
 // CPU reference of dropout / drop-path: y_i = x_i * [u(seed, offset + i / group) >= p] * scale.
+// bf16 tensors never reach these loops: kernels/dropout.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/dropout.h"
 
 namespace cxr::cpu {

@@ -1,4 +1,6 @@
 // CPU reference of global average pooling: y[p] = mean of plane p; dx[p, i] = dy[p] / hw.
+// bf16 tensors never reach these loops: kernels/global_avg_pool.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/global_avg_pool.h"
 
 namespace cxr::cpu {

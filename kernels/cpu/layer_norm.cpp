@@ -1,5 +1,7 @@
 // CPU reference of layer norm over the last dimension (see kernels/layer_norm.h for the math).
 // Row statistics in two passes (mean, then centred squares), accumulated in double.
+// bf16 tensors never reach these loops: kernels/layer_norm.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/layer_norm.h"
 
 #include <cmath>

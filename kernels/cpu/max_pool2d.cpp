@@ -1,6 +1,8 @@
 // CPU reference of 2-D max pooling: scan each window in row-major order, keep the first
 // maximum (a NaN wins over numbers; among NaNs the last, as PyTorch's CPU kernel);
 // backward scatters dy to the recorded argmax.
+// bf16 tensors never reach these loops: kernels/max_pool2d.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/max_pool2d.h"
 
 #include <algorithm>

@@ -1,4 +1,6 @@
 // CPU reference of scale_channels: y = x * s[plane]; dx = dy * s[plane], ds[plane] = sum dy * x.
+// bf16 tensors never reach these loops: kernels/scale_channels.cpp widens them to f32 (exact) and rounds
+// the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/scale_channels.h"
 
 namespace cxr::cpu {

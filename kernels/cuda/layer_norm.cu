@@ -15,9 +15,14 @@
 //   (splits x C x 2 floats); layer_norm_param_finalize_kernel sums the splits. No atomics:
 //   deterministic. Reads dy and x again (8 bytes/element): a fused dx+param kernel
 //   (llm.c style) would save that second read; not done yet.
+// bf16 x (and y) (mixed precision): the three kernels that read x are templated on its
+// storage type (float or std::uint16_t, kernels/common/load_store.h); loads widen, all the
+// statistics are f32, y is rounded once; weight, bias, mean, rstd and every gradient stay
+// f32. Traffic per element: forward 4 bytes (half), backward 10 + 6 (x at 2 bytes).
 #include <algorithm>
 
 #include "kernels/common/cuda.cuh"
+#include "kernels/common/load_store.h"
 #include "kernels/layer_norm.h"
 
 namespace cxr::cuda {
@@ -31,53 +36,54 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
-__global__ void layer_norm_forward_kernel(const float* __restrict__ x, const float* __restrict__ weight,
-                                          const float* __restrict__ bias, float* __restrict__ y,
-                                          float* __restrict__ mean, float* __restrict__ rstd, std::int64_t M,
-                                          std::int64_t C, float eps) {
+template <typename T>
+__global__ void layer_norm_forward_kernel(const T* __restrict__ x, const float* __restrict__ weight,
+                                          const float* __restrict__ bias, T* __restrict__ y, float* __restrict__ mean,
+                                          float* __restrict__ rstd, std::int64_t M, std::int64_t C, float eps) {
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const std::int64_t m = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
   if (m >= M) return;  // whole warp
-  const float* xr = x + m * C;
+  const T* xr = x + m * C;
   float s = 0.f;
-  for (std::int64_t c = lane; c < C; c += 32) s += xr[c];
+  for (std::int64_t c = lane; c < C; c += 32) s += load(xr + c);
   const float mu = warp_sum(s) / static_cast<float>(C);
   float ss = 0.f;
   for (std::int64_t c = lane; c < C; c += 32) {
-    const float d = xr[c] - mu;
+    const float d = load(xr + c) - mu;
     ss += d * d;
   }
   const float r = rsqrtf(warp_sum(ss) / static_cast<float>(C) + eps);
-  float* yr = y + m * C;
-  for (std::int64_t c = lane; c < C; c += 32) yr[c] = (xr[c] - mu) * r * weight[c] + bias[c];
+  T* yr = y + m * C;
+  for (std::int64_t c = lane; c < C; c += 32) store(yr + c, (load(xr + c) - mu) * r * weight[c] + bias[c]);
   if (lane == 0) {
     mean[m] = mu;
     rstd[m] = r;
   }
 }
 
-__global__ void layer_norm_backward_dx_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <typename TX>
+__global__ void layer_norm_backward_dx_kernel(const float* __restrict__ dy, const TX* __restrict__ x,
                                               const float* __restrict__ weight, const float* __restrict__ mean,
                                               const float* __restrict__ rstd, float* __restrict__ dx, std::int64_t M,
                                               std::int64_t C) {
   const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
   const std::int64_t m = static_cast<std::int64_t>(blockIdx.x) * kWarps + warp;
   if (m >= M) return;  // whole warp
-  const float* xr = x + m * C;
+  const TX* xr = x + m * C;
   const float* gr = dy + m * C;
   const float mu = mean[m], r = rstd[m];
   float sg = 0.f, sgx = 0.f;
   for (std::int64_t c = lane; c < C; c += 32) {
     const float g = gr[c] * weight[c];
     sg += g;
-    sgx += g * (xr[c] - mu) * r;
+    sgx += g * (load(xr + c) - mu) * r;
   }
   const float mg = warp_sum(sg) / static_cast<float>(C);
   const float mgx = warp_sum(sgx) / static_cast<float>(C);
   float* dxr = dx + m * C;
   for (std::int64_t c = lane; c < C; c += 32) {
     const float g = gr[c] * weight[c];
-    const float xh = (xr[c] - mu) * r;
+    const float xh = (load(xr + c) - mu) * r;
     dxr[c] = r * (g - mg - xh * mgx);
   }
 }
@@ -85,7 +91,8 @@ __global__ void layer_norm_backward_dx_kernel(const float* __restrict__ dy, cons
 constexpr unsigned kRowsPerBlock = 8;  // threadIdx.y
 
 // partial: (splits, 2, C): [s][0][c] = sum dy*xhat, [s][1][c] = sum dy over the slice.
-__global__ void layer_norm_backward_param_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <typename TX>
+__global__ void layer_norm_backward_param_kernel(const float* __restrict__ dy, const TX* __restrict__ x,
                                                  const float* __restrict__ mean, const float* __restrict__ rstd,
                                                  float* __restrict__ partial, std::int64_t M, std::int64_t C,
                                                  std::int64_t rows_per_split) {
@@ -98,7 +105,7 @@ __global__ void layer_norm_backward_param_kernel(const float* __restrict__ dy, c
   if (c < C) {
     for (std::int64_t m = r0 + threadIdx.y; m < r1; m += kRowsPerBlock) {
       const float g = dy[m * C + c];
-      aw += g * (x[m * C + c] - mean[m]) * rstd[m];
+      aw += g * (load(x + m * C + c) - mean[m]) * rstd[m];
       ab += g;
     }
   }
@@ -131,15 +138,18 @@ __global__ void layer_norm_param_finalize_kernel(const float* __restrict__ parti
 
 }  // namespace
 
-void layer_norm_forward(const float* x, const float* weight, const float* bias, float* y, float* mean, float* rstd,
+template <typename T>
+void layer_norm_forward(const T* x, const float* weight, const float* bias, T* y, float* mean, float* rstd,
                         std::int64_t M, std::int64_t C, float eps) {
-  launch_kernel(layer_norm_forward_kernel, blocks_for(M, kWarps), kThreads, 0, x, weight, bias, y, mean, rstd, M, C,
+  launch_kernel(layer_norm_forward_kernel<T>, blocks_for(M, kWarps), kThreads, 0, x, weight, bias, y, mean, rstd, M, C,
                 eps);
 }
 
-void layer_norm_backward(const float* dy, const float* x, const float* weight, const float* mean, const float* rstd,
+template <typename TX>
+void layer_norm_backward(const float* dy, const TX* x, const float* weight, const float* mean, const float* rstd,
                          float* dx, float* dweight, float* dbias, std::int64_t M, std::int64_t C) {
-  launch_kernel(layer_norm_backward_dx_kernel, blocks_for(M, kWarps), kThreads, 0, dy, x, weight, mean, rstd, dx, M, C);
+  launch_kernel(layer_norm_backward_dx_kernel<TX>, blocks_for(M, kWarps), kThreads, 0, dy, x, weight, mean, rstd, dx, M,
+                C);
   // Enough row slices for ~512 blocks in all, each slice at least 64 rows.
   const std::int64_t col_blocks = (C + 31) / 32;
   std::int64_t splits = std::max<std::int64_t>(1, 512 / col_blocks);
@@ -147,11 +157,20 @@ void layer_norm_backward(const float* dy, const float* x, const float* weight, c
   const std::int64_t rows_per_split = std::max<std::int64_t>(1, (M + splits - 1) / splits);
   splits = std::max<std::int64_t>(1, (M + rows_per_split - 1) / rows_per_split);
   Tensor partial = Tensor::empty({splits, 2, C}, DType::F32, Device::CUDA);
-  launch_kernel(layer_norm_backward_param_kernel,
+  launch_kernel(layer_norm_backward_param_kernel<TX>,
                 dim3(static_cast<unsigned>(col_blocks), static_cast<unsigned>(splits)), dim3(32, kRowsPerBlock), 0, dy,
                 x, mean, rstd, partial.f32(), M, C, rows_per_split);
   launch_kernel(layer_norm_param_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), dweight, dbias,
                 C, static_cast<int>(splits));
 }
+
+#define CXR_LAYER_NORM_INSTANTIATE(T)                                                                            \
+  template void layer_norm_forward<T>(const T*, const float*, const float*, T*, float*, float*, std::int64_t,    \
+                                      std::int64_t, float);                                                      \
+  template void layer_norm_backward<T>(const float*, const T*, const float*, const float*, const float*, float*, \
+                                       float*, float*, std::int64_t, std::int64_t);
+CXR_LAYER_NORM_INSTANTIATE(float)
+CXR_LAYER_NORM_INSTANTIATE(std::uint16_t)
+#undef CXR_LAYER_NORM_INSTANTIATE
 
 }  // namespace cxr::cuda

@@ -7,6 +7,10 @@
 //   L1/L2 hits: the windows overlap), writes 8 bytes per output (y + i32 index).
 //   ResNet-50 stem pool at N=32: 32x64x112x112 in (102.8 MB) -> 32x64x56x56 out (25.7 MB + 25.7 MB
 //   of indices): ~46 us floor at 3.35 TB/s.
+//   bf16 x and y (mixed precision): the kernel is templated on the storage type (float or
+//   std::uint16_t, kernels/common/load_store.h); values compare widened to f32, and the stored
+//   maximum, being an input, rounds back exactly. 2 bytes per read, 6 per output: the stem
+//   pool's floor drops to ~31 us.
 // max_pool2d_backward_kernel: a gather, one thread per INPUT element: the outputs whose
 //   window can contain (h, w) are oh in [ceil((h + pad - kernel + 1) / stride), (h + pad) / stride]
 //   (clipped), likewise ow; it sums dy over those whose recorded index is h*W + w. No atomics,
@@ -16,6 +20,7 @@
 #include <cmath>
 
 #include "kernels/common/cuda.cuh"
+#include "kernels/common/load_store.h"
 #include "kernels/max_pool2d.h"
 
 namespace cxr::cuda {
@@ -23,7 +28,8 @@ namespace {
 
 constexpr unsigned kThreads = 256;
 
-__global__ void max_pool2d_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
+template <typename T>
+__global__ void max_pool2d_forward_kernel(const T* __restrict__ x, T* __restrict__ y,
                                           std::int32_t* __restrict__ indices, std::int64_t n, int H, int W, int OH,
                                           int OW, int kernel, int stride, int pad) {
   const std::int64_t gstride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
@@ -31,7 +37,7 @@ __global__ void max_pool2d_forward_kernel(const float* __restrict__ x, float* __
     const int ow = static_cast<int>(o % OW);
     const int oh = static_cast<int>((o / OW) % OH);
     const std::int64_t plane = o / (static_cast<std::int64_t>(OW) * OH);
-    const float* xp = x + plane * H * W;
+    const T* xp = x + plane * H * W;
     const int h0 = oh * stride - pad, w0 = ow * stride - pad;
     const int hs = max(h0, 0), he = min(h0 + kernel, H);
     const int ws = max(w0, 0), we = min(w0 + kernel, W);
@@ -39,13 +45,13 @@ __global__ void max_pool2d_forward_kernel(const float* __restrict__ x, float* __
     int arg = hs * W + ws;
     for (int h = hs; h < he; ++h)
       for (int w = ws; w < we; ++w) {
-        const float v = xp[h * W + w];
+        const float v = load(xp + h * W + w);
         if (v > best || v != v) {  // v != v: NaN
           best = v;
           arg = h * W + w;
         }
       }
-    y[o] = best;
+    store(y + o, best);
     indices[o] = arg;
   }
 }
@@ -77,11 +83,12 @@ __global__ void max_pool2d_backward_kernel(const float* __restrict__ dy, const s
 
 }  // namespace
 
-void max_pool2d_forward(const float* x, float* y, std::int32_t* indices, std::int64_t planes, int H, int W, int OH,
-                        int OW, MaxPool2dParams p) {
+template <typename T>
+void max_pool2d_forward(const T* x, T* y, std::int32_t* indices, std::int64_t planes, int H, int W, int OH, int OW,
+                        MaxPool2dParams p) {
   const std::int64_t n = planes * OH * OW;
   const unsigned blocks = std::min(blocks_for(n, kThreads), 65535u * 8u);
-  launch_kernel(max_pool2d_forward_kernel, blocks, kThreads, 0, x, y, indices, n, H, W, OH, OW, p.kernel, p.stride,
+  launch_kernel(max_pool2d_forward_kernel<T>, blocks, kThreads, 0, x, y, indices, n, H, W, OH, OW, p.kernel, p.stride,
                 p.padding);
 }
 
@@ -92,5 +99,10 @@ void max_pool2d_backward(const float* dy, const std::int32_t* indices, float* dx
   launch_kernel(max_pool2d_backward_kernel, blocks, kThreads, 0, dy, indices, dx, n, H, W, OH, OW, p.kernel, p.stride,
                 p.padding);
 }
+
+template void max_pool2d_forward<float>(const float*, float*, std::int32_t*, std::int64_t, int, int, int, int,
+                                        MaxPool2dParams);
+template void max_pool2d_forward<std::uint16_t>(const std::uint16_t*, std::uint16_t*, std::int32_t*, std::int64_t, int,
+                                                int, int, int, MaxPool2dParams);
 
 }  // namespace cxr::cuda
