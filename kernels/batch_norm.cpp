@@ -1,12 +1,16 @@
-// Tensor-level batch norm: argument checks, output allocation, device dispatch.
+// Tensor-level batch norm: argument checks, output allocation, device dispatch. x (and y) may be
+// f32 or bf16: the CPU widens x and rounds y around its f32 kernels, the CUDA kernels read and
+// write bf16 themselves (kernels/batch_norm.h).
 #include "kernels/batch_norm.h"
+
+#include "kernels/cast.h"
+#include "kernels/float_tensor.h"
 
 namespace cxr {
 
 namespace {
 void check_bn_input(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
-  check_f32_input(op, "x", x);
-  check_dim(op, "x", x, 4);
+  check_batch_norm_x(op, x);
   check_f32_input(op, "weight", weight, &x);
   check_shape(op, "weight", weight, {x.size(1)});
   check_f32_input(op, "bias", bias, &x);
@@ -35,8 +39,8 @@ TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Te
     b.running_mean = running_mean.f32();
     b.running_var = running_var.f32();
   }
-  b.out = BatchNormOutput{Tensor::empty(x.shape(), DType::F32, x.device()),
-                          Tensor::empty({b.C}, DType::F32, x.device()), Tensor::empty({b.C}, DType::F32, x.device())};
+  b.out = BatchNormOutput{Tensor::empty(x.shape(), x.dtype(), x.device()), Tensor::empty({b.C}, DType::F32, x.device()),
+                          Tensor::empty({b.C}, DType::F32, x.device())};
   return b;
 }
 
@@ -46,17 +50,38 @@ BatchNormGrads empty_batch_norm_grads(const Tensor& x) {
                         Tensor::empty({C}, DType::F32, x.device())};
 }
 
+void check_batch_norm_x(const char* op, const Tensor& x) {
+  check_float_input(op, "x", x);
+  check_dim(op, "x", x, 4);
+}
+
+void batch_norm_cpu_in_f32(const Tensor& x, Tensor& y,
+                           const std::function<void(const float* x32, float* y32)>& kernel) {
+  const Tensor x32 = to_f32(x);
+  Tensor y32 = y.dtype() == DType::F32 ? y : Tensor::empty(y.shape());
+  kernel(x32.f32(), y32.f32());
+  if (y.dtype() == DType::BF16) cpu::f32_to_bf16(y32.f32(), y.data<std::uint16_t>(), y.numel());
+}
+
 BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                                    Tensor& running_var, float momentum, float eps) {
   const char* op = "batch_norm2d_train";
   check_bn_input(op, x, weight, bias);
-  auto [N, C, HW, r, rm, rv] = batch_norm_train_buffers(op, x, running_mean, running_var);
+  TrainForwardBuffers b = batch_norm_train_buffers(op, x, running_mean, running_var);
+  // Members, not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
+  BatchNormOutput& r = b.out;
   if (x.is_cpu())
-    cpu::batch_norm2d_forward_train(x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
-                                    r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
+    batch_norm_cpu_in_f32(x, r.y, [&](const float* x32, float* y32) {
+      cpu::batch_norm2d_forward_train(x32, weight.f32(), bias.f32(), y32, r.saved_mean.f32(), r.saved_invstd.f32(),
+                                      b.running_mean, b.running_var, b.N, b.C, b.HW, momentum, eps);
+    });
   else
-    cuda::batch_norm2d_forward_train(x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
-                                     r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm2d_forward_train(x.data<T>(), weight.f32(), bias.f32(), r.y.data<T>(), r.saved_mean.f32(),
+                                       r.saved_invstd.f32(), b.running_mean, b.running_var, b.N, b.C, b.HW, momentum,
+                                       eps);
+    });
   return r;
 }
 
@@ -67,21 +92,25 @@ Tensor batch_norm2d_eval(const Tensor& x, const Tensor& weight, const Tensor& bi
   check_channel_vector(op, "running_mean", running_mean, x);
   check_channel_vector(op, "running_var", running_var, x);
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cpu())
-    cpu::batch_norm2d_forward_eval(x.f32(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y.f32(), N,
-                                   C, HW, eps);
+    batch_norm_cpu_in_f32(x, y, [&](const float* x32, float* y32) {
+      cpu::batch_norm2d_forward_eval(x32, weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y32, N, C,
+                                     HW, eps);
+    });
   else
-    cuda::batch_norm2d_forward_eval(x.f32(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y.f32(),
-                                    N, C, HW, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm2d_forward_eval(x.data<T>(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(),
+                                      y.data<T>(), N, C, HW, eps);
+    });
   return y;
 }
 
 BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& saved_mean,
                                      const Tensor& saved_invstd) {
   const char* op = "batch_norm2d_backward";
-  check_f32_input(op, "x", x);
-  check_dim(op, "x", x, 4);
+  check_batch_norm_x(op, x);
   check_f32_input(op, "dy", dy, &x);
   check_same_shape(op, "dy", dy, "x", x);
   check_channel_vector(op, "weight", weight, x);
@@ -90,19 +119,21 @@ BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Te
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
-    cpu::batch_norm2d_backward(dy.f32(), x.f32(), weight.f32(), saved_mean.f32(), saved_invstd.f32(), g.dx.f32(),
-                               g.dweight.f32(), g.dbias.f32(), N, C, HW);
+    cpu::batch_norm2d_backward(dy.f32(), to_f32(x).f32(), weight.f32(), saved_mean.f32(), saved_invstd.f32(),
+                               g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW);
   else
-    cuda::batch_norm2d_backward(dy.f32(), x.f32(), weight.f32(), saved_mean.f32(), saved_invstd.f32(), g.dx.f32(),
-                                g.dweight.f32(), g.dbias.f32(), N, C, HW);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm2d_backward(dy.f32(), x.data<T>(), weight.f32(), saved_mean.f32(), saved_invstd.f32(), g.dx.f32(),
+                                  g.dweight.f32(), g.dbias.f32(), N, C, HW);
+    });
   return g;
 }
 
 BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
                                           const Tensor& running_mean, const Tensor& running_var, float eps) {
   const char* op = "batch_norm2d_eval_backward";
-  check_f32_input(op, "x", x);
-  check_dim(op, "x", x, 4);
+  check_batch_norm_x(op, x);
   check_f32_input(op, "dy", dy, &x);
   check_same_shape(op, "dy", dy, "x", x);
   check_channel_vector(op, "weight", weight, x);
@@ -112,11 +143,14 @@ BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, con
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
-    cpu::batch_norm2d_eval_backward(dy.f32(), x.f32(), weight.f32(), running_mean.f32(), running_var.f32(),
+    cpu::batch_norm2d_eval_backward(dy.f32(), to_f32(x).f32(), weight.f32(), running_mean.f32(), running_var.f32(),
                                     g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
   else
-    cuda::batch_norm2d_eval_backward(dy.f32(), x.f32(), weight.f32(), running_mean.f32(), running_var.f32(),
-                                     g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm2d_eval_backward(dy.f32(), x.data<T>(), weight.f32(), running_mean.f32(), running_var.f32(),
+                                       g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
+    });
   return g;
 }
 

@@ -15,9 +15,12 @@
 // PyTorch's BatchNorm2d in eval mode), with invstd_c = 1 / sqrt(running_var_c + eps):
 //   dbias_c = sum dy      dweight_c = sum dy (x - running_mean_c) invstd_c
 //   dx = dy weight_c invstd_c
+// Mixed precision: x may be bf16; y then is bf16, the f32 value above rounded once. Statistics,
+// parameters, dy and the gradients are f32 whatever the dtype of x.
 #pragma once
 
 #include <cstdint>
+#include <functional>
 
 #include "tensor/tensor.h"
 
@@ -37,7 +40,8 @@ struct BatchNormGrads {
 // The part every training forward shares (batch_norm2d_train, batch_norm_act_train and
 // batch_norm_act_train_from_stats): checks that there is more than one value per channel and
 // that running_mean / running_var are both given (and of C values) or both undefined, then
-// allocates y and the saved statistics. running_mean / running_var: their data, or null.
+// allocates y (x's dtype) and the saved statistics (f32). running_mean / running_var: their
+// data, or null.
 struct TrainForwardBuffers {
   std::int64_t N = 0, C = 0, HW = 0;
   BatchNormOutput out;
@@ -48,9 +52,18 @@ TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Te
                                              Tensor& running_var);
 // dx (x's shape), dweight and dbias (C), allocated on x's device for a backward.
 BatchNormGrads empty_batch_norm_grads(const Tensor& x);
-
-// x: (N, C, H, W) f32 contiguous; weight, bias: (C). running_mean / running_var: (C), updated
-// in place; pass undefined tensors (both) to skip the update (track_running_stats=False).
+// x of every batch norm op: defined, f32 or bf16, contiguous, 4-D; a cxr::Error naming op and x
+// otherwise.
+void check_batch_norm_x(const char* op, const Tensor& x);
+// The CPU path for either dtype of x (the definition of the bf16 ops): kernel(x32, y32), the
+// f32 CPU kernel, on x widened to f32 (x itself when F32) into an f32 y32 (y itself when F32)
+// that is then rounded once into y (f32_to_bf16) when y is BF16. y: x's shape and dtype.
+void batch_norm_cpu_in_f32(const Tensor& x, Tensor& y, const std::function<void(const float* x32, float* y32)>& kernel);
+// x: (N, C, H, W) contiguous, f32 or bf16 (mixed precision: y has x's dtype, all math in f32,
+// y rounded once; on the CPU exactly to_bf16(op(to_f32(x)))); weight, bias and every statistic:
+// (C) f32. running_mean / running_var: (C), updated in place; pass undefined tensors (both) to
+// skip the update (track_running_stats=False). Backward: dy, dx, dweight, dbias f32 whatever
+// the dtype of x.
 BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
                                    Tensor& running_var, float momentum = 0.1f, float eps = 1e-5f);
 Tensor batch_norm2d_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
@@ -65,6 +78,8 @@ BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, con
 
 // Raw entry points: x is N planes-groups of C channels of HW elements.
 // running_mean / running_var may be null (no update).
+// CPU: one type T for everything (float, or double for the test references); a bf16 x is
+// widened before these are called (batch_norm_cpu_in_f32).
 namespace cpu {
 template <typename T>
 void batch_norm2d_forward_train(const T* x, const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
@@ -104,17 +119,23 @@ ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int
                                             std::int64_t c);
 }  // namespace cpu
 
+// T, the element type of x and y: float (f32) or std::uint16_t (bf16 bits); instantiated for
+// both. Everything else is f32 (dy and dx too).
 namespace cuda {
-void batch_norm2d_forward_train(const float* x, const float* weight, const float* bias, float* y, float* saved_mean,
+template <typename T>
+void batch_norm2d_forward_train(const T* x, const float* weight, const float* bias, T* y, float* saved_mean,
                                 float* saved_invstd, float* running_mean, float* running_var, std::int64_t N,
                                 std::int64_t C, std::int64_t HW, float momentum, float eps);
-void batch_norm2d_forward_eval(const float* x, const float* weight, const float* bias, const float* running_mean,
-                               const float* running_var, float* y, std::int64_t N, std::int64_t C, std::int64_t HW,
+template <typename T>
+void batch_norm2d_forward_eval(const T* x, const float* weight, const float* bias, const float* running_mean,
+                               const float* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW,
                                float eps);
-void batch_norm2d_backward(const float* dy, const float* x, const float* weight, const float* saved_mean,
+template <typename T>
+void batch_norm2d_backward(const float* dy, const T* x, const float* weight, const float* saved_mean,
                            const float* saved_invstd, float* dx, float* dweight, float* dbias, std::int64_t N,
                            std::int64_t C, std::int64_t HW);
-void batch_norm2d_eval_backward(const float* dy, const float* x, const float* weight, const float* running_mean,
+template <typename T>
+void batch_norm2d_eval_backward(const float* dy, const T* x, const float* weight, const float* running_mean,
                                 const float* running_var, float* dx, float* dweight, float* dbias, std::int64_t N,
                                 std::int64_t C, std::int64_t HW, float eps);
 
@@ -123,9 +144,10 @@ void batch_norm2d_eval_backward(const float* dy, const float* x, const float* we
 // normalised value is z = fmaf(x, scale, shift) exactly as batch_norm2d_forward_* compute it.
 // Training statistics (bn_stats + bn_finalize): saved mean/invstd, running update (skipped when
 // running_mean is null), affine.
-void batch_norm2d_statistics(const float* x, const float* weight, const float* bias, float* saved_mean,
-                             float* saved_invstd, float* running_mean, float* running_var, float* affine,
-                             std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps);
+template <typename T>
+void batch_norm2d_statistics(const T* x, const float* weight, const float* bias, float* saved_mean, float* saved_invstd,
+                             float* running_mean, float* running_var, float* affine, std::int64_t N, std::int64_t C,
+                             std::int64_t HW, float momentum, float eps);
 // The same outputs from a given batch mean and biased variance (C) of M values per channel
 // (bn_finalize_kernel's arithmetic after its merge): no pass over x.
 void batch_norm2d_statistics_from_moments(const float* mean, const float* var, const float* weight,

@@ -1,8 +1,12 @@
 // Tensor-level fused batch norm + activation: argument checks, output allocation, device
-// dispatch (math and memory traffic in kernels/batch_norm_act.h).
+// dispatch (math and memory traffic in kernels/batch_norm_act.h). x (and y) may be f32 or bf16,
+// handled as batch_norm2d_* do (kernels/batch_norm.cpp).
 #include "kernels/batch_norm_act.h"
 
 #include <string>
+
+#include "kernels/cast.h"
+#include "kernels/float_tensor.h"
 
 namespace cxr {
 
@@ -30,11 +34,6 @@ std::string op_name(const char* base, BnActivation act) {
   return std::string(base) + "(" + bn_activation_name(act) + ")";
 }
 
-void check_x(const char* op, const Tensor& x) {
-  check_f32_input(op, "x", x);
-  check_dim(op, "x", x, 4);
-}
-
 void check_channel_vector(const char* op, const char* name, const Tensor& t, const Tensor& x) {
   check_f32_input(op, name, t, &x);
   check_shape(op, name, t, {x.size(1)});
@@ -51,16 +50,24 @@ BatchNormOutput batch_norm_act_train(BnActivation act, const Tensor& x, const Te
                                      Tensor& running_mean, Tensor& running_var, float momentum, float eps) {
   const std::string name = op_name("batch_norm_act_train", act);
   const char* op = name.c_str();
-  check_x(op, x);
+  check_batch_norm_x(op, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
-  auto [N, C, HW, r, rm, rv] = batch_norm_train_buffers(op, x, running_mean, running_var);
+  TrainForwardBuffers b = batch_norm_train_buffers(op, x, running_mean, running_var);
+  BatchNormOutput& r = b.out;  // (members, not a structured binding: see batch_norm2d_train)
   if (x.is_cpu())
-    cpu::batch_norm_act_forward_train(act, x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
-                                      r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
+    batch_norm_cpu_in_f32(x, r.y, [&](const float* x32, float* y32) {
+      cpu::batch_norm_act_forward_train(act, x32, weight.f32(), bias.f32(), y32, r.saved_mean.f32(),
+                                        r.saved_invstd.f32(), b.running_mean, b.running_var, b.N, b.C, b.HW, momentum,
+                                        eps);
+    });
   else
-    cuda::batch_norm_act_forward_train(act, x.f32(), weight.f32(), bias.f32(), r.y.f32(), r.saved_mean.f32(),
-                                       r.saved_invstd.f32(), rm, rv, N, C, HW, momentum, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm_act_forward_train(act, x.data<T>(), weight.f32(), bias.f32(), r.y.data<T>(), r.saved_mean.f32(),
+                                         r.saved_invstd.f32(), b.running_mean, b.running_var, b.N, b.C, b.HW, momentum,
+                                         eps);
+    });
   return r;
 }
 
@@ -69,20 +76,26 @@ BatchNormOutput batch_norm_act_train_from_stats(BnActivation act, const Tensor& 
                                                 Tensor& running_mean, Tensor& running_var, float momentum, float eps) {
   const std::string name = op_name("batch_norm_act_train_from_stats", act);
   const char* op = name.c_str();
-  check_x(op, x);
+  check_batch_norm_x(op, x);
   check_channel_vector(op, "mean", mean, x);
   check_channel_vector(op, "var", var, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
-  auto [N, C, HW, r, rm, rv] = batch_norm_train_buffers(op, x, running_mean, running_var);
+  TrainForwardBuffers b = batch_norm_train_buffers(op, x, running_mean, running_var);
+  BatchNormOutput& r = b.out;
   if (x.is_cpu())
-    cpu::batch_norm_act_forward_train_from_stats(act, x.f32(), mean.f32(), var.f32(), weight.f32(), bias.f32(),
-                                                 r.y.f32(), r.saved_mean.f32(), r.saved_invstd.f32(), rm, rv, N, C,
-                                                 HW, momentum, eps);
+    batch_norm_cpu_in_f32(x, r.y, [&](const float* x32, float* y32) {
+      cpu::batch_norm_act_forward_train_from_stats(act, x32, mean.f32(), var.f32(), weight.f32(), bias.f32(), y32,
+                                                   r.saved_mean.f32(), r.saved_invstd.f32(), b.running_mean,
+                                                   b.running_var, b.N, b.C, b.HW, momentum, eps);
+    });
   else
-    cuda::batch_norm_act_forward_train_from_stats(act, x.f32(), mean.f32(), var.f32(), weight.f32(), bias.f32(),
-                                                  r.y.f32(), r.saved_mean.f32(), r.saved_invstd.f32(), rm, rv, N, C,
-                                                  HW, momentum, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm_act_forward_train_from_stats(act, x.data<T>(), mean.f32(), var.f32(), weight.f32(), bias.f32(),
+                                                    r.y.data<T>(), r.saved_mean.f32(), r.saved_invstd.f32(),
+                                                    b.running_mean, b.running_var, b.N, b.C, b.HW, momentum, eps);
+    });
   return r;
 }
 
@@ -90,19 +103,24 @@ Tensor batch_norm_act_eval(BnActivation act, const Tensor& x, const Tensor& weig
                            const Tensor& running_mean, const Tensor& running_var, float eps) {
   const std::string name = op_name("batch_norm_act_eval", act);
   const char* op = name.c_str();
-  check_x(op, x);
+  check_batch_norm_x(op, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
   check_channel_vector(op, "running_mean", running_mean, x);
   check_channel_vector(op, "running_var", running_var, x);
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
-  Tensor y = Tensor::empty(x.shape(), DType::F32, x.device());
+  Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
   if (x.is_cpu())
-    cpu::batch_norm_act_forward_eval(act, x.f32(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(),
-                                     y.f32(), N, C, HW, eps);
+    batch_norm_cpu_in_f32(x, y, [&](const float* x32, float* y32) {
+      cpu::batch_norm_act_forward_eval(act, x32, weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y32,
+                                       N, C, HW, eps);
+    });
   else
-    cuda::batch_norm_act_forward_eval(act, x.f32(), weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(),
-                                      y.f32(), N, C, HW, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm_act_forward_eval(act, x.data<T>(), weight.f32(), bias.f32(), running_mean.f32(),
+                                        running_var.f32(), y.data<T>(), N, C, HW, eps);
+    });
   return y;
 }
 
@@ -110,7 +128,7 @@ BatchNormGrads batch_norm_act_backward(BnActivation act, const Tensor& dy, const
                                        const Tensor& bias, const Tensor& saved_mean, const Tensor& saved_invstd) {
   const std::string name = op_name("batch_norm_act_backward", act);
   const char* op = name.c_str();
-  check_x(op, x);
+  check_batch_norm_x(op, x);
   check_dy(op, dy, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
@@ -119,11 +137,14 @@ BatchNormGrads batch_norm_act_backward(BnActivation act, const Tensor& dy, const
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
-    cpu::batch_norm_act_backward(act, dy.f32(), x.f32(), weight.f32(), bias.f32(), saved_mean.f32(),
+    cpu::batch_norm_act_backward(act, dy.f32(), to_f32(x).f32(), weight.f32(), bias.f32(), saved_mean.f32(),
                                  saved_invstd.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW);
   else
-    cuda::batch_norm_act_backward(act, dy.f32(), x.f32(), weight.f32(), bias.f32(), saved_mean.f32(),
-                                  saved_invstd.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm_act_backward(act, dy.f32(), x.data<T>(), weight.f32(), bias.f32(), saved_mean.f32(),
+                                    saved_invstd.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW);
+    });
   return g;
 }
 
@@ -132,7 +153,7 @@ BatchNormGrads batch_norm_act_eval_backward(BnActivation act, const Tensor& dy, 
                                             float eps) {
   const std::string name = op_name("batch_norm_act_eval_backward", act);
   const char* op = name.c_str();
-  check_x(op, x);
+  check_batch_norm_x(op, x);
   check_dy(op, dy, x);
   check_channel_vector(op, "weight", weight, x);
   check_channel_vector(op, "bias", bias, x);
@@ -142,11 +163,14 @@ BatchNormGrads batch_norm_act_eval_backward(BnActivation act, const Tensor& dy, 
   const std::int64_t N = x.size(0), C = x.size(1), HW = x.size(2) * x.size(3);
   BatchNormGrads g = empty_batch_norm_grads(x);
   if (x.is_cpu())
-    cpu::batch_norm_act_eval_backward(act, dy.f32(), x.f32(), weight.f32(), bias.f32(), running_mean.f32(),
+    cpu::batch_norm_act_eval_backward(act, dy.f32(), to_f32(x).f32(), weight.f32(), bias.f32(), running_mean.f32(),
                                       running_var.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
   else
-    cuda::batch_norm_act_eval_backward(act, dy.f32(), x.f32(), weight.f32(), bias.f32(), running_mean.f32(),
-                                       running_var.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
+    visit_float_type(x.dtype(), [&](auto e) {
+      using T = decltype(e);
+      cuda::batch_norm_act_eval_backward(act, dy.f32(), x.data<T>(), weight.f32(), bias.f32(), running_mean.f32(),
+                                         running_var.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), N, C, HW, eps);
+    });
   return g;
 }
 

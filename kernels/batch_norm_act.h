@@ -2,7 +2,8 @@
 // relu, silu}. The math of the batch norm is kernels/batch_norm.h's, of the activations
 // kernels/activation.h's; this op only avoids the memory passes between them.
 //
-// x: (N, C, H, W) f32 contiguous; weight, bias, running statistics: (C); M = N*H*W.
+// x: (N, C, H, W) contiguous, f32 or bf16 (y then has x's dtype: as batch_norm2d_*, see
+// kernels/batch_norm.h); weight, bias, running statistics, dy, dx: f32; (C); M = N*H*W.
 //   z = (x - mean_c) invstd_c weight_c + bias_c      (the batch norm output, never stored)
 //   y = act(z)
 // Training forward: mean_c, invstd_c and the running-statistic update exactly as
@@ -34,6 +35,9 @@
 //   saved between the passes: x and z (two tensors)                  x only
 // (GPU: z and g are recomputed in each pass. CPU: g of one channel is kept in a per-thread
 // buffer between its two backward passes, so the second reads x and that buffer: 4 passes.)
+// A pass over a bf16 x or y (mixed precision) moves 2 bytes per element instead of 4 (dy and dx
+// are f32 always); the CUDA kernels read and write bf16 directly, while the CPU, the reference,
+// runs its f32 loops on a widened copy of x and rounds y from an f32 buffer.
 // Measured on the CPU and the expected gain on a GPU: docs/models.md.
 #pragma once
 
@@ -121,25 +125,31 @@ void batch_norm_act_eval_backward(BnActivation act, const T* dy, const T* x, con
                                   std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
 }  // namespace cpu
 
+// T, the element type of x and y: float (f32) or std::uint16_t (bf16 bits); instantiated for
+// both. Everything else is f32 (dy and dx too).
 namespace cuda {
-void batch_norm_act_forward_train(BnActivation act, const float* x, const float* weight, const float* bias, float* y,
+template <typename T>
+void batch_norm_act_forward_train(BnActivation act, const T* x, const float* weight, const float* bias, T* y,
                                   float* saved_mean, float* saved_invstd, float* running_mean, float* running_var,
                                   std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps);
-void batch_norm_act_forward_train_from_stats(BnActivation act, const float* x, const float* mean, const float* var,
-                                             const float* weight, const float* bias, float* y, float* saved_mean,
+template <typename T>
+void batch_norm_act_forward_train_from_stats(BnActivation act, const T* x, const float* mean, const float* var,
+                                             const float* weight, const float* bias, T* y, float* saved_mean,
                                              float* saved_invstd, float* running_mean, float* running_var,
                                              std::int64_t N, std::int64_t C, std::int64_t HW, float momentum,
                                              float eps);
-void batch_norm_act_forward_eval(BnActivation act, const float* x, const float* weight, const float* bias,
-                                 const float* running_mean, const float* running_var, float* y, std::int64_t N,
+template <typename T>
+void batch_norm_act_forward_eval(BnActivation act, const T* x, const float* weight, const float* bias,
+                                 const float* running_mean, const float* running_var, T* y, std::int64_t N,
                                  std::int64_t C, std::int64_t HW, float eps);
-void batch_norm_act_backward(BnActivation act, const float* dy, const float* x, const float* weight,
-                             const float* bias, const float* saved_mean, const float* saved_invstd, float* dx,
-                             float* dweight, float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW);
-void batch_norm_act_eval_backward(BnActivation act, const float* dy, const float* x, const float* weight,
-                                  const float* bias, const float* running_mean, const float* running_var, float* dx,
-                                  float* dweight, float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW,
-                                  float eps);
+template <typename T>
+void batch_norm_act_backward(BnActivation act, const float* dy, const T* x, const float* weight, const float* bias,
+                             const float* saved_mean, const float* saved_invstd, float* dx, float* dweight,
+                             float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW);
+template <typename T>
+void batch_norm_act_eval_backward(BnActivation act, const float* dy, const T* x, const float* weight, const float* bias,
+                                  const float* running_mean, const float* running_var, float* dx, float* dweight,
+                                  float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW, float eps);
 }  // namespace cuda
 
 }  // namespace cxr

@@ -2,7 +2,8 @@
 // over its N*HW values (mean, then centred squares), accumulated in double; channels in
 // parallel. The statistics of a channel are a function of their own
 // (batch_norm2d_channel_statistics), shared with the fused batch norm + activation
-// (kernels/cpu/batch_norm_act.cpp).
+// (kernels/cpu/batch_norm_act.cpp). A bf16 x is widened to f32 and y rounded to bf16 around
+// these loops, by the tensor-level ops (batch_norm_cpu_in_f32 in kernels/batch_norm.cpp).
 #include "kernels/batch_norm.h"
 
 #include <cmath>

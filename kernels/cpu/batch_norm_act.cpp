@@ -22,6 +22,8 @@
 // Each inner loop has the activation as a template parameter (branch-free, vectorised: the
 // relu gradient is a select, not a product that GCC turns into a mispredicted branch);
 // channels (or images x channels) run in parallel; sums are accumulated in double.
+// A bf16 x is widened to f32 and y rounded to bf16 around these loops, by the tensor-level ops
+// (batch_norm_cpu_in_f32 in kernels/batch_norm.cpp).
 #include "kernels/batch_norm_act.h"
 
 #include <algorithm>

@@ -1,5 +1,14 @@
 // 2-D batch norm on CUDA (math in kernels/batch_norm.h). x: (N, C, H, W), M = N*HW values
-// per channel, channel c's values are N runs of HW contiguous floats.
+// per channel, channel c's values are N runs of HW contiguous elements.
+// Element type T of x and y: float, or bf16 (std::uint16_t bits, mixed precision), a template
+//   parameter of every kernel that reads x or writes y (bn_stats, bn_apply, bn_backward_reduce,
+//   bn_backward_dx, bn_eval_backward) and of the entry points. load / store
+//   (kernels/common/load_store.h) widen each bf16 value as it is loaded and round y once as it
+//   is stored (f32_to_bf16), so the math is the f32 math on the bf16 values and no widened copy
+//   of x is made; statistics, affine, dy and dx are f32 always. The byte counts below are for f32;
+//   with bf16 x and y those passes move 2 bytes instead of 4 (training forward 6 bytes/element,
+//   evaluation forward 4, backward 16 = x twice at 2 + dy twice and dx at 4, evaluation
+//   backward 10).
 //
 // Training forward = 3 kernels:
 //   bn_stats_kernel     grid (C, S): block (c, s) reduces chunk s of channel c's M values
@@ -38,11 +47,13 @@
 // exposed (kernels/batch_norm.h) for the fused batch norm + activation
 // (kernels/cuda/batch_norm_act.cu).
 // Variants not done: a plane-per-block apply kernel without the division; a fused
-// single-pass reduce+apply with a grid-wide sync (cooperative launch) when x fits in L2.
+// single-pass reduce+apply with a grid-wide sync (cooperative launch) when x fits in L2;
+// bf16 loads of two values per thread (a warp reads 64 coalesced bytes per load now).
 #include <algorithm>
 
 #include "kernels/batch_norm.h"
 #include "kernels/common/cuda.cuh"
+#include "kernels/common/load_store.h"
 #include "kernels/cuda/reduce.cuh"
 
 namespace cxr::cuda {
@@ -59,14 +70,15 @@ __device__ __forceinline__ std::int64_t channel_offset(std::int64_t i, std::int6
 }
 
 // partial: (C, S, 3) = (count, mean, M2) of chunk s of channel c.
-__global__ void bn_stats_kernel(const float* __restrict__ x, float* __restrict__ partial, std::int64_t C,
-                                std::int64_t HW, std::int64_t M, std::int64_t chunk) {
+template <typename T>
+__global__ void bn_stats_kernel(const T* __restrict__ x, float* __restrict__ partial, std::int64_t C, std::int64_t HW,
+                                std::int64_t M, std::int64_t chunk) {
   const std::int64_t c = blockIdx.x;
   const unsigned s = blockIdx.y, S = gridDim.y;
   const std::int64_t i0 = s * chunk, i1 = min(i0 + chunk, M);
   Welford w{0.f, 0.f, 0.f};
   for (std::int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
-    const float v = x[channel_offset(i, c, C, HW)];
+    const float v = load(x + channel_offset(i, c, C, HW));
     w.n += 1.f;
     const float d = v - w.mean;
     w.mean += d / w.n;
@@ -149,12 +161,13 @@ __global__ void bn_eval_prepare_kernel(const float* __restrict__ weight, const f
   affine[C + c] = bias[c] - running_mean[c] * scale;
 }
 
-__global__ void bn_apply_kernel(const float* __restrict__ x, const float* __restrict__ affine, float* __restrict__ y,
+template <typename T>
+__global__ void bn_apply_kernel(const T* __restrict__ x, const float* __restrict__ affine, T* __restrict__ y,
                                 std::int64_t n, std::int64_t C, std::int64_t HW) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const std::int64_t c = (i / HW) % C;
-    y[i] = fmaf(x[i], affine[c], affine[C + c]);
+    store(y + i, fmaf(load(x + i), affine[c], affine[C + c]));
   }
 }
 
@@ -181,7 +194,8 @@ __device__ __forceinline__ void store_block_sums(float sdy, float sdyx, float* o
 }
 
 // partial: (C, S, 2) = sum dy, sum dy * (x - mean) over chunk s of channel c.
-__global__ void bn_backward_reduce_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <typename T>
+__global__ void bn_backward_reduce_kernel(const float* __restrict__ dy, const T* __restrict__ x,
                                           const float* __restrict__ saved_mean, float* __restrict__ partial,
                                           std::int64_t C, std::int64_t HW, std::int64_t M, std::int64_t chunk) {
   const std::int64_t c = blockIdx.x;
@@ -193,7 +207,7 @@ __global__ void bn_backward_reduce_kernel(const float* __restrict__ dy, const fl
     const std::int64_t k = channel_offset(i, c, C, HW);
     const float g = dy[k];
     sdy += g;
-    sdyx += g * (x[k] - mean);
+    sdyx += g * (load(x + k) - mean);
   }
   store_block_sums(sdy, sdyx, partial + (c * S + s) * 2);
 }
@@ -223,23 +237,25 @@ __global__ void bn_backward_finalize_kernel(const float* __restrict__ partial, c
   coef[2 * C + c] = -a * sdy / M - b * mean;
 }
 
-__global__ void bn_backward_dx_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <typename T>
+__global__ void bn_backward_dx_kernel(const float* __restrict__ dy, const T* __restrict__ x,
                                       const float* __restrict__ coef, float* __restrict__ dx, std::int64_t n,
                                       std::int64_t C, std::int64_t HW) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const std::int64_t c = (i / HW) % C;
-    dx[i] = fmaf(coef[c], dy[i], fmaf(coef[C + c], x[i], coef[2 * C + c]));
+    dx[i] = fmaf(coef[c], dy[i], fmaf(coef[C + c], load(x + i), coef[2 * C + c]));
   }
 }
 
 // Evaluation backward, pass 1: dx = dy * weight * invstd, and per (channel, chunk) the sums
 // partial (C, S, 2) = sum dy, sum dy * (x - running_mean).
-__global__ void bn_eval_backward_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <typename T>
+__global__ void bn_eval_backward_kernel(const float* __restrict__ dy, const T* __restrict__ x,
                                         const float* __restrict__ weight, const float* __restrict__ running_mean,
                                         const float* __restrict__ running_var, float* __restrict__ dx,
-                                        float* __restrict__ partial, std::int64_t C, std::int64_t HW,
-                                        std::int64_t M, std::int64_t chunk, float eps) {
+                                        float* __restrict__ partial, std::int64_t C, std::int64_t HW, std::int64_t M,
+                                        std::int64_t chunk, float eps) {
   const std::int64_t c = blockIdx.x;
   const unsigned s = blockIdx.y, S = gridDim.y;
   const std::int64_t i0 = s * chunk, i1 = min(i0 + chunk, M);
@@ -251,7 +267,7 @@ __global__ void bn_eval_backward_kernel(const float* __restrict__ dy, const floa
     const float g = dy[k];
     dx[k] = g * scale;
     sdy += g;
-    sdyx += g * (x[k] - mean);
+    sdyx += g * (load(x + k) - mean);
   }
   store_block_sums(sdy, sdyx, partial + (c * S + s) * 2);
 }
@@ -290,14 +306,15 @@ unsigned elementwise_blocks(std::int64_t n) {
 
 BatchNormSplit batch_norm2d_split(std::int64_t C, std::int64_t M) { return split_channel(C, M); }
 
-void batch_norm2d_statistics(const float* x, const float* weight, const float* bias, float* saved_mean,
-                             float* saved_invstd, float* running_mean, float* running_var, float* affine,
-                             std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps) {
+template <typename T>
+void batch_norm2d_statistics(const T* x, const float* weight, const float* bias, float* saved_mean, float* saved_invstd,
+                             float* running_mean, float* running_var, float* affine, std::int64_t N, std::int64_t C,
+                             std::int64_t HW, float momentum, float eps) {
   if (C == 0) return;
   const std::int64_t M = N * HW;
   const Split sp = split_channel(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 3}, DType::F32, Device::CUDA);
-  launch_kernel(bn_stats_kernel, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, x, partial.f32(), C, HW, M,
+  launch_kernel(bn_stats_kernel<T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, x, partial.f32(), C, HW, M,
                 sp.chunk);
   launch_kernel(bn_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), weight, bias, saved_mean,
                 saved_invstd, running_mean, running_var, affine, C, static_cast<int>(sp.S), momentum, eps);
@@ -334,7 +351,8 @@ void batch_norm2d_eval_backward_finalize(const float* partial, unsigned S, const
                 dbias, C, static_cast<int>(S), eps);
 }
 
-void batch_norm2d_forward_train(const float* x, const float* weight, const float* bias, float* y, float* saved_mean,
+template <typename T>
+void batch_norm2d_forward_train(const T* x, const float* weight, const float* bias, T* y, float* saved_mean,
                                 float* saved_invstd, float* running_mean, float* running_var, std::int64_t N,
                                 std::int64_t C, std::int64_t HW, float momentum, float eps) {
   if (C == 0) return;
@@ -342,19 +360,21 @@ void batch_norm2d_forward_train(const float* x, const float* weight, const float
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_statistics(x, weight, bias, saved_mean, saved_invstd, running_mean, running_var, affine.f32(), N, C,
                           HW, momentum, eps);
-  launch_kernel(bn_apply_kernel, elementwise_blocks(M * C), kThreads, 0, x, affine.f32(), y, M * C, C, HW);
+  launch_kernel(bn_apply_kernel<T>, elementwise_blocks(M * C), kThreads, 0, x, affine.f32(), y, M * C, C, HW);
 }
 
-void batch_norm2d_forward_eval(const float* x, const float* weight, const float* bias, const float* running_mean,
-                               const float* running_var, float* y, std::int64_t N, std::int64_t C, std::int64_t HW,
+template <typename T>
+void batch_norm2d_forward_eval(const T* x, const float* weight, const float* bias, const float* running_mean,
+                               const float* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW,
                                float eps) {
   if (C == 0) return;
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_eval_affine(weight, bias, running_mean, running_var, affine.f32(), C, eps);
-  launch_kernel(bn_apply_kernel, elementwise_blocks(N * C * HW), kThreads, 0, x, affine.f32(), y, N * C * HW, C, HW);
+  launch_kernel(bn_apply_kernel<T>, elementwise_blocks(N * C * HW), kThreads, 0, x, affine.f32(), y, N * C * HW, C, HW);
 }
 
-void batch_norm2d_backward(const float* dy, const float* x, const float* weight, const float* saved_mean,
+template <typename T>
+void batch_norm2d_backward(const float* dy, const T* x, const float* weight, const float* saved_mean,
                            const float* saved_invstd, float* dx, float* dweight, float* dbias, std::int64_t N,
                            std::int64_t C, std::int64_t HW) {
   if (C == 0) return;
@@ -362,24 +382,42 @@ void batch_norm2d_backward(const float* dy, const float* x, const float* weight,
   const Split sp = split_channel(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 2}, DType::F32, Device::CUDA);
   Tensor coef = Tensor::empty({3, C}, DType::F32, Device::CUDA);
-  launch_kernel(bn_backward_reduce_kernel, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x, saved_mean,
+  launch_kernel(bn_backward_reduce_kernel<T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x, saved_mean,
                 partial.f32(), C, HW, M, sp.chunk);
   launch_kernel(bn_backward_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), weight, saved_mean,
                 saved_invstd, dweight, dbias, coef.f32(), C, static_cast<int>(sp.S), static_cast<float>(M));
-  launch_kernel(bn_backward_dx_kernel, elementwise_blocks(M * C), kThreads, 0, dy, x, coef.f32(), dx, M * C, C, HW);
+  launch_kernel(bn_backward_dx_kernel<T>, elementwise_blocks(M * C), kThreads, 0, dy, x, coef.f32(), dx, M * C, C, HW);
 }
 
-void batch_norm2d_eval_backward(const float* dy, const float* x, const float* weight, const float* running_mean,
+template <typename T>
+void batch_norm2d_eval_backward(const float* dy, const T* x, const float* weight, const float* running_mean,
                                 const float* running_var, float* dx, float* dweight, float* dbias, std::int64_t N,
                                 std::int64_t C, std::int64_t HW, float eps) {
   if (C == 0) return;
   const std::int64_t M = N * HW;
   const Split sp = split_channel(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 2}, DType::F32, Device::CUDA);
-  launch_kernel(bn_eval_backward_kernel, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x, weight,
+  launch_kernel(bn_eval_backward_kernel<T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x, weight,
                 running_mean, running_var, dx, partial.f32(), C, HW, M, sp.chunk, eps);
   launch_kernel(bn_eval_backward_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), running_var,
                 dweight, dbias, C, static_cast<int>(sp.S), eps);
 }
+
+// The entry points for both activation types: f32, and bf16 bits (mixed precision).
+#define CXR_BATCH_NORM_ENTRY_POINTS(T)                                                                             \
+  template void batch_norm2d_statistics<T>(const T*, const float*, const float*, float*, float*, float*, float*,   \
+                                           float*, std::int64_t, std::int64_t, std::int64_t, float, float);        \
+  template void batch_norm2d_forward_train<T>(const T*, const float*, const float*, T*, float*, float*, float*,    \
+                                              float*, std::int64_t, std::int64_t, std::int64_t, float, float);     \
+  template void batch_norm2d_forward_eval<T>(const T*, const float*, const float*, const float*, const float*, T*, \
+                                             std::int64_t, std::int64_t, std::int64_t, float);                     \
+  template void batch_norm2d_backward<T>(const float*, const T*, const float*, const float*, const float*, float*, \
+                                         float*, float*, std::int64_t, std::int64_t, std::int64_t);                \
+  template void batch_norm2d_eval_backward<T>(const float*, const T*, const float*, const float*, const float*,    \
+                                              float*, float*, float*, std::int64_t, std::int64_t, std::int64_t,    \
+                                              float);
+CXR_BATCH_NORM_ENTRY_POINTS(float)
+CXR_BATCH_NORM_ENTRY_POINTS(std::uint16_t)
+#undef CXR_BATCH_NORM_ENTRY_POINTS
 
 }  // namespace cxr::cuda

@@ -3,6 +3,12 @@
 //   z = fmaf(x, scale_c, shift_c)   scale_c = weight_c invstd_c, shift_c = bias_c - mean_c scale_c
 //   y = act(z), act in {identity, relu, silu} (a template parameter: no branch in the loops)
 // x, y, dy, dx: (N, C, H, W) contiguous, M = N*H*W values per channel; (C) vectors otherwise.
+// x and y are float or bf16 (std::uint16_t bits, mixed precision): the element type T is a
+// template parameter of the kernels and entry points, as in batch_norm.cu (load widens a
+// bf16 x in registers, store rounds y once; no widened copy of x); dy, dx and every (C)
+// vector are f32. The byte counts below are for f32; a bf16 x or y moves 2 bytes instead of 4:
+// training forward 6 bytes/element, from given statistics 4, evaluation forward 4, training
+// backward 16 (x twice at 2, dy twice and dx at 4), evaluation backward 10.
 // z is computed exactly as bn_apply_kernel computes batch norm's output, so with act =
 // identity the forward equals batch_norm2d_* bit for bit, and with relu/silu it equals the
 // batch norm op followed by the activation op.
@@ -39,6 +45,7 @@
 
 #include "kernels/batch_norm_act.h"
 #include "kernels/common/cuda.cuh"
+#include "kernels/common/load_store.h"
 #include "kernels/cuda/reduce.cuh"
 
 namespace cxr::cuda {
@@ -54,21 +61,21 @@ __device__ __forceinline__ std::int64_t channel_offset(std::int64_t i, std::int6
 }
 
 // y = act(x * scale + shift); affine (2, C) = scale, shift.
-template <BnActivation A>
-__global__ void bna_apply_kernel(const float* __restrict__ x, const float* __restrict__ affine, float* __restrict__ y,
+template <BnActivation A, typename T>
+__global__ void bna_apply_kernel(const T* __restrict__ x, const float* __restrict__ affine, T* __restrict__ y,
                                  std::int64_t n, std::int64_t C, std::int64_t HW) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const std::int64_t c = (i / HW) % C;
-    y[i] = bn_act_value<A>(fmaf(x[i], affine[c], affine[C + c]));
+    store(y + i, bn_act_value<A>(fmaf(load(x + i), affine[c], affine[C + c])));
   }
 }
 
 // partial (C, S, 2) = sum g, sum g (x - center_c) over chunk s of channel c, g = dy act'(z);
 // center: the batch mean (training) or the running mean (evaluation). EvalDx: also writes
 // dx = g scale in the same pass (the evaluation backward, whose scale is known before any sum).
-template <BnActivation A, bool EvalDx>
-__global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <BnActivation A, bool EvalDx, typename T>
+__global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const T* __restrict__ x,
                                            const float* __restrict__ affine, const float* __restrict__ center_c,
                                            float* __restrict__ dx, float* __restrict__ partial, std::int64_t C,
                                            std::int64_t HW, std::int64_t M, std::int64_t chunk) {
@@ -79,7 +86,7 @@ __global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const f
   float sg = 0.f, sgx = 0.f;
   for (std::int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
     const std::int64_t k = channel_offset(i, c, C, HW);
-    const float v = x[k];
+    const float v = load(x + k);
     const float g = bn_act_grad<A>(dy[k], fmaf(v, scale, shift));
     if constexpr (EvalDx) dx[k] = g * scale;
     sg += g;
@@ -93,14 +100,14 @@ __global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const f
   }
 }
 
-template <BnActivation A>
-__global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const float* __restrict__ x,
+template <BnActivation A, typename T>
+__global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const T* __restrict__ x,
                                        const float* __restrict__ affine, const float* __restrict__ coef,
                                        float* __restrict__ dx, std::int64_t n, std::int64_t C, std::int64_t HW) {
   const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
   for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
     const std::int64_t c = (i / HW) % C;
-    const float v = x[i];
+    const float v = load(x + i);
     const float g = bn_act_grad<A>(dy[i], fmaf(v, affine[c], affine[C + c]));
     dx[i] = fmaf(coef[c], g, fmaf(coef[C + c], v, coef[2 * C + c]));
   }
@@ -108,35 +115,35 @@ __global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const float
 
 unsigned elementwise_blocks(std::int64_t n) { return std::min(blocks_for(n, kThreads), 65535u * 8u); }
 
-template <BnActivation A>
-void apply(const float* x, const float* affine, float* y, std::int64_t n, std::int64_t C, std::int64_t HW) {
-  launch_kernel(bna_apply_kernel<A>, elementwise_blocks(n), kThreads, 0, x, affine, y, n, C, HW);
+template <BnActivation A, typename T>
+void apply(const T* x, const float* affine, T* y, std::int64_t n, std::int64_t C, std::int64_t HW) {
+  launch_kernel(bna_apply_kernel<A, T>, elementwise_blocks(n), kThreads, 0, x, affine, y, n, C, HW);
 }
 
-template <BnActivation A>
-void backward(const float* dy, const float* x, const float* weight, const float* affine, const float* saved_mean,
+template <BnActivation A, typename T>
+void backward(const float* dy, const T* x, const float* weight, const float* affine, const float* saved_mean,
               const float* saved_invstd, float* dx, float* dweight, float* dbias, std::int64_t N, std::int64_t C,
               std::int64_t HW) {
   const std::int64_t M = N * HW;
   const BatchNormSplit sp = batch_norm2d_split(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 2}, DType::F32, Device::CUDA);
   Tensor coef = Tensor::empty({3, C}, DType::F32, Device::CUDA);
-  launch_kernel(bna_backward_reduce_kernel<A, false>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x,
+  launch_kernel(bna_backward_reduce_kernel<A, false, T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x,
                 affine, saved_mean, static_cast<float*>(nullptr), partial.f32(), C, HW, M, sp.chunk);
   batch_norm2d_backward_finalize(partial.f32(), sp.S, weight, saved_mean, saved_invstd, dweight, dbias, coef.f32(), C,
                                  M);
-  launch_kernel(bna_backward_dx_kernel<A>, elementwise_blocks(M * C), kThreads, 0, dy, x, affine, coef.f32(), dx,
+  launch_kernel(bna_backward_dx_kernel<A, T>, elementwise_blocks(M * C), kThreads, 0, dy, x, affine, coef.f32(), dx,
                 M * C, C, HW);
 }
 
-template <BnActivation A>
-void eval_backward(const float* dy, const float* x, const float* affine, const float* running_mean,
+template <BnActivation A, typename T>
+void eval_backward(const float* dy, const T* x, const float* affine, const float* running_mean,
                    const float* running_var, float* dx, float* dweight, float* dbias, std::int64_t N, std::int64_t C,
                    std::int64_t HW, float eps) {
   const std::int64_t M = N * HW;
   const BatchNormSplit sp = batch_norm2d_split(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 2}, DType::F32, Device::CUDA);
-  launch_kernel(bna_backward_reduce_kernel<A, true>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x,
+  launch_kernel(bna_backward_reduce_kernel<A, true, T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, dy, x,
                 affine, running_mean, dx, partial.f32(), C, HW, M, sp.chunk);
   batch_norm2d_eval_backward_finalize(partial.f32(), sp.S, running_var, dweight, dbias, C, eps);
 }
@@ -165,18 +172,20 @@ __global__ void bna_train_affine_kernel(const float* __restrict__ weight, const 
 
 }  // namespace
 
-void batch_norm_act_forward_train(BnActivation act, const float* x, const float* weight, const float* bias, float* y,
+template <typename T>
+void batch_norm_act_forward_train(BnActivation act, const T* x, const float* weight, const float* bias, T* y,
                                   float* saved_mean, float* saved_invstd, float* running_mean, float* running_var,
                                   std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps) {
   if (C == 0) return;
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_statistics(x, weight, bias, saved_mean, saved_invstd, running_mean, running_var, affine.f32(), N, C,
                           HW, momentum, eps);
-  dispatch(act, [&]<BnActivation A>() { apply<A>(x, affine.f32(), y, N * C * HW, C, HW); });
+  dispatch(act, [&]<BnActivation A>() { apply<A, T>(x, affine.f32(), y, N * C * HW, C, HW); });
 }
 
-void batch_norm_act_forward_train_from_stats(BnActivation act, const float* x, const float* mean, const float* var,
-                                             const float* weight, const float* bias, float* y, float* saved_mean,
+template <typename T>
+void batch_norm_act_forward_train_from_stats(BnActivation act, const T* x, const float* mean, const float* var,
+                                             const float* weight, const float* bias, T* y, float* saved_mean,
                                              float* saved_invstd, float* running_mean, float* running_var,
                                              std::int64_t N, std::int64_t C, std::int64_t HW, float momentum,
                                              float eps) {
@@ -184,40 +193,62 @@ void batch_norm_act_forward_train_from_stats(BnActivation act, const float* x, c
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_statistics_from_moments(mean, var, weight, bias, saved_mean, saved_invstd, running_mean, running_var,
                                        affine.f32(), C, N * HW, momentum, eps);
-  dispatch(act, [&]<BnActivation A>() { apply<A>(x, affine.f32(), y, N * C * HW, C, HW); });
+  dispatch(act, [&]<BnActivation A>() { apply<A, T>(x, affine.f32(), y, N * C * HW, C, HW); });
 }
 
-void batch_norm_act_forward_eval(BnActivation act, const float* x, const float* weight, const float* bias,
-                                 const float* running_mean, const float* running_var, float* y, std::int64_t N,
+template <typename T>
+void batch_norm_act_forward_eval(BnActivation act, const T* x, const float* weight, const float* bias,
+                                 const float* running_mean, const float* running_var, T* y, std::int64_t N,
                                  std::int64_t C, std::int64_t HW, float eps) {
   if (C == 0) return;
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_eval_affine(weight, bias, running_mean, running_var, affine.f32(), C, eps);
-  dispatch(act, [&]<BnActivation A>() { apply<A>(x, affine.f32(), y, N * C * HW, C, HW); });
+  dispatch(act, [&]<BnActivation A>() { apply<A, T>(x, affine.f32(), y, N * C * HW, C, HW); });
 }
 
-void batch_norm_act_backward(BnActivation act, const float* dy, const float* x, const float* weight,
-                             const float* bias, const float* saved_mean, const float* saved_invstd, float* dx,
-                             float* dweight, float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW) {
+template <typename T>
+void batch_norm_act_backward(BnActivation act, const float* dy, const T* x, const float* weight, const float* bias,
+                             const float* saved_mean, const float* saved_invstd, float* dx, float* dweight,
+                             float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW) {
   if (C == 0) return;
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   launch_kernel(bna_train_affine_kernel, blocks_for(C, kThreads), kThreads, 0, weight, bias, saved_mean, saved_invstd,
                 affine.f32(), C);
   dispatch(act, [&]<BnActivation A>() {
-    backward<A>(dy, x, weight, affine.f32(), saved_mean, saved_invstd, dx, dweight, dbias, N, C, HW);
+    backward<A, T>(dy, x, weight, affine.f32(), saved_mean, saved_invstd, dx, dweight, dbias, N, C, HW);
   });
 }
 
-void batch_norm_act_eval_backward(BnActivation act, const float* dy, const float* x, const float* weight,
-                                  const float* bias, const float* running_mean, const float* running_var, float* dx,
-                                  float* dweight, float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW,
-                                  float eps) {
+template <typename T>
+void batch_norm_act_eval_backward(BnActivation act, const float* dy, const T* x, const float* weight, const float* bias,
+                                  const float* running_mean, const float* running_var, float* dx, float* dweight,
+                                  float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW, float eps) {
   if (C == 0) return;
   Tensor affine = Tensor::empty({2, C}, DType::F32, Device::CUDA);
   batch_norm2d_eval_affine(weight, bias, running_mean, running_var, affine.f32(), C, eps);
   dispatch(act, [&]<BnActivation A>() {
-    eval_backward<A>(dy, x, affine.f32(), running_mean, running_var, dx, dweight, dbias, N, C, HW, eps);
+    eval_backward<A, T>(dy, x, affine.f32(), running_mean, running_var, dx, dweight, dbias, N, C, HW, eps);
   });
 }
+
+// The entry points for both activation types: f32, and bf16 bits (mixed precision).
+#define CXR_BATCH_NORM_ACT_ENTRY_POINTS(T)                                                                         \
+  template void batch_norm_act_forward_train<T>(BnActivation, const T*, const float*, const float*, T*, float*,    \
+                                                float*, float*, float*, std::int64_t, std::int64_t, std::int64_t,  \
+                                                float, float);                                                     \
+  template void batch_norm_act_forward_train_from_stats<T>(                                                        \
+      BnActivation, const T*, const float*, const float*, const float*, const float*, T*, float*, float*, float*,  \
+      float*, std::int64_t, std::int64_t, std::int64_t, float, float);                                             \
+  template void batch_norm_act_forward_eval<T>(BnActivation, const T*, const float*, const float*, const float*,   \
+                                               const float*, T*, std::int64_t, std::int64_t, std::int64_t, float); \
+  template void batch_norm_act_backward<T>(BnActivation, const float*, const T*, const float*, const float*,       \
+                                           const float*, const float*, float*, float*, float*, std::int64_t,       \
+                                           std::int64_t, std::int64_t);                                            \
+  template void batch_norm_act_eval_backward<T>(BnActivation, const float*, const T*, const float*, const float*,  \
+                                                const float*, const float*, float*, float*, float*, std::int64_t,  \
+                                                std::int64_t, std::int64_t, float);
+CXR_BATCH_NORM_ACT_ENTRY_POINTS(float)
+CXR_BATCH_NORM_ACT_ENTRY_POINTS(std::uint16_t)
+#undef CXR_BATCH_NORM_ACT_ENTRY_POINTS
 
 }  // namespace cxr::cuda

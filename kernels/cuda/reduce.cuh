@@ -12,6 +12,7 @@
 //   (the merge is not symmetric), so every lane gets lane 0's result.
 #pragma once
 
+#include "kernels/common/bf16.h"
 #include "kernels/common/cuda.cuh"
 
 namespace cxr::cuda {
