@@ -11,8 +11,9 @@
 // with six implementations on the same device tensors (NCHW; fp32, or their bf16 copies):
 //   cxr_fp32    cxr::cuda::conv2d_* (kernels/conv2d.h), fp32 FMA
 //   cxr_tf32    the same under AllowTf32Scope (TF32 tensor cores where the kernel has them)
-//   cxr_bf16    cxr::cuda::conv2d_*_bf16: bf16 operands, BF16 tensor cores, fp32 output
-//               (mixed precision; depthwise shapes: the direct kernels reading bf16)
+//   cxr_bf16    cxr::cuda::conv2d_*_bf16: bf16 operands, BF16 tensor cores, bf16 y (as
+//               training writes it) and fp32 gradients (mixed precision; depthwise shapes:
+//               the direct kernels reading bf16)
 //   cudnn_fp32  cuDNN, CUDNN_FMA_MATH (no tensor cores)      } only when built with cuDNN;
 //   cudnn_tf32  cuDNN, CUDNN_TENSOR_OP_MATH (TF32 allowed)   } heuristic algorithm, no
 //   cudnn_bf16  cuDNN, bf16 tensors, fp32 compute, tensor ops } search
@@ -22,13 +23,12 @@
 //
 // The floor. FLOP = 2 N K P Q (C/G) R S (each pass). Fewest bytes = 4 (N C H W + K (C/G) R S +
 // N K P Q): each operand read once and the output written once, fp32 (the same for all three
-// passes); bf16 rows count 2 bytes per operand element and 4 (cxr_bf16) or 2 (cudnn_bf16) per
-// output element. floor = max(FLOP / peak FLOP/s, bytes / peak bandwidth), with the fp32 FMA
-// peak for the fp32 rows, the dense TF32 tensor peak for the TF32 rows and the dense BF16 one
-// for the bf16 rows. Depthwise convolutions do
-// 2 R S / 8 FLOP per byte at stride 1 (2.25 for 3x3, 6.25 for 5x5; less at stride 2), far below
-// peak FLOP/s over bandwidth (20 for the H100's fp32, 148 for TF32): their floor is the bytes
-// term. The peaks come from a table keyed by the device name (H100 SXM/HBM3, H100 PCIe, H200);
+// passes); bf16 rows count 2 bytes per operand element and 2 per output element, except
+// cxr_bf16's f32 gradients (bwd_data, bwd_weight: 4). floor = max(FLOP / peak FLOP/s, bytes / peak bandwidth), with the
+// fp32 FMA peak for the fp32 rows, the dense TF32 tensor peak for the TF32 rows and the dense BF16 one for the bf16
+// rows. Depthwise convolutions do 2 R S / 8 FLOP per byte at stride 1 (2.25 for 3x3, 6.25 for 5x5; less at stride 2),
+// far below peak FLOP/s over bandwidth (20 for the H100's fp32, 148 for TF32): their floor is the bytes term. The peaks
+// come from a table keyed by the device name (H100 SXM/HBM3, H100 PCIe, H200);
 // --peak-tflops-fp32, --peak-tflops-tf32, --peak-tflops-bf16 and --peak-gbps override them. Without known peaks no
 // floor is reported.
 // Counters per case: FLOP, bytes, TFLOP/s, GB/s, floor_us, floor_frac (= floor / time: 1 is at
@@ -171,7 +171,7 @@ double flop_count(const Conv2dDims& d) {
 // The fewest bytes of one pass: its two operands read once (in_bytes an element) and its
 // result written once (out_bytes). Forward reads x, w and writes y; backward-data reads dy, w
 // and writes dx; backward-weight reads x, dy and writes dw. fp32: 4 and 4 (the same total for
-// every pass); bf16 operands: 2, and 4 (cxr writes f32 results) or 2 (cuDNN writes bf16).
+// every pass); bf16 operands: 2, and 2 (a bf16 y; cuDNN's bf16 gradients) or 4 (cxr's f32 gradients).
 double fewest_bytes(const Conv2dDims& d, ConvPass pass, double in_bytes = 4, double out_bytes = 4) {
   const double x = double(d.N) * d.C * d.H * d.W, w = double(d.K) * (d.C / d.G) * d.R * d.S,
                y = double(d.N) * d.K * d.P * d.Q;
@@ -338,7 +338,7 @@ struct Case {
 
 double case_bytes(const Case& c) {
   if (!is_bf16(c.impl)) return fewest_bytes(c.d, c.pass);
-  return fewest_bytes(c.d, c.pass, 2.0, c.impl == Impl::CxrBf16 ? 4.0 : 2.0);
+  return fewest_bytes(c.d, c.pass, 2.0, c.impl == Impl::CxrBf16 && c.pass != ConvPass::Fwd ? 4.0 : 2.0);
 }
 
 // A device tensor of uniform(-1, 1) values: 4 MiB drawn on the host, then tiled on the device
@@ -408,7 +408,7 @@ double time_cxr(benchmark::State& st, Problem& pr, ConvPass pass, Impl impl) {
     const auto* dy = pr.dyb.data<std::uint16_t>();
     switch (pass) {
       case ConvPass::Fwd:
-        op = [&, x, w] { cuda::conv2d_forward_bf16(d, x, w, nullptr, pr.y.f32()); };
+        op = [&, x, w] { cuda::conv2d_forward_bf16(d, x, w, nullptr, pr.yb.data<std::uint16_t>()); };
         break;
       case ConvPass::BwdData:
         op = [&, dy, w] { cuda::conv2d_backward_data_bf16(d, dy, w, pr.dx.f32()); };

@@ -84,27 +84,35 @@ Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p)
   return {d.N, d.K, d.P, d.Q};
 }
 
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p) {
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p, DType y_dtype) {
   Tensor no_stats;
-  return conv2d_forward_tile_stats(x, w, bias, p, no_stats, false);
+  return conv2d_forward_tile_stats(x, w, bias, p, no_stats, false, y_dtype);
 }
 
 Tensor conv2d_forward_tile_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
-                                 Tensor& tile_stats, bool want_stats) {
+                                 Tensor& tile_stats, bool want_stats, DType y_dtype) {
   const bool bf16 = check_operands("conv2d", "x", x, "w", w);
   const Conv2dDims d = conv2d_dims(x.shape(), w.shape(), p);
   if (bias.defined()) {
     check_f32_input("conv2d", "bias", bias, &x);
     check_shape("conv2d", "bias", bias, {d.K});
   }
+  CXR_CHECK(y_dtype == DType::F32 || (y_dtype == DType::BF16 && bf16), "conv2d: y can be f32, or bf16 with bf16 ",
+            "operands; asked for ", dtype_name(y_dtype), " with x ", x.str());
   tile_stats = Tensor();
-  if (bf16 && !bf16_kernels(x)) return conv2d_forward(to_f32(x), to_f32(w), bias, p);
-  Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, x.device());
+  if (bf16 && !bf16_kernels(x)) {
+    const Tensor y = conv2d_forward(to_f32(x), to_f32(w), bias, p);
+    return y_dtype == DType::BF16 ? to_bf16(y) : y;
+  }
+  Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, y_dtype, x.device());
   const float* b = bias.defined() ? bias.f32() : nullptr;
   if (want_stats && x.is_cuda())
     tile_stats = Tensor::empty({conv2d_bn_stats_tiles(d), d.K, 2}, DType::F32, x.device());
   float* stats = tile_stats.defined() ? tile_stats.f32() : nullptr;
-  if (bf16) cuda::conv2d_forward_bf16(d, x.data<std::uint16_t>(), w.data<std::uint16_t>(), b, y.f32(), stats);
+  if (y_dtype == DType::BF16)
+    cuda::conv2d_forward_bf16(d, x.data<std::uint16_t>(), w.data<std::uint16_t>(), b, y.data<std::uint16_t>(), stats);
+  else if (bf16)
+    cuda::conv2d_forward_bf16(d, x.data<std::uint16_t>(), w.data<std::uint16_t>(), b, y.f32(), stats);
   else if (x.is_cpu()) cpu::conv2d_forward(d, x.f32(), w.f32(), b, y.f32());
   else cuda::conv2d_forward(d, x.f32(), w.f32(), b, y.f32(), stats);
   return y;

@@ -21,9 +21,11 @@
 //                               the direct kernels reading bf16
 //
 // bf16 operands (mixed precision, kernels/math_mode.h): the Tensor-level functions also take
-// x and w (dy and w, dy and x) both bf16 and return f32: the same sums over the bf16 values,
-// accumulated in f32. The CPU widens the operands to f32 (exact) and runs the f32 path; that
-// is also the reference the bf16 kernels are tested against.
+// x and w (dy and w, dy and x) both bf16: the same sums over the bf16 values, accumulated in
+// f32. Gradients are f32. The forward's y is f32, or bf16 when asked (y_dtype; what mixed
+// precision keeps between layers, as cuDNN's bf16 convolutions write it): the f32 result
+// rounded once. The CPU widens the operands to f32 (exact), runs the f32 path and rounds y;
+// that is also the reference the bf16 kernels are tested against.
 #pragma once
 
 #include <cstdint>
@@ -60,13 +62,15 @@ struct Conv2dDims {
 Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p);
 Conv2dDims conv2d_dims(const Shape& x, const Shape& w, const Conv2dParams& p);
 
-// bias may be undefined (no bias); it is f32 also when x and w are bf16.
-Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+// bias may be undefined (no bias); it is f32 also when x and w are bf16. y_dtype: F32, or BF16
+// (bf16 operands only).
+Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
+                      DType y_dtype = DType::F32);
 // conv2d_forward that, when want_stats and x is on a CUDA device, also writes the per-tile
 // batch-norm statistics of y in its epilogue: tile_stats = (tiles, K, 2) (undefined otherwise).
 // For kernels/conv2d_bn_stats.cpp, which combines them; use conv2d_forward_bn_stats.
 Tensor conv2d_forward_tile_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
-                                 Tensor& tile_stats, bool want_stats);
+                                 Tensor& tile_stats, bool want_stats, DType y_dtype = DType::F32);
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
 Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_shape, const Conv2dParams& p);
 Tensor conv2d_backward_bias(const Tensor& dy);  // (N, K, P, Q) -> (K)
@@ -105,10 +109,12 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 
-// bf16 operands (bits, kernels/common/bf16.h), f32 results; depthwise ones go to the
-// depthwise kernels below.
+// bf16 operands (bits, kernels/common/bf16.h), f32 gradients, y f32 or bf16; depthwise ones go
+// to the depthwise kernels below.
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
                          float* y, float* stats = nullptr);
+void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+                         std::uint16_t* y, float* stats = nullptr);
 void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx);
 void conv2d_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x, float* dw);
 
@@ -119,6 +125,8 @@ void conv2d_depthwise_backward_data(const Conv2dDims& d, const float* dy, const 
 void conv2d_depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_depthwise_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w,
                                    const float* b, float* y);
+void conv2d_depthwise_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+                                   std::uint16_t* y);
 void conv2d_depthwise_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w,
                                          float* dx);
 void conv2d_depthwise_backward_weight_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* x,

@@ -48,8 +48,11 @@ struct Conv2dBnStats {
   Tensor var;   // (K) biased batch variance of y per channel
 };
 
-// The arguments as conv2d_forward's (x and w f32, or both bf16 under mixed precision).
-Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p);
+// The arguments as conv2d_forward's (x and w f32, or both bf16 under mixed precision; y f32, or
+// bf16 with bf16 operands). The statistics are those of y as stored: of the rounded values
+// when y is bf16, which is what a batch norm reading that y would compute.
+Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
+                                      DType y_dtype = DType::F32);
 
 // Whether the statistics come out of the epilogue of the kernel that the plain forward would run
 // anyway: not for depthwise convolutions (a separate pass over y) and not for fp32 / TF32 1x1
@@ -78,6 +81,7 @@ namespace cuda {
 // The per-tile statistics of y (N, K, P, Q) in a separate pass (convolutions without the fused
 // epilogue): partial (tiles, K, 2) as the epilogue writes it.
 void conv2d_tile_stats(const Conv2dDims& d, const float* y, float* partial);
+void conv2d_tile_stats(const Conv2dDims& d, const std::uint16_t* y, float* partial);  // bf16 y
 // partial (tiles, K, 2) of M = N P Q values per channel -> mean, var (K).
 void conv2d_bn_stats_combine(const float* partial, std::int64_t tiles, std::int64_t K, std::int64_t M, float* mean,
                              float* var);

@@ -22,7 +22,9 @@
 // 64 FMAs each). Each GEMM kernel is a template over its math (Math below): FMA in fp32, TF32
 // on the tensor cores (the same loaders and epilogue around gemm_block_tf32, chosen when
 // cxr::allow_tf32() is set), or BF16 (conv2d_*_bf16: bf16 operands read from memory into bf16
-// tiles, gemm_block_bf16, f32 results; mixed precision, kernels/math_mode.h). The BF16 variants
+// tiles, gemm_block_bf16, f32 accumulation; mixed precision, kernels/math_mode.h). The BF16
+// forward writes y as f32 or as bf16 (rounded once in the epilogue: the bf16 activations that
+// mixed precision keeps between layers, half the bytes written). The BF16 variants
 // read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too, and
 // depthwise ones to the depthwise kernels' bf16 twins.
 // Batch-norm statistics in the forward epilogue (`stats` not null; kernels/conv2d_bn_stats.h):
@@ -32,15 +34,15 @@
 // the batched SGEMM (the same tile core, so the same sums); depthwise ones run their kernel,
 // then a separate statistics pass over y (conv2d_tile_stats).
 // Vectorised gathers and NHWC are later steps (bench_conv2d has cuDNN beside these kernels).
-#include "kernels/common/bf16.h"
+#include <algorithm>
+
+#include "kernels/common/load_store.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_bn_stats.h"
 #include "kernels/cuda/conv2d_bn_stats.cuh"
 #include "kernels/cuda/gemm_tile.cuh"
 #include "kernels/gemm.h"
 #include "kernels/math_mode.h"
-
-#include <algorithm>
 
 namespace cxr::cuda {
 namespace {
@@ -71,11 +73,12 @@ __device__ __forceinline__ void run_gemm_block(const LoadA& load_a, const LoadB&
 
 // ---- forward ----------------------------------------------------------------------------------
 
-template <Math M>
+// Y: the output's element type, float or (BF16 math only) bf16 bits, rounded once at the store.
+template <Math M, class Y>
 __global__ void __launch_bounds__(kThreads)
     conv2d_forward_kernel(Conv2dDims d, const typename MathTraits<M>::Elem* __restrict__ x,
                           const typename MathTraits<M>::Elem* __restrict__ w, const float* __restrict__ b,
-                          float* __restrict__ y, bool vec_w, float* __restrict__ stats) {
+                          Y* __restrict__ y, bool vec_w, float* __restrict__ stats) {
   using Elem = typename MathTraits<M>::Elem;
   using Row = typename MathTraits<M>::Row;
   const int g = blockIdx.z, Cg = d.Cg(), Kg = d.Kg();
@@ -100,15 +103,15 @@ __global__ void __launch_bounds__(kThreads)
   const auto epilogue = [&](int m, int col, float v) {
     const int n = col / PQ, pq = col - n * PQ;
     const int k = g * Kg + m;
-    y[(static_cast<std::int64_t>(n) * d.K + k) * PQ + pq] = b ? v + b[k] : v;
+    store(y + (static_cast<std::int64_t>(n) * d.K + k) * PQ + pq, b ? v + b[k] : v);
   };
   const int m0 = static_cast<int>(blockIdx.y) * kBM, n0 = static_cast<int>(blockIdx.x) * kBN;
   run_gemm_block<M>(load_a, load_b, epilogue, Kg, NPQ, m0, n0, 0, CRS);
-  if (stats) {  // batch-norm statistics of the tile just written (conv2d_bn_stats.cuh)
+  if (stats) {  // batch-norm statistics of the tile just written, as stored (conv2d_bn_stats.cuh)
     __syncthreads();
     const auto y_at = [&](int m, int col) {
       const int n = col / PQ, pq = col - n * PQ;
-      return y[(static_cast<std::int64_t>(n) * d.K + g * Kg + m) * PQ + pq];
+      return load(y + (static_cast<std::int64_t>(n) * d.K + g * Kg + m) * PQ + pq);
     };
     tile_channel_stats(y_at, [&](int m) { return g * Kg + m; }, Kg, NPQ, m0, n0, d.K, stats);
   }
@@ -223,12 +226,11 @@ dim3 gemm_grid(std::int64_t M, std::int64_t N, std::int64_t z) {
 }
 
 // The implicit-GEMM launches, for any math.
-template <Math M, class Elem>
-void implicit_gemm_forward(const Conv2dDims& d, const Elem* x, const Elem* w, const float* b, float* y,
-                           float* stats) {
+template <Math M, class Elem, class Y>
+void implicit_gemm_forward(const Conv2dDims& d, const Elem* x, const Elem* w, const float* b, Y* y, float* stats) {
   const std::int64_t CRS = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
   const bool vec_w = aligned16(w) && CRS % 4 == 0;
-  launch_kernel(conv2d_forward_kernel<M>, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
+  launch_kernel(conv2d_forward_kernel<M, Y>, gemm_grid(d.Kg(), static_cast<std::int64_t>(d.N) * d.P * d.Q, d.G),
                 dim3(kThreads), 0, d, x, w, b, y, vec_w, stats);
 }
 
@@ -298,14 +300,27 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
   else implicit_gemm_backward_weight<Math::FMA>(d, dy, x, dw);
 }
 
-void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
-                         float* y, float* stats) {
+namespace {
+// The bf16 forward for an f32 or a bf16 output y.
+template <class Y>
+void forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b, Y* y,
+                  float* stats) {
   if (d.depthwise()) {
     conv2d_depthwise_forward_bf16(d, x, w, b, y);
     if (stats) conv2d_tile_stats(d, y, stats);
     return;
   }
   implicit_gemm_forward<Math::BF16>(d, x, w, b, y, stats);
+}
+}  // namespace
+
+void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b, float* y,
+                         float* stats) {
+  forward_bf16(d, x, w, b, y, stats);
+}
+void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+                         std::uint16_t* y, float* stats) {
+  forward_bf16(d, x, w, b, y, stats);
 }
 
 void conv2d_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w, float* dx) {

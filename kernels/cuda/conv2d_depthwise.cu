@@ -12,11 +12,12 @@
 // Element types: every kernel is a template over its operand type T, float or bf16 bits
 // (std::uint16_t, mixed precision: conv2d_depthwise_*_bf16); operands are widened when read
 // (exactly) and the sums are f32 either way, so bf16 halves the bytes read and changes nothing
-// else. Outputs are f32.
+// else. Gradients are f32; the forward's output y is f32, or bf16 (rounded once at the store)
+// for bf16 activations between layers, which halves its write too.
 // Variants: v1 (this). Shared-memory input tiles with halos are the obvious next step.
-#include "kernels/common/bf16.h"
-#include "kernels/conv2d.h"
 #include "kernels/common/cuda.cuh"
+#include "kernels/common/load_store.h"
+#include "kernels/conv2d.h"
 
 namespace cxr::cuda {
 namespace {
@@ -24,12 +25,9 @@ namespace {
 constexpr unsigned kThreads = 256;
 constexpr int kReduceThreads = 128;
 
-__device__ __forceinline__ float widen(float v) { return v; }
-__device__ __forceinline__ float widen(std::uint16_t bits) { return bf16_to_f32(bits); }
-
-template <class T>
+template <class T, class Y>
 __global__ void depthwise_forward_kernel(Conv2dDims d, const T* __restrict__ x, const T* __restrict__ w,
-                                         const float* __restrict__ b, float* __restrict__ y, std::int64_t total) {
+                                         const float* __restrict__ b, Y* __restrict__ y, std::int64_t total) {
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= total) return;
   const int q = static_cast<int>(i % d.Q), p = static_cast<int>((i / d.Q) % d.P);
@@ -43,10 +41,10 @@ __global__ void depthwise_forward_kernel(Conv2dDims d, const T* __restrict__ x, 
     if (h < 0 || h >= d.H) continue;
     for (int s = 0; s < d.S; ++s) {
       const int v = q * d.sw - d.pw + s * d.dw;
-      if (v >= 0 && v < d.W) sum = fmaf(widen(plane[h * d.W + v]), widen(wc[r * d.S + s]), sum);
+      if (v >= 0 && v < d.W) sum = fmaf(load(plane + h * d.W + v), load(wc + r * d.S + s), sum);
     }
   }
-  y[i] = sum;
+  store(y + i, sum);
 }
 
 template <class T>
@@ -70,7 +68,7 @@ __global__ void depthwise_backward_data_kernel(Conv2dDims d, const T* __restrict
       if (pw < 0) continue;
       const int q = pw / d.sw;
       if (q * d.sw != pw || q >= d.Q) continue;
-      sum = fmaf(widen(g[p * d.Q + q]), widen(wc[r * d.S + s]), sum);
+      sum = fmaf(load(g + p * d.Q + q), load(wc + r * d.S + s), sum);
     }
   }
   dx[i] = sum;
@@ -92,7 +90,7 @@ __global__ void __launch_bounds__(kReduceThreads)
     for (int pq = threadIdx.x; pq < PQ; pq += blockDim.x) {
       const int p = pq / d.Q, q = pq - p * d.Q;
       const int h = p * d.sh - d.ph + r * d.dh, v = q * d.sw - d.pw + s * d.dw;
-      if (h >= 0 && h < d.H && v >= 0 && v < d.W) sum = fmaf(widen(g[pq]), widen(plane[h * d.W + v]), sum);
+      if (h >= 0 && h < d.H && v >= 0 && v < d.W) sum = fmaf(load(g + pq), load(plane + h * d.W + v), sum);
     }
   }
   partial[threadIdx.x] = sum;
@@ -104,10 +102,10 @@ __global__ void __launch_bounds__(kReduceThreads)
   if (threadIdx.x == 0) dw[blockIdx.x] = partial[0];
 }
 
-template <class T>
-void forward(const Conv2dDims& d, const T* x, const T* w, const float* b, float* y) {
+template <class T, class Y>
+void forward(const Conv2dDims& d, const T* x, const T* w, const float* b, Y* y) {
   const std::int64_t total = static_cast<std::int64_t>(d.N) * d.C * d.P * d.Q;
-  launch_kernel(depthwise_forward_kernel<T>, blocks_for(total, kThreads), dim3(kThreads), 0, d, x, w, b, y, total);
+  launch_kernel(depthwise_forward_kernel<T, Y>, blocks_for(total, kThreads), dim3(kThreads), 0, d, x, w, b, y, total);
 }
 
 template <class T>
@@ -137,6 +135,10 @@ void conv2d_depthwise_backward_weight(const Conv2dDims& d, const float* dy, cons
 
 void conv2d_depthwise_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w,
                                    const float* b, float* y) {
+  forward(d, x, w, b, y);
+}
+void conv2d_depthwise_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
+                                   std::uint16_t* y) {
   forward(d, x, w, b, y);
 }
 void conv2d_depthwise_backward_data_bf16(const Conv2dDims& d, const std::uint16_t* dy, const std::uint16_t* w,

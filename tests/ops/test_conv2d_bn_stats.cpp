@@ -8,6 +8,8 @@
 //    two runs bit-identical: multi-tile (K > 64, N P Q > 64 with a partial last tile), strided,
 //    grouped, 1x1 (the batched-SGEMM shape, which takes the implicit GEMM with statistics) and
 //    depthwise (the separate statistics pass);
+//  - a bf16 y (mixed precision's activations): on the device the f32 y rounded once, bit for
+//    bit, and the statistics of the rounded values; on the CPU likewise;
 //  - argument checks.
 #include <random>
 #include <string>
@@ -58,8 +60,9 @@ OpCase stats_case(StatsCase sc) {
   return c;
 }
 
-// Device checks of one shape under the current math mode (bf16: bf16 operands).
-void check_on_device(const std::string& name, const StatsCase& sc, bool bf16) {
+// Device checks of one shape under the current math mode (bf16: bf16 operands; y_dtype BF16:
+// a bf16 y).
+void check_on_device(const std::string& name, const StatsCase& sc, bool bf16, DType y_dtype = DType::F32) {
   CAPTURE(name);
   std::mt19937_64 rng(1234);
   Tensor x = Tensor::randn(sc.x, rng, 0.3f, 1.f).to(Device::CUDA);
@@ -69,20 +72,25 @@ void check_on_device(const std::string& name, const StatsCase& sc, bool bf16) {
     x = to_bf16(x);
     w = to_bf16(w);
   }
-  const Conv2dBnStats r = conv2d_forward_bn_stats(x, w, b, sc.p);
-  const Tensor y_plain = conv2d_forward(x, w, b, sc.p);
+  const Conv2dBnStats r = conv2d_forward_bn_stats(x, w, b, sc.p, y_dtype);
+  CHECK(r.y.dtype() == y_dtype);
+  const Tensor y_plain = conv2d_forward(x, w, b, sc.p, y_dtype);
   const std::vector<float> y = r.y.cpu().to_vector();
   const Conv2dDims d = conv2d_dims(sc.x, sc.w, sc.p);
   // y as the plain convolution computes it. The 1x1 shape takes the implicit GEMM instead of
   // the batched SGEMM: the same tile core and reduction order, so equal too.
   CHECK_MESSAGE(y == y_plain.cpu().to_vector(), "y differs from conv2d_forward");
+  // A bf16 y is the f32 y of the same kernel, rounded once.
+  if (y_dtype == DType::BF16)
+    CHECK_MESSAGE(y == to_f32(to_bf16(conv2d_forward(x, w, b, sc.p))).cpu().to_vector(),
+                  "the bf16 y is not the f32 y rounded");
   // Statistics against the double statistics of the same y.
   std::vector<double> yd(y.begin(), y.end()), mean(d.K), var(d.K);
   cpu::channel_mean_var<double>(yd.data(), mean.data(), var.data(), d.N, d.K, static_cast<std::int64_t>(d.P) * d.Q);
   expect_close("mean " + name, r.mean.cpu().to_vector(), mean, {1e-5, 1e-4});
   expect_close("var " + name, r.var.cpu().to_vector(), var, {1e-5, 1e-4});
   // Deterministic: a second run gives the same bits.
-  const Conv2dBnStats again = conv2d_forward_bn_stats(x, w, b, sc.p);
+  const Conv2dBnStats again = conv2d_forward_bn_stats(x, w, b, sc.p, y_dtype);
   CHECK(again.y.cpu().to_vector() == y);
   CHECK(again.mean.cpu().to_vector() == r.mean.cpu().to_vector());
   CHECK(again.var.cpu().to_vector() == r.var.cpu().to_vector());
@@ -98,9 +106,9 @@ const StatsCase kDeviceCases[] = {
 };
 const char* const kDeviceNames[] = {"3x3 s1 bias", "K=70 partial tile", "3x3 s2", "groups 2", "1x1", "depthwise"};
 
-void check_all_on_device(const char* math, bool bf16) {
+void check_all_on_device(const char* math, bool bf16, DType y_dtype = DType::F32) {
   for (std::size_t i = 0; i < std::size(kDeviceCases); ++i)
-    check_on_device(std::string(kDeviceNames[i]) + " " + math, kDeviceCases[i], bf16);
+    check_on_device(std::string(kDeviceNames[i]) + " " + math, kDeviceCases[i], bf16, y_dtype);
 }
 
 }  // namespace
@@ -141,6 +149,30 @@ TEST_CASE("conv2d_bn_stats on the device: y equals conv2d_forward, statistics, d
   check_all_on_device("bf16", true);
 }
 
+TEST_CASE("conv2d_bn_stats on the device: a bf16 y, rounded once; statistics of the rounded values [gpu]" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  check_all_on_device("bf16 y", true, DType::BF16);
+}
+
+TEST_CASE("conv2d_bn_stats on the CPU: a bf16 y is the f32 y rounded; statistics of the rounded values" *
+          doctest::test_suite("cpu")) {
+  std::mt19937_64 rng(9);
+  // A mean of 3 with unit spread: rounding to bf16 (8 bits) moves the variance measurably.
+  const Tensor x = to_bf16(Tensor::randn({2, 4, 6, 6}, rng, 3.f, 1.f));
+  const Tensor w = to_bf16(Tensor::uniform({5, 4, 3, 3}, rng, -0.5f, 0.5f));
+  const Conv2dParams p = params(1, 1);
+  const Conv2dBnStats f32 = conv2d_forward_bn_stats(x, w, Tensor(), p);
+  const Conv2dBnStats r = conv2d_forward_bn_stats(x, w, Tensor(), p, DType::BF16);
+  REQUIRE(r.y.dtype() == DType::BF16);
+  CHECK(r.y.to_vector() == to_f32(to_bf16(f32.y)).to_vector());
+  const std::vector<float> y = r.y.to_vector();
+  std::vector<double> yd(y.begin(), y.end()), mean(5), var(5);
+  cpu::channel_mean_var<double>(yd.data(), mean.data(), var.data(), 2, 5, 36);
+  expect_close("mean", r.mean.to_vector(), mean, {1e-6, 1e-5});
+  expect_close("var", r.var.to_vector(), var, {1e-6, 1e-5});
+  CHECK(r.var.to_vector() != f32.var.to_vector());  // the rounded values' statistics, not the f32 ones
+}
+
 TEST_CASE("conv2d_bn_stats: a large mean does not cancel the variance [gpu]" * doctest::test_suite(gpu_suite()) *
           doctest::skip(skip_gpu_cases())) {
   // y = x + 1000 (1x1 identity filter, bias 1000): var must stay x's variance.
@@ -165,4 +197,6 @@ TEST_CASE("conv2d_bn_stats rejects bad arguments with clear messages" * doctest:
                        doctest::Contains("conv2d"), cxr::Error);
   CHECK_THROWS_WITH_AS(conv2d_forward_bn_stats(x, Tensor::zeros({4, 3, 3, 3}), Tensor::zeros({5}), params(1, 1)),
                        doctest::Contains("bias"), cxr::Error);
+  CHECK_THROWS_WITH_AS(conv2d_forward_bn_stats(x, Tensor::zeros({4, 3, 3, 3}), Tensor(), params(1, 1), DType::BF16),
+                       doctest::Contains("bf16 operands"), cxr::Error);
 }
