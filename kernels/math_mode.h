@@ -9,12 +9,14 @@
 //
 // autocast_bf16: mixed precision, the analogue of torch.autocast(dtype=torch.bfloat16). The
 // Conv2d and Linear layers round their input, their weight and, in backward, the output
-// gradient to bf16 (round to nearest even) and multiply with f32 accumulation; outputs and
-// gradients are f32. They keep the bf16 copy of their input for backward, which halves the
-// memory of those activations. Parameters ("fp32 master weights"), their gradients, the
-// optimiser state and every other op (batch norm, activations, the loss) stay f32. Applies on
-// the CPU and on CUDA (where the convolutions run on the BF16 tensor cores). Off by default
-// (train_cxr --precision bf16).
+// gradient to bf16 (round to nearest even) and multiply with f32 accumulation. A convolution's
+// output is bf16, and the ops between convolutions (batch norm, activations, residual adds,
+// pooling, squeeze-excitation, dropout) take bf16 activations and write bf16 ones, computing in
+// f32: the activations between layers, and what the layers keep for backward, are bf16 (half
+// the memory), as PyTorch's autocast keeps them. Linear outputs (the heads' logits and boxes)
+// are f32. Gradients, parameters ("fp32 master weights"), the optimiser state, batch-norm
+// statistics and the loss stay f32. Applies on the CPU and on CUDA (where the convolutions run
+// on the BF16 tensor cores). Off by default (train_cxr --precision bf16).
 #pragma once
 
 namespace cxr {

@@ -48,17 +48,19 @@ Tensor Conv2d::run_forward(const Tensor& x, Tensor* mean, Tensor* var) {
   Tensor xc = x.contiguous();
   if (observer()) observer()(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
   const bool bf16 = autocast_bf16();
-  const Tensor xin = bf16 ? to_bf16(xc) : xc;
+  const Tensor xin = bf16 ? to_bf16(xc) : to_f32(xc);
   const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
   const Tensor b = bias_ ? bias_->value : Tensor();
+  // Under autocast y is bf16 too: the activations between layers stay bf16.
+  const DType y_dtype = bf16 ? DType::BF16 : DType::F32;
   Tensor y;
   if (mean) {
-    Conv2dBnStats r = conv2d_forward_bn_stats(xin, w, b, p_);
+    Conv2dBnStats r = conv2d_forward_bn_stats(xin, w, b, p_, y_dtype);
     y = std::move(r.y);
     *mean = std::move(r.mean);
     *var = std::move(r.var);
   } else {
-    y = conv2d_forward(xin, w, b, p_);
+    y = conv2d_forward(xin, w, b, p_, y_dtype);
   }
   const bool keep = keeps_for_backward();
   save_for_backward(keep ? xin : Tensor());

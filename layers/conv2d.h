@@ -6,8 +6,10 @@
 //   Tensor dx = conv.backward(dy); // weight/bias grads accumulate (+=) when trainable
 //
 // Under autocast_bf16 (kernels/math_mode.h) x, the weight and dy are rounded to bf16 for the
-// convolutions (f32 accumulation, f32 outputs); the layer then keeps the bf16 x (and weight)
-// for backward, half the bytes of the f32 activation.
+// convolutions (f32 accumulation) and y is bf16 (the f32 sum rounded once): the activations
+// between layers are bf16, and the layer keeps the bf16 x (and weight) for backward, half the
+// bytes of an f32 activation. The gradients (dx, the weight's) are f32. Without autocast a
+// bf16 x is widened to f32.
 // forward_with_stats: the same forward, also returning the per-channel batch statistics of y
 // for the BatchNorm2d after it (conv + BN fusion, layers/conv_norm_activation.h conv_bn_forward).
 // input_grad = false skips the data gradient (a network's first layer; backward then returns

@@ -25,7 +25,7 @@ Tensor Linear::forward(const Tensor& x_in) {
   CXR_CHECK(x_in.dim() >= 1 && x_in.size(-1) == in_, "Linear: expected x of shape (..., ", in_, "), found ",
             x_in.str());
   const bool bf16 = autocast_bf16();
-  const Tensor x = bf16 ? to_bf16(x_in.contiguous().view({-1, in_})) : x_in.contiguous().view({-1, in_});
+  const Tensor x = bf16 ? to_bf16(x_in.contiguous().view({-1, in_})) : to_f32(x_in.contiguous().view({-1, in_}));
   const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
   Tensor y = linear(x, w, bias_ ? bias_->value : Tensor());
   const bool keep = keeps_for_backward();

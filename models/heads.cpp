@@ -3,6 +3,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/add.h"
+#include "kernels/cast.h"
 #include "kernels/gemm.h"
 
 namespace cxr {
@@ -57,11 +58,12 @@ Prediction CxrModel::predict(const Tensor& x) {
 
 Tensor CxrModel::class_activation_maps() const {
   CXR_CHECK(features_.defined(), architecture(), ".class_activation_maps: no forward yet");
-  const std::int64_t N = features_.size(0), F = features_.size(1), h = features_.size(2), w = features_.size(3);
+  const Tensor features = to_f32(features_);  // bf16 under mixed precision
+  const std::int64_t N = features.size(0), F = features.size(1), h = features.size(2), w = features.size(3);
   const Tensor& weight = cls_head_->weight().value;  // (C, F)
-  Tensor cams = Tensor::empty({N, num_classes_, h, w}, DType::F32, features_.device());
+  Tensor cams = Tensor::empty({N, num_classes_, h, w}, DType::F32, features.device());
   for (std::int64_t n = 0; n < N; ++n) {
-    Tensor cam = matmul(weight, features_.select(0, n).view({F, h * w}));  // (C, h w)
+    Tensor cam = matmul(weight, features.select(0, n).view({F, h * w}));  // (C, h w)
     cams.select(0, n).copy_(cam.view({num_classes_, h, w}));
   }
   return cams;

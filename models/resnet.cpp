@@ -5,8 +5,6 @@
 
 #include "kernels/activation.h"
 #include "kernels/add.h"
-#include "kernels/cast.h"
-#include "kernels/math_mode.h"
 #include "layers/activation.h"
 #include "layers/conv_norm_activation.h"
 #include "layers/init.h"
@@ -45,13 +43,6 @@ Tensor downsample_forward(Sequential& ds, const Tensor& x) {
   return conv_bn_forward(static_cast<Conv2d&>(ds[0]), static_cast<BatchNorm2d&>(ds[1]), x);
 }
 
-// A block's input as its convolutions read it: under autocast both conv1 and the shortcut's
-// convolution round it to bf16 and keep the copy for backward, so with a shortcut the block
-// makes that copy once and hands it to both (one copy kept instead of two).
-Tensor conv_input(const Tensor& x, bool has_downsample) {
-  return has_downsample && autocast_bf16() ? to_bf16(x) : x;
-}
-
 Tensor relu(const Tensor& x) { return activation_forward(Activation::ReLU, x); }
 // dy [z > 0] from the ReLU's output y = relu(z): [y > 0] = [z > 0], so the blocks keep y.
 Tensor relu_backward(const Tensor& y, const Tensor& dy) { return activation_backward(Activation::ReLU, y, dy); }
@@ -69,14 +60,15 @@ BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) : fused_
 }
 
 Tensor BasicBlock::forward(const Tensor& x) {
-  const Tensor xc = conv_input(x, downsample_ != nullptr);
-  Tensor h = conv_bn_forward(*conv1_, *bn1_, xc);  // fused: relu(bn1(...)) already
+  Tensor h = conv_bn_forward(*conv1_, *bn1_, x);  // fused: relu(bn1(...)) already
   if (!fused_) {
     h = relu(h);
     relu1_out_ = keeps_for_backward() ? h : Tensor();
   }
   h = conv_bn_forward(*conv2_, *bn2_, h);
-  Tensor identity = downsample_ ? downsample_forward(*downsample_, xc) : x;
+  // Under autocast x is bf16 already (the activations between layers are), so conv1 and the
+  // shortcut's convolution keep the same tensor: no copies.
+  Tensor identity = downsample_ ? downsample_forward(*downsample_, x) : x;
   add_(h, identity);
   Tensor out = relu(h);
   out_ = keeps_for_backward() ? out : Tensor();  // relu'(sum) = [out > 0]; the next block keeps out too
@@ -107,8 +99,7 @@ Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) : fused_
 }
 
 Tensor Bottleneck::forward(const Tensor& x) {
-  const Tensor xc = conv_input(x, downsample_ != nullptr);
-  Tensor h = conv_bn_forward(*conv1_, *bn1_, xc);  // fused: relu(bn1(...)) already
+  Tensor h = conv_bn_forward(*conv1_, *bn1_, x);  // fused: relu(bn1(...)) already
   if (!fused_) {
     h = relu(h);
     relu1_out_ = keeps_for_backward() ? h : Tensor();
@@ -119,7 +110,9 @@ Tensor Bottleneck::forward(const Tensor& x) {
     relu2_out_ = keeps_for_backward() ? h : Tensor();
   }
   h = conv_bn_forward(*conv3_, *bn3_, h);
-  Tensor identity = downsample_ ? downsample_forward(*downsample_, xc) : x;
+  // Under autocast x is bf16 already (the activations between layers are), so conv1 and the
+  // shortcut's convolution keep the same tensor: no copies.
+  Tensor identity = downsample_ ? downsample_forward(*downsample_, x) : x;
   add_(h, identity);
   Tensor out = relu(h);
   out_ = keeps_for_backward() ? out : Tensor();  // relu'(sum) = [out > 0]; the next block keeps out too
