@@ -69,7 +69,8 @@ class CxrModel : public Module {
   Tensor forward(const Tensor& x) override { return forward_heads(x).logits; }
   Tensor backward(const Tensor& dlogits) override { return backward_heads(dlogits, Tensor()); }
 
-  // The feature map (N, F, h, w) of the last forward_heads (undefined before the first).
+  // The feature map (N, F, h, w) of the last forward_heads (undefined before the first); bf16
+  // under mixed precision (autocast), like every activation between layers.
   const Tensor& feature_map() const { return features_; }
   // Class activation maps of the last forward: cam[n, c] = sum_f cls_head.weight[c, f] *
   // features[n, f] (no bias), (N, C, h, w), on the model's device.

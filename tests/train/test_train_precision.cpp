@@ -100,8 +100,10 @@ TEST_CASE("predict --precision bf16 on the device agrees with the CPU" *
   const data::Dataset ds = data::Dataset::load(test::small_synth_dir(), report);
   const auto predict = [&](const std::string& device, const std::string& precision) {
     const std::string out = dir / ("pred_" + device + "_" + precision);
+    // --overlay: the CAMs read the feature map, which is bf16 under autocast.
     REQUIRE(test::run_command(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", out, "--device",
-                                                 device, "--precision", precision, ds.image_path(0), "--quiet"}) == 0);
+                                                 device, "--precision", precision, "--overlay", ds.image_path(0),
+                                                 "--quiet"}) == 0);
     return probabilities(out + "/predictions.csv");
   };
   const std::vector<double> cpu = predict("cpu", "bf16"), emu = predict("cuda", "bf16"), f32 = predict("cpu", "fp32");
