@@ -13,12 +13,15 @@
 //   max_pool fwd  4 B/in + 8 B/out (y + i32 idx) add 12 B/elem   gap 4 B/in
 //   bn_act_step   a training forward + backward of batch norm + ReLU (r50_*) or SiLU (effb0_*):
 //                 min 20 B/elem; "unfused" = BN op, activation op, activation backward, BN
-//                 backward (52 B/elem); "fused" = kernels/batch_norm_act.h (32 B/elem)
+//                 backward (52 B/elem); "fused" = kernels/batch_norm_act.h (32 B/elem);
+//                 "fused_bf16" = the same on a bf16 x and y (mixed precision; dy, dx f32):
+//                 min 14 B/elem, the kernels 22
 //   conv_bn_fwd   convolution + BN + ReLU training forward at ResNet-50 layer1 shapes (GPU only):
 //                 "unfused" = conv2d_forward, batch_norm_act_train (stats pass + apply);
 //                 "fused" = conv2d_forward_bn_stats (statistics in the conv's epilogue),
 //                 batch_norm_act_train_from_stats (apply only): one read of y fewer (4 B/elem of
-//                 y); the 1x1 shape then runs the implicit GEMM instead of the batched SGEMM
+//                 y); the 1x1 shape then runs the implicit GEMM instead of the batched SGEMM;
+//                 "*_bf16": bf16 operands and a bf16 y and output, as under --precision bf16
 // GPU timings: CUDA events on the compute stream around one op call (outputs come from the
 // caching allocator, as in training), Google Benchmark's manual time. The cuDNN batch norm
 // runs beside ours on the same tensors (cudnnBatchNormalizationForwardTraining / Backward).
@@ -29,16 +32,17 @@
 #include <random>
 #include <string>
 
+#include "bench/bench_util.h"
 #include "kernels/activation.h"
 #include "kernels/add.h"
 #include "kernels/batch_norm.h"
 #include "kernels/batch_norm_act.h"
+#include "kernels/cast.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_bn_stats.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
-#include "bench/bench_util.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -104,9 +108,11 @@ void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
       [&] { benchmark::DoNotOptimize(batch_norm2d_backward(dy, x, w, f.saved_mean, f.saved_invstd)); });
 }
 
-// One training step of batch norm + activation (forward, then backward from dy), fused or not.
-template <bool Fused>
+// One training step of batch norm + activation (forward, then backward from dy), fused or not;
+// Bf16: fused, on a bf16 x (y bf16, dy and dx f32).
+template <bool Fused, bool Bf16 = false>
 void bn_act_step(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  static_assert(Fused || !Bf16, "the bf16 rows are the fused op's");
   if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
   const bool silu = std::string(l.name).rfind("effb0", 0) == 0;
@@ -114,8 +120,9 @@ void bn_act_step(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
   const BnActivation fa = silu ? BnActivation::SiLU : BnActivation::ReLU;
   Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 4), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f),
          b = random_tensor({l.C}, dev, 3);
+  if constexpr (Bf16) x = to_bf16(x);
   Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
-  run(st, dev, 20.0 * shape_numel(s), [&] {
+  run(st, dev, (Bf16 ? 14.0 : 20.0) * shape_numel(s), [&] {
     if constexpr (Fused) {
       BatchNormOutput f = batch_norm_act_train(fa, x, w, b, rm, rv);
       benchmark::DoNotOptimize(batch_norm_act_backward(fa, dy, x, w, b, f.saved_mean, f.saved_invstd));
@@ -140,23 +147,28 @@ struct ConvLayer {
 const ConvLayer kConvBnLayers[] = {{"r50_l1_conv2_3x3_64x56x56", 64, 56, 56, 64, 3},
                                    {"r50_l1_conv3_1x1_64to256x56x56", 64, 56, 56, 256, 1}};
 
-template <bool Fused>
+template <bool Fused, bool Bf16 = false>
 void conv_bn_forward(benchmark::State& st, Device dev, std::int64_t N, ConvLayer l) {
   if (bench::skip_without_gpu(st, dev)) return;
   const Shape xs{N, l.C, l.H, l.W}, ws{l.K, l.C, l.R, l.R};
   Conv2dParams p;
   p.pad_h = p.pad_w = static_cast<int>(l.R / 2);
   Tensor x = random_tensor(xs, dev, 1), w = random_tensor(ws, dev, 2, -0.1f, 0.1f);
+  if constexpr (Bf16) {
+    x = to_bf16(x);
+    w = to_bf16(w);
+  }
+  const DType y_dtype = Bf16 ? DType::BF16 : DType::F32;
   Tensor g = random_tensor({l.K}, dev, 3, 0.5f, 1.5f), b = random_tensor({l.K}, dev, 4);
   Tensor rm = Tensor::zeros({l.K}, DType::F32, dev), rv = Tensor::full({l.K}, 1.f, dev);
   const double y = static_cast<double>(N * l.K * l.H * l.W);
-  run(st, dev, 4.0 * (shape_numel(xs) + shape_numel(ws) + 3 * y), [&] {
+  run(st, dev, (Bf16 ? 2.0 : 4.0) * (shape_numel(xs) + shape_numel(ws) + 3 * y), [&] {
     if constexpr (Fused) {
-      Conv2dBnStats c = conv2d_forward_bn_stats(x, w, Tensor(), p);
+      Conv2dBnStats c = conv2d_forward_bn_stats(x, w, Tensor(), p, y_dtype);
       benchmark::DoNotOptimize(
           batch_norm_act_train_from_stats(BnActivation::ReLU, c.y, c.mean, c.var, g, b, rm, rv).y);
     } else {
-      Tensor c = conv2d_forward(x, w, Tensor(), p);
+      Tensor c = conv2d_forward(x, w, Tensor(), p, y_dtype);
       benchmark::DoNotOptimize(batch_norm_act_train(BnActivation::ReLU, c, g, b, rm, rv).y);
     }
   });
@@ -272,6 +284,7 @@ const bool registered = [] {
   register_all("bn_backward", bn_backward, kBnLayers);
   register_all("bn_act_step/unfused", bn_act_step<false>, kBnLayers);
   register_all("bn_act_step/fused", bn_act_step<true>, kBnLayers);
+  register_all("bn_act_step/fused_bf16", bn_act_step<true, true>, kBnLayers);
   register_all("max_pool3x3s2_fwd", pool_forward, kPoolLayers);
   register_all("max_pool3x3s2_bwd", pool_backward, kPoolLayers);
   register_all("global_avg_pool_fwd", gap_forward, kGapLayers);
@@ -285,6 +298,16 @@ const bool registered = [] {
         ->Unit(benchmark::kMicrosecond);
     benchmark::RegisterBenchmark((std::string("conv_bn_fwd/fused/cuda/") + l.name).c_str(),
                                  [l](benchmark::State& st) { conv_bn_forward<true>(st, Device::CUDA, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(
+        (std::string("conv_bn_fwd/unfused_bf16/cuda/") + l.name).c_str(),
+        [l](benchmark::State& st) { conv_bn_forward<false, true>(st, Device::CUDA, kGpuBatch, l); })
+        ->UseManualTime()
+        ->Unit(benchmark::kMicrosecond);
+    benchmark::RegisterBenchmark(
+        (std::string("conv_bn_fwd/fused_bf16/cuda/") + l.name).c_str(),
+        [l](benchmark::State& st) { conv_bn_forward<true, true>(st, Device::CUDA, kGpuBatch, l); })
         ->UseManualTime()
         ->Unit(benchmark::kMicrosecond);
   }
