@@ -13,8 +13,8 @@
 // output is bf16, and the ops between convolutions (batch norm, activations, residual adds,
 // pooling, squeeze-excitation, dropout) take bf16 activations and write bf16 ones, computing in
 // f32: the activations between layers, and what the layers keep for backward, are bf16 (half
-// the memory), as PyTorch's autocast keeps them. Linear outputs (the heads' logits and boxes)
-// are f32. Gradients, parameters ("fp32 master weights"), the optimiser state, batch-norm
+// the memory), as PyTorch's autocast keeps them; Linear outputs too (the heads widen their
+// logits and boxes to f32 for the loss). Gradients, parameters ("fp32 master weights"), the optimiser state, batch-norm
 // statistics and the loss stay f32. Applies on the CPU and on CUDA (where the convolutions run
 // on the BF16 tensor cores). Off by default (train_cxr --precision bf16).
 #pragma once

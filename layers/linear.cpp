@@ -28,6 +28,9 @@ Tensor Linear::forward(const Tensor& x_in) {
   const Tensor x = bf16 ? to_bf16(x_in.contiguous().view({-1, in_})) : to_f32(x_in.contiguous().view({-1, in_}));
   const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
   Tensor y = linear(x, w, bias_ ? bias_->value : Tensor());
+  // Under autocast the output is a bf16 activation too (ConvNeXt's MLP keeps it for GELU's
+  // backward), rounded after the GEMM: one extra pass over y, which is small beside the product.
+  if (bf16) y = to_bf16(y);
   const bool keep = keeps_for_backward();
   save_for_backward(keep ? x.view(x_in.shape()) : Tensor());
   saved_weight_ = keep && bf16 ? w : Tensor();

@@ -29,9 +29,9 @@ HeadOutputs CxrModel::forward_heads(const Tensor& x) {
   features_ = forward_features(x);
   Tensor pooled = forward_pool(features_);
   if (dropout_) pooled = dropout_->forward(pooled);
-  HeadOutputs out;
-  out.logits = cls_head_->forward(pooled);
-  out.boxes = box_head_->forward(pooled).view({pooled.size(0), num_classes_, kBoxCoords});
+  HeadOutputs out;  // f32 for the loss (bf16 under autocast, widened exactly)
+  out.logits = to_f32(cls_head_->forward(pooled));
+  out.boxes = to_f32(box_head_->forward(pooled)).view({pooled.size(0), num_classes_, kBoxCoords});
   return out;
 }
 

@@ -121,7 +121,7 @@ TEST_CASE("Conv2d under autocast: bf16 operands forward and backward, the bf16 i
   CHECK_FALSE(autocast_bf16());
 }
 
-TEST_CASE("Linear under autocast: bf16 operands forward and backward" * doctest::test_suite("layers")) {
+TEST_CASE("Linear under autocast: bf16 operands forward and backward, a bf16 output" * doctest::test_suite("layers")) {
   manual_seed(1);
   Linear fc(12, 5);
   std::mt19937_64 rng(2);
@@ -138,7 +138,9 @@ TEST_CASE("Linear under autocast: bf16 operands forward and backward" * doctest:
   CHECK(dx.shape() == x.shape());
   const Tensor x2 = x.view({12, 12});
   const LinearGrads g = linear_backward(to_bf16(x2), to_bf16(fc.weight().value), to_bf16(dy.view({12, 5})), true);
-  CHECK(bit_identical(y.view({12, 5}), linear(to_bf16(x2), to_bf16(fc.weight().value), fc.bias()->value)));
+  CHECK(y.dtype() == DType::BF16);
+  CHECK(dx.dtype() == DType::F32);
+  CHECK(bit_identical(y.view({12, 5}), to_bf16(linear(to_bf16(x2), to_bf16(fc.weight().value), fc.bias()->value))));
   CHECK(bit_identical(dx.view({12, 12}), g.dx));
   CHECK(bit_identical(fc.weight().grad, g.dw));
   CHECK(bit_identical(fc.bias()->grad, g.db));
