@@ -15,7 +15,8 @@
 //
 // Training forward = the batch norm statistics (cuda::batch_norm2d_statistics: bn_stats_kernel
 //   + bn_finalize_kernel of batch_norm.cu, saved mean/invstd, running update, affine (2, C))
-//   + bna_apply_kernel<A>: flat elementwise, y = act(fmaf(x, scale, shift)).
+//   + bna_apply_kernel<A>: flat elementwise, y = act(fmaf(x, scale, shift)), 16 bytes of x per
+//   thread and step (see Pack below).
 //   Traffic: read x twice + write y = 12 bytes/element.
 //   Unfused: batch norm 12 bytes/element + activation (read z, write y) 8 = 20 bytes/element.
 // Training forward from given statistics (mean, biased var from the convolution's epilogue,
@@ -42,6 +43,7 @@
 // pass; memory-bound still.
 // Deterministic (no atomics): partial sums in a workspace from the caching allocator.
 #include <algorithm>
+#include <cstdint>
 
 #include "kernels/batch_norm_act.h"
 #include "kernels/common/cuda.cuh"
@@ -60,15 +62,59 @@ __device__ __forceinline__ std::int64_t channel_offset(std::int64_t i, std::int6
   return (n * C + c) * HW + (i - n * HW);
 }
 
+// The elementwise passes (apply, backward dx) move K = 16 / sizeof(T) elements per thread and
+// step: 8 bf16 or 4 floats of x, one 16-byte load, so that enough bytes are in flight to fill
+// the memory pipe (one load per thread and step keeps an eighth of those bytes in flight for
+// bf16, a quarter for floats). `packed`: x, y (dy, dx) are 16-byte aligned, as tensors from the caching allocator are;
+// a view at an unaligned offset takes the one-element loop for all of it. The elements past the
+// last full pack (n % K) always take it.
+template <typename E, int K>
+struct alignas(16) Pack {
+  E v[K];
+};
+
+// The channel of flat element i of an (N, C, HW) tensor, stepped one element at a time (one
+// division for a pack instead of one per element).
+struct ChannelWalk {
+  std::int64_t c, r, C, HW;
+  __device__ ChannelWalk(std::int64_t i, std::int64_t C_, std::int64_t HW_)
+      : c((i / HW_) % C_), r(i % HW_), C(C_), HW(HW_) {}
+  __device__ void next() {
+    if (++r == HW) {
+      r = 0;
+      if (++c == C) c = 0;
+    }
+  }
+};
+
+// Grid-stride over n elements of an (N, C, HW) tensor: pack_f(p, ch) for pack p (elements
+// p K .. p K + K - 1, ch at the first of them) when `packed`, then element_f(i, c) for each
+// element i the packs did not cover, c its channel.
+template <int K, class PackF, class ElementF>
+__device__ __forceinline__ void for_each_channel_element(std::int64_t n, bool packed, const PackF& pack_f,
+                                                         const ElementF& element_f, std::int64_t C, std::int64_t HW) {
+  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
+  const std::int64_t first = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  const std::int64_t packs = packed ? n / K : 0;
+  for (std::int64_t p = first; p < packs; p += stride) pack_f(p, ChannelWalk(p * K, C, HW));
+  for (std::int64_t i = packs * K + first; i < n; i += stride) element_f(i, (i / HW) % C);
+}
+
 // y = act(x * scale + shift); affine (2, C) = scale, shift.
 template <BnActivation A, typename T>
 __global__ void bna_apply_kernel(const T* __restrict__ x, const float* __restrict__ affine, T* __restrict__ y,
-                                 std::int64_t n, std::int64_t C, std::int64_t HW) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const std::int64_t c = (i / HW) % C;
-    store(y + i, bn_act_value<A>(fmaf(load(x + i), affine[c], affine[C + c])));
-  }
+                                 std::int64_t n, std::int64_t C, std::int64_t HW, bool packed) {
+  constexpr int K = 16 / sizeof(T);
+  const auto value = [&](float v, std::int64_t c) { return bn_act_value<A>(fmaf(v, affine[c], affine[C + c])); };
+  for_each_channel_element<K>(
+      n, packed,
+      [&](std::int64_t p, ChannelWalk ch) {
+        const Pack<T, K> in = reinterpret_cast<const Pack<T, K>*>(x)[p];
+        Pack<T, K> out;
+        for (int j = 0; j < K; ++j, ch.next()) store(&out.v[j], value(load(&in.v[j]), ch.c));
+        reinterpret_cast<Pack<T, K>*>(y)[p] = out;
+      },
+      [&](std::int64_t i, std::int64_t c) { store(y + i, value(load(x + i), c)); }, C, HW);
 }
 
 // partial (C, S, 2) = sum g, sum g (x - center_c) over chunk s of channel c, g = dy act'(z);
@@ -100,24 +146,46 @@ __global__ void bna_backward_reduce_kernel(const float* __restrict__ dy, const T
   }
 }
 
+// dx = coef0 g + coef1 x + coef2, g = dy act'(z): K elements of x, dy and dx per pack (dy and
+// dx: 16 or 32 bytes).
 template <BnActivation A, typename T>
 __global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const T* __restrict__ x,
                                        const float* __restrict__ affine, const float* __restrict__ coef,
-                                       float* __restrict__ dx, std::int64_t n, std::int64_t C, std::int64_t HW) {
-  const std::int64_t stride = static_cast<std::int64_t>(gridDim.x) * blockDim.x;
-  for (std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < n; i += stride) {
-    const std::int64_t c = (i / HW) % C;
-    const float v = load(x + i);
-    const float g = bn_act_grad<A>(dy[i], fmaf(v, affine[c], affine[C + c]));
-    dx[i] = fmaf(coef[c], g, fmaf(coef[C + c], v, coef[2 * C + c]));
-  }
+                                       float* __restrict__ dx, std::int64_t n, std::int64_t C, std::int64_t HW,
+                                       bool packed) {
+  constexpr int K = 16 / sizeof(T);
+  const auto grad = [&](float d, float v, std::int64_t c) {
+    const float g = bn_act_grad<A>(d, fmaf(v, affine[c], affine[C + c]));
+    return fmaf(coef[c], g, fmaf(coef[C + c], v, coef[2 * C + c]));
+  };
+  for_each_channel_element<K>(
+      n, packed,
+      [&](std::int64_t p, ChannelWalk ch) {
+        const Pack<T, K> xs = reinterpret_cast<const Pack<T, K>*>(x)[p];
+        const Pack<float, K> ds = reinterpret_cast<const Pack<float, K>*>(dy)[p];
+        Pack<float, K> out;
+        for (int j = 0; j < K; ++j, ch.next()) out.v[j] = grad(ds.v[j], load(&xs.v[j]), ch.c);
+        reinterpret_cast<Pack<float, K>*>(dx)[p] = out;
+      },
+      [&](std::int64_t i, std::int64_t c) { dx[i] = grad(dy[i], load(x + i), c); }, C, HW);
 }
 
 unsigned elementwise_blocks(std::int64_t n) { return std::min(blocks_for(n, kThreads), 65535u * 8u); }
 
+bool aligned16(const void* p) {
+  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
+}
+
+// Threads for n elements taken K at a time (the packed kernels above).
+template <typename T>
+unsigned packed_blocks(std::int64_t n) {
+  return elementwise_blocks((n + 16 / sizeof(T) - 1) / (16 / sizeof(T)));
+}
+
 template <BnActivation A, typename T>
 void apply(const T* x, const float* affine, T* y, std::int64_t n, std::int64_t C, std::int64_t HW) {
-  launch_kernel(bna_apply_kernel<A, T>, elementwise_blocks(n), kThreads, 0, x, affine, y, n, C, HW);
+  launch_kernel(bna_apply_kernel<A, T>, packed_blocks<T>(n), kThreads, 0, x, affine, y, n, C, HW,
+                aligned16(x) && aligned16(y));
 }
 
 template <BnActivation A, typename T>
@@ -132,8 +200,8 @@ void backward(const float* dy, const T* x, const float* weight, const float* aff
                 affine, saved_mean, static_cast<float*>(nullptr), partial.f32(), C, HW, M, sp.chunk);
   batch_norm2d_backward_finalize(partial.f32(), sp.S, weight, saved_mean, saved_invstd, dweight, dbias, coef.f32(), C,
                                  M);
-  launch_kernel(bna_backward_dx_kernel<A, T>, elementwise_blocks(M * C), kThreads, 0, dy, x, affine, coef.f32(), dx,
-                M * C, C, HW);
+  launch_kernel(bna_backward_dx_kernel<A, T>, packed_blocks<T>(M * C), kThreads, 0, dy, x, affine, coef.f32(), dx,
+                M * C, C, HW, aligned16(dy) && aligned16(x) && aligned16(dx));
 }
 
 template <BnActivation A, typename T>
