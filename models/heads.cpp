@@ -56,9 +56,13 @@ Prediction CxrModel::predict(const Tensor& x) {
   return {activation_forward(Activation::Sigmoid, out.logits), box_sigmoid(out.boxes)};
 }
 
+Tensor CxrModel::feature_map() const {
+  return features_.defined() ? to_f32(features_) : features_;
+}
+
 Tensor CxrModel::class_activation_maps() const {
   CXR_CHECK(features_.defined(), architecture(), ".class_activation_maps: no forward yet");
-  const Tensor features = to_f32(features_);  // bf16 under mixed precision
+  const Tensor features = feature_map();
   const std::int64_t N = features.size(0), F = features.size(1), h = features.size(2), w = features.size(3);
   const Tensor& weight = cls_head_->weight().value;  // (C, F)
   Tensor cams = Tensor::empty({N, num_classes_, h, w}, DType::F32, features.device());

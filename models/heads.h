@@ -69,9 +69,10 @@ class CxrModel : public Module {
   Tensor forward(const Tensor& x) override { return forward_heads(x).logits; }
   Tensor backward(const Tensor& dlogits) override { return backward_heads(dlogits, Tensor()); }
 
-  // The feature map (N, F, h, w) of the last forward_heads (undefined before the first); bf16
-  // under mixed precision (autocast), like every activation between layers.
-  const Tensor& feature_map() const { return features_; }
+  // The feature map (N, F, h, w) of the last forward_heads (undefined before the first), f32:
+  // kept bf16 under mixed precision (autocast), like every activation between layers, and
+  // widened (exactly) here for the CAMs.
+  Tensor feature_map() const;
   // Class activation maps of the last forward: cam[n, c] = sum_f cls_head.weight[c, f] *
   // features[n, f] (no bias), (N, C, h, w), on the model's device.
   Tensor class_activation_maps() const;

@@ -11,7 +11,6 @@
 #include "data/image_io.h"
 #include "data/normalize.h"
 #include "data/resize.h"
-#include "kernels/cast.h"
 #include "train/cli_args.h"
 #include "train/cam.h"
 #include "train/evaluate.h"
@@ -29,7 +28,7 @@ std::size_t write_overlays(CxrModel& model, const CheckpointMeta& meta, const st
                            const std::vector<std::string>& names, const std::vector<float>& probs,
                            const std::vector<float>& boxes, const std::map<std::string, std::vector<data::Box>>& truth,
                            const fs::path& dir) {
-  const Tensor features = to_f32(model.feature_map().to(Device::CPU).contiguous());  // (n, K, h, w)
+  const Tensor features = model.feature_map().to(Device::CPU).contiguous();            // (n, K, h, w)
   const Tensor weight = model.cls_head().weight().value.to(Device::CPU).contiguous();  // (C, K)
   const int K = static_cast<int>(features.size(1)), h = static_cast<int>(features.size(2)),
             w = static_cast<int>(features.size(3));

@@ -50,6 +50,12 @@ inline unsigned blocks_for(std::int64_t n, unsigned threads) {
   return static_cast<unsigned>(b < 1 ? 1 : b);
 }
 
+// Whether p can be read or written 16 bytes at a time (float4, eight bf16). Tensors from the
+// caching allocator at offset 0 are; views at other offsets may not be.
+inline bool aligned16(const void* p) {
+  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
+}
+
 // Launches `kernel` on the compute stream and checks the launch.
 //   launch_kernel(relu_forward_kernel, grid, block, /*smem_bytes=*/0, x, y, n);
 template <typename... KernelArgs, typename... Args>

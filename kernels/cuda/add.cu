@@ -38,10 +38,6 @@ __global__ void add_kernel_v4(const float4* a, const float4* b, float4* y, std::
 
 constexpr unsigned kThreads = 256;
 
-bool aligned16(const void* p) {
-  return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0;
-}
-
 }  // namespace
 
 template <typename TA, typename TB>

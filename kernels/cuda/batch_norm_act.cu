@@ -43,7 +43,6 @@
 // pass; memory-bound still.
 // Deterministic (no atomics): partial sums in a workspace from the caching allocator.
 #include <algorithm>
-#include <cstdint>
 
 #include "kernels/batch_norm_act.h"
 #include "kernels/common/cuda.cuh"
@@ -171,10 +170,6 @@ __global__ void bna_backward_dx_kernel(const float* __restrict__ dy, const T* __
 }
 
 unsigned elementwise_blocks(std::int64_t n) { return std::min(blocks_for(n, kThreads), 65535u * 8u); }
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<std::uintptr_t>(p) % 16 == 0;
-}
 
 // Threads for n elements taken K at a time (the packed kernels above).
 template <typename T>

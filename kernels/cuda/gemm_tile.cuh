@@ -268,6 +268,4 @@ __device__ __forceinline__ void gemm_block_bf16(const LoadA& load_a, const LoadB
   write_accumulators(acc, sc, wm, wn, epilogue, M, N, m0, n0);
 }
 
-inline bool aligned16(const void* p) { return (reinterpret_cast<std::uintptr_t>(p) & 15u) == 0; }
-
 }  // namespace cxr::cuda::tile
