@@ -1,13 +1,15 @@
 # Targets of the project. Sources are found by folder, so adding an op is adding files.
 
-# Wraps each .cu file in a .cpp that the host compiler builds for the emulated device.
+# Wraps each .cu file in a .cpp that the host compiler builds for the emulated device. The
+# wrapper includes the .cu by its path in the source tree (found through the project's include
+# directory), so two checkouts produce identical wrappers and ccache (CCACHE_BASEDIR) shares them.
 function(cxr_emulated_sources out_var)
   set(result)
   foreach(cu IN LISTS ARGN)
     file(RELATIVE_PATH rel ${PROJECT_SOURCE_DIR} ${cu})
     set(wrapper ${PROJECT_BINARY_DIR}/emu/${rel}.cpp)
     file(CONFIGURE OUTPUT ${wrapper}
-         CONTENT "// Generated: ${rel} compiled for the emulated CUDA device.\n#include \"${cu}\"\n")
+         CONTENT "// Generated: ${rel} compiled for the emulated CUDA device.\n#include \"${rel}\"\n")
     set_source_files_properties(${wrapper} PROPERTIES OBJECT_DEPENDS ${cu})
     list(APPEND result ${wrapper})
   endforeach()
