@@ -23,8 +23,9 @@ function(cxr_host_target_options target)
 endfunction()
 
 file(GLOB CXR_CORE_SOURCES CONFIGURE_DEPENDS
-  tensor/*.cpp kernels/*.cpp kernels/cpu/*.cpp layers/*.cpp models/*.cpp data/*.cpp train/*.cpp)
-list(FILTER CXR_CORE_SOURCES EXCLUDE REGEX ".*/train/train_cxr\\.cpp$")
+  tensor/*.cpp kernels/*.cpp kernels/cpu/*.cpp layers/*.cpp models/*.cpp data/*.cpp
+  checkpoint/*.cpp eval/*.cpp train/*.cpp report/*.cpp cli/*.cpp)
+list(FILTER CXR_CORE_SOURCES EXCLUDE REGEX ".*/cli/train_cxr\\.cpp$")
 file(GLOB CXR_CUDA_SOURCES CONFIGURE_DEPENDS tensor/cuda/*.cu kernels/cuda/*.cu)
 file(GLOB CXR_EMU_RUNTIME_SOURCES CONFIGURE_DEPENDS cuda_emu/*.cpp)
 
@@ -50,8 +51,8 @@ else()
 endif()
 
 # --- the command line ---------------------------------------------------------------------
-if(EXISTS ${PROJECT_SOURCE_DIR}/train/train_cxr.cpp)
-  add_executable(train_cxr train/train_cxr.cpp)
+if(EXISTS ${PROJECT_SOURCE_DIR}/cli/train_cxr.cpp)
+  add_executable(train_cxr cli/train_cxr.cpp)
   target_link_libraries(train_cxr PRIVATE ${CXR_RUNTIME_LIB})
   target_compile_options(train_cxr PRIVATE ${CXR_WARNINGS})
 endif()

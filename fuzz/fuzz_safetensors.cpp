@@ -1,4 +1,4 @@
-// Fuzzes the safetensors reader (train/safetensors.h): parse_safetensors on the bytes in
+// Fuzzes the safetensors reader (checkpoint/safetensors.h): parse_safetensors on the bytes in
 // memory, and read_safetensors on the same bytes as a file (a memfd, no disk).
 // Feeds: arbitrary bytes as a .safetensors file (seeds: small files written by the
 // project's own writer, fuzz/fuzz_seed_safetensors.cpp, with every supported dtype, an
@@ -16,7 +16,7 @@
 
 #include "fuzz/fuzz_check.h"
 #include "tensor/error.h"
-#include "train/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 using namespace cxr;
 

@@ -13,6 +13,14 @@ class Error : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// A bad option or argument given by the user (train_cxr prints it with the command's usage and
+// exits with code 2). Raised where the option is checked: cli/, and the options' validators of
+// train/ and eval/.
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
 namespace detail {
 template <typename... Args>
 std::string concat(const Args&... args) {

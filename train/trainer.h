@@ -27,25 +27,10 @@
 #include <string>
 #include <vector>
 
-#include "models/heads.h"
-#include "train/checkpoint.h"
-#include "train/interrupt.h"
+#include "tensor/dtype.h"
+#include "train/train_step.h"
 
 namespace cxr {
-
-namespace data {
-struct Batch;
-}
-
-// Test hooks of train_model (unset in train_cxr): called with the 1-based optimiser step.
-struct TrainHooks {
-  std::function<void(std::int64_t step, const data::Batch& batch)> before_forward;  // e.g. poison an input
-  std::function<void(std::int64_t step, CxrModel& model)> after_backward;           // e.g. poison a gradient
-  std::function<void(std::int64_t step)> after_step;                                // e.g. raise(SIGINT)
-  // CUDA only: right after step `step` was enqueued, before the host reads step - 1's results
-  // (tests count host synchronisations between before_forward and this point).
-  std::function<void(std::int64_t step)> after_enqueue;
-};
 
 struct TrainOptions {
   std::string data_dir, out_dir;
@@ -75,6 +60,11 @@ struct TrainOptions {
   double val_fraction = 0.1;
   double grad_clip = 0.0;           // > 0: clip the global gradient norm
   std::string command_line;         // recorded in the checkpoints
+  // The math of the run (kernels/math_mode.h), set for the run's scope and recorded in the
+  // checkpoints' metadata ("precision", "tf32"): fp32, or bf16 mixed precision (autocast); TF32
+  // tensor cores for fp32 convolutions and matrix products on the GPU.
+  std::string precision = "fp32";   // fp32 | bf16
+  bool tf32 = false;
   // OpenMP threads of the compute kernels during training (0: OpenMP's default, all cores).
   // 1 by default: kernels/cpu/conv2d.cpp's weight gradient sums per-thread partials of a
   // schedule(dynamic) loop, so with more than one thread CPU runs are not bit-reproducible
@@ -119,22 +109,9 @@ struct TrainResult {
 // 143 SIGTERM) when it was interrupted (RUN/last.safetensors then holds the resume state).
 int train_exit_code(const TrainResult& result);
 
-// Eager steps before the step is captured (--cuda-graph), after the start and after each change
-// of the trainable set: the first creates the lazily allocated state (gradients, tables).
-inline constexpr int kGraphWarmupSteps = 2;
-
-// Checks the options (cli::UsageError on a bad value), then trains. Progress and messages go
+// Checks the options (UsageError on a bad value), then trains. Progress and messages go
 // to `out` (and RUN/log.txt).
 TrainResult train_model(const TrainOptions& options, std::ostream& out);
 void validate_train_options(const TrainOptions& options);
-
-// --- shared with evaluate / predict ----------------------------------------------------------
-// The model's parameters and buffers as state_dict tensors (handles sharing its storage).
-NamedTensors model_state(CxrModel& model);
-// One training step on a fixed batch (tests): forward, loss, backward, AdamW step.
-// Returns the loss before the step.
-float train_step_for_test(CxrModel& model, const Tensor& images, const Tensor& labels, const Tensor& boxes,
-                          const Tensor& box_mask, float lr, std::int64_t step,
-                          std::vector<Tensor>& exp_avg, std::vector<Tensor>& exp_avg_sq);
 
 }  // namespace cxr

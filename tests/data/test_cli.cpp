@@ -10,8 +10,8 @@
 #include "data/dataset.h"
 #include "tests/data/data_test_util.h"
 #include "tests/train/train_test_util.h"
-#include "train/cli_args.h"
-#include "train/cmd_data.h"
+#include "cli/cli_args.h"
+#include "cli/cmd_data.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;

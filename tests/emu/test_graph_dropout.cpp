@@ -26,8 +26,8 @@
 #include "tensor/stream.h"
 #include "tests/data/data_test_util.h"
 #include "tests/train/train_test_util.h"
-#include "train/checkpoint.h"
-#include "train/safetensors.h"
+#include "checkpoint/checkpoint.h"
+#include "checkpoint/safetensors.h"
 #include "train/trainer.h"
 
 using namespace cxr;

@@ -8,7 +8,7 @@
 #include <random>
 
 #include "tests/golden.h"
-#include "train/checkpoint.h"
+#include "checkpoint/checkpoint.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;

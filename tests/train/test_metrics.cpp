@@ -6,7 +6,7 @@
 #include <cmath>
 
 #include "tests/golden.h"
-#include "train/metrics.h"
+#include "eval/metrics.h"
 
 using namespace cxr;
 

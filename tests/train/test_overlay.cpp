@@ -1,5 +1,5 @@
-// Class activation maps (train/cam.h), drawing (train/draw.h) and the prediction overlays
-// (train/overlay.h): a hand-built feature map and weights give a known CAM, the CAM box sits on
+// Class activation maps (eval/cam.h), drawing (eval/draw.h) and the prediction overlays
+// (eval/overlay.h): a hand-built feature map and weights give a known CAM, the CAM box sits on
 // the hot spot, text and boxes land where they should, and predict --overlay writes PNGs.
 #include <doctest/doctest.h>
 
@@ -8,9 +8,9 @@
 #include <fstream>
 
 #include "data/image_io.h"
-#include "train/cam.h"
-#include "train/draw.h"
-#include "train/overlay.h"
+#include "eval/cam.h"
+#include "eval/draw.h"
+#include "eval/overlay.h"
 
 using namespace cxr;
 

@@ -9,7 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "train/progress.h"
+#include "eval/progress.h"
 
 using namespace cxr;
 

@@ -24,10 +24,11 @@
 #include "data/loader.h"
 #include "tests/data/data_test_util.h"
 #include "tests/train/train_test_util.h"
-#include "train/checkpoint.h"
-#include "train/cli_args.h"
-#include "train/cmd_train.h"
-#include "train/safetensors.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli_args.h"
+#include "cli/cmd_train.h"
+#include "checkpoint/safetensors.h"
+#include "train/interrupt.h"
 #include "train/trainer.h"
 
 using namespace cxr;

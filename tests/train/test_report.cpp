@@ -1,4 +1,4 @@
-// The HTML report (train/report_html.h) and its SVG charts (train/svg.h): one <svg> per expected
+// The HTML report (report/report_html.h) and its SVG charts (report/svg.h): one <svg> per expected
 // chart, names escaped, ROC / PR curves, base64, and the JSON it reads parsed with nlohmann-json.
 #include <doctest/doctest.h>
 
@@ -9,12 +9,12 @@
 #include <string>
 
 #include "data/image_io.h"
-#include "train/metrics.h"
-#include "train/report_html.h"
-#include "train/cli_args.h"
-#include "train/cmd_report.h"
-#include "train/cmd_train.h"
-#include "train/svg.h"
+#include "eval/metrics.h"
+#include "report/report_html.h"
+#include "cli/cli_args.h"
+#include "cli/cmd_report.h"
+#include "cli/cmd_train.h"
+#include "report/svg.h"
 #include "tests/data/data_test_util.h"
 
 using namespace cxr;

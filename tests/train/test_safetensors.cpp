@@ -18,7 +18,7 @@
 #include <random>
 
 #include "tests/golden.h"
-#include "train/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;

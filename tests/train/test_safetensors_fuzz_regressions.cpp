@@ -9,7 +9,7 @@
 #include <string>
 
 #include "tensor/error.h"
-#include "train/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 using namespace cxr;
 

@@ -12,10 +12,10 @@
 #include "tests/data/data_test_util.h"
 #include "tests/op_check.h"
 #include "tests/train/train_test_util.h"
-#include "train/checkpoint.h"
-#include "train/cli_args.h"
-#include "train/cmd_train.h"
-#include "train/safetensors.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli_args.h"
+#include "cli/cmd_train.h"
+#include "checkpoint/safetensors.h"
 
 using namespace cxr;
 namespace fs = std::filesystem;

@@ -17,10 +17,10 @@
 #include "models/model_factory.h"
 #include "tests/data/data_test_util.h"
 #include "tests/train/train_test_util.h"
-#include "train/checkpoint.h"
-#include "train/cli_args.h"
-#include "train/cmd_train.h"
-#include "train/safetensors.h"
+#include "checkpoint/checkpoint.h"
+#include "cli/cli_args.h"
+#include "cli/cmd_train.h"
+#include "checkpoint/safetensors.h"
 #include "train/trainer.h"
 
 using namespace cxr;
@@ -62,9 +62,22 @@ TEST_CASE("trainer: the loss goes down on a fixed batch") {
   loader.stop();
   manual_seed(1);
   auto model = make_model("resnet18");
-  std::vector<Tensor> ea, eas;
+  model->train();
+  model->set_input_grad(false);
+  // The trainer's step (train/train_step.h): AdamW without weight decay, positive weights 1.
+  Optimizer optim(*model, {.kind = OptimizerKind::adamw, .weight_decay = 0.0});
+  TrainStep step(*model, optim, {.pos_weight = Tensor::full({y.size(1)}, 1.f, x.device())});
+  data::Batch fixed;
+  fixed.images = x;
+  fixed.labels = y;
+  fixed.boxes = t;
+  fixed.box_mask = m;
   std::vector<float> losses;
-  for (int s = 1; s <= 6; ++s) losses.push_back(train_step_for_test(*model, x, y, t, m, 1e-3f, s, ea, eas));
+  for (int s = 1; s <= 6; ++s) {
+    const StepOutcome r = step.run(fixed, 1e-3, s);
+    REQUIRE(r.applied);
+    losses.push_back(static_cast<float>(r.loss));
+  }
   MESSAGE("losses: " << losses.front() << " -> " << losses.back());
   CHECK(losses.back() < losses.front());
   CHECK(losses.back() < 0.8f * losses.front());

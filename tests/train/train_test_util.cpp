@@ -8,7 +8,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "train/safetensors.h"
+#include "checkpoint/safetensors.h"
 
 namespace cxr::test {
 

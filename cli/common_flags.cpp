@@ -1,0 +1,54 @@
+// The options several subcommands share (see common_flags.h).
+#include "cli/common_flags.h"
+
+namespace cxr::cli {
+
+Args& add_device(Args& args, const std::string& help) { return args.option("device", "cpu|cuda", help, "cpu"); }
+
+Args& add_workers(Args& args) { return args.option("workers", "W", "data loader threads", "2"); }
+
+Args& add_batch_size(Args& args, const std::string& help, int default_value) {
+  return args.option("batch-size", "B", help, std::to_string(default_value));
+}
+
+// --precision bf16: mixed precision (kernels/math_mode.h), convolutions and linear layers with
+// bf16 operands and f32 accumulation, f32 master weights; like torch.autocast(bfloat16).
+Args& add_precision(Args& args) {
+  return args.option("precision", "fp32|bf16",
+                     "fp32, or bf16: mixed precision (conv/linear operands in bf16, f32 accumulation and weights)",
+                     "fp32");
+}
+
+// --tf32: fp32 convolutions and matrix products on the GPU may use TF32 tensor cores
+// (kernels/math_mode.h; PyTorch's cuDNN default). Off: device results match the CPU to fp32.
+Args& add_tf32(Args& args) {
+  return args.flag("tf32", "GPU: let fp32 convolutions and matmuls use TF32 tensor cores (faster, ~1e-3 relative error)");
+}
+
+Args& add_quiet(Args& args, const std::string& help) { return args.flag("quiet", help); }
+
+Device device_arg(const Args& a) {
+  const std::string d = a.get("device");
+  if (d != "cpu" && d != "cuda" && d != "cuda-emu") throw UsageError("--device must be cpu or cuda, got '" + d + "'");
+  return parse_device(d);
+}
+
+int int_arg(const Args& a, const std::string& name) { return static_cast<int>(a.get_int(name)); }
+
+int workers_arg(const Args& a) { return int_arg(a, "workers"); }
+
+int batch_size_arg(const Args& a) { return int_arg(a, "batch-size"); }
+
+std::string precision_arg(const Args& a) {
+  const std::string p = a.get("precision");
+  if (p != "fp32" && p != "bf16") throw UsageError("--precision must be fp32 or bf16, got '" + p + "'");
+  return p;
+}
+
+bool tf32_arg(const Args& a) { return a.is_flag("tf32") && a.flag_set("tf32"); }
+
+bool quiet_arg(const Args& a) { return a.flag_set("quiet"); }
+
+MathScope::MathScope(const Args& args) : tf32_(tf32_arg(args)), bf16_(precision_arg(args) == "bf16") {}
+
+}  // namespace cxr::cli

@@ -1,0 +1,50 @@
+// The options that several subcommands of train_cxr share, each declared (name, value, help,
+// default) and checked here once:
+//   --device cpu|cuda      train, eval, predict
+//   --workers W            train, eval, demo
+//   --batch-size B         train, eval, predict (each with its own default)
+//   --precision fp32|bf16  train, eval, predict, demo   (kernels/math_mode.h)
+//   --tf32                 train, eval, predict
+//   --quiet                every command that shows progress
+//
+//   add_device(args, "where to train");  ...  args.parse(...);
+//   o.device = device_arg(args);
+#pragma once
+
+#include <string>
+
+#include "cli/cli_args.h"
+#include "kernels/math_mode.h"
+#include "tensor/dtype.h"
+
+namespace cxr::cli {
+
+Args& add_device(Args& args, const std::string& help);
+Args& add_workers(Args& args);
+Args& add_batch_size(Args& args, const std::string& help, int default_value);
+Args& add_precision(Args& args);
+Args& add_tf32(Args& args);
+Args& add_quiet(Args& args, const std::string& help);
+
+Device device_arg(const Args& args);         // UsageError unless cpu, cuda or cuda-emu
+int workers_arg(const Args& args);
+int batch_size_arg(const Args& args);
+std::string precision_arg(const Args& args);  // "fp32" | "bf16"; UsageError otherwise
+bool tf32_arg(const Args& args);
+bool quiet_arg(const Args& args);
+
+// The math of a command that records nothing (eval, predict): --precision and --tf32 (where
+// declared) set for the command's scope, so a process that runs several commands (the tests)
+// is not left in another mode. train carries them in TrainOptions instead (the checkpoint records them).
+class MathScope {
+ public:
+  explicit MathScope(const Args& args);
+
+ private:
+  AllowTf32Scope tf32_;
+  AutocastBf16Scope bf16_;
+};
+
+int int_arg(const Args& args, const std::string& name);
+
+}  // namespace cxr::cli
