@@ -1,0 +1,85 @@
+// CPU training does not depend on the OpenMP thread count: a few resnet18 training steps (32 px,
+// batch 4: forward, the fused loss, backward, AdamW) give the same losses, gradient norms,
+// weights and batch-norm statistics at 1, 2 and 3 threads, bit for bit (the ops one by one:
+// tests/ops/test_cpu_threads.cpp).
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "kernels/reduce.h"
+#include "layers/init.h"
+#include "models/model_factory.h"
+#include "tests/op_check.h"
+#include "train/trainer.h"
+
+using namespace cxr;
+using namespace cxr::test;
+
+namespace {
+
+struct Run {
+  std::vector<float> losses, grad_norms;
+  std::vector<std::string> names;
+  std::vector<std::vector<float>> state;  // parameters, then buffers, in the model's order
+};
+
+// Three steps on a fixed batch from the same initialisation, with `threads` OpenMP threads.
+Run train_steps(int threads) {
+  const ThreadCountScope scope(threads);
+  std::mt19937_64 rng(7);
+  const std::int64_t N = 4, C = 14;
+  const Tensor x = Tensor::randn({N, 3, 32, 32}, rng);
+  Tensor y = Tensor::uniform({N, C}, rng, 0.f, 1.f), m = Tensor::uniform({N, C}, rng, 0.f, 1.f);
+  for (std::int64_t i = 0; i < N * C; ++i) {
+    y.f32()[i] = y.f32()[i] < 0.3f ? 1.f : 0.f;
+    m.f32()[i] = y.f32()[i] * (m.f32()[i] < 0.5f ? 1.f : 0.f);
+  }
+  const Tensor t = Tensor::uniform({N, C, 4}, rng, 0.1f, 0.9f);
+  manual_seed(1);
+  std::unique_ptr<CxrModel> model = make_model("resnet18", static_cast<int>(C));
+  std::vector<Tensor> exp_avg, exp_avg_sq;
+  Run r;
+  for (int step = 1; step <= 3; ++step) {
+    r.losses.push_back(train_step_for_test(*model, x, y, t, m, 1e-3f, step, exp_avg, exp_avg_sq));
+    std::vector<Tensor> grads;
+    for (auto& [name, p] : model->named_parameters()) grads.push_back(p->grad);
+    r.grad_norms.push_back(global_norm(grads).item());
+  }
+  for (auto& [name, p] : model->named_parameters()) {
+    r.names.push_back(name);
+    r.state.push_back(p->value.to_vector());
+  }
+  for (auto& [name, b] : model->named_buffers()) {
+    if (b->dtype() != DType::F32) continue;  // num_batches_tracked
+    r.names.push_back(name);
+    r.state.push_back(b->to_vector());
+  }
+  return r;
+}
+
+bool same_bits(const std::vector<float>& a, const std::vector<float>& b) {
+  return a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0;
+}
+
+}  // namespace
+
+TEST_CASE("resnet18 training steps on the CPU: the same weights at 1, 2 and 3 threads, bit for bit" *
+          doctest::test_suite("train")) {
+  const Run one = train_steps(1);
+  CHECK(one.losses.back() < one.losses.front());  // it trained
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const Run r = train_steps(threads);
+    CHECK(same_bits(r.losses, one.losses));
+    CHECK(same_bits(r.grad_norms, one.grad_norms));
+    REQUIRE(r.names == one.names);
+    std::vector<std::string> differ;
+    for (std::size_t i = 0; i < r.state.size(); ++i)
+      if (!same_bits(r.state[i], one.state[i])) differ.push_back(r.names[i]);
+    CHECK_MESSAGE(differ.empty(), differ.size(), " of ", r.names.size(), " tensors differ from 1 thread, first ",
+                  (differ.empty() ? std::string() : differ.front()));
+  }
+}
