@@ -79,7 +79,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("device", "cpu|cuda", "where to train", "cpu")
       .option("workers", "W", "data loader threads", "2")
       .option("seed", "S", "seed of the weights, split, order, augmentation and dropout", "0")
-      .option("threads", "T", "compute threads (0: all cores; > 1 is not bit-reproducible on the CPU yet)", "1")
+      .option("threads", "T", "compute threads (0: all cores; CPU results are bit-identical at any count)", "1")
       .flag("tf32", kTf32Help)
       .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("resume", "continue RUN from RUN/last.safetensors (same settings)")

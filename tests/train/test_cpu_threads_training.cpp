@@ -1,7 +1,8 @@
 // CPU training does not depend on the OpenMP thread count: a few resnet18 training steps (32 px,
 // batch 4: forward, the fused loss, backward, AdamW) give the same losses, gradient norms,
-// weights and batch-norm statistics at 1, 2 and 3 threads, bit for bit (the ops one by one:
-// tests/ops/test_cpu_threads.cpp).
+// weights and batch-norm statistics at 1, 2 and 3 threads, bit for bit; and so does a whole
+// `train_cxr train` epoch with gradient clipping at --threads 1, 2 and 3 (every tensor of
+// last.safetensors). The ops one by one: tests/ops/test_cpu_threads.cpp.
 #include <doctest/doctest.h>
 
 #include <cstring>
@@ -12,7 +13,10 @@
 #include "kernels/reduce.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
+#include "tests/data/data_test_util.h"
 #include "tests/op_check.h"
+#include "tests/train/train_test_util.h"
+#include "train/cmd_train.h"
 #include "train/trainer.h"
 
 using namespace cxr;
@@ -80,6 +84,26 @@ TEST_CASE("resnet18 training steps on the CPU: the same weights at 1, 2 and 3 th
     for (std::size_t i = 0; i < r.state.size(); ++i)
       if (!same_bits(r.state[i], one.state[i])) differ.push_back(r.names[i]);
     CHECK_MESSAGE(differ.empty(), differ.size(), " of ", r.names.size(), " tensors differ from 1 thread, first ",
+                  (differ.empty() ? std::string() : differ.front()));
+  }
+}
+
+TEST_CASE("train_cxr train on the CPU: the same checkpoint at --threads 1, 2 and 3" * doctest::test_suite("train")) {
+  test::TempDir dir("cpu_threads");
+  auto train = [&](int threads) {
+    const std::string out = dir / ("threads" + std::to_string(threads));
+    const std::vector<std::string> args{"--data", test::small_synth_dir(), "--out", out, "--model", "resnet18",
+                                        "--image-size", "32", "--epochs", "1", "--batch-size", "8", "--workers", "2",
+                                        "--seed", "3", "--lr", "0.001", "--grad-clip", "1", "--threads",
+                                        std::to_string(threads), "--quiet"};
+    REQUIRE(test::run_command(cli::run_train, args) == 0);
+    return out + "/last.safetensors";
+  };
+  const std::string one = train(1);
+  for (int threads : {2, 3}) {
+    CAPTURE(threads);
+    const std::vector<std::string> differ = test::differing_tensors(one, train(threads));
+    CHECK_MESSAGE(differ.empty(), differ.size(), " tensors differ from --threads 1, first ",
                   (differ.empty() ? std::string() : differ.front()));
   }
 }
