@@ -371,11 +371,20 @@ void check_fp32_on_gpu(const std::string& name, const OpCase& c) {
   }
 }
 
+// Every listed precision is a lower one with a bound (fp32 always runs, with the Tol fields).
+void check_precision_list(const std::string& name, const OpCase& c) {
+  for (const PrecisionBound& b : c.precisions)
+    REQUIRE_MESSAGE((b.precision != Precision::FP32 && b.max_error > 0), name, ": OpCase::precisions lists ",
+                    std::string(precision_name(b.precision)), " with bound ", b.max_error,
+                    " (list TF32 / BF16 with a bound > 0; fp32 always runs, with the Tol fields)");
+}
+
 }  // namespace
 
 void check_op_on_cpu(const std::string& name, const OpCase& c) {
   REQUIRE(c.forward);
   REQUIRE(c.reference);
+  check_precision_list(name, c);
   check_fp32_on_cpu(name, c);
   for (const PrecisionBound& b : c.precisions)
     if (b.precision == Precision::BF16) check_bf16(name, c, b, Device::CPU);
@@ -386,6 +395,7 @@ void check_op_on_gpu(const std::string& name, const OpCase& c) {
   if (!backend::has_device()) {
     FAIL("CXR_REQUIRE_GPU=1 but no CUDA device was found (" << backend::device_description() << ")");
   }
+  check_precision_list(name, c);
   check_fp32_on_gpu(name, c);
   for (const PrecisionBound& b : c.precisions) {
     if (b.precision == Precision::TF32) check_tf32_on_gpu(name, c, b);
