@@ -10,7 +10,9 @@
 // Device results stay on the device: the clip coefficient is computed there and either
 // applied with scale_() or handed to the optimisers as their gradient scale (no host sync).
 // Accumulation: CUDA in f32 (per-thread partial sums, warp shuffles, block trees, a fixed
-// two-pass order: deterministic); CPU in double.
+// two-pass order: deterministic); CPU in double, in a fixed order whatever the number of
+// OpenMP threads (chunks of kSumChunk elements, their sums added in chunk order; see
+// kernels/cpu/reduce.cpp): bit-identical at any thread count.
 #pragma once
 
 #include <cstdint>
@@ -54,6 +56,9 @@ Tensor clip_grad_norm_(std::vector<Tensor>& grads, float max_norm);
 inline constexpr float kClipEps = 1e-6f;
 
 namespace cpu {
+// The whole-tensor sums below cut x into chunks of this many elements, a constant (not a
+// function of the thread count): chunk sums in any thread, added in chunk order.
+inline constexpr std::int64_t kSumChunk = std::int64_t{1} << 14;
 // out[0] = Σ x (accumulated in double) * scale.
 template <typename T>
 void sum(const T* x, std::int64_t n, T scale, T* out);

@@ -1,11 +1,15 @@
 #include "tests/op_check.h"
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <functional>
 #include <sstream>
 
+#include "kernels/cast.h"
+#include "kernels/common/bf16.h"
 #include "tensor/backend.h"
 
 namespace cxr::test {
@@ -35,6 +39,26 @@ std::vector<double> to_doubles(const Tensor& t) {
 Tensor from_doubles(const std::vector<double>& v, const Shape& shape) {
   return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape);
 }
+
+const char* precision_name(Precision p) {
+  switch (p) {
+    case Precision::FP32: return "fp32";
+    case Precision::TF32: return "tf32";
+    case Precision::BF16: return "bf16";
+  }
+  return "?";
+}
+
+Precision current_precision() {
+  if (autocast_bf16()) return Precision::BF16;
+  if (allow_tf32()) return Precision::TF32;
+  return Precision::FP32;
+}
+
+Tensor autocast_operand(const Tensor& x) { return autocast_bf16() ? to_bf16(x) : x; }
+
+ThreadCountScope::ThreadCountScope(int threads) : saved_(omp_get_max_threads()) { omp_set_num_threads(threads); }
+ThreadCountScope::~ThreadCountScope() { omp_set_num_threads(saved_); }
 
 namespace {
 
@@ -69,6 +93,21 @@ void expect_close(const std::string& what, const Tensor& actual, const Tensor& e
                   shape_str(expected.shape()));
   expect_close(what, actual.to_vector(), to_doubles(expected), tol);
 }
+
+double relative_error(const Tensor& got, const std::vector<double>& want) {
+  const std::vector<float> x = got.to(Device::CPU).to_vector();
+  REQUIRE_MESSAGE(x.size() == want.size(), x.size(), " elements, expected ", want.size());
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < x.size(); ++i) {
+    if (!std::isfinite(x[i])) return INFINITY;
+    num += (x[i] - want[i]) * (x[i] - want[i]);
+    den += want[i] * want[i];
+  }
+  if (den == 0) return num == 0 ? 0.0 : INFINITY;
+  return std::sqrt(num / den);
+}
+
+double relative_error(const Tensor& got, const Tensor& want) { return relative_error(got, to_doubles(want.cpu())); }
 
 namespace {
 
@@ -115,11 +154,134 @@ double weighted_sum(const Doubles& outs, const std::vector<std::vector<double>>&
   return s;
 }
 
-}  // namespace
+// A CPU f32 tensor's values rounded to bf16 (still f32).
+Tensor rounded_bf16(const Tensor& t) {
+  Tensor r = t.cpu().clone();
+  float* p = r.f32();
+  for (std::int64_t i = 0; i < r.numel(); ++i) p[i] = round_bf16(p[i]);
+  return r;
+}
 
-void check_op_on_cpu(const std::string& name, const OpCase& c) {
-  REQUIRE(c.forward);
-  REQUIRE(c.reference);
+std::string out_name(const std::string& name, Precision p, std::size_t k) {
+  return name + " [" + precision_name(p) + "] output " + std::to_string(k);
+}
+std::string grad_name(const std::string& name, Precision p, std::size_t i) {
+  return name + " [" + precision_name(p) + "] d(input " + std::to_string(i) + ")";
+}
+
+void check_below(const std::string& what, double err, double bound) {
+  CHECK_MESSAGE(err < bound, what, ": relative error ", err, ", bound ", bound);
+}
+void check_above(const std::string& what, double err, double bound) {
+  CHECK_MESSAGE(err > bound, what, ": relative difference ", err, ", at least ", bound, " expected");
+}
+
+// TF32 on the device (see op_check.h): the CPU fp32 result is the reference.
+void check_tf32_on_gpu(const std::string& name, const OpCase& c, const PrecisionBound& b) {
+  const Precision p = Precision::TF32;
+  const std::uint64_t seed = seed_of(name);
+  const Tensors originals = make_inputs(c, seed);
+  Tensors ins_cpu = clone_to(originals, Device::CPU), ins32 = clone_to(originals, Device::CUDA),
+          ins = clone_to(originals, Device::CUDA);
+  const Tensors outs_cpu = c.forward(ins_cpu), outs32 = c.forward(ins32);
+  Tensors outs;
+  {
+    PrecisionScope scope(p);
+    outs = c.forward(ins);
+  }
+  REQUIRE(outs.size() == outs_cpu.size());
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    const std::string what = out_name(name, p, k);
+    REQUIRE_MESSAGE(outs[k].device() == Device::CUDA, what, " is not on the device");
+    check_below(what + " vs cpu", relative_error(outs[k], outs_cpu[k]), b.max_error);
+    check_below(what + " (fp32 on the device) vs cpu", relative_error(outs32[k], outs_cpu[k]), b.max_fp32_error);
+    check_above(what + " vs fp32 on the device", relative_error(outs[k], outs32[k]), b.min_change);
+  }
+  if (c.backward) {
+    const Tensors r = output_weights(c, outs_cpu, seed);
+    const Tensors r_dev = clone_to(r, Device::CUDA);
+    Tensors in2_cpu = clone_to(originals, Device::CPU), in2_32 = clone_to(originals, Device::CUDA),
+            in2 = clone_to(originals, Device::CUDA);
+    const Tensors g_cpu = c.backward(in2_cpu, outs_cpu, r), g32 = c.backward(in2_32, outs32, r_dev);
+    Tensors g;
+    {
+      PrecisionScope scope(p);
+      g = c.backward(in2, outs, r_dev);
+    }
+    REQUIRE(g.size() == g_cpu.size());
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      if (!c.inputs[i].differentiable || !g_cpu[i].defined()) continue;
+      const std::string what = grad_name(name, p, i);
+      REQUIRE_MESSAGE(g[i].defined(), what, ": no gradient");
+      check_below(what + " vs cpu", relative_error(g[i], g_cpu[i]), b.max_error);
+      check_below(what + " (fp32 on the device) vs cpu", relative_error(g32[i], g_cpu[i]), b.max_fp32_error);
+      if (c.inputs[i].matmul_operand)
+        check_above(what + " vs fp32 on the device", relative_error(g[i], g32[i]), b.min_change);
+    }
+  }
+  CHECK_MESSAGE(current_precision() == Precision::FP32, name, ": the TF32 scope did not restore fp32");
+}
+
+// BF16 autocast on `device` (see op_check.h): the double reference of the rounded operands.
+void check_bf16(const std::string& name, const OpCase& c, const PrecisionBound& b, Device device) {
+  const Precision p = Precision::BF16;
+  const std::uint64_t seed = seed_of(name);
+  const Tensors originals = make_inputs(c, seed);
+  Doubles din;  // as autocast hands them to the products
+  for (std::size_t i = 0; i < originals.size(); ++i)
+    din.push_back(to_doubles(c.inputs[i].matmul_operand ? rounded_bf16(originals[i]) : originals[i]));
+
+  Tensors ins = clone_to(originals, device), ins32 = clone_to(originals, device);
+  Tensors outs;
+  {
+    PrecisionScope scope(p);
+    outs = c.forward(ins);
+  }
+  const Tensors outs32 = c.forward(ins32);
+  const Doubles ref = c.reference(din);
+  REQUIRE_MESSAGE(outs.size() == ref.size(), name, ": ", outs.size(), " outputs but the reference gives ", ref.size());
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    const std::string what = out_name(name, p, k);
+    REQUIRE_MESSAGE(outs[k].dtype() == DType::F32, what, " is ", std::string(dtype_name(outs[k].dtype())),
+                    ", expected f32");
+    REQUIRE_MESSAGE(outs[k].device() == device, what, " is on ", device_name(outs[k].device()));
+    check_below(what + " vs double reference", relative_error(outs[k], ref[k]), b.max_error);
+    check_above(what + " (fp32, operands not rounded) vs double reference", relative_error(outs32[k], ref[k]),
+                b.min_change);
+  }
+  if (c.backward) {
+    REQUIRE_MESSAGE(c.reference_backward, name, ": BF16 needs reference_backward");
+    const Tensors r = output_weights(c, outs, seed);
+    Tensors r16;  // autocast takes the output gradient of a product as bf16
+    Doubles dr;
+    for (const Tensor& t : r) {
+      r16.push_back(rounded_bf16(t).to(device));
+      dr.push_back(to_doubles(r16.back().cpu()));
+    }
+    Tensors in2 = clone_to(originals, device), in2_32 = clone_to(originals, device);
+    Tensors g;
+    {
+      PrecisionScope scope(p);
+      g = c.backward(in2, outs, r16);
+    }
+    const Tensors g32 = c.backward(in2_32, outs32, clone_to(r, device));
+    const Doubles gref = c.reference_backward(din, dr);
+    REQUIRE(g.size() == c.inputs.size());
+    REQUIRE(gref.size() == c.inputs.size());
+    for (std::size_t i = 0; i < g.size(); ++i) {
+      if (!c.inputs[i].differentiable) continue;
+      const std::string what = grad_name(name, p, i);
+      REQUIRE_MESSAGE(g[i].defined(), what, ": no gradient");
+      check_below(what + " vs double reference", relative_error(g[i], gref[i]), b.max_error);
+      if (c.inputs[i].matmul_operand)
+        check_above(what + " (fp32, operands not rounded) vs double reference", relative_error(g32[i], gref[i]),
+                    b.min_change);
+    }
+  }
+  CHECK_MESSAGE(current_precision() == Precision::FP32, name, ": the BF16 scope did not restore fp32");
+}
+
+void check_fp32_on_cpu(const std::string& name, const OpCase& c) {
   const std::uint64_t seed = seed_of(name);
   const Tensors originals = make_inputs(c, seed);
   Doubles din;
@@ -173,10 +335,7 @@ void check_op_on_cpu(const std::string& name, const OpCase& c) {
   }
 }
 
-void check_op_on_gpu(const std::string& name, const OpCase& c) {
-  if (!backend::has_device()) {
-    FAIL("CXR_REQUIRE_GPU=1 but no CUDA device was found (" << backend::device_description() << ")");
-  }
+void check_fp32_on_gpu(const std::string& name, const OpCase& c) {
   const std::uint64_t seed = seed_of(name);
   const Tensors originals = make_inputs(c, seed);
   const std::string dev = device_name(Device::CUDA);
@@ -209,6 +368,38 @@ void check_op_on_gpu(const std::string& name, const OpCase& c) {
     REQUIRE_MESSAGE(g_dev[i].defined(), name, ": no ", dev, " gradient for input ", i);
     expect_close(name + " d(input " + std::to_string(i) + ") " + dev + " vs cpu", g_dev[i], g_cpu[i],
                  c.device_grad_tol);
+  }
+}
+
+// Every listed precision is a lower one with a bound (fp32 always runs, with the Tol fields).
+void check_precision_list(const std::string& name, const OpCase& c) {
+  for (const PrecisionBound& b : c.precisions)
+    REQUIRE_MESSAGE((b.precision != Precision::FP32 && b.max_error > 0), name, ": OpCase::precisions lists ",
+                    std::string(precision_name(b.precision)), " with bound ", b.max_error,
+                    " (list TF32 / BF16 with a bound > 0; fp32 always runs, with the Tol fields)");
+}
+
+}  // namespace
+
+void check_op_on_cpu(const std::string& name, const OpCase& c) {
+  REQUIRE(c.forward);
+  REQUIRE(c.reference);
+  check_precision_list(name, c);
+  check_fp32_on_cpu(name, c);
+  for (const PrecisionBound& b : c.precisions)
+    if (b.precision == Precision::BF16) check_bf16(name, c, b, Device::CPU);
+  // TF32 leaves CPU results as they are: checked on the device only.
+}
+
+void check_op_on_gpu(const std::string& name, const OpCase& c) {
+  if (!backend::has_device()) {
+    FAIL("CXR_REQUIRE_GPU=1 but no CUDA device was found (" << backend::device_description() << ")");
+  }
+  check_precision_list(name, c);
+  check_fp32_on_gpu(name, c);
+  for (const PrecisionBound& b : c.precisions) {
+    if (b.precision == Precision::TF32) check_tf32_on_gpu(name, c, b);
+    if (b.precision == Precision::BF16) check_bf16(name, c, b, Device::CUDA);
   }
 }
 

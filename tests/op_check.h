@@ -1,4 +1,6 @@
-// The op-test registry: one description of an op case, checked on every device present.
+// The op-test registry: one description of an op case, checked on every device present and at
+// every precision the case declares (as ggml's test-backend-ops runs each case per type, each
+// with its own error bound).
 //
 //   CXR_OP_CASE("relu 2x3x5x7") { return relu_case({2, 3, 5, 7}); }
 //
@@ -9,6 +11,16 @@
 //                         in cxr_tests_cuda (the real GPU): forward and every gradient against
 //                         the CPU implementation. Skipped where no GPU exists, unless
 //                         CXR_REQUIRE_GPU=1, which makes a missing GPU a failure.
+// Those are the fp32 checks, with the tolerances of OpCase (Tol: elementwise). A case may also
+// declare lower precisions (OpCase::precisions), each with its own bound on relative L2 errors,
+// checked in the same two doctest cases after the fp32 checks (messages say "[tf32]", "[bf16]"):
+//   TF32  [gpu] only (TF32 changes device results only; the CPU has no TF32 path): the device
+//         result under TF32 against the CPU fp32 result; the device fp32 result against the CPU
+//         too; and the TF32 result away from the fp32 device result (the tensor-core path ran).
+//   BF16  [cpu] and [gpu], under autocast (kernels/math_mode.h): the result against the double
+//         reference of the operands as autocast rounds them (inputs marked matmul_operand and
+//         the output gradients rounded to bf16: reference, reference_backward); and away from
+//         the fp32 result of the unrounded operands (the operands really were rounded).
 // Device outputs are allocated from poisoned memory (NaN), so an element a kernel forgets to
 // write fails the comparison.
 #pragma once
@@ -20,6 +32,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/math_mode.h"
 #include "tensor/tensor.h"
 
 namespace cxr::test {
@@ -37,6 +50,43 @@ struct Input {
   Shape shape;
   Generator init;             // default: standard normal
   bool differentiable = true;  // checked by finite differences / compared on devices
+  // An operand of the op's matrix products (a convolution's x and w, not its bias): autocast
+  // rounds it to bf16, the TF32 tensor cores read it at 10 mantissa bits, and its gradient is a
+  // matrix product too. Used by the TF32 and BF16 checks only.
+  bool matmul_operand = false;
+};
+
+// The precisions of the registry: fp32 (every case), TF32 tensor cores (allow_tf32), bf16
+// autocast (autocast_bf16).
+enum class Precision { FP32, TF32, BF16 };
+const char* precision_name(Precision p);  // "fp32", "tf32", "bf16"
+
+// The math switches of a precision for a scope (FP32: TF32 and autocast off; TF32: TF32 on;
+// BF16: autocast on), restoring the previous ones at its end. Tests set kernels/math_mode.h's
+// switches through this class only.
+class PrecisionScope {
+ public:
+  explicit PrecisionScope(Precision p) : tf32_(p == Precision::TF32), bf16_(p == Precision::BF16) {}
+  PrecisionScope(const PrecisionScope&) = delete;
+  PrecisionScope& operator=(const PrecisionScope&) = delete;
+
+ private:
+  AllowTf32Scope tf32_;
+  AutocastBf16Scope bf16_;
+};
+// The precision the switches select now (FP32 when neither is on).
+Precision current_precision();
+// An operand of a matrix product as autocast hands it to the op: its bf16 copy under BF16, x
+// itself otherwise (for OpCase::forward / backward of cases that declare BF16).
+Tensor autocast_operand(const Tensor& x);
+
+// The bound of a case at TF32 or BF16 (see the top of the file). Errors are relative L2 norms,
+// ||got - want|| / ||want||, of each output and each gradient.
+struct PrecisionBound {
+  Precision precision = Precision::BF16;
+  double max_error = 0;       // every output and gradient against its reference
+  double min_change = 0;      // outputs and gradients of matmul operands: at least this far from fp32
+  double max_fp32_error = 0;  // TF32: the fp32 device result against the same (CPU) reference
 };
 
 struct OpCase {
@@ -50,6 +100,9 @@ struct OpCase {
   // The math in double precision: inputs -> outputs. Used for the CPU forward check and for
   // finite differences. Required.
   std::function<Doubles(const Doubles&)> reference;
+  // The gradients in double precision: (inputs, output gradients) -> one per input (empty for
+  // non-differentiable ones). Required by BF16 when the case has a backward.
+  std::function<Doubles(const Doubles& inputs, const Doubles& grad_outputs)> reference_backward;
   std::vector<bool> differentiable_outputs;  // default: all; others get zero gradient
   Tol forward_tol{1e-5, 1e-4};   // CPU f32 vs double reference
   Tol grad_tol{1e-3, 1e-2};      // CPU analytic gradient vs finite differences of the reference
@@ -57,6 +110,9 @@ struct OpCase {
   Tol device_grad_tol{1e-4, 1e-3};  // device vs CPU, gradients
   int fd_samples = 32;  // elements of each input probed by finite differences
   double fd_step = 1e-4;
+  // Lower precisions the case also runs at, each with its bound (fp32 always runs, with the
+  // tolerances above).
+  std::vector<PrecisionBound> precisions;
 };
 
 // Generators for Input::init.
@@ -74,6 +130,11 @@ void expect_close(const std::string& what, const std::vector<float>& actual, con
                   Tol tol);
 void expect_close(const std::string& what, const Tensor& actual, const Tensor& expected, Tol tol);
 
+// ||got - want|| / ||want|| over all elements (got on any device); infinite when got holds a
+// non-finite value, 0 when both are all zero.
+double relative_error(const Tensor& got, const std::vector<double>& want);
+double relative_error(const Tensor& got, const Tensor& want);
+
 void check_op_on_cpu(const std::string& name, const OpCase& c);
 void check_op_on_gpu(const std::string& name, const OpCase& c);
 
@@ -84,6 +145,18 @@ const char* gpu_suite();
 const char* gpu_suite_slow();
 bool skip_gpu_cases();
 bool gpu_required();  // CXR_REQUIRE_GPU=1
+
+// The OpenMP thread count of the CPU kernels for a scope (ctest sets OMP_NUM_THREADS=1).
+class ThreadCountScope {
+ public:
+  explicit ThreadCountScope(int threads);
+  ~ThreadCountScope();
+  ThreadCountScope(const ThreadCountScope&) = delete;
+  ThreadCountScope& operator=(const ThreadCountScope&) = delete;
+
+ private:
+  int saved_;
+};
 
 }  // namespace cxr::test
 

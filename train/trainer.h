@@ -66,10 +66,9 @@ struct TrainOptions {
   std::string precision = "fp32";   // fp32 | bf16
   bool tf32 = false;
   // OpenMP threads of the compute kernels during training (0: OpenMP's default, all cores).
-  // 1 by default: kernels/cpu/conv2d.cpp's weight gradient sums per-thread partials of a
-  // schedule(dynamic) loop, so with more than one thread CPU runs are not bit-reproducible
-  // (and --resume not bit-identical); on small machines one thread is also faster, the loader
-  // workers having the other cores.
+  // CPU results are bit-identical at any thread count (every CPU sum runs in an order that does
+  // not depend on it; tests/ops/test_cpu_threads.cpp). 1 by default: on small machines one
+  // thread is faster, the loader workers having the other cores.
   int threads = 1;
   int stop_after_epochs = 0;        // > 0: return after this many epochs of this call, as if
                                     // interrupted (tests of --resume); the schedule still spans

@@ -11,34 +11,20 @@
 #include "tests/op_check.h"
 
 #if defined(CXR_HAVE_CUDNN)
-#include <cudnn.h>
+#include "tests/cuda/cudnn_test_util.h"
 
 using namespace cxr;
 using namespace cxr::test;
 
 namespace {
 
-#define CXR_CUDNN_CHECK(expr)                                                                   \
-  do {                                                                                          \
-    const cudnnStatus_t st_ = (expr);                                                           \
-    REQUIRE_MESSAGE(st_ == CUDNN_STATUS_SUCCESS, #expr, " failed: ", cudnnGetErrorString(st_)); \
-  } while (0)
-
+// x's descriptor and the per-channel one cuDNN derives from it (spatial batch norm), and a handle.
 struct CudnnBn {
-  cudnnHandle_t handle = nullptr;
-  cudnnTensorDescriptor_t x_desc = nullptr, c_desc = nullptr;
+  CudnnHandle handle;
+  CudnnTensorDesc x_desc, c_desc;
   CudnnBn(int N, int C, int H, int W) {
-    CXR_CUDNN_CHECK(cudnnCreate(&handle));
-    CXR_CUDNN_CHECK(cudnnSetStream(handle, static_cast<cudaStream_t>(backend::compute_stream_handle())));
-    CXR_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_desc));
-    CXR_CUDNN_CHECK(cudnnCreateTensorDescriptor(&c_desc));
-    CXR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, N, C, H, W));
+    set_nchw_f32(x_desc, N, C, H, W);
     CXR_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(c_desc, x_desc, CUDNN_BATCHNORM_SPATIAL));
-  }
-  ~CudnnBn() {
-    cudnnDestroyTensorDescriptor(c_desc);
-    cudnnDestroyTensorDescriptor(x_desc);
-    cudnnDestroy(handle);
   }
 };
 

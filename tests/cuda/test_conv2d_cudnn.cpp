@@ -11,46 +11,28 @@
 #include "tests/op_check.h"
 
 #if defined(CXR_HAVE_CUDNN)
-#include <cudnn.h>
+#include "tests/cuda/cudnn_test_util.h"
 
 using namespace cxr;
 using namespace cxr::test;
 
 namespace {
 
-#define CXR_CUDNN_CHECK(expr)                                                                   \
-  do {                                                                                          \
-    const cudnnStatus_t st_ = (expr);                                                           \
-    REQUIRE_MESSAGE(st_ == CUDNN_STATUS_SUCCESS, #expr, " failed: ", cudnnGetErrorString(st_)); \
-  } while (0)
-
+// The descriptors of one convolution (FP32 FMA math, no TF32) and a handle.
 struct CudnnConv {
-  cudnnHandle_t handle = nullptr;
-  cudnnTensorDescriptor_t x_desc = nullptr, y_desc = nullptr;
-  cudnnFilterDescriptor_t w_desc = nullptr;
-  cudnnConvolutionDescriptor_t conv = nullptr;
-  CudnnConv(const Conv2dDims& d) {
-    CXR_CUDNN_CHECK(cudnnCreate(&handle));
-    CXR_CUDNN_CHECK(cudnnSetStream(handle, static_cast<cudaStream_t>(backend::compute_stream_handle())));
-    CXR_CUDNN_CHECK(cudnnCreateTensorDescriptor(&x_desc));
-    CXR_CUDNN_CHECK(cudnnCreateTensorDescriptor(&y_desc));
-    CXR_CUDNN_CHECK(cudnnCreateFilterDescriptor(&w_desc));
-    CXR_CUDNN_CHECK(cudnnCreateConvolutionDescriptor(&conv));
-    CXR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(x_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d.N, d.C, d.H, d.W));
-    CXR_CUDNN_CHECK(cudnnSetTensor4dDescriptor(y_desc, CUDNN_TENSOR_NCHW, CUDNN_DATA_FLOAT, d.N, d.K, d.P, d.Q));
+  CudnnHandle handle;
+  CudnnTensorDesc x_desc, y_desc;
+  CudnnFilterDesc w_desc;
+  CudnnConvDesc conv;
+  explicit CudnnConv(const Conv2dDims& d) {
+    set_nchw_f32(x_desc, d.N, d.C, d.H, d.W);
+    set_nchw_f32(y_desc, d.N, d.K, d.P, d.Q);
     CXR_CUDNN_CHECK(
         cudnnSetFilter4dDescriptor(w_desc, CUDNN_DATA_FLOAT, CUDNN_TENSOR_NCHW, d.K, d.C / d.G, d.R, d.S));
     CXR_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv, d.ph, d.pw, d.sh, d.sw, d.dh, d.dw,
                                                     CUDNN_CROSS_CORRELATION, CUDNN_DATA_FLOAT));
     CXR_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv, d.G));
     CXR_CUDNN_CHECK(cudnnSetConvolutionMathType(conv, CUDNN_FMA_MATH));
-  }
-  ~CudnnConv() {
-    cudnnDestroyConvolutionDescriptor(conv);
-    cudnnDestroyFilterDescriptor(w_desc);
-    cudnnDestroyTensorDescriptor(y_desc);
-    cudnnDestroyTensorDescriptor(x_desc);
-    cudnnDestroy(handle);
   }
 };
 

@@ -1,13 +1,13 @@
 // Mixed precision building blocks: the f32 <-> bf16 rounding, the casts on both devices, and
-// the convolutions and linear products with bf16 operands (kernels/math_mode.h).
+// the linear products with bf16 operands (kernels/math_mode.h). The convolutions with bf16
+// operands are op-registry cases at the BF16 precision (tests/ops/test_conv2d.cpp).
 //
 // The rounding is checked against an independent oracle (the nearer of the two bf16
 // neighbours, in double; ties to the even one) and against values torch.bfloat16 gives. The
 // bf16 products are checked against a double-precision sum over the rounded operands: "bf16
 // operands, f32 accumulation" must land within f32 summation error of it (rel. ~1e-6), and
 // away from the f32 result of the unrounded operands (rel. ~1e-3), which proves the operands
-// really were rounded. On the (emulated) device the convolutions run on the BF16 tensor-core
-// kernels (cuda_emu/wmma.h on the emulator).
+// really were rounded.
 #include <cmath>
 #include <cstring>
 #include <limits>
@@ -38,80 +38,10 @@ std::uint16_t nearest_bf16_oracle(float v) {
   return (lo & 1u) == 0 ? lo : hi;
 }
 
-double relative_error(const Tensor& a, const std::vector<double>& ref) {
-  const std::vector<float> x = a.to(Device::CPU).to_vector();
-  REQUIRE(x.size() == ref.size());
-  double num = 0, den = 0;
-  for (std::size_t i = 0; i < x.size(); ++i) {
-    if (!std::isfinite(x[i])) return INFINITY;
-    num += (x[i] - ref[i]) * (x[i] - ref[i]);
-    den += ref[i] * ref[i];
-  }
-  return std::sqrt(num / den);
-}
-
 std::vector<double> rounded_doubles(const Tensor& t) {
   std::vector<double> v;
   for (float f : t.to(Device::CPU).to_vector()) v.push_back(round_bf16(f));
   return v;
-}
-
-struct ConvCase {
-  const char* name;
-  int N, C, H, W, K, R, S;
-  Conv2dParams p;
-};
-
-const ConvCase kConvCases[] = {
-    {"3x3 p1", 2, 12, 9, 8, 20, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
-    {"3x3 s2 p1, K not a tile multiple", 2, 8, 11, 10, 70, 3, 3, {2, 2, 1, 1, 1, 1, 1}},
-    {"7x7 s2 p3 stem", 1, 3, 16, 14, 8, 7, 7, {2, 2, 3, 3, 1, 1, 1}},
-    {"1x1", 3, 24, 5, 6, 40, 1, 1, {1, 1, 0, 0, 1, 1, 1}},
-    {"1x1 s2 downsample", 2, 16, 9, 9, 24, 1, 1, {2, 2, 0, 0, 1, 1, 1}},
-    {"3x3 groups 2 dilation 2", 2, 8, 9, 9, 12, 3, 3, {1, 1, 2, 2, 2, 2, 2}},
-    {"3x3 depthwise", 2, 16, 7, 7, 16, 3, 3, {1, 1, 1, 1, 1, 1, 16}},
-    {"split-K weight gradient", 8, 4, 24, 24, 8, 3, 3, {1, 1, 1, 1, 1, 1, 1}},
-};
-
-struct ConvTensors {
-  Tensor x, w, dy;
-  Conv2dDims d;
-};
-
-ConvTensors make_conv(const ConvCase& c, std::uint64_t seed) {
-  std::mt19937_64 rng(seed);
-  ConvTensors t;
-  t.x = Tensor::randn({c.N, c.C, c.H, c.W}, rng);
-  t.w = Tensor::randn({c.K, c.C / c.p.groups, c.R, c.S}, rng);
-  t.d = conv2d_dims(t.x.shape(), t.w.shape(), c.p);
-  t.dy = Tensor::randn({t.d.N, t.d.K, t.d.P, t.d.Q}, rng);
-  return t;
-}
-
-// Forward and both gradients of one case with bf16 operands on `device`, each against the
-// double-precision sums of the rounded operands (the conv references in double).
-void check_bf16_conv(const ConvCase& c, Device device) {
-  const ConvTensors t = make_conv(c, 7);
-  const Conv2dDims& d = t.d;
-  const std::vector<double> x = rounded_doubles(t.x), w = rounded_doubles(t.w), dy = rounded_doubles(t.dy);
-  std::vector<double> y_ref(static_cast<std::size_t>(d.N) * d.K * d.P * d.Q), dx_ref(x.size()), dw_ref(w.size());
-  cpu::conv2d_forward_reference<double>(d, x.data(), w.data(), nullptr, y_ref.data());
-  cpu::conv2d_backward_data_reference<double>(d, dy.data(), w.data(), dx_ref.data());
-  cpu::conv2d_backward_weight_reference<double>(d, dy.data(), x.data(), dw_ref.data());
-
-  const Tensor xb = to_bf16(t.x.to(device)), wb = to_bf16(t.w.to(device)), dyb = to_bf16(t.dy.to(device));
-  const Tensor y = conv2d_forward(xb, wb, Tensor(), c.p);
-  const Tensor dx = conv2d_backward_data(dyb, wb, t.x.shape(), c.p);
-  const Tensor dw = conv2d_backward_weight(dyb, xb, t.w.shape(), c.p);
-  CHECK(y.dtype() == DType::F32);
-  CHECK(y.device() == device);
-  // Without rounding: the f32 result of the original operands, ~1e-3 away.
-  const Tensor y32 = conv2d_forward(t.x, t.w, Tensor(), c.p);
-  INFO(c.name, " on ", device_name(device));
-  CHECK(relative_error(y, y_ref) < 1e-5);
-  CHECK(relative_error(dx, dx_ref) < 1e-5);
-  CHECK(relative_error(dw, dw_ref) < 1e-5);
-  CHECK(relative_error(y32, y_ref) > 3e-4);
 }
 
 }  // namespace
@@ -177,15 +107,6 @@ TEST_CASE("casts: an f32 tensor stays shared by to_f32, a wrong dtype is named" 
   const Tensor b = to_bf16(x);
   CHECK(to_bf16(b).data<std::uint16_t>() == b.data<std::uint16_t>());
   CHECK_THROWS_WITH(to_bf16(Tensor::zeros({2}, DType::I32)), doctest::Contains("to_bf16: expected an f32 tensor"));
-}
-
-TEST_CASE("conv2d with bf16 operands on the CPU: the bf16 sums with f32 accumulation" * doctest::test_suite("cpu")) {
-  for (const ConvCase& c : kConvCases) check_bf16_conv(c, Device::CPU);
-}
-
-TEST_CASE("conv2d with bf16 operands on the device: BF16 tensor cores, as the CPU" *
-          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
-  for (const ConvCase& c : kConvCases) check_bf16_conv(c, Device::CUDA);
 }
 
 TEST_CASE("conv2d refuses mixed operand types, naming both" * doctest::test_suite("cpu")) {
