@@ -1,7 +1,7 @@
 // Convolution forward that also produces the batch-norm statistics of its output ("conv +
 // genStats", as in NVIDIA's ResNet-50 training): for a Conv2d followed by a BatchNorm2d in
 // training, the batch norm then needs no statistics pass over the convolution's output
-// (kernels/batch_norm_act.h, batch_norm_act_train_from_stats).
+// (kernels/batch_norm.h, batch_norm2d_train_from_stats).
 //
 //   x: (N, C, H, W), w: (K, C/G, R, S), bias (K) optional: y = conv2d(x, w, bias) exactly as
 //   conv2d_forward (kernels/conv2d.h) computes it, and per output channel k over the

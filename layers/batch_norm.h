@@ -8,10 +8,10 @@
 // PyTorch's eval-mode gradients (batch_norm2d_eval_backward: statistics are constants).
 //
 // Fused activation (options.activation = ReLU or SiLU): forward returns act(BatchNorm2d(x)) in
-// one pass (kernels/batch_norm_act.h) and backward takes dL/d(act output); the layer still
-// saves only x and the statistics (z is recomputed in backward), so a fused BN + activation
-// keeps one tensor instead of two. Names, parameters and buffers are those of a plain
-// BatchNorm2d: the activation has none, so the state_dict is torchvision's. Backward
+// one pass (the op's activation, BnActivation) and backward takes dL/d(act output); the layer
+// still saves only x and the statistics (z is recomputed in backward), so a fused BN +
+// activation keeps one tensor instead of two. Names, parameters and buffers are those of a
+// plain BatchNorm2d: the activation has none, so the state_dict is torchvision's. Backward
 // recomputes z from the current weight and bias, so they must not change between forward and
 // backward (as for every layer here).
 //
@@ -23,7 +23,7 @@
 #include <optional>
 
 #include "kernels/activation.h"
-#include "kernels/batch_norm_act.h"
+#include "kernels/batch_norm.h"
 #include "layers/module.h"
 
 namespace cxr {
@@ -73,7 +73,7 @@ class BatchNorm2d : public Module {
 
  private:
   BatchNormOptions o_;
-  std::optional<BnActivation> act_;  // the fused activation, if any
+  BnActivation act_ = BnActivation::Identity;  // the fused activation, if any
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
   Tensor* running_mean_ = nullptr;
@@ -81,7 +81,9 @@ class BatchNorm2d : public Module {
   Tensor* num_batches_ = nullptr;
   std::int64_t pending_batches_ = 0;  // counted on the host, not yet in *num_batches_
   Tensor saved_mean_, saved_invstd_;
-  Tensor finish_train_forward(const Tensor& x, BatchNormOutput r);
+  // The state a forward leaves for backward: x and, after a training forward, the saved
+  // statistics (undefined after an eval one); counts a training batch.
+  void keep_forward(const Tensor& x, const Tensor& saved_mean, const Tensor& saved_invstd);
 };
 
 }  // namespace cxr

@@ -45,7 +45,7 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
                            .input_grad = o.input_grad};
   conv_ = &add(std::make_unique<Conv2d>(in_channels, out_channels, conv));
   // BatchNorm2d followed by ReLU/SiLU: one fused module at "1" and no "2" (the activation has
-  // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm_act.h).
+  // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm.h).
   const bool fuse = o.norm == NormKind::BatchNorm2d && o.activation && fusable_activation(*o.activation) &&
                     fuse_batch_norm_activation();
   switch (o.norm) {
