@@ -20,7 +20,7 @@
 //   cuda::conv2d_*_bf16         bf16 operands: implicit GEMM on the BF16 tensor cores; depthwise
 //                               the direct kernels reading bf16
 //
-// bf16 operands (mixed precision, kernels/math_mode.h): the Tensor-level functions also take
+// bf16 operands (mixed precision, kernels/execution.h): the Tensor-level functions also take
 // x and w (dy and w, dy and x) both bf16: the same sums over the bf16 values, accumulated in
 // f32. Gradients are f32. The forward's y is f32, or bf16 when asked (y_dtype; what mixed
 // precision keeps between layers, as cuDNN's bf16 convolutions write it): the f32 result

@@ -1,19 +1,7 @@
 // BatchNorm2d layer (see batch_norm.h).
 #include "layers/batch_norm.h"
 
-#include <atomic>
-
 namespace cxr {
-
-namespace {
-std::atomic<bool> g_fuse_batch_norm_activation{true};
-std::atomic<bool> g_fuse_conv_batch_norm_statistics{true};
-}  // namespace
-
-void set_fuse_batch_norm_activation(bool on) { g_fuse_batch_norm_activation.store(on); }
-bool fuse_batch_norm_activation() { return g_fuse_batch_norm_activation.load(); }
-void set_fuse_conv_batch_norm_statistics(bool on) { g_fuse_conv_batch_norm_statistics.store(on); }
-bool fuse_conv_batch_norm_statistics() { return g_fuse_conv_batch_norm_statistics.load(); }
 
 BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) {
   CXR_CHECK(num_features > 0, "BatchNorm2d: num_features must be positive, found ", num_features);

@@ -13,7 +13,8 @@
 // activation keeps one tensor instead of two. Names, parameters and buffers are those of a
 // plain BatchNorm2d: the activation has none, so the state_dict is torchvision's. Backward
 // recomputes z from the current weight and bias, so they must not change between forward and
-// backward (as for every layer here).
+// backward (as for every layer here). Which blocks build their batch norms fused is the
+// execution setting fuse_batch_norm_activation (kernels/execution.h).
 //
 // num_batches_tracked is an I32 scalar (PyTorch: int64; checkpoints widen it). On a CUDA
 // device the count is kept on the host and added to the buffer when named_buffers() is
@@ -35,19 +36,6 @@ struct BatchNormOptions {
   // a plain BatchNorm2d.
   std::optional<Activation> activation = std::nullopt;
 };
-
-// Whether models and blocks built from now on fuse each batch norm with the ReLU/SiLU after it
-// (ResNet, Conv2dNormActivation; default on). Off: the separate activation modules/ops of
-// before, e.g. to compare or time the two. Read once, when a block is constructed.
-void set_fuse_batch_norm_activation(bool on);
-bool fuse_batch_norm_activation();
-
-// Whether a Conv2d followed by a BatchNorm2d, both training, on a CUDA device computes the
-// batch statistics in the convolution's epilogue (conv_bn_forward in
-// layers/conv_norm_activation.h, kernels/conv2d_bn_stats.h; default on). Off: the convolution,
-// then the batch norm with its own statistics pass. Read at every forward.
-void set_fuse_conv_batch_norm_statistics(bool on);
-bool fuse_conv_batch_norm_statistics();
 
 class BatchNorm2d : public Module {
  public:

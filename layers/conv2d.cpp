@@ -4,19 +4,10 @@
 
 #include "kernels/cast.h"
 #include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/init.h"
 
 namespace cxr {
-
-namespace {
-Conv2dObserver& observer() {
-  static Conv2dObserver f;
-  return f;
-}
-}  // namespace
-
-void set_conv2d_observer(Conv2dObserver f) { observer() = std::move(f); }
 
 Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOptions o) {
   CXR_CHECK(o.groups >= 1 && in_channels % o.groups == 0 && out_channels % o.groups == 0, "Conv2d: ", in_channels,
@@ -45,9 +36,10 @@ Tensor Conv2d::forward_with_stats(const Tensor& x, Tensor& mean, Tensor& var) { 
 
 // forward(), and with mean/var given the batch statistics of y too.
 Tensor Conv2d::run_forward(const Tensor& x, Tensor* mean, Tensor* var) {
+  const ExecutionSettings s = execution();
   Tensor xc = x.contiguous();
-  if (observer()) observer()(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
-  const bool bf16 = autocast_bf16();
+  if (s.conv2d_observer) s.conv2d_observer(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
+  const bool bf16 = s.precision == Precision::BF16;
   const Tensor xin = bf16 ? to_bf16(xc) : to_f32(xc);
   const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
   const Tensor b = bias_ ? bias_->value : Tensor();

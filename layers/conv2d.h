@@ -5,29 +5,22 @@
 //   Tensor y  = conv.forward(x);   // x: (N, C, H, W) -> y: (N, K, P, Q); saves x when training
 //   Tensor dx = conv.backward(dy); // weight/bias grads accumulate (+=) when trainable
 //
-// Under autocast_bf16 (kernels/math_mode.h) x, the weight and dy are rounded to bf16 for the
-// convolutions (f32 accumulation) and y is bf16 (the f32 sum rounded once): the activations
-// between layers are bf16, and the layer keeps the bf16 x (and weight) for backward, half the
-// bytes of an f32 activation. The gradients (dx, the weight's) are f32. Without autocast a
-// bf16 x is widened to f32.
+// Under bf16 precision (kernels/execution.h, read at every forward) x, the weight and dy are
+// rounded to bf16 for the convolutions (f32 accumulation) and y is bf16 (the f32 sum rounded
+// once): the activations between layers are bf16, and the layer keeps the bf16 x (and weight)
+// for backward, half the bytes of an f32 activation. The gradients (dx, the weight's) are f32.
+// Without autocast a bf16 x is widened to f32. Every forward calls the execution setting
+// conv2d_observer, when set, with its sizes (benchmarks list a model's convolutions with it).
 // forward_with_stats: the same forward, also returning the per-channel batch statistics of y
 // for the BatchNorm2d after it (conv + BN fusion, layers/conv_norm_activation.h conv_bn_forward).
 // input_grad = false skips the data gradient (a network's first layer; backward then returns
 // an undefined tensor): it saves the cost of one backward-data convolution.
 #pragma once
 
-#include <functional>
-
 #include "kernels/conv2d.h"
 #include "layers/module.h"
 
 namespace cxr {
-
-// Called with the sizes of every Conv2d forward while set (null by default): benchmarks use it
-// to list the convolution shapes of a model (bench/bench_conv_layers.cpp). Process-wide, not
-// thread-safe; set it around a single-threaded forward.
-using Conv2dObserver = std::function<void(const Conv2dDims&)>;
-void set_conv2d_observer(Conv2dObserver observer);
 
 struct Conv2dOptions {
   int kernel = 3;

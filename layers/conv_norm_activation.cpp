@@ -4,7 +4,7 @@
 #include <atomic>
 
 #include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/activation.h"
 #include "layers/conv2d.h"
 #include "layers/layer_norm.h"
@@ -18,7 +18,7 @@ std::atomic<std::int64_t> g_conv_bn_fused{0};
 std::int64_t conv_bn_fused_forwards() { return g_conv_bn_fused.load(); }
 
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
-  if (!(x.is_cuda() && conv.training() && bn.training() && fuse_conv_batch_norm_statistics() &&
+  if (!(x.is_cuda() && conv.training() && bn.training() && execution().fuse_conv_batch_norm_statistics &&
         conv2d_bn_stats_in_epilogue(conv2d_dims(x.shape(), conv.weight().value.shape(), conv.params()),
                                     autocast_bf16())))
     return bn.forward(conv.forward(x));
@@ -47,7 +47,7 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
   // BatchNorm2d followed by ReLU/SiLU: one fused module at "1" and no "2" (the activation has
   // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm.h).
   const bool fuse = o.norm == NormKind::BatchNorm2d && o.activation && fusable_activation(*o.activation) &&
-                    fuse_batch_norm_activation();
+                    execution().fuse_batch_norm_activation;
   switch (o.norm) {
     case NormKind::BatchNorm2d: {
       BatchNormOptions bn = o.bn;

@@ -10,7 +10,7 @@
 
 #include "data/metadata.h"
 #include "data/synth.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "train/cli_args.h"
 #include "train/evaluate.h"
 #include "train/predict.h"
@@ -29,20 +29,20 @@ Device device_arg(const Args& a) {
 }
 
 // --tf32: fp32 convolutions and matrix products on the GPU may use TF32 tensor cores
-// (kernels/math_mode.h; PyTorch's cuDNN default). Off: device results match the CPU to fp32.
+// (kernels/execution.h; PyTorch's cuDNN default). Off: device results match the CPU to fp32.
 constexpr const char* kTf32Help = "GPU: let fp32 convolutions and matmuls use TF32 tensor cores (faster, ~1e-3 relative error)";
 // Holds for the command's scope, so a test that runs several commands in one process is not
 // left in TF32 mode.
-AllowTf32Scope math_mode(const Args& a) { return AllowTf32Scope(a.flag_set("tf32")); }
+ExecutionScope math_mode(const Args& a) { return ExecutionScope({.allow_tf32 = a.flag_set("tf32")}); }
 
-// --precision bf16: mixed precision (kernels/math_mode.h), convolutions and linear layers with
+// --precision bf16: mixed precision (kernels/execution.h), convolutions and linear layers with
 // bf16 operands and f32 accumulation, f32 master weights; like torch.autocast(bfloat16).
 constexpr const char* kPrecisionHelp =
     "fp32, or bf16: mixed precision (conv/linear operands in bf16, f32 accumulation and weights)";
-AutocastBf16Scope precision_mode(const Args& a) {
+ExecutionScope precision_mode(const Args& a) {
   const std::string p = a.get("precision");
   if (p != "fp32" && p != "bf16") throw UsageError("--precision must be fp32 or bf16, got '" + p + "'");
-  return AutocastBf16Scope(p == "bf16");
+  return ExecutionScope({.precision = p == "bf16" ? Precision::BF16 : Precision::FP32});
 }
 
 int int_arg(const Args& a, const std::string& name) { return static_cast<int>(a.get_int(name)); }
@@ -110,8 +110,8 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.schedule = args.get("schedule");
   o.warmup_steps = args.get_int("warmup");
   o.device = device_arg(args);
-  const AllowTf32Scope tf32 = math_mode(args);
-  const AutocastBf16Scope precision = precision_mode(args);
+  const ExecutionScope tf32 = math_mode(args);
+  const ExecutionScope precision = precision_mode(args);
   o.workers = int_arg(args, "workers");
   o.seed = args.get_u64("seed");
   o.threads = int_arg(args, "threads");
@@ -152,8 +152,8 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
       .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("quiet", "print nothing");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
-  const AllowTf32Scope tf32 = math_mode(args);
-  const AutocastBf16Scope precision = precision_mode(args);
+  const ExecutionScope tf32 = math_mode(args);
+  const ExecutionScope precision = precision_mode(args);
   EvaluateOptions o;
   o.checkpoint = args.get("checkpoint");
   o.data_dir = args.get("data");
@@ -201,8 +201,8 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
     }
   }
   if (auto code = parse_command_line(args, static_cast<int>(words.size()), words.data(), out, std::cerr)) return *code;
-  const AllowTf32Scope tf32 = math_mode(args);
-  const AutocastBf16Scope precision = precision_mode(args);
+  const ExecutionScope tf32 = math_mode(args);
+  const ExecutionScope precision = precision_mode(args);
   PredictOptions o;
   o.checkpoint = args.get("checkpoint");
   o.out_dir = args.get("out");
@@ -237,7 +237,7 @@ int run_demo(int argc, const char* const* argv, std::ostream& out) {
       .option("precision", "fp32|bf16", kPrecisionHelp, "fp32")
       .flag("quiet", "no progress bar");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
-  const AutocastBf16Scope precision = precision_mode(args);
+  const ExecutionScope precision = precision_mode(args);
   const fs::path dir(args.get("out"));
   const int size = int_arg(args, "size");
   for (const char* sub : {"data", "run", "eval", "predict"}) fs::remove_all(dir / sub);

@@ -25,7 +25,7 @@
 #include "data/loader.h"
 #include "data/splits.h"
 #include "kernels/cxr_loss.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "kernels/optimizer_step.h"
 #include "kernels/reduce.h"
 #include "tensor/backend.h"

@@ -22,7 +22,7 @@
 // 64 FMAs each). Each GEMM kernel is a template over its math (Math below): FMA in fp32, TF32
 // on the tensor cores (the same loaders and epilogue around gemm_block_tf32, chosen when
 // cxr::allow_tf32() is set), or BF16 (conv2d_*_bf16: bf16 operands read from memory into bf16
-// tiles, gemm_block_bf16, f32 accumulation; mixed precision, kernels/math_mode.h). The BF16
+// tiles, gemm_block_bf16, f32 accumulation; mixed precision, kernels/execution.h). The BF16
 // forward writes y as f32 or as bf16 (rounded once in the epilogue: the bf16 activations that
 // mixed precision keeps between layers, half the bytes written). The BF16 variants
 // read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too, and
@@ -41,8 +41,8 @@
 #include "kernels/conv2d_bn_stats.h"
 #include "kernels/cuda/conv2d_bn_stats.cuh"
 #include "kernels/cuda/gemm_tile.cuh"
+#include "kernels/execution.h"
 #include "kernels/gemm.h"
-#include "kernels/math_mode.h"
 
 namespace cxr::cuda {
 namespace {

@@ -22,9 +22,9 @@
 // tiles are read in place: A(m, k) at sa[k][m] is a col_major 16x8 fragment with ldm 68, B(k,
 // n) at sb[k][n] a row_major 8x16 one. Operands are rounded to TF32 (nearest) after loading.
 // The accumulators go through a 64 x 68 shared tile so the epilogue sees (m, n, value) as
-// before. Accuracy: relative error ~1e-3 (10-bit mantissa operands), so it is opt-in
-// (cxr::set_allow_tf32, like torch.backends.cudnn.allow_tf32); on the emulated device the
-// same code runs through cuda_emu/wmma.h.
+// before. Accuracy: relative error ~1e-3 (10-bit mantissa operands), so it is opt-in (execution
+// setting allow_tf32, kernels/execution.h, like torch.backends.cudnn.allow_tf32); on the emulated
+// device the same code runs through cuda_emu/wmma.h.
 //
 // gemm_block_bf16: the same tile on the BF16 tensor cores (wmma m16n16k16, FP32 accumulation):
 // one mma per BK = 16 slice per 16x16 accumulator. The loaders fill bf16 shared tiles

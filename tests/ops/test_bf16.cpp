@@ -1,5 +1,5 @@
 // Mixed precision building blocks: the f32 <-> bf16 rounding, the casts on both devices, and
-// the convolutions and linear products with bf16 operands (kernels/math_mode.h).
+// the convolutions and linear products with bf16 operands (kernels/execution.h).
 //
 // The rounding is checked against an independent oracle (the nearer of the two bf16
 // neighbours, in double; ties to the even one) and against values torch.bfloat16 gives. The

@@ -17,7 +17,7 @@
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "tensor/backend.h"
 #include "tests/op_check.h"
 
@@ -134,13 +134,13 @@ CXR_OP_CASE("conv2d_bn_stats depthwise 3x3, 2x12x8x8") {
 
 TEST_CASE("conv2d_bn_stats on the device: y equals conv2d_forward, statistics, determinism (FMA) [gpu]" *
           doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
-  AllowTf32Scope fma(false);
+  ExecutionScope fma({.allow_tf32 = false});
   check_all_on_device("fma", false);
 }
 
 TEST_CASE("conv2d_bn_stats on the device: y equals conv2d_forward, statistics, determinism (TF32) [gpu]" *
           doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
-  AllowTf32Scope tf32(true);
+  ExecutionScope tf32({.allow_tf32 = true});
   check_all_on_device("tf32", false);
 }
 

@@ -1,6 +1,6 @@
-// TF32 tensor-core paths (cxr::set_allow_tf32): the implicit-GEMM convolutions (forward, data
-// and weight gradients, incl. split-K) and the SGEMM (linear layers, 1x1 convolutions) on the
-// device, against the CPU reference in fp32.
+// TF32 tensor-core paths (execution setting allow_tf32, kernels/execution.h): the implicit-GEMM
+// convolutions (forward, data and weight gradients, incl. split-K) and the SGEMM (linear layers,
+// 1x1 convolutions) on the device, against the CPU reference in fp32.
 //
 // TF32 keeps 10 mantissa bits, so the relative error ||out - ref|| / ||ref|| lands near 3e-4
 // (METHOD: "tf32 near 3e-4"); the bound here is 2e-3. Each check also requires the result to
@@ -12,8 +12,8 @@
 #include <string>
 
 #include "kernels/conv2d.h"
+#include "kernels/execution.h"
 #include "kernels/gemm.h"
-#include "kernels/math_mode.h"
 #include "tests/op_check.h"
 
 using namespace cxr;
@@ -77,7 +77,7 @@ TEST_CASE("TF32 convolutions on the device match the CPU within TF32 accuracy" *
     const Tensor y32 = conv2d_forward(xd, wd, bd, c.p);
     const Tensor dx32 = conv2d_backward_data(dyd, wd, x.shape(), c.p);
     const Tensor dw32 = conv2d_backward_weight(dyd, xd, w.shape(), c.p);
-    AllowTf32Scope tf32(true);
+    ExecutionScope tf32({.allow_tf32 = true});
     check_tf32(std::string(c.name) + " forward", conv2d_forward(xd, wd, bd, c.p), y32, y_cpu);
     check_tf32(std::string(c.name) + " data gradient", conv2d_backward_data(dyd, wd, x.shape(), c.p), dx32, dx_cpu);
     check_tf32(std::string(c.name) + " weight gradient", conv2d_backward_weight(dyd, xd, w.shape(), c.p), dw32,
@@ -98,7 +98,7 @@ TEST_CASE("TF32 matmul on the device matches the CPU within TF32 accuracy, every
       const Tensor ref = matmul(a, b, ta, tb);
       const Tensor ad = a.to(Device::CUDA), bd = b.to(Device::CUDA);
       const Tensor fp32 = matmul(ad, bd, ta, tb);
-      AllowTf32Scope tf32(true);
+      ExecutionScope tf32({.allow_tf32 = true});
       check_tf32("matmul", matmul(ad, bd, ta, tb), fp32, ref);
     }
 }
