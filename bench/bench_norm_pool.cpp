@@ -39,7 +39,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_bn_stats.h"
+#include "kernels/conv2d_bn.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
@@ -139,7 +139,7 @@ void bn_act_step(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
 }
 
 // Convolution + batch norm + ReLU, training forward: the batch statistics from the
-// convolution's epilogue (kernels/conv2d_bn_stats.h, then batch_norm2d_train_from_stats) or
+// convolution's epilogue (kernels/conv2d_bn.h: conv2d_forward_bn_stats, then batch_norm2d_train_from_stats) or
 // not (conv2d_forward, then batch_norm2d_train with its statistics pass). Bytes: the minimum
 // x + w + y (write) + y (read) + out.
 struct ConvLayer {

@@ -16,7 +16,7 @@
 //   saved for backward: mean_c, invstd_c (the caller keeps x).  Requires M > 1 (as PyTorch).
 // Training forward from given statistics (batch_norm2d_train_from_stats): mean_c and the
 //   biased var_c of x computed elsewhere (by the convolution before it, in its epilogue:
-//   kernels/conv2d_bn_stats.h), so there is no statistics pass over x; the rest as above.
+//   kernels/conv2d_bn.h), so there is no statistics pass over x; the rest as above.
 // Evaluation forward: mean = running_mean, invstd = 1 / sqrt(running_var + eps).
 // Training backward, from x and the saved statistics (z recomputed, not saved):
 //   g = dy act'(z)       relu'(z) = [z > 0],  silu'(z) = s(z) (1 + z (1 - s(z))),  identity' = 1
@@ -77,6 +77,17 @@ struct BatchNormGrads {
   Tensor dx;       // (N, C, H, W) f32
   Tensor dweight;  // (C)
   Tensor dbias;    // (C)
+};
+
+// A batch norm's arguments as one value, for ops that run it after something else
+// (kernels/conv2d_bn.h): its parameters and buffers (C) f32, the fused activation, and whether
+// it is training. running_mean / running_var are updated in place (the handles share the
+// module's storage); both undefined: no update.
+struct BatchNormArgs {
+  Tensor weight, bias, running_mean, running_var;
+  BnActivation act = BnActivation::Identity;
+  float momentum = 0.1f, eps = 1e-5f;
+  bool training = true;
 };
 
 // x: (N, C, H, W) contiguous, f32 or bf16; weight, bias and every statistic: (C) f32.
@@ -149,7 +160,7 @@ void batch_norm2d_eval_backward(BnActivation act, const T* dy, const T* x, const
                                 std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
 
 // The statistics of the training forward, also the reference of a convolution's output
-// statistics (kernels/conv2d_bn_stats.h): the mean of channel c of x (N, C, HW) and the sum of
+// statistics (kernels/conv2d_bn.h): the mean of channel c of x (N, C, HW) and the sum of
 // squared deviations from it, two passes in double.
 struct ChannelMoments {
   double mean, ss;
@@ -157,6 +168,9 @@ struct ChannelMoments {
 template <typename T>
 ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int64_t C, std::int64_t HW,
                                             std::int64_t c);
+// mean, var (C) of x (N, C, HW) per channel from those moments (var biased, as batch norm's).
+template <typename T>
+void channel_mean_var(const T* x, T* mean, T* var, std::int64_t N, std::int64_t C, std::int64_t HW);
 }  // namespace cpu
 
 // T, the element type of x and y: float (f32) or std::uint16_t (bf16 bits); instantiated for

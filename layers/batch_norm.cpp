@@ -18,6 +18,11 @@ BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) 
   num_batches_ = &register_buffer("num_batches_tracked", Tensor::zeros({}, DType::I32));
 }
 
+BatchNormArgs BatchNorm2d::op_args() const {
+  return BatchNormArgs{weight_->value, bias_->value, *running_mean_, *running_var_, act_, o_.momentum, o_.eps,
+                       training()};
+}
+
 Tensor BatchNorm2d::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
   if (!training()) {

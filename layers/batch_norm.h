@@ -15,6 +15,8 @@
 // recomputes z from the current weight and bias, so they must not change between forward and
 // backward (as for every layer here). Which blocks build their batch norms fused is the
 // execution setting fuse_batch_norm_activation (kernels/execution.h).
+// After a Conv2d the pair runs as one op (conv_bn_forward, layers/conv_norm_activation.h), which
+// takes op_args() and hands the forward's state back through keep_forward().
 //
 // num_batches_tracked is an I32 scalar (PyTorch: int64; checkpoints widen it). On a CUDA
 // device the count is kept on the host and added to the buffer when named_buffers() is
@@ -43,10 +45,18 @@ class BatchNorm2d : public Module {
   Tensor forward(const Tensor& x) override;    // x: (N, C, H, W)
   Tensor backward(const Tensor& dy) override;  // after a training or an eval forward
   std::string type_name() const override { return "BatchNorm2d"; }
-  // The training forward with the batch mean and biased variance (C) of x given (e.g. by
-  // Conv2d::forward_with_stats): no statistics pass over x; running statistics, the batch
-  // count, the saved state and backward as forward() in training mode. Requires training().
+  // The training forward with the batch mean and biased variance (C) of x given: no statistics
+  // pass over x; running statistics, the batch count, the saved state and backward as
+  // forward() in training mode. Requires training().
   Tensor forward_from_stats(const Tensor& x, const Tensor& mean, const Tensor& var);
+
+  // For an op that runs this batch norm itself (kernels/conv2d_bn.h's conv2d_bn_forward): its
+  // arguments (the parameters, the buffers, whose storage the op updates, the fused activation
+  // and the mode), and the state its forward leaves for backward: x (the batch norm's input)
+  // and, after a training forward, the saved statistics (undefined after an eval one).
+  // keep_forward also counts a training batch.
+  BatchNormArgs op_args() const;
+  void keep_forward(const Tensor& x, const Tensor& saved_mean, const Tensor& saved_invstd);
 
   Parameter& weight() { return *weight_; }
   Parameter& bias() { return *bias_; }
@@ -69,9 +79,6 @@ class BatchNorm2d : public Module {
   Tensor* num_batches_ = nullptr;
   std::int64_t pending_batches_ = 0;  // counted on the host, not yet in *num_batches_
   Tensor saved_mean_, saved_invstd_;
-  // The state a forward leaves for backward: x and, after a training forward, the saved
-  // statistics (undefined after an eval one); counts a training batch.
-  void keep_forward(const Tensor& x, const Tensor& saved_mean, const Tensor& saved_invstd);
 };
 
 }  // namespace cxr

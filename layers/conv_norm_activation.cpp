@@ -3,7 +3,7 @@
 
 #include <atomic>
 
-#include "kernels/conv2d_bn_stats.h"
+#include "kernels/conv2d_bn.h"
 #include "kernels/execution.h"
 #include "layers/activation.h"
 #include "layers/conv2d.h"
@@ -18,14 +18,12 @@ std::atomic<std::int64_t> g_conv_bn_fused{0};
 std::int64_t conv_bn_fused_forwards() { return g_conv_bn_fused.load(); }
 
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
-  if (!(x.is_cuda() && conv.training() && bn.training() && execution().fuse_conv_batch_norm_statistics &&
-        conv2d_bn_stats_in_epilogue(conv2d_dims(x.shape(), conv.weight().value.shape(), conv.params()),
-                                    autocast_bf16())))
-    return bn.forward(conv.forward(x));
-  g_conv_bn_fused.fetch_add(1);
-  Tensor mean, var;
-  const Tensor y = conv.forward_with_stats(x, mean, var);
-  return bn.forward_from_stats(y, mean, var);
+  const Conv2d::Operands in = conv.forward_operands(x);
+  Conv2dBnOutput r = conv2d_bn_forward(in.x, in.weight, in.bias, conv.params(), in.y_dtype, bn.op_args());
+  conv.keep_for_backward(in);
+  bn.keep_forward(r.h, r.saved_mean, r.saved_invstd);
+  if (r.stats_in_epilogue) g_conv_bn_fused.fetch_add(1);
+  return r.y;
 }
 
 Tensor Conv2dNormActivation::forward(const Tensor& x) {

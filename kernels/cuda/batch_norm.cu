@@ -30,7 +30,7 @@
 //   ResNet-50 bn1 at N=32: 32x64x112x112 = 25.7M elements, 308 MB -> ~92 us on an H100.
 //   With a separate activation op after it: + read z, write y = 20 bytes/element.
 // Training forward from given statistics (mean, biased var from the convolution's epilogue,
-//   kernels/conv2d_bn_stats.h) = bn_finalize_moments_kernel + bn_apply_kernel<A>: read x + write y =
+//   kernels/conv2d_bn.h) = bn_finalize_moments_kernel + bn_apply_kernel<A>: read x + write y =
 //   8 bytes/element.
 // Evaluation forward = bn_eval_affine_kernel (scale/shift from the running statistics) +
 //   bn_apply_kernel<A>: 8 bytes/element (16 with a separate activation op).

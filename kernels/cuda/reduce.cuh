@@ -1,5 +1,5 @@
 // Warp and block sums for CUDA kernels (kernels/cuda/reduce.cu, cxr_loss.cu, the norms), and the
-// merge of (count, mean, M2) summaries for means and variances (batch norm, conv2d_bn_stats).
+// merge of (count, mean, M2) summaries for means and variances (batch norm, conv2d_bn).
 //
 // warp_sum: butterfly of __shfl_xor_sync over 32 lanes; every lane gets the total.
 // block_sum: warp sums -> one value per warp in shared memory -> warp sum again. Every

@@ -1,5 +1,5 @@
 // The batch-norm statistics computed in the convolution's epilogue (conv_bn_forward,
-// layers/conv_norm_activation.h; kernels/conv2d_bn_stats.h), at layer and model level on the
+// layers/conv_norm_activation.h; kernels/conv2d_bn.h), at layer and model level on the
 // device: a training forward + backward with the fusion on and off
 // (the execution setting fuse_conv_batch_norm_statistics) gives the same outputs, parameter gradients and
 // running statistics within float tolerance (the statistics are summed in another order), and
@@ -13,7 +13,7 @@
 #include <random>
 #include <string>
 
-#include "kernels/conv2d_bn_stats.h"
+#include "kernels/batch_norm.h"
 #include "kernels/execution.h"
 #include "layers/batch_norm.h"
 #include "layers/conv_norm_activation.h"

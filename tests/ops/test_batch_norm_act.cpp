@@ -15,7 +15,6 @@
 
 #include "kernels/activation.h"
 #include "kernels/batch_norm.h"
-#include "kernels/conv2d_bn_stats.h"
 #include "tensor/backend.h"
 #include "tests/op_check.h"
 

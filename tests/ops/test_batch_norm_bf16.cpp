@@ -16,7 +16,6 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/cast.h"
-#include "kernels/conv2d_bn_stats.h"
 #include "tests/op_check.h"
 
 using namespace cxr;

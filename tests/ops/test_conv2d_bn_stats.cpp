@@ -1,4 +1,4 @@
-// conv2d_forward_bn_stats (kernels/conv2d_bn_stats.h): the convolution with the batch-norm
+// conv2d_forward_bn_stats (kernels/conv2d_bn.h): the convolution with the batch-norm
 // statistics of its output computed in the forward's epilogue.
 //  - op cases (tests/op_check.h): y, mean, var on the CPU against a double-precision reference
 //    (the naive convolution, then the per-channel double mean / biased variance), on the device
@@ -16,7 +16,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_bn_stats.h"
+#include "kernels/conv2d_bn.h"
 #include "kernels/execution.h"
 #include "tensor/backend.h"
 #include "tests/op_check.h"
