@@ -57,7 +57,7 @@
 #include <optional>
 
 #include "kernels/activation.h"
-#include "kernels/common/host_device.h"
+#include "tensor/host_device.h"
 #include "tensor/tensor.h"
 
 namespace cxr {

@@ -30,7 +30,7 @@
 
 #include <cstdint>
 
-#include "kernels/common/host_device.h"
+#include "tensor/host_device.h"
 #include "tensor/tensor.h"
 
 namespace cxr {
@@ -129,7 +129,7 @@ void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 // (kernels/cuda/conv2d.cu).
 bool conv2d_forward_stats_in_epilogue(const Conv2dDims& d, bool bf16);
 
-// bf16 operands (bits, kernels/common/bf16.h), f32 gradients, y f32 or bf16; depthwise ones go
+// bf16 operands (bits, tensor/bf16.h), f32 gradients, y f32 or bf16; depthwise ones go
 // to the depthwise kernels below.
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
                          float* y, float* stats = nullptr);

@@ -31,7 +31,7 @@
 // (TileRowBf16, rows of 72 elements: wmma wants ldm a multiple of 8 16-bit elements) straight
 // from bf16 operands in memory, half the bytes of the f32 tiles. Products of bf16 values are
 // exact and the sums are f32, so the result matches the CPU's f32 GEMM on the widened operands
-// to f32 rounding (kernels/common/bf16.h).
+// to f32 rounding (tensor/bf16.h).
 //
 // Loaders are functors `void operator()(float (*tile)[kTileLd], int r0, int k0) const` where
 // r0 is the first row (m) of A or the first column (n) of B. Helpers below build them from

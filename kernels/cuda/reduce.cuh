@@ -12,8 +12,8 @@
 //   (the merge is not symmetric), so every lane gets lane 0's result.
 #pragma once
 
-#include "kernels/common/bf16.h"
 #include "kernels/common/cuda.cuh"
+#include "tensor/bf16.h"
 
 namespace cxr::cuda {
 

@@ -15,9 +15,9 @@
 #include <string>
 
 #include "kernels/cast.h"
-#include "kernels/common/bf16.h"
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
+#include "tensor/bf16.h"
 #include "tests/op_check.h"
 
 using namespace cxr;
