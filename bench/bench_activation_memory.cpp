@@ -30,7 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "kernels/cxr_loss.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
 #include "tensor/allocator.h"
@@ -147,7 +147,7 @@ int run(const Options& o) {
         std::fprintf(stderr, "bench_activation_memory: precision '%s' is not fp32 or bf16\n", prec.c_str());
         return 2;
       }
-      AutocastBf16Scope bf16(prec == "bf16");
+      ExecutionScope bf16({.precision = prec == "bf16" ? Precision::BF16 : Precision::FP32});
       const StepMemory m1 = step_memory(arch, o.pixels, o.batch_small);
       const StepMemory m2 = step_memory(arch, o.pixels, o.batch_large);
       const auto per_image = [&](std::size_t a, std::size_t b) {

@@ -3,14 +3,14 @@
 //
 // What it measures. The shapes come from the models themselves: resnet50 and efficientnet_b0
 // (models/model_factory.h) run one CPU forward at 1x3x224x224 in eval mode under NoGradGuard
-// while set_conv2d_observer records every Conv2dDims. Shapes are deduplicated by
+// while the conv2d_observer execution setting records every Conv2dDims. Shapes are deduplicated by
 // (C, H, W, K, R, S, stride, pad, dilation, groups), keeping how many layers of each model have
 // them ("uses"). Each shape runs at batch 64 and 256 (--batch overrides), in each pass:
 //   fwd         y  = conv(x, w)           bwd_data    dx = conv^T(dy, w)
 //   bwd_weight  dw = conv^T(x, dy)
 // with six implementations on the same device tensors (NCHW; fp32, or their bf16 copies):
 //   cxr_fp32    cxr::cuda::conv2d_* (kernels/conv2d.h), fp32 FMA
-//   cxr_tf32    the same under AllowTf32Scope (TF32 tensor cores where the kernel has them)
+//   cxr_tf32    the same under ExecutionScope({.allow_tf32 = true}) (TF32 tensor cores where the kernel has them)
 //   cxr_bf16    cxr::cuda::conv2d_*_bf16: bf16 operands, BF16 tensor cores, bf16 y (as
 //               training writes it) and fp32 gradients (mixed precision; depthwise shapes:
 //               the direct kernels reading bf16)
@@ -60,7 +60,7 @@
 #include "bench/bench_util.h"
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/conv2d.h"
 #include "layers/module.h"
 #include "models/model_factory.h"
@@ -113,10 +113,8 @@ std::vector<Conv2dDims> observe_convolutions(const std::string& model) {
   std::unique_ptr<CxrModel> m = make_model(model);
   m->eval();
   NoGradGuard no_grad;
-  struct Unset {
-    ~Unset() { set_conv2d_observer(nullptr); }  // also when the forward throws
-  } unset;
-  set_conv2d_observer([&](const Conv2dDims& d) { seen.push_back(d); });
+  // Unset again when the scope ends, also when the forward throws.
+  const ExecutionScope observe({.conv2d_observer = [&](const Conv2dDims& d) { seen.push_back(d); }});
   m->forward_heads(Tensor::zeros({1, 3, kImageSize, kImageSize}));
   return seen;
 }
@@ -398,7 +396,7 @@ int warmup_calls() {
 }
 
 double time_cxr(benchmark::State& st, Problem& pr, ConvPass pass, Impl impl) {
-  AllowTf32Scope math(impl == Impl::CxrTf32);
+  ExecutionScope math({.allow_tf32 = impl == Impl::CxrTf32});
   const Conv2dDims& d = pr.d;
   std::function<void()> op;
   if (impl == Impl::CxrBf16) {

@@ -4,7 +4,7 @@
 //   cuda/tiled/<n>    cuda::sgemm (64 x 64 shared-memory tiles), CUDA events
 //   cuda/cublas/<n>   cublasSgemm on the same operands (FP32, no TF32), CUDA events
 //   cuda/tiled_tf32/<n>, cuda/cublas_tf32/<n>: the same with TF32 tensor cores
-//                     (cxr::set_allow_tf32 / CUBLAS_TF32_TENSOR_OP_MATH)
+//                     (ExecutionScope({.allow_tf32 = true}) / CUBLAS_TF32_TENSOR_OP_MATH)
 //   cuda/tiled_bf16/<n>  cuda::gemm_bf16: bf16 A and B, f32 C, BF16 tensor cores
 //   cuda/cublas_bf16/<n> cublasGemmEx on the same bf16 operands, f32 C, CUBLAS_COMPUTE_32F
 // GPU rows skip with "no GPU" on machines without one (and on the emulated device).
@@ -14,8 +14,8 @@
 #include <vector>
 
 #include "kernels/cast.h"
+#include "kernels/execution.h"
 #include "kernels/gemm.h"
-#include "kernels/math_mode.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -74,7 +74,7 @@ void time_gpu(benchmark::State& st, double flops, Op op) {
 
 void cuda_tiled(benchmark::State& st, bool tf32) {
   if (!have_gpu()) return st.SkipWithError("no GPU");
-  AllowTf32Scope scope(tf32);
+  ExecutionScope scope({.allow_tf32 = tf32});
   const std::int64_t n = st.range(0);
   std::mt19937_64 rng(1);
   Tensor a = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA), b = Tensor::randn({n, n}, rng, 0.f, 1.f, Device::CUDA);

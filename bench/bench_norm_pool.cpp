@@ -12,14 +12,15 @@
 //   bn_backward   min 12 B/elem (x, dy, dx)      cxr kernels: 20 B/elem
 //   max_pool fwd  4 B/in + 8 B/out (y + i32 idx) add 12 B/elem   gap 4 B/in
 //   bn_act_step   a training forward + backward of batch norm + ReLU (r50_*) or SiLU (effb0_*):
-//                 min 20 B/elem; "unfused" = BN op, activation op, activation backward, BN
-//                 backward (52 B/elem); "fused" = kernels/batch_norm_act.h (32 B/elem);
+//                 min 20 B/elem; "unfused" = BN op (identity), activation op, activation
+//                 backward, BN backward (52 B/elem); "fused" = the BN op with the activation
+//                 (kernels/batch_norm.h, 32 B/elem);
 //                 "fused_bf16" = the same on a bf16 x and y (mixed precision; dy, dx f32):
 //                 min 14 B/elem, the kernels 22
 //   conv_bn_fwd   convolution + BN + ReLU training forward at ResNet-50 layer1 shapes (GPU only):
-//                 "unfused" = conv2d_forward, batch_norm_act_train (stats pass + apply);
+//                 "unfused" = conv2d_forward, batch_norm2d_train (stats pass + apply);
 //                 "fused" = conv2d_forward_bn_stats (statistics in the conv's epilogue),
-//                 batch_norm_act_train_from_stats (apply only): one read of y fewer (4 B/elem of
+//                 batch_norm2d_train_from_stats (apply only): one read of y fewer (4 B/elem of
 //                 y); the 1x1 shape then runs the implicit GEMM instead of the batched SGEMM;
 //                 "*_bf16": bf16 operands and a bf16 y and output, as under --precision bf16
 // GPU timings: CUDA events on the compute stream around one op call (outputs come from the
@@ -36,10 +37,9 @@
 #include "kernels/activation.h"
 #include "kernels/add.h"
 #include "kernels/batch_norm.h"
-#include "kernels/batch_norm_act.h"
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_bn_stats.h"
+#include "kernels/conv2d_bn.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
@@ -94,7 +94,8 @@ void bn_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
   const Shape s{N, l.C, l.H, l.W};
   Tensor x = random_tensor(s, dev, 1), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f), b = random_tensor({l.C}, dev, 3);
   Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
-  run(st, dev, 8.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(batch_norm2d_train(x, w, b, rm, rv)); });
+  run(st, dev, 8.0 * shape_numel(s),
+      [&] { benchmark::DoNotOptimize(batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv)); });
 }
 
 void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
@@ -103,9 +104,10 @@ void bn_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
   Tensor x = random_tensor(s, dev, 1), dy = random_tensor(s, dev, 4), w = random_tensor({l.C}, dev, 2, 0.5f, 1.5f),
          b = random_tensor({l.C}, dev, 3);
   Tensor rm, rv;
-  BatchNormOutput f = batch_norm2d_train(x, w, b, rm, rv);
-  run(st, dev, 12.0 * shape_numel(s),
-      [&] { benchmark::DoNotOptimize(batch_norm2d_backward(dy, x, w, f.saved_mean, f.saved_invstd)); });
+  BatchNormOutput f = batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv);
+  run(st, dev, 12.0 * shape_numel(s), [&] {
+    benchmark::DoNotOptimize(batch_norm2d_backward(BnActivation::Identity, dy, x, w, b, f.saved_mean, f.saved_invstd));
+  });
 }
 
 // One training step of batch norm + activation (forward, then backward from dy), fused or not;
@@ -124,21 +126,21 @@ void bn_act_step(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
   Tensor rm = Tensor::zeros({l.C}, DType::F32, dev), rv = Tensor::full({l.C}, 1.f, dev);
   run(st, dev, (Bf16 ? 14.0 : 20.0) * shape_numel(s), [&] {
     if constexpr (Fused) {
-      BatchNormOutput f = batch_norm_act_train(fa, x, w, b, rm, rv);
-      benchmark::DoNotOptimize(batch_norm_act_backward(fa, dy, x, w, b, f.saved_mean, f.saved_invstd));
+      BatchNormOutput f = batch_norm2d_train(fa, x, w, b, rm, rv);
+      benchmark::DoNotOptimize(batch_norm2d_backward(fa, dy, x, w, b, f.saved_mean, f.saved_invstd));
     } else {
-      BatchNormOutput f = batch_norm2d_train(x, w, b, rm, rv);
+      BatchNormOutput f = batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv);
       Tensor y = activation_forward(a, f.y);
       benchmark::DoNotOptimize(y);
       Tensor g = activation_backward(a, f.y, dy);
-      benchmark::DoNotOptimize(batch_norm2d_backward(g, x, w, f.saved_mean, f.saved_invstd));
+      benchmark::DoNotOptimize(batch_norm2d_backward(BnActivation::Identity, g, x, w, b, f.saved_mean, f.saved_invstd));
     }
   });
 }
 
 // Convolution + batch norm + ReLU, training forward: the batch statistics from the
-// convolution's epilogue (kernels/conv2d_bn_stats.h, then batch_norm_act_train_from_stats) or
-// not (conv2d_forward, then batch_norm_act_train with its statistics pass). Bytes: the minimum
+// convolution's epilogue (kernels/conv2d_bn.h: conv2d_forward_bn_stats, then batch_norm2d_train_from_stats) or
+// not (conv2d_forward, then batch_norm2d_train with its statistics pass). Bytes: the minimum
 // x + w + y (write) + y (read) + out.
 struct ConvLayer {
   const char* name;
@@ -165,11 +167,10 @@ void conv_bn_forward(benchmark::State& st, Device dev, std::int64_t N, ConvLayer
   run(st, dev, (Bf16 ? 2.0 : 4.0) * (shape_numel(xs) + shape_numel(ws) + 3 * y), [&] {
     if constexpr (Fused) {
       Conv2dBnStats c = conv2d_forward_bn_stats(x, w, Tensor(), p, y_dtype);
-      benchmark::DoNotOptimize(
-          batch_norm_act_train_from_stats(BnActivation::ReLU, c.y, c.mean, c.var, g, b, rm, rv).y);
+      benchmark::DoNotOptimize(batch_norm2d_train_from_stats(BnActivation::ReLU, c.y, c.mean, c.var, g, b, rm, rv).y);
     } else {
       Tensor c = conv2d_forward(x, w, Tensor(), p, y_dtype);
-      benchmark::DoNotOptimize(batch_norm_act_train(BnActivation::ReLU, c, g, b, rm, rv).y);
+      benchmark::DoNotOptimize(batch_norm2d_train(BnActivation::ReLU, c, g, b, rm, rv).y);
     }
   });
 }

@@ -5,8 +5,8 @@
 //   train_step/cpu/resnet18/64/{32,16}     all OpenMP threads (OMP_NUM_THREADS), wall clock
 //   train_step/cuda/<model>/224/128        fp32, skipped without a real GPU (and on cuda-emu);
 //                                          model resnet50 and efficientnet_b0
-//   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (cxr::set_allow_tf32)
-//   train_step/cuda_bf16/<model>/224/128   mixed precision (cxr::set_autocast_bf16, fp32 weights)
+//   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (execution setting allow_tf32)
+//   train_step/cuda_bf16/<model>/224/128   mixed precision (execution setting precision bf16, fp32 weights)
 //   train_step/<any cuda row>_graph/...    the same step captured once as a CUDA graph after the
 //                                          warm-up and replayed (train_cxr --cuda-graph): the
 //                                          launch overhead taken out. The replays repeat the
@@ -33,7 +33,7 @@
 #include <vector>
 
 #include "kernels/cxr_loss.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "kernels/optimizer_step.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
@@ -112,8 +112,8 @@ struct TrainStep {
 enum class Math { Fp32, Tf32, Bf16 };
 
 void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math math, bool graph) {
-  AllowTf32Scope tf32(math == Math::Tf32);
-  AutocastBf16Scope bf16(math == Math::Bf16);
+  ExecutionScope tf32({.allow_tf32 = math == Math::Tf32});
+  ExecutionScope bf16({.precision = math == Math::Bf16 ? Precision::BF16 : Precision::FP32});
   const int pixels = static_cast<int>(st.range(0));
   const int batch = static_cast<int>(st.range(1));
   if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");

@@ -71,7 +71,7 @@ int run_demo(int argc, const char* const* argv, std::ostream& out) {
   t.quiet = quiet_arg(args);
   t.precision = precision_arg(args);
   t.command_line = "train_cxr demo";
-  out << "demo: 2/4 training resnet18 on the CPU" << (t.precision == "bf16" ? " (bf16 mixed precision)" : "") << "\n";
+  out << "demo: 2/4 training resnet18 on the CPU" << (t.precision == Precision::BF16 ? " (bf16 mixed precision)" : "") << "\n";
   const TrainResult tr = train_model(t, out);
 
   out << "demo: 3/4 evaluation on the test split\n";

@@ -11,7 +11,7 @@ Args& add_batch_size(Args& args, const std::string& help, int default_value) {
   return args.option("batch-size", "B", help, std::to_string(default_value));
 }
 
-// --precision bf16: mixed precision (kernels/math_mode.h), convolutions and linear layers with
+// --precision bf16: mixed precision (kernels/execution.h), convolutions and linear layers with
 // bf16 operands and f32 accumulation, f32 master weights; like torch.autocast(bfloat16).
 Args& add_precision(Args& args) {
   return args.option("precision", "fp32|bf16",
@@ -20,7 +20,7 @@ Args& add_precision(Args& args) {
 }
 
 // --tf32: fp32 convolutions and matrix products on the GPU may use TF32 tensor cores
-// (kernels/math_mode.h; PyTorch's cuDNN default). Off: device results match the CPU to fp32.
+// (kernels/execution.h; PyTorch's cuDNN default). Off: device results match the CPU to fp32.
 Args& add_tf32(Args& args) {
   return args.flag("tf32", "GPU: let fp32 convolutions and matmuls use TF32 tensor cores (faster, ~1e-3 relative error)");
 }
@@ -39,16 +39,16 @@ int workers_arg(const Args& a) { return int_arg(a, "workers"); }
 
 int batch_size_arg(const Args& a) { return int_arg(a, "batch-size"); }
 
-std::string precision_arg(const Args& a) {
+Precision precision_arg(const Args& a) {
   const std::string p = a.get("precision");
   if (p != "fp32" && p != "bf16") throw UsageError("--precision must be fp32 or bf16, got '" + p + "'");
-  return p;
+  return p == "bf16" ? Precision::BF16 : Precision::FP32;
 }
 
 bool tf32_arg(const Args& a) { return a.is_flag("tf32") && a.flag_set("tf32"); }
 
 bool quiet_arg(const Args& a) { return a.flag_set("quiet"); }
 
-MathScope::MathScope(const Args& args) : tf32_(tf32_arg(args)), bf16_(precision_arg(args) == "bf16") {}
+MathScope::MathScope(const Args& args) : scope_({.precision = precision_arg(args), .allow_tf32 = tf32_arg(args)}) {}
 
 }  // namespace cxr::cli

@@ -3,7 +3,7 @@
 //   --device cpu|cuda      train, eval, predict
 //   --workers W            train, eval, demo
 //   --batch-size B         train, eval, predict (each with its own default)
-//   --precision fp32|bf16  train, eval, predict, demo   (kernels/math_mode.h)
+//   --precision fp32|bf16  train, eval, predict, demo   (kernels/execution.h)
 //   --tf32                 train, eval, predict
 //   --quiet                every command that shows progress
 //
@@ -14,7 +14,7 @@
 #include <string>
 
 #include "cli/cli_args.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "tensor/dtype.h"
 
 namespace cxr::cli {
@@ -29,7 +29,7 @@ Args& add_quiet(Args& args, const std::string& help);
 Device device_arg(const Args& args);         // UsageError unless cpu, cuda or cuda-emu
 int workers_arg(const Args& args);
 int batch_size_arg(const Args& args);
-std::string precision_arg(const Args& args);  // "fp32" | "bf16"; UsageError otherwise
+Precision precision_arg(const Args& args);  // fp32 | bf16; UsageError otherwise
 bool tf32_arg(const Args& args);
 bool quiet_arg(const Args& args);
 
@@ -41,8 +41,7 @@ class MathScope {
   explicit MathScope(const Args& args);
 
  private:
-  AllowTf32Scope tf32_;
-  AutocastBf16Scope bf16_;
+  ExecutionScope scope_;
 };
 
 int int_arg(const Args& args, const std::string& name);

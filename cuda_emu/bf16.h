@@ -3,12 +3,12 @@
 // __nv_bfloat16 is 16 bits (the top half of an IEEE float) with the GPU's conversions:
 // __float2bfloat16 / the float constructor round to nearest even, __bfloat162float is exact,
 // __ushort_as_bfloat16 / __bfloat16_as_ushort reinterpret the bits. The rounding is the one of
-// kernels/common/bf16.h, so host and device agree bit for bit.
+// tensor/bf16.h, so host and device agree bit for bit.
 #pragma once
 
 #include <cstdint>
 
-#include "kernels/common/bf16.h"
+#include "tensor/bf16.h"
 
 struct __nv_bfloat16 {
   unsigned short __x;

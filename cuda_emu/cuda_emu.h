@@ -1,7 +1,7 @@
 // cuda_emu.h: the emulated CUDA device "cuda-emu" (public header).
 //
 // Every .cu file of cxr is compiled twice: by nvcc for the GPU, and by the host C++ compiler
-// with CXR_CUDA_EMULATION=1. In the second build kernels/common/cuda.cuh includes this header
+// with CXR_CUDA_EMULATION=1. In the second build tensor/cuda/runtime.cuh includes this header
 // instead of <cuda_runtime.h>, so the very same kernel source runs on the CPU.
 //
 // How a kernel runs here (details in docs/emulation.md and cuda_emu/scheduler.cpp):
@@ -22,7 +22,7 @@
 //
 // This header deliberately does NOT define __CUDACC__ or __CUDA_ARCH__: code that tests
 // them keeps its host path. Code that cannot be emulated (inline PTX, tensor cores,
-// cp.async) goes behind `#if CXR_REAL_GPU` (see kernels/common/cuda.cuh).
+// cp.async) goes behind `#if CXR_REAL_GPU` (see tensor/cuda/runtime.cuh).
 #pragma once
 
 #include <algorithm>

@@ -1,176 +1,203 @@
-// 2-D batch normalisation (nn.BatchNorm2d), training and evaluation, with its backward.
+// 2-D batch normalisation (nn.BatchNorm2d) with the activation after it: one op family.
 //
-// x: (N, C, H, W); per channel c the M = N*H*W values x[:, c, :, :] are normalised.
+//   z = (x - mean_c) invstd_c weight_c + bias_c        (the batch norm's output)
+//   y = act(z),  act in {identity, relu, silu}
+// Identity is the plain BatchNorm2d. ReLU and SiLU are the activation that follows it, fused:
+// z is never stored, and backward recomputes it from x (the activations' math is
+// kernels/activation.h's).
+//
+// x: (N, C, H, W) contiguous; per channel c the M = N*H*W values x[:, c, :, :] are normalised.
+// weight, bias, the running and the saved statistics: (C).
 // Training forward:
-//   mean_c = (1/M) sum x                var_c = (1/M) sum (x - mean_c)^2           (biased)
-//   invstd_c = 1 / sqrt(var_c + eps)    y = (x - mean_c) invstd_c weight_c + bias_c
+//   mean_c = (1/M) sum x                var_c = (1/M) sum (x - mean_c)^2            (biased)
+//   invstd_c = 1 / sqrt(var_c + eps)
 //   running_mean = (1 - momentum) running_mean + momentum mean_c
-//   running_var  = (1 - momentum) running_var  + momentum var_c M / (M - 1)       (unbiased)
-//   saved for backward: mean_c, invstd_c.  Requires M > 1 (as PyTorch).
-// Evaluation forward: y = (x - running_mean) / sqrt(running_var + eps) weight + bias.
-// Training backward (xhat = (x - mean) invstd):
-//   dbias_c = sum dy      dweight_c = sum dy xhat
-//   dx = weight_c invstd_c (dy - dbias_c / M - xhat dweight_c / M)
+//   running_var  = (1 - momentum) running_var  + momentum var_c M / (M - 1)        (unbiased)
+//   saved for backward: mean_c, invstd_c (the caller keeps x).  Requires M > 1 (as PyTorch).
+// Training forward from given statistics (batch_norm2d_train_from_stats): mean_c and the
+//   biased var_c of x computed elsewhere (by the convolution before it, in its epilogue:
+//   kernels/conv2d_bn.h), so there is no statistics pass over x; the rest as above.
+// Evaluation forward: mean = running_mean, invstd = 1 / sqrt(running_var + eps).
+// Training backward, from x and the saved statistics (z recomputed, not saved):
+//   g = dy act'(z)       relu'(z) = [z > 0],  silu'(z) = s(z) (1 + z (1 - s(z))),  identity' = 1
+//   xhat = (x - mean) invstd
+//   dbias_c = sum g      dweight_c = sum g xhat
+//   dx = weight_c invstd_c (g - dbias_c / M - xhat dweight_c / M)
 // Evaluation backward (frozen statistics: running_mean / running_var are constants, as in
 // PyTorch's BatchNorm2d in eval mode), with invstd_c = 1 / sqrt(running_var_c + eps):
-//   dbias_c = sum dy      dweight_c = sum dy (x - running_mean_c) invstd_c
-//   dx = dy weight_c invstd_c
-// Mixed precision: x may be bf16; y then is bf16, the f32 value above rounded once. Statistics,
-// parameters, dy and the gradients are f32 whatever the dtype of x.
+//   dbias_c = sum g      dweight_c = sum g (x - running_mean_c) invstd_c      dx = g weight_c invstd_c
+// Mixed precision: x may be bf16; y then is bf16, the f32 value above rounded once (on the CPU
+// exactly to_bf16(op(to_f32(x)))). Statistics, parameters, dy and the gradients are f32
+// whatever the dtype of x.
+//
+// Memory traffic, in passes over the N*C*H*W values (each read or write of a full tensor is
+// one), against a batch norm followed by a separate activation op:
+//                       batch norm, then the activation op            one op
+//   training forward    BN: x, x, write z; act: z, write y     = 5   x, x, write y      = 3
+//     from given stats  (statistics from the conv's epilogue)          x, write y         = 2
+//   training backward   act: z, dy, write g; BN: g, x, g, x,         dy, x, dy, x,
+//                       write dx                               = 8   write dx           = 5
+//   eval forward        BN: x, write z; act: z, write y        = 4   x, write y         = 2
+//   eval backward       act: z, dy, write g; BN: g, x, write dx= 6   dy, x, write dx    = 3
+//   kept between forward and backward: x and z                        x only
+// (GPU: z and g are recomputed in each pass. CPU: g of one channel is kept in a per-thread
+// buffer between its two backward passes, so the second reads x and that buffer: 4 passes.)
+// With identity the one-op column is the plain batch norm's traffic. Per-kernel byte counts:
+// kernels/cuda/batch_norm.cu; measured on the CPU, expected on a GPU: docs/models.md.
+//
+// Implementations: cpu:: (kernels/cpu/batch_norm.cpp) is the reference, float and double;
+// cuda:: (kernels/cuda/batch_norm.cu). The activation is a compile-time constant inside both,
+// so every loop is branch-free.
+// Error messages name the op as batch_norm2d_<op> with identity and as
+// batch_norm_act_<op>(relu|silu) with an activation ("batch_norm2d_train: ...",
+// "batch_norm_act_eval(silu): ..."), the names the two forms had when they were separate ops.
 #pragma once
 
 #include <cstdint>
-#include <functional>
+#include <optional>
 
+#include "kernels/activation.h"
+#include "tensor/host_device.h"
 #include "tensor/tensor.h"
 
 namespace cxr {
 
+enum class BnActivation { Identity, ReLU, SiLU };
+const char* bn_activation_name(BnActivation a);  // "identity", "relu", "silu"
+// The fused form of an activation after a batch norm: ReLU and SiLU; nullopt for the others
+// (sigmoid, GELU), which stay separate ops.
+std::optional<BnActivation> fusable_activation(Activation a);
+
 struct BatchNormOutput {
-  Tensor y;             // (N, C, H, W)
+  Tensor y;             // (N, C, H, W), x's dtype
   Tensor saved_mean;    // (C)
   Tensor saved_invstd;  // (C)
 };
 struct BatchNormGrads {
-  Tensor dx;       // (N, C, H, W)
+  Tensor dx;       // (N, C, H, W) f32
   Tensor dweight;  // (C)
   Tensor dbias;    // (C)
 };
 
-// The part every training forward shares (batch_norm2d_train, batch_norm_act_train and
-// batch_norm_act_train_from_stats): checks that there is more than one value per channel and
-// that running_mean / running_var are both given (and of C values) or both undefined, then
-// allocates y (x's dtype) and the saved statistics (f32). running_mean / running_var: their
-// data, or null.
-struct TrainForwardBuffers {
-  std::int64_t N = 0, C = 0, HW = 0;
-  BatchNormOutput out;
-  float* running_mean = nullptr;
-  float* running_var = nullptr;
+// A batch norm's arguments as one value, for ops that run it after something else
+// (kernels/conv2d_bn.h): its parameters and buffers (C) f32, the fused activation, and whether
+// it is training. running_mean / running_var are updated in place (the handles share the
+// module's storage); both undefined: no update.
+struct BatchNormArgs {
+  Tensor weight, bias, running_mean, running_var;
+  BnActivation act = BnActivation::Identity;
+  float momentum = 0.1f, eps = 1e-5f;
+  bool training = true;
 };
-TrainForwardBuffers batch_norm_train_buffers(const char* op, const Tensor& x, Tensor& running_mean,
-                                             Tensor& running_var);
-// dx (x's shape), dweight and dbias (C), allocated on x's device for a backward.
-BatchNormGrads empty_batch_norm_grads(const Tensor& x);
-// x of every batch norm op: defined, f32 or bf16, contiguous, 4-D; a cxr::Error naming op and x
-// otherwise.
-void check_batch_norm_x(const char* op, const Tensor& x);
-// The CPU path for either dtype of x (the definition of the bf16 ops): kernel(x32, y32), the
-// f32 CPU kernel, on x widened to f32 (x itself when F32) into an f32 y32 (y itself when F32)
-// that is then rounded once into y (f32_to_bf16) when y is BF16. y: x's shape and dtype.
-void batch_norm_cpu_in_f32(const Tensor& x, Tensor& y, const std::function<void(const float* x32, float* y32)>& kernel);
-// x: (N, C, H, W) contiguous, f32 or bf16 (mixed precision: y has x's dtype, all math in f32,
-// y rounded once; on the CPU exactly to_bf16(op(to_f32(x)))); weight, bias and every statistic:
-// (C) f32. running_mean / running_var: (C), updated in place; pass undefined tensors (both) to
-// skip the update (track_running_stats=False). Backward: dy, dx, dweight, dbias f32 whatever
-// the dtype of x.
-BatchNormOutput batch_norm2d_train(const Tensor& x, const Tensor& weight, const Tensor& bias, Tensor& running_mean,
-                                   Tensor& running_var, float momentum = 0.1f, float eps = 1e-5f);
-Tensor batch_norm2d_eval(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& running_mean,
-                         const Tensor& running_var, float eps = 1e-5f);
-// Backward of the training forward, from its saved statistics.
-BatchNormGrads batch_norm2d_backward(const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& saved_mean,
-                                     const Tensor& saved_invstd);
-// Backward of the evaluation forward (running statistics frozen): the same x, weight,
-// running_mean, running_var and eps as that forward.
-BatchNormGrads batch_norm2d_eval_backward(const Tensor& dy, const Tensor& x, const Tensor& weight,
-                                          const Tensor& running_mean, const Tensor& running_var, float eps = 1e-5f);
 
-// Raw entry points: x is N planes-groups of C channels of HW elements.
-// running_mean / running_var may be null (no update).
+// x: (N, C, H, W) contiguous, f32 or bf16; weight, bias and every statistic: (C) f32.
+// running_mean / running_var: (C), updated in place; pass undefined tensors (both) to skip the
+// update (track_running_stats=False). Returns y and the saved statistics.
+BatchNormOutput batch_norm2d_train(BnActivation act, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                                   Tensor& running_mean, Tensor& running_var, float momentum = 0.1f,
+                                   float eps = 1e-5f);
+// The training forward with the batch statistics given: mean, var (C) f32, the batch mean and
+// the biased batch variance of x per channel. Everything else (outputs, running-statistic
+// update, saved statistics for batch_norm2d_backward) as batch_norm2d_train.
+BatchNormOutput batch_norm2d_train_from_stats(BnActivation act, const Tensor& x, const Tensor& mean,
+                                              const Tensor& var, const Tensor& weight, const Tensor& bias,
+                                              Tensor& running_mean, Tensor& running_var, float momentum = 0.1f,
+                                              float eps = 1e-5f);
+Tensor batch_norm2d_eval(BnActivation act, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                         const Tensor& running_mean, const Tensor& running_var, float eps = 1e-5f);
+// Backward of the training forward: the same x, weight and bias as that forward (bias: z is
+// recomputed), its saved statistics, and dy = dL/dy (f32). dx, dweight, dbias f32.
+BatchNormGrads batch_norm2d_backward(BnActivation act, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                     const Tensor& bias, const Tensor& saved_mean, const Tensor& saved_invstd);
+// Backward of the evaluation forward (frozen statistics), with that forward's arguments.
+BatchNormGrads batch_norm2d_eval_backward(BnActivation act, const Tensor& dy, const Tensor& x, const Tensor& weight,
+                                          const Tensor& bias, const Tensor& running_mean, const Tensor& running_var,
+                                          float eps = 1e-5f);
+
+// The scalar math, shared by the CPU loops and the CUDA kernels; the activation is a
+// compile-time constant. The values are those of kernels/activation.h.
+template <BnActivation A, typename T>
+CXR_HD T bn_act_value(T z) {
+  if constexpr (A == BnActivation::Identity) return z;
+  else if constexpr (A == BnActivation::ReLU) return z > T(0) ? z : T(0);
+  else return activation_value<T>(Activation::SiLU, z);
+}
+// dy act'(z). relu: a select, z > 0 ? dy : 0, as PyTorch's threshold_backward (GCC turns the
+// product dy [z > 0] into a branch that is mispredicted half the time; the select vectorises).
+// The same value as activation_backward's dy * [z > 0] except for the sign of a zero (dy < 0,
+// z <= 0) and a non-finite dy where z <= 0 (0 here, NaN there).
+template <BnActivation A, typename T>
+CXR_HD T bn_act_grad(T dy, T z) {
+  if constexpr (A == BnActivation::Identity) return dy;
+  else if constexpr (A == BnActivation::ReLU) return z > T(0) ? dy : T(0);
+  else return dy * activation_derivative<T>(Activation::SiLU, z);
+}
+
+// Raw entry points: x is N groups of C channels of HW values. running_mean / running_var may
+// be null (no update).
 // CPU: one type T for everything (float, or double for the test references); a bf16 x is
-// widened before these are called (batch_norm_cpu_in_f32).
+// widened to f32 before these are called and y rounded after them (kernels/batch_norm.cpp).
 namespace cpu {
 template <typename T>
-void batch_norm2d_forward_train(const T* x, const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
-                                T* running_mean, T* running_var, std::int64_t N, std::int64_t C, std::int64_t HW,
-                                T momentum, T eps);
+void batch_norm2d_forward_train(BnActivation act, const T* x, const T* weight, const T* bias, T* y, T* saved_mean,
+                                T* saved_invstd, T* running_mean, T* running_var, std::int64_t N, std::int64_t C,
+                                std::int64_t HW, T momentum, T eps);
 template <typename T>
-void batch_norm2d_forward_eval(const T* x, const T* weight, const T* bias, const T* running_mean, const T* running_var,
-                               T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
+void batch_norm2d_forward_train_from_stats(BnActivation act, const T* x, const T* mean, const T* var,
+                                           const T* weight, const T* bias, T* y, T* saved_mean, T* saved_invstd,
+                                           T* running_mean, T* running_var, std::int64_t N, std::int64_t C,
+                                           std::int64_t HW, T momentum, T eps);
 template <typename T>
-void batch_norm2d_backward(const T* dy, const T* x, const T* weight, const T* saved_mean, const T* saved_invstd, T* dx,
-                           T* dweight, T* dbias, std::int64_t N, std::int64_t C, std::int64_t HW);
+void batch_norm2d_forward_eval(BnActivation act, const T* x, const T* weight, const T* bias, const T* running_mean,
+                               const T* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
 template <typename T>
-void batch_norm2d_eval_backward(const T* dy, const T* x, const T* weight, const T* running_mean,
-                                const T* running_var, T* dx, T* dweight, T* dbias, std::int64_t N, std::int64_t C,
-                                std::int64_t HW, T eps);
-// The statistics of the training forward for one channel c, shared with fused ops
-// (kernels/batch_norm_act.*): saved_mean[c] = mean_c, saved_invstd[c] = invstd_c, and the
-// running-statistic update of channel c (skipped when running_mean is null).
-// batch_norm2d_forward_train runs, per channel, this and then the affine pass (while the
-// channel's values are still in cache).
-// The same for a channel whose batch mean and biased variance are given (computed elsewhere,
-// e.g. in a convolution's epilogue); M = N*HW values. The same double expressions as above.
+void batch_norm2d_backward(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias,
+                           const T* saved_mean, const T* saved_invstd, T* dx, T* dweight, T* dbias, std::int64_t N,
+                           std::int64_t C, std::int64_t HW);
 template <typename T>
-void batch_norm2d_channel_statistics_from_moments(T mean, T var, T* saved_mean, T* saved_invstd, T* running_mean,
-                                                  T* running_var, std::int64_t M, std::int64_t c, T momentum, T eps);
-template <typename T>
-void batch_norm2d_channel_statistics(const T* x, T* saved_mean, T* saved_invstd, T* running_mean, T* running_var,
-                                     std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t c, T momentum,
-                                     T eps);
-// Under both: the mean of channel c of x (N, C, HW) and the sum of squared deviations from it,
-// two passes in double (also the reference of kernels/conv2d_bn_stats.h).
+void batch_norm2d_eval_backward(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias,
+                                const T* running_mean, const T* running_var, T* dx, T* dweight, T* dbias,
+                                std::int64_t N, std::int64_t C, std::int64_t HW, T eps);
+
+// The statistics of the training forward, also the reference of a convolution's output
+// statistics (kernels/conv2d_bn.h): the mean of channel c of x (N, C, HW) and the sum of
+// squared deviations from it, two passes in double.
 struct ChannelMoments {
   double mean, ss;
 };
 template <typename T>
 ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int64_t C, std::int64_t HW,
                                             std::int64_t c);
+// mean, var (C) of x (N, C, HW) per channel from those moments (var biased, as batch norm's).
+template <typename T>
+void channel_mean_var(const T* x, T* mean, T* var, std::int64_t N, std::int64_t C, std::int64_t HW);
 }  // namespace cpu
 
 // T, the element type of x and y: float (f32) or std::uint16_t (bf16 bits); instantiated for
-// both. Everything else is f32 (dy and dx too).
+// both. Everything else is f32 (dy and dx too). All launch on the compute stream.
 namespace cuda {
 template <typename T>
-void batch_norm2d_forward_train(const T* x, const float* weight, const float* bias, T* y, float* saved_mean,
-                                float* saved_invstd, float* running_mean, float* running_var, std::int64_t N,
-                                std::int64_t C, std::int64_t HW, float momentum, float eps);
+void batch_norm2d_forward_train(BnActivation act, const T* x, const float* weight, const float* bias, T* y,
+                                float* saved_mean, float* saved_invstd, float* running_mean, float* running_var,
+                                std::int64_t N, std::int64_t C, std::int64_t HW, float momentum, float eps);
 template <typename T>
-void batch_norm2d_forward_eval(const T* x, const float* weight, const float* bias, const float* running_mean,
-                               const float* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW,
-                               float eps);
+void batch_norm2d_forward_train_from_stats(BnActivation act, const T* x, const float* mean, const float* var,
+                                           const float* weight, const float* bias, T* y, float* saved_mean,
+                                           float* saved_invstd, float* running_mean, float* running_var,
+                                           std::int64_t N, std::int64_t C, std::int64_t HW, float momentum,
+                                           float eps);
 template <typename T>
-void batch_norm2d_backward(const float* dy, const T* x, const float* weight, const float* saved_mean,
-                           const float* saved_invstd, float* dx, float* dweight, float* dbias, std::int64_t N,
-                           std::int64_t C, std::int64_t HW);
+void batch_norm2d_forward_eval(BnActivation act, const T* x, const float* weight, const float* bias,
+                               const float* running_mean, const float* running_var, T* y, std::int64_t N,
+                               std::int64_t C, std::int64_t HW, float eps);
 template <typename T>
-void batch_norm2d_eval_backward(const float* dy, const T* x, const float* weight, const float* running_mean,
-                                const float* running_var, float* dx, float* dweight, float* dbias, std::int64_t N,
-                                std::int64_t C, std::int64_t HW, float eps);
-
-// Building blocks shared with fused ops (kernels/batch_norm_act.*); all launch on the compute
-// stream. `affine` is (2, C): scale = weight * invstd, shift = bias - mean * scale, so that the
-// normalised value is z = fmaf(x, scale, shift) exactly as batch_norm2d_forward_* compute it.
-// Training statistics (bn_stats + bn_finalize): saved mean/invstd, running update (skipped when
-// running_mean is null), affine.
+void batch_norm2d_backward(BnActivation act, const float* dy, const T* x, const float* weight, const float* bias,
+                           const float* saved_mean, const float* saved_invstd, float* dx, float* dweight,
+                           float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW);
 template <typename T>
-void batch_norm2d_statistics(const T* x, const float* weight, const float* bias, float* saved_mean, float* saved_invstd,
-                             float* running_mean, float* running_var, float* affine, std::int64_t N, std::int64_t C,
-                             std::int64_t HW, float momentum, float eps);
-// The same outputs from a given batch mean and biased variance (C) of M values per channel
-// (bn_finalize_kernel's arithmetic after its merge): no pass over x.
-void batch_norm2d_statistics_from_moments(const float* mean, const float* var, const float* weight,
-                                          const float* bias, float* saved_mean, float* saved_invstd,
-                                          float* running_mean, float* running_var, float* affine, std::int64_t C,
-                                          std::int64_t M, float momentum, float eps);
-// Affine form of the evaluation forward, from the running statistics.
-void batch_norm2d_eval_affine(const float* weight, const float* bias, const float* running_mean,
-                              const float* running_var, float* affine, std::int64_t C, float eps);
-// How a channel's M values are split over S blocks (chunk values each) by the reductions.
-struct BatchNormSplit {
-  unsigned S;
-  std::int64_t chunk;
-};
-BatchNormSplit batch_norm2d_split(std::int64_t C, std::int64_t M);
-// partial (C, S, 2) = (sum g, sum g (x - saved_mean)) per chunk, g the gradient at the BN
-// output -> dbias, dweight and coef (3, C) with dx = coef[0] g + coef[1] x + coef[2].
-void batch_norm2d_backward_finalize(const float* partial, unsigned S, const float* weight, const float* saved_mean,
-                                   const float* saved_invstd, float* dweight, float* dbias, float* coef,
-                                   std::int64_t C, std::int64_t M);
-// partial (C, S, 2) = (sum g, sum g (x - running_mean)) -> dbias, dweight (evaluation backward).
-void batch_norm2d_eval_backward_finalize(const float* partial, unsigned S, const float* running_var, float* dweight,
-                                         float* dbias, std::int64_t C, float eps);
+void batch_norm2d_eval_backward(BnActivation act, const float* dy, const T* x, const float* weight, const float* bias,
+                                const float* running_mean, const float* running_var, float* dx, float* dweight,
+                                float* dbias, std::int64_t N, std::int64_t C, std::int64_t HW, float eps);
 }  // namespace cuda
 
 }  // namespace cxr

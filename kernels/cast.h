@@ -1,4 +1,4 @@
-// Element-type conversion between f32 and bf16 (kernels/common/bf16.h has the scalar math).
+// Element-type conversion between f32 and bf16 (tensor/bf16.h has the scalar math).
 //
 //   to_bf16(x): y[i] = f32_to_bf16(x[i])   f32 -> bf16, round to nearest even
 //   to_f32(x):  y[i] = bf16_to_f32(x[i])   bf16 -> f32, exact

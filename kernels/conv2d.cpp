@@ -2,7 +2,6 @@
 #include "kernels/conv2d.h"
 
 #include "kernels/cast.h"
-#include "kernels/conv2d_bn_stats.h"
 
 namespace cxr {
 
@@ -107,7 +106,7 @@ Tensor conv2d_forward_tile_stats(const Tensor& x, const Tensor& w, const Tensor&
   Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, y_dtype, x.device());
   const float* b = bias.defined() ? bias.f32() : nullptr;
   if (want_stats && x.is_cuda())
-    tile_stats = Tensor::empty({conv2d_bn_stats_tiles(d), d.K, 2}, DType::F32, x.device());
+    tile_stats = Tensor::empty({conv2d_stats_tiles(d), d.K, 2}, DType::F32, x.device());
   float* stats = tile_stats.defined() ? tile_stats.f32() : nullptr;
   if (y_dtype == DType::BF16)
     cuda::conv2d_forward_bf16(d, x.data<std::uint16_t>(), w.data<std::uint16_t>(), b, y.data<std::uint16_t>(), stats);

@@ -20,7 +20,7 @@
 //   cuda::conv2d_*_bf16         bf16 operands: implicit GEMM on the BF16 tensor cores; depthwise
 //                               the direct kernels reading bf16
 //
-// bf16 operands (mixed precision, kernels/math_mode.h): the Tensor-level functions also take
+// bf16 operands (mixed precision, kernels/execution.h): the Tensor-level functions also take
 // x and w (dy and w, dy and x) both bf16: the same sums over the bf16 values, accumulated in
 // f32. Gradients are f32. The forward's y is f32, or bf16 when asked (y_dtype; what mixed
 // precision keeps between layers, as cuDNN's bf16 convolutions write it): the f32 result
@@ -30,7 +30,7 @@
 
 #include <cstdint>
 
-#include "kernels/common/host_device.h"
+#include "tensor/host_device.h"
 #include "tensor/tensor.h"
 
 namespace cxr {
@@ -57,6 +57,16 @@ struct Conv2dDims {
   double flops() const { return 2.0 * N * K * P * Q * (C / G) * R * S; }
 };
 
+// Per-tile statistics of the forward's output, for a batch norm after it (kernels/conv2d_bn.h
+// combines them into its mean and variance): tile t is columns t kConv2dStatsTile ..
+// (t + 1) kConv2dStatsTile - 1 of the flat (n, p, q) output index (the implicit GEMM's block
+// tile); partial (tiles, K, 2) holds, per channel, the mean and the sum of squared deviations
+// from it (M2) of the tile's values of y as stored.
+constexpr int kConv2dStatsTile = 64;
+inline std::int64_t conv2d_stats_tiles(const Conv2dDims& d) {
+  return (static_cast<std::int64_t>(d.N) * d.P * d.Q + kConv2dStatsTile - 1) / kConv2dStatsTile;
+}
+
 // Validates the shapes (x: (N,C,H,W), w: (K, C/groups, R, S)) and parameters; throws a
 // cxr::Error naming what does not fit. Returns (N, K, P, Q).
 Shape conv2d_output_shape(const Shape& x, const Shape& w, const Conv2dParams& p);
@@ -67,8 +77,8 @@ Conv2dDims conv2d_dims(const Shape& x, const Shape& w, const Conv2dParams& p);
 Tensor conv2d_forward(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
                       DType y_dtype = DType::F32);
 // conv2d_forward that, when want_stats and x is on a CUDA device, also writes the per-tile
-// batch-norm statistics of y in its epilogue: tile_stats = (tiles, K, 2) (undefined otherwise).
-// For kernels/conv2d_bn_stats.cpp, which combines them; use conv2d_forward_bn_stats.
+// batch-norm statistics of y (below): tile_stats = (tiles, K, 2) (undefined otherwise). For
+// kernels/conv2d_bn.cpp, which combines them; use conv2d_forward_bn_stats there.
 Tensor conv2d_forward_tile_stats(const Tensor& x, const Tensor& w, const Tensor& bias, const Conv2dParams& p,
                                  Tensor& tile_stats, bool want_stats, DType y_dtype = DType::F32);
 Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_shape, const Conv2dParams& p);
@@ -101,15 +111,25 @@ void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 
 namespace cuda {
 
-// stats: null, or (tiles, K, 2) per-tile batch-norm statistics of y written in the forward's
-// epilogue (kernels/conv2d_bn_stats.h; tiles = conv2d_bn_stats_tiles(d)).
+// stats: null, or (tiles, K, 2) per-tile statistics of y (tiles = conv2d_stats_tiles(d)),
+// written in the forward's epilogue where its kernel has one (conv2d_forward_stats_in_epilogue),
+// otherwise by a separate pass over y (depthwise) or by taking the implicit GEMM instead of the
+// batched SGEMM (fp32 1x1 stride-1 convolutions).
 void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
                     float* stats = nullptr);
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);
 
-// bf16 operands (bits, kernels/common/bf16.h), f32 gradients, y f32 or bf16; depthwise ones go
+// Whether the kernel that the plain forward (no statistics asked for) runs for d, with f32 or
+// bf16 operands, writes the per-tile statistics in its epilogue, so that asking for them costs
+// no pass and no change of kernel: every implicit-GEMM forward (FMA, TF32, BF16); not the
+// depthwise kernels, nor the batched SGEMM of fp32 / TF32 1x1 stride-1 ungrouped convolutions
+// (bf16 ones take the implicit GEMM anyway). Decided by the forward's own dispatch
+// (kernels/cuda/conv2d.cu).
+bool conv2d_forward_stats_in_epilogue(const Conv2dDims& d, bool bf16);
+
+// bf16 operands (bits, tensor/bf16.h), f32 gradients, y f32 or bf16; depthwise ones go
 // to the depthwise kernels below.
 void conv2d_forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b,
                          float* y, float* stats = nullptr);

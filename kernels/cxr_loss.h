@@ -21,7 +21,7 @@
 #include <cmath>
 #include <cstdint>
 
-#include "kernels/common/host_device.h"
+#include "tensor/host_device.h"
 #include "tensor/tensor.h"
 
 namespace cxr {

@@ -56,7 +56,7 @@ void sgemm_strided_batched(bool trans_a, bool trans_b, std::int64_t M, std::int6
                            std::int64_t stride_b, float beta, float* C, std::int64_t ldc, std::int64_t stride_c,
                            std::int64_t batch, GemmBias bias = {});
 
-// C = op(A) op(B) (+ bias) with bf16 operands (bits, kernels/common/bf16.h) and an f32 C
+// C = op(A) op(B) (+ bias) with bf16 operands (bits, tensor/bf16.h) and an f32 C
 // (alpha 1, beta 0: C is overwritten); the BF16 tensor cores, f32 accumulation.
 void gemm_bf16(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, const std::uint16_t* A,
                std::int64_t lda, const std::uint16_t* B, std::int64_t ldb, float* C, std::int64_t ldc,

@@ -62,7 +62,7 @@ LinearGrads linear_backward_bf16_cuda(const Tensor& x_in, const Tensor& w_in, co
 
 Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
   // bf16 x bf16 products are exact in f32: on the CPU the f32 GEMM on the widened operands is
-  // the mixed-precision product (kernels/common/bf16.h); CUDA has BF16 tensor-core GEMMs.
+  // the mixed-precision product (tensor/bf16.h); CUDA has BF16 tensor-core GEMMs.
   if (bf16_operands("linear", x, w)) {
     if (x.is_cpu()) return linear(to_f32(x), to_f32(w), b);
     return linear_bf16_cuda(x, w, b);

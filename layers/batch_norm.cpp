@@ -1,28 +1,15 @@
 // BatchNorm2d layer (see batch_norm.h).
 #include "layers/batch_norm.h"
 
-#include <atomic>
-
-#include "kernels/batch_norm.h"
-
 namespace cxr {
-
-namespace {
-std::atomic<bool> g_fuse_batch_norm_activation{true};
-std::atomic<bool> g_fuse_conv_batch_norm_statistics{true};
-}  // namespace
-
-void set_fuse_batch_norm_activation(bool on) { g_fuse_batch_norm_activation.store(on); }
-bool fuse_batch_norm_activation() { return g_fuse_batch_norm_activation.load(); }
-void set_fuse_conv_batch_norm_statistics(bool on) { g_fuse_conv_batch_norm_statistics.store(on); }
-bool fuse_conv_batch_norm_statistics() { return g_fuse_conv_batch_norm_statistics.load(); }
 
 BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) {
   CXR_CHECK(num_features > 0, "BatchNorm2d: num_features must be positive, found ", num_features);
   if (o.activation) {
-    act_ = fusable_activation(*o.activation);
-    CXR_CHECK(act_.has_value(), "BatchNorm2d: a fused activation must be relu or silu, found ",
+    const std::optional<BnActivation> act = fusable_activation(*o.activation);
+    CXR_CHECK(act.has_value(), "BatchNorm2d: a fused activation must be relu or silu, found ",
               activation_name(*o.activation));
+    act_ = *act;
   }
   weight_ = &register_parameter("weight", Tensor::full({num_features}, 1.f), /*weight_decay=*/false);
   bias_ = &register_parameter("bias", Tensor::zeros({num_features}), /*weight_decay=*/false);
@@ -31,41 +18,46 @@ BatchNorm2d::BatchNorm2d(std::int64_t num_features, BatchNormOptions o) : o_(o) 
   num_batches_ = &register_buffer("num_batches_tracked", Tensor::zeros({}, DType::I32));
 }
 
+BatchNormArgs BatchNorm2d::op_args() const {
+  return BatchNormArgs{weight_->value, bias_->value, *running_mean_, *running_var_, act_, o_.momentum, o_.eps,
+                       training()};
+}
+
 Tensor BatchNorm2d::forward(const Tensor& x_in) {
   const Tensor x = x_in.contiguous();
   if (!training()) {
-    // Frozen statistics: backward needs only x (batch_norm2d_eval_backward).
-    save_for_backward(keeps_for_backward() ? x : Tensor());
-    saved_mean_ = saved_invstd_ = Tensor();
-    if (act_) return batch_norm_act_eval(*act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.eps);
-    return batch_norm2d_eval(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.eps);
+    const Tensor y = batch_norm2d_eval(act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.eps);
+    keep_forward(x, Tensor(), Tensor());
+    return y;
   }
   BatchNormOutput r =
-      act_ ? batch_norm_act_train(*act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum,
-                                  o_.eps)
-           : batch_norm2d_train(x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
-  return finish_train_forward(x, std::move(r));
+      batch_norm2d_train(act_, x, weight_->value, bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
+  keep_forward(x, r.saved_mean, r.saved_invstd);
+  return r.y;
 }
 
 Tensor BatchNorm2d::forward_from_stats(const Tensor& x_in, const Tensor& mean, const Tensor& var) {
   CXR_CHECK(training(), "BatchNorm2d.forward_from_stats: batch statistics are for training mode; in eval mode call "
                         "forward()");
   const Tensor x = x_in.contiguous();
-  // Identity: the plain batch norm (bna_apply with identity is bn_apply's arithmetic).
-  BatchNormOutput r =
-      batch_norm_act_train_from_stats(act_.value_or(BnActivation::Identity), x, mean, var, weight_->value,
-                                      bias_->value, *running_mean_, *running_var_, o_.momentum, o_.eps);
-  return finish_train_forward(x, std::move(r));
+  BatchNormOutput r = batch_norm2d_train_from_stats(act_, x, mean, var, weight_->value, bias_->value,
+                                                    *running_mean_, *running_var_, o_.momentum, o_.eps);
+  keep_forward(x, r.saved_mean, r.saved_invstd);
+  return r.y;
 }
 
-// The batch count and the saved state of a training forward.
-Tensor BatchNorm2d::finish_train_forward(const Tensor& x, BatchNormOutput r) {
+void BatchNorm2d::keep_forward(const Tensor& x, const Tensor& saved_mean, const Tensor& saved_invstd) {
+  saved_mean_ = saved_mean;
+  saved_invstd_ = saved_invstd;
+  if (!saved_mean.defined()) {
+    // Frozen statistics: backward needs only x (batch_norm2d_eval_backward).
+    save_for_backward(keeps_for_backward() ? x : Tensor());
+    return;
+  }
+  // A training forward: count the batch; backward needs x and the batch statistics.
   if (num_batches_->is_cpu()) num_batches_->data<std::int32_t>()[0] += 1;
   else ++pending_batches_;
   save_for_backward(x);
-  saved_mean_ = r.saved_mean;
-  saved_invstd_ = r.saved_invstd;
-  return r.y;
 }
 
 void BatchNorm2d::sync_buffers() {
@@ -84,16 +76,11 @@ Tensor BatchNorm2d::backward(const Tensor& dy_in) {
   const Tensor x = saved_input("BatchNorm2d");
   const Tensor dy = dy_in.contiguous();
   // Saved statistics: after a training forward; none: after an eval forward.
-  BatchNormGrads g;
-  if (act_)
-    g = saved_mean_.defined()
-            ? batch_norm_act_backward(*act_, dy, x, weight_->value, bias_->value, saved_mean_, saved_invstd_)
-            : batch_norm_act_eval_backward(*act_, dy, x, weight_->value, bias_->value, *running_mean_, *running_var_,
-                                           o_.eps);
-  else
-    g = saved_mean_.defined()
-            ? batch_norm2d_backward(dy, x, weight_->value, saved_mean_, saved_invstd_)
-            : batch_norm2d_eval_backward(dy, x, weight_->value, *running_mean_, *running_var_, o_.eps);
+  const BatchNormGrads g =
+      saved_mean_.defined()
+          ? batch_norm2d_backward(act_, dy, x, weight_->value, bias_->value, saved_mean_, saved_invstd_)
+          : batch_norm2d_eval_backward(act_, dy, x, weight_->value, bias_->value, *running_mean_, *running_var_,
+                                       o_.eps);
   save_for_backward(Tensor());
   saved_mean_ = saved_invstd_ = Tensor();
   if (weight_->trainable) weight_->accumulate_grad(g.dweight);

@@ -8,12 +8,15 @@
 // PyTorch's eval-mode gradients (batch_norm2d_eval_backward: statistics are constants).
 //
 // Fused activation (options.activation = ReLU or SiLU): forward returns act(BatchNorm2d(x)) in
-// one pass (kernels/batch_norm_act.h) and backward takes dL/d(act output); the layer still
-// saves only x and the statistics (z is recomputed in backward), so a fused BN + activation
-// keeps one tensor instead of two. Names, parameters and buffers are those of a plain
-// BatchNorm2d: the activation has none, so the state_dict is torchvision's. Backward
+// one pass (the op's activation, BnActivation) and backward takes dL/d(act output); the layer
+// still saves only x and the statistics (z is recomputed in backward), so a fused BN +
+// activation keeps one tensor instead of two. Names, parameters and buffers are those of a
+// plain BatchNorm2d: the activation has none, so the state_dict is torchvision's. Backward
 // recomputes z from the current weight and bias, so they must not change between forward and
-// backward (as for every layer here).
+// backward (as for every layer here). Which blocks build their batch norms fused is the
+// execution setting fuse_batch_norm_activation (kernels/execution.h).
+// After a Conv2d the pair runs as one op (conv_bn_forward, layers/conv_norm_activation.h), which
+// takes op_args() and hands the forward's state back through keep_forward().
 //
 // num_batches_tracked is an I32 scalar (PyTorch: int64; checkpoints widen it). On a CUDA
 // device the count is kept on the host and added to the buffer when named_buffers() is
@@ -23,7 +26,7 @@
 #include <optional>
 
 #include "kernels/activation.h"
-#include "kernels/batch_norm_act.h"
+#include "kernels/batch_norm.h"
 #include "layers/module.h"
 
 namespace cxr {
@@ -36,29 +39,24 @@ struct BatchNormOptions {
   std::optional<Activation> activation = std::nullopt;
 };
 
-// Whether models and blocks built from now on fuse each batch norm with the ReLU/SiLU after it
-// (ResNet, Conv2dNormActivation; default on). Off: the separate activation modules/ops of
-// before, e.g. to compare or time the two. Read once, when a block is constructed.
-void set_fuse_batch_norm_activation(bool on);
-bool fuse_batch_norm_activation();
-
-// Whether a Conv2d followed by a BatchNorm2d, both training, on a CUDA device computes the
-// batch statistics in the convolution's epilogue (conv_bn_forward in
-// layers/conv_norm_activation.h, kernels/conv2d_bn_stats.h; default on). Off: the convolution,
-// then the batch norm with its own statistics pass. Read at every forward.
-void set_fuse_conv_batch_norm_statistics(bool on);
-bool fuse_conv_batch_norm_statistics();
-
 class BatchNorm2d : public Module {
  public:
   explicit BatchNorm2d(std::int64_t num_features, BatchNormOptions o = {});
   Tensor forward(const Tensor& x) override;    // x: (N, C, H, W)
   Tensor backward(const Tensor& dy) override;  // after a training or an eval forward
   std::string type_name() const override { return "BatchNorm2d"; }
-  // The training forward with the batch mean and biased variance (C) of x given (e.g. by
-  // Conv2d::forward_with_stats): no statistics pass over x; running statistics, the batch
-  // count, the saved state and backward as forward() in training mode. Requires training().
+  // The training forward with the batch mean and biased variance (C) of x given: no statistics
+  // pass over x; running statistics, the batch count, the saved state and backward as
+  // forward() in training mode. Requires training().
   Tensor forward_from_stats(const Tensor& x, const Tensor& mean, const Tensor& var);
+
+  // For an op that runs this batch norm itself (kernels/conv2d_bn.h's conv2d_bn_forward): its
+  // arguments (the parameters, the buffers, whose storage the op updates, the fused activation
+  // and the mode), and the state its forward leaves for backward: x (the batch norm's input)
+  // and, after a training forward, the saved statistics (undefined after an eval one).
+  // keep_forward also counts a training batch.
+  BatchNormArgs op_args() const;
+  void keep_forward(const Tensor& x, const Tensor& saved_mean, const Tensor& saved_invstd);
 
   Parameter& weight() { return *weight_; }
   Parameter& bias() { return *bias_; }
@@ -73,7 +71,7 @@ class BatchNorm2d : public Module {
 
  private:
   BatchNormOptions o_;
-  std::optional<BnActivation> act_;  // the fused activation, if any
+  BnActivation act_ = BnActivation::Identity;  // the fused activation, if any
   Parameter* weight_ = nullptr;
   Parameter* bias_ = nullptr;
   Tensor* running_mean_ = nullptr;
@@ -81,7 +79,6 @@ class BatchNorm2d : public Module {
   Tensor* num_batches_ = nullptr;
   std::int64_t pending_batches_ = 0;  // counted on the host, not yet in *num_batches_
   Tensor saved_mean_, saved_invstd_;
-  Tensor finish_train_forward(const Tensor& x, BatchNormOutput r);
 };
 
 }  // namespace cxr

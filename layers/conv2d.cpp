@@ -3,20 +3,10 @@
 #include "layers/conv2d.h"
 
 #include "kernels/cast.h"
-#include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/init.h"
 
 namespace cxr {
-
-namespace {
-Conv2dObserver& observer() {
-  static Conv2dObserver f;
-  return f;
-}
-}  // namespace
-
-void set_conv2d_observer(Conv2dObserver f) { observer() = std::move(f); }
 
 Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOptions o) {
   CXR_CHECK(o.groups >= 1 && in_channels % o.groups == 0 && out_channels % o.groups == 0, "Conv2d: ", in_channels,
@@ -39,32 +29,26 @@ Conv2d::Conv2d(std::int64_t in_channels, std::int64_t out_channels, Conv2dOption
   }
 }
 
-Tensor Conv2d::forward(const Tensor& x) { return run_forward(x, nullptr, nullptr); }
-
-Tensor Conv2d::forward_with_stats(const Tensor& x, Tensor& mean, Tensor& var) { return run_forward(x, &mean, &var); }
-
-// forward(), and with mean/var given the batch statistics of y too.
-Tensor Conv2d::run_forward(const Tensor& x, Tensor* mean, Tensor* var) {
-  Tensor xc = x.contiguous();
-  if (observer()) observer()(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
-  const bool bf16 = autocast_bf16();
-  const Tensor xin = bf16 ? to_bf16(xc) : to_f32(xc);
-  const Tensor w = bf16 ? to_bf16(weight_->value) : weight_->value;
-  const Tensor b = bias_ ? bias_->value : Tensor();
+Conv2d::Operands Conv2d::forward_operands(const Tensor& x) const {
+  const ExecutionSettings s = execution();
+  const Tensor xc = x.contiguous();
+  if (s.conv2d_observer) s.conv2d_observer(conv2d_dims(xc.shape(), weight_->value.shape(), p_));
+  const bool bf16 = s.precision == Precision::BF16;
   // Under autocast y is bf16 too: the activations between layers stay bf16.
-  const DType y_dtype = bf16 ? DType::BF16 : DType::F32;
-  Tensor y;
-  if (mean) {
-    Conv2dBnStats r = conv2d_forward_bn_stats(xin, w, b, p_, y_dtype);
-    y = std::move(r.y);
-    *mean = std::move(r.mean);
-    *var = std::move(r.var);
-  } else {
-    y = conv2d_forward(xin, w, b, p_, y_dtype);
-  }
+  return Operands{bf16 ? to_bf16(xc) : to_f32(xc), bf16 ? to_bf16(weight_->value) : weight_->value,
+                  bias_ ? bias_->value : Tensor(), bf16 ? DType::BF16 : DType::F32};
+}
+
+void Conv2d::keep_for_backward(const Operands& in) {
   const bool keep = keeps_for_backward();
-  save_for_backward(keep ? xin : Tensor());
-  saved_weight_ = keep && bf16 ? w : Tensor();
+  save_for_backward(keep ? in.x : Tensor());
+  saved_weight_ = keep && in.weight.dtype() == DType::BF16 ? in.weight : Tensor();
+}
+
+Tensor Conv2d::forward(const Tensor& x) {
+  const Operands in = forward_operands(x);
+  Tensor y = conv2d_forward(in.x, in.weight, in.bias, p_, in.y_dtype);
+  keep_for_backward(in);
   return y;
 }
 

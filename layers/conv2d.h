@@ -5,29 +5,23 @@
 //   Tensor y  = conv.forward(x);   // x: (N, C, H, W) -> y: (N, K, P, Q); saves x when training
 //   Tensor dx = conv.backward(dy); // weight/bias grads accumulate (+=) when trainable
 //
-// Under autocast_bf16 (kernels/math_mode.h) x, the weight and dy are rounded to bf16 for the
-// convolutions (f32 accumulation) and y is bf16 (the f32 sum rounded once): the activations
-// between layers are bf16, and the layer keeps the bf16 x (and weight) for backward, half the
-// bytes of an f32 activation. The gradients (dx, the weight's) are f32. Without autocast a
-// bf16 x is widened to f32.
-// forward_with_stats: the same forward, also returning the per-channel batch statistics of y
-// for the BatchNorm2d after it (conv + BN fusion, layers/conv_norm_activation.h conv_bn_forward).
+// Under bf16 precision (kernels/execution.h, read at every forward) x, the weight and dy are
+// rounded to bf16 for the convolutions (f32 accumulation) and y is bf16 (the f32 sum rounded
+// once): the activations between layers are bf16, and the layer keeps the bf16 x (and weight)
+// for backward, half the bytes of an f32 activation. The gradients (dx, the weight's) are f32.
+// Without autocast a bf16 x is widened to f32. Every forward calls the execution setting
+// conv2d_observer, when set, with its sizes.
+// A Conv2d followed by a BatchNorm2d runs as one op (conv_bn_forward in
+// layers/conv_norm_activation.h, kernels/conv2d_bn.h), through forward_operands and
+// keep_for_backward below; backward is the same either way.
 // input_grad = false skips the data gradient (a network's first layer; backward then returns
 // an undefined tensor): it saves the cost of one backward-data convolution.
 #pragma once
-
-#include <functional>
 
 #include "kernels/conv2d.h"
 #include "layers/module.h"
 
 namespace cxr {
-
-// Called with the sizes of every Conv2d forward while set (null by default): benchmarks use it
-// to list the convolution shapes of a model (bench/bench_conv_layers.cpp). Process-wide, not
-// thread-safe; set it around a single-threaded forward.
-using Conv2dObserver = std::function<void(const Conv2dDims&)>;
-void set_conv2d_observer(Conv2dObserver observer);
 
 struct Conv2dOptions {
   int kernel = 3;
@@ -45,10 +39,18 @@ class Conv2d : public Module {
   Tensor forward(const Tensor& x) override;   // x: (N, C, H, W)
   Tensor backward(const Tensor& dy) override; // dy: (N, K, P, Q) -> dx (or undefined)
   std::string type_name() const override { return "Conv2d"; }
-  // forward() that also returns the batch mean and biased variance (K) of y per output channel
-  // (kernels/conv2d_bn_stats.h; on CUDA computed in the convolution's epilogue), for a
-  // BatchNorm2d after it (BatchNorm2d::forward_from_stats). Saves the same state as forward().
-  Tensor forward_with_stats(const Tensor& x, Tensor& mean, Tensor& var);
+
+  // The operands of one forward as the kernels take them: x and the weight in the forward's
+  // precision (bf16 under autocast, f32 otherwise), the bias (f32, or undefined) and y's dtype.
+  struct Operands {
+    Tensor x, weight, bias;
+    DType y_dtype = DType::F32;
+  };
+  // The first half of forward() for an op that runs the convolution itself (conv_bn_forward):
+  // calls the conv2d observer and casts x and the weight. keep_for_backward(operands) is the
+  // second half: it saves what backward needs.
+  Operands forward_operands(const Tensor& x) const;
+  void keep_for_backward(const Operands& operands);
 
   Parameter& weight() { return *weight_; }
   Parameter* bias() { return bias_; }  // null without bias
@@ -61,7 +63,6 @@ class Conv2d : public Module {
   Conv2dParams p_;
   bool input_grad_ = true;
   Tensor saved_weight_;  // the bf16 weight of the last forward under autocast
-  Tensor run_forward(const Tensor& x, Tensor* mean, Tensor* var);
 };
 
 }  // namespace cxr

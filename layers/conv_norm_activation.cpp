@@ -3,8 +3,8 @@
 
 #include <atomic>
 
-#include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/conv2d_bn.h"
+#include "kernels/execution.h"
 #include "layers/activation.h"
 #include "layers/conv2d.h"
 #include "layers/layer_norm.h"
@@ -18,14 +18,12 @@ std::atomic<std::int64_t> g_conv_bn_fused{0};
 std::int64_t conv_bn_fused_forwards() { return g_conv_bn_fused.load(); }
 
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
-  if (!(x.is_cuda() && conv.training() && bn.training() && fuse_conv_batch_norm_statistics() &&
-        conv2d_bn_stats_in_epilogue(conv2d_dims(x.shape(), conv.weight().value.shape(), conv.params()),
-                                    autocast_bf16())))
-    return bn.forward(conv.forward(x));
-  g_conv_bn_fused.fetch_add(1);
-  Tensor mean, var;
-  const Tensor y = conv.forward_with_stats(x, mean, var);
-  return bn.forward_from_stats(y, mean, var);
+  const Conv2d::Operands in = conv.forward_operands(x);
+  Conv2dBnOutput r = conv2d_bn_forward(in.x, in.weight, in.bias, conv.params(), in.y_dtype, bn.op_args());
+  conv.keep_for_backward(in);
+  bn.keep_forward(r.h, r.saved_mean, r.saved_invstd);
+  if (r.stats_in_epilogue) g_conv_bn_fused.fetch_add(1);
+  return r.y;
 }
 
 Tensor Conv2dNormActivation::forward(const Tensor& x) {
@@ -45,9 +43,9 @@ Conv2dNormActivation::Conv2dNormActivation(std::int64_t in_channels, std::int64_
                            .input_grad = o.input_grad};
   conv_ = &add(std::make_unique<Conv2d>(in_channels, out_channels, conv));
   // BatchNorm2d followed by ReLU/SiLU: one fused module at "1" and no "2" (the activation has
-  // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm_act.h).
+  // no parameters or buffers, so the state_dict is unchanged; kernels/batch_norm.h).
   const bool fuse = o.norm == NormKind::BatchNorm2d && o.activation && fusable_activation(*o.activation) &&
-                    fuse_batch_norm_activation();
+                    execution().fuse_batch_norm_activation;
   switch (o.norm) {
     case NormKind::BatchNorm2d: {
       BatchNormOptions bn = o.bn;

@@ -5,10 +5,11 @@
 // so the state_dict keys are torchvision's: features.0.0.weight, features.0.1.running_mean, ...
 // A BatchNorm2d followed by ReLU or SiLU is built as one BatchNorm2d with the activation fused
 // (layers/batch_norm.h) and no child "2" (it has no parameters or buffers; nothing changes in
-// the state_dict), unless set_fuse_batch_norm_activation(false) was called before. A
-// ConvNormActOptions::bn.activation given by the caller is ignored (the activation is `activation`).
-// With a BatchNorm2d, a training forward on a CUDA device computes the batch statistics in the
-// convolution's epilogue (conv_bn_forward below; set_fuse_conv_batch_norm_statistics).
+// the state_dict), unless the execution setting fuse_batch_norm_activation (kernels/execution.h)
+// was off when the block was built. A ConvNormActOptions::bn.activation given by the caller is
+// ignored (the activation is `activation`).
+// With a BatchNorm2d, the convolution and the batch norm run as one op (conv_bn_forward below),
+// which computes the batch statistics in the convolution's epilogue where it can.
 //
 //   auto stem = std::make_unique<Conv2dNormActivation>(3, 32, ConvNormActOptions{
 //       .kernel = 3, .stride = 2, .activation = Activation::SiLU});
@@ -39,14 +40,15 @@ struct ConvNormActOptions {
 
 class Conv2d;
 
-// bn.forward(conv.forward(x)), with the batch statistics computed in the convolution's
-// epilogue (Conv2d::forward_with_stats -> BatchNorm2d::forward_from_stats, kernels/conv2d_bn_stats.h)
-// when x is on a CUDA device, both modules are training, fuse_conv_batch_norm_statistics() is
-// on and the convolution's own kernel has the statistics epilogue
-// (conv2d_bn_stats_in_epilogue: not depthwise, not an fp32/TF32 1x1 one). Both modules save
-// what their backward needs either way, so backward is bn.backward then conv.backward as usual.
+// bn.forward(conv.forward(x)) as one op, conv2d_bn_forward (kernels/conv2d_bn.h), which decides
+// whether the batch statistics come from the convolution's epilogue (on a CUDA device, with bn
+// training, fuse_conv_batch_norm_statistics on and a convolution kernel that has the epilogue)
+// or from the batch norm's own pass. bn's mode decides training or evaluation. Both modules
+// save what their backward needs either way, so backward is bn.backward then conv.backward as
+// usual.
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x);
-// How many conv_bn_forward calls took the fused path since the process started (tests).
+// How many conv_bn_forward calls took the statistics from the convolution's epilogue since the
+// process started (tests).
 std::int64_t conv_bn_fused_forwards();
 
 class Conv2dNormActivation : public Sequential {

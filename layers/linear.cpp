@@ -2,8 +2,8 @@
 #include "layers/linear.h"
 
 #include "kernels/cast.h"
+#include "kernels/execution.h"
 #include "kernels/linear.h"
-#include "kernels/math_mode.h"
 #include "layers/init.h"
 
 namespace cxr {

@@ -4,7 +4,7 @@
 //   dx = dy W            dW += dy^T x            db += sum over rows of dy
 // Parameters "weight" (out, in) and, when bias, "bias" (out); PyTorch's default init
 // (U(-1/sqrt(in), 1/sqrt(in)) for both). The math runs in kernels/linear.h.
-// Under autocast_bf16 (kernels/math_mode.h) x, W and dy are rounded to bf16 for the products
+// Under bf16 precision (kernels/execution.h) x, W and dy are rounded to bf16 for the products
 // (f32 accumulation) and y is bf16, like every activation between layers; the layer keeps the
 // bf16 x (and W) for backward. Gradients are f32.
 #pragma once

@@ -5,6 +5,7 @@
 
 #include "kernels/activation.h"
 #include "kernels/add.h"
+#include "kernels/execution.h"
 #include "layers/activation.h"
 #include "layers/conv_norm_activation.h"
 #include "layers/init.h"
@@ -51,7 +52,7 @@ Tensor relu_backward(const Tensor& y, const Tensor& dy) { return activation_back
 
 // --- BasicBlock ----------------------------------------------------------------------------
 
-BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) : fused_(fuse_batch_norm_activation()) {
+BasicBlock::BasicBlock(std::int64_t in, std::int64_t width, int stride) : fused_(execution().fuse_batch_norm_activation) {
   conv1_ = &register_module("conv1", conv3x3(in, width, stride));
   bn1_ = &register_module("bn1", bn_relu(width, fused_));
   conv2_ = &register_module("conv2", conv3x3(width, width, 1));
@@ -88,7 +89,7 @@ Tensor BasicBlock::backward(const Tensor& dy) {
 
 // --- Bottleneck ----------------------------------------------------------------------------
 
-Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) : fused_(fuse_batch_norm_activation()) {
+Bottleneck::Bottleneck(std::int64_t in, std::int64_t width, int stride) : fused_(execution().fuse_batch_norm_activation) {
   conv1_ = &register_module("conv1", conv1x1(in, width));
   bn1_ = &register_module("bn1", bn_relu(width, fused_));
   conv2_ = &register_module("conv2", conv3x3(width, width, stride));
@@ -137,7 +138,7 @@ Tensor Bottleneck::backward(const Tensor& dy) {
 ResNet::ResNet(const ResNetConfig& config, int num_classes) : config_(config) {
   conv1_ = &register_module("conv1", std::make_unique<Conv2d>(3, 64, Conv2dOptions{.kernel = 7, .stride = 2,
                                                                                      .padding = 3, .bias = false}));
-  const bool fused = fuse_batch_norm_activation();
+  const bool fused = execution().fuse_batch_norm_activation;
   bn1_ = &register_module("bn1", bn_relu(64, fused));
   if (!fused) relu_ = &register_module("relu", std::make_unique<ReLU>());
   maxpool_ = &register_module("maxpool", std::make_unique<MaxPool2d>(3, 2, 1));

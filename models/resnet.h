@@ -17,11 +17,12 @@
 // (layers/batch_norm.h: one pass, and no pre-activation kept), and the relu after the residual
 // add is a call of kernels/activation.h on the saved sum. The stem's bn1 fuses its relu too, so
 // the model has no "relu" child (it has no parameters or buffers: the state_dict is unchanged).
-// With set_fuse_batch_norm_activation(false) before construction the blocks call the ReLU op
-// after each bn and save the pre-activations, and the stem has its "relu" module, as before.
+// With the execution setting fuse_batch_norm_activation off (kernels/execution.h) at
+// construction the blocks call the ReLU op after each bn and save the pre-activations, and the
+// stem has its "relu" module, as before.
 // Every conv -> bn pair (stem, blocks, downsample) runs through conv_bn_forward
 // (layers/conv_norm_activation.h): in training on a CUDA device the batch statistics come from
-// the convolution's epilogue (set_fuse_conv_batch_norm_statistics(false) to turn it off).
+// the convolution's epilogue (the execution setting fuse_conv_batch_norm_statistics turns it off).
 // Init as torchvision: convolutions kaiming_normal_(fan_out, relu), BN weight 1, bias 0.
 #pragma once
 
@@ -46,7 +47,7 @@ class BasicBlock : public Module {
   Conv2d *conv1_, *conv2_;
   BatchNorm2d *bn1_, *bn2_;
   Sequential* downsample_ = nullptr;
-  bool fused_;                       // bn1 carries the relu (fuse_batch_norm_activation())
+  bool fused_;                       // bn1 carries the relu (fuse_batch_norm_activation at construction)
   // Kept when training: the ReLU outputs (relu'(z) = [relu(z) > 0], and the next layer keeps
   // them anyway as its input); relu1_out_ only unfused.
   Tensor relu1_out_, out_;
@@ -64,7 +65,7 @@ class Bottleneck : public Module {
   Conv2d *conv1_, *conv2_, *conv3_;
   BatchNorm2d *bn1_, *bn2_, *bn3_;
   Sequential* downsample_ = nullptr;
-  bool fused_;  // bn1, bn2 carry their relu (fuse_batch_norm_activation())
+  bool fused_;  // bn1, bn2 carry their relu (fuse_batch_norm_activation at construction)
   Tensor relu1_out_, relu2_out_, out_;  // the ReLU outputs, as BasicBlock; relu1/2 only unfused
 };
 

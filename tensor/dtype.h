@@ -18,7 +18,7 @@ const char* dtype_name(DType t);
 template <typename T> constexpr DType dtype_of();
 template <> constexpr DType dtype_of<float>() { return DType::F32; }
 template <> constexpr DType dtype_of<std::uint8_t>() { return DType::U8; }
-// bf16 tensors are read and written as their 16 bits (kernels/common/bf16.h converts).
+// bf16 tensors are read and written as their 16 bits (tensor/bf16.h converts).
 template <> constexpr DType dtype_of<std::uint16_t>() { return DType::BF16; }
 template <> constexpr DType dtype_of<std::int32_t>() { return DType::I32; }
 

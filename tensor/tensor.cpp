@@ -5,9 +5,9 @@
 #include <numeric>
 #include <sstream>
 
-#include "kernels/common/bf16.h"
 #include "tensor/allocator.h"
 #include "tensor/backend.h"
+#include "tensor/bf16.h"
 #include "tensor/stream.h"
 #include "tensor/tensor_kernels.h"
 

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "kernels/cast.h"
-#include "kernels/common/bf16.h"
+#include "tensor/bf16.h"
 #include "tensor/backend.h"
 
 namespace cxr::test {
@@ -40,19 +40,19 @@ Tensor from_doubles(const std::vector<double>& v, const Shape& shape) {
   return Tensor::from_vector(std::vector<float>(v.begin(), v.end()), shape);
 }
 
-const char* precision_name(Precision p) {
+const char* precision_name(OpPrecision p) {
   switch (p) {
-    case Precision::FP32: return "fp32";
-    case Precision::TF32: return "tf32";
-    case Precision::BF16: return "bf16";
+    case OpPrecision::FP32: return "fp32";
+    case OpPrecision::TF32: return "tf32";
+    case OpPrecision::BF16: return "bf16";
   }
   return "?";
 }
 
-Precision current_precision() {
-  if (autocast_bf16()) return Precision::BF16;
-  if (allow_tf32()) return Precision::TF32;
-  return Precision::FP32;
+OpPrecision current_precision() {
+  if (autocast_bf16()) return OpPrecision::BF16;
+  if (allow_tf32()) return OpPrecision::TF32;
+  return OpPrecision::FP32;
 }
 
 Tensor autocast_operand(const Tensor& x) { return autocast_bf16() ? to_bf16(x) : x; }
@@ -162,10 +162,10 @@ Tensor rounded_bf16(const Tensor& t) {
   return r;
 }
 
-std::string out_name(const std::string& name, Precision p, std::size_t k) {
+std::string out_name(const std::string& name, OpPrecision p, std::size_t k) {
   return name + " [" + precision_name(p) + "] output " + std::to_string(k);
 }
-std::string grad_name(const std::string& name, Precision p, std::size_t i) {
+std::string grad_name(const std::string& name, OpPrecision p, std::size_t i) {
   return name + " [" + precision_name(p) + "] d(input " + std::to_string(i) + ")";
 }
 
@@ -178,7 +178,7 @@ void check_above(const std::string& what, double err, double bound) {
 
 // TF32 on the device (see op_check.h): the CPU fp32 result is the reference.
 void check_tf32_on_gpu(const std::string& name, const OpCase& c, const PrecisionBound& b) {
-  const Precision p = Precision::TF32;
+  const OpPrecision p = OpPrecision::TF32;
   const std::uint64_t seed = seed_of(name);
   const Tensors originals = make_inputs(c, seed);
   Tensors ins_cpu = clone_to(originals, Device::CPU), ins32 = clone_to(originals, Device::CUDA),
@@ -219,12 +219,12 @@ void check_tf32_on_gpu(const std::string& name, const OpCase& c, const Precision
         check_above(what + " vs fp32 on the device", relative_error(g[i], g32[i]), b.min_change);
     }
   }
-  CHECK_MESSAGE(current_precision() == Precision::FP32, name, ": the TF32 scope did not restore fp32");
+  CHECK_MESSAGE(current_precision() == OpPrecision::FP32, name, ": the TF32 scope did not restore fp32");
 }
 
 // BF16 autocast on `device` (see op_check.h): the double reference of the rounded operands.
 void check_bf16(const std::string& name, const OpCase& c, const PrecisionBound& b, Device device) {
-  const Precision p = Precision::BF16;
+  const OpPrecision p = OpPrecision::BF16;
   const std::uint64_t seed = seed_of(name);
   const Tensors originals = make_inputs(c, seed);
   Doubles din;  // as autocast hands them to the products
@@ -278,7 +278,7 @@ void check_bf16(const std::string& name, const OpCase& c, const PrecisionBound& 
                     b.min_change);
     }
   }
-  CHECK_MESSAGE(current_precision() == Precision::FP32, name, ": the BF16 scope did not restore fp32");
+  CHECK_MESSAGE(current_precision() == OpPrecision::FP32, name, ": the BF16 scope did not restore fp32");
 }
 
 void check_fp32_on_cpu(const std::string& name, const OpCase& c) {
@@ -374,7 +374,7 @@ void check_fp32_on_gpu(const std::string& name, const OpCase& c) {
 // Every listed precision is a lower one with a bound (fp32 always runs, with the Tol fields).
 void check_precision_list(const std::string& name, const OpCase& c) {
   for (const PrecisionBound& b : c.precisions)
-    REQUIRE_MESSAGE((b.precision != Precision::FP32 && b.max_error > 0), name, ": OpCase::precisions lists ",
+    REQUIRE_MESSAGE((b.precision != OpPrecision::FP32 && b.max_error > 0), name, ": OpCase::precisions lists ",
                     std::string(precision_name(b.precision)), " with bound ", b.max_error,
                     " (list TF32 / BF16 with a bound > 0; fp32 always runs, with the Tol fields)");
 }
@@ -387,7 +387,7 @@ void check_op_on_cpu(const std::string& name, const OpCase& c) {
   check_precision_list(name, c);
   check_fp32_on_cpu(name, c);
   for (const PrecisionBound& b : c.precisions)
-    if (b.precision == Precision::BF16) check_bf16(name, c, b, Device::CPU);
+    if (b.precision == OpPrecision::BF16) check_bf16(name, c, b, Device::CPU);
   // TF32 leaves CPU results as they are: checked on the device only.
 }
 
@@ -398,8 +398,8 @@ void check_op_on_gpu(const std::string& name, const OpCase& c) {
   check_precision_list(name, c);
   check_fp32_on_gpu(name, c);
   for (const PrecisionBound& b : c.precisions) {
-    if (b.precision == Precision::TF32) check_tf32_on_gpu(name, c, b);
-    if (b.precision == Precision::BF16) check_bf16(name, c, b, Device::CUDA);
+    if (b.precision == OpPrecision::TF32) check_tf32_on_gpu(name, c, b);
+    if (b.precision == OpPrecision::BF16) check_bf16(name, c, b, Device::CUDA);
   }
 }
 

@@ -17,7 +17,7 @@
 //   TF32  [gpu] only (TF32 changes device results only; the CPU has no TF32 path): the device
 //         result under TF32 against the CPU fp32 result; the device fp32 result against the CPU
 //         too; and the TF32 result away from the fp32 device result (the tensor-core path ran).
-//   BF16  [cpu] and [gpu], under autocast (kernels/math_mode.h): the result against the double
+//   BF16  [cpu] and [gpu], under autocast (kernels/execution.h): the result against the double
 //         reference of the operands as autocast rounds them (inputs marked matmul_operand and
 //         the output gradients rounded to bf16: reference, reference_backward); and away from
 //         the fp32 result of the unrounded operands (the operands really were rounded).
@@ -32,7 +32,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "tensor/tensor.h"
 
 namespace cxr::test {
@@ -57,25 +57,26 @@ struct Input {
 };
 
 // The precisions of the registry: fp32 (every case), TF32 tensor cores (allow_tf32), bf16
-// autocast (autocast_bf16).
-enum class Precision { FP32, TF32, BF16 };
-const char* precision_name(Precision p);  // "fp32", "tf32", "bf16"
+// autocast (autocast_bf16). (cxr::Precision, kernels/execution.h, is the switch: fp32 or bf16.)
+enum class OpPrecision { FP32, TF32, BF16 };
+const char* precision_name(OpPrecision p);  // "fp32", "tf32", "bf16"
 
 // The math switches of a precision for a scope (FP32: TF32 and autocast off; TF32: TF32 on;
-// BF16: autocast on), restoring the previous ones at its end. Tests set kernels/math_mode.h's
+// BF16: autocast on), restoring the previous ones at its end. Tests set kernels/execution.h's
 // switches through this class only.
 class PrecisionScope {
  public:
-  explicit PrecisionScope(Precision p) : tf32_(p == Precision::TF32), bf16_(p == Precision::BF16) {}
+  explicit PrecisionScope(OpPrecision p)
+      : scope_({.precision = p == OpPrecision::BF16 ? Precision::BF16 : Precision::FP32,
+                .allow_tf32 = p == OpPrecision::TF32}) {}
   PrecisionScope(const PrecisionScope&) = delete;
   PrecisionScope& operator=(const PrecisionScope&) = delete;
 
  private:
-  AllowTf32Scope tf32_;
-  AutocastBf16Scope bf16_;
+  ExecutionScope scope_;
 };
 // The precision the switches select now (FP32 when neither is on).
-Precision current_precision();
+OpPrecision current_precision();
 // An operand of a matrix product as autocast hands it to the op: its bf16 copy under BF16, x
 // itself otherwise (for OpCase::forward / backward of cases that declare BF16).
 Tensor autocast_operand(const Tensor& x);
@@ -83,7 +84,7 @@ Tensor autocast_operand(const Tensor& x);
 // The bound of a case at TF32 or BF16 (see the top of the file). Errors are relative L2 norms,
 // ||got - want|| / ||want||, of each output and each gradient.
 struct PrecisionBound {
-  Precision precision = Precision::BF16;
+  OpPrecision precision = OpPrecision::BF16;
   double max_error = 0;       // every output and gradient against its reference
   double min_change = 0;      // outputs and gradients of matmul operands: at least this far from fp32
   double max_fp32_error = 0;  // TF32: the fp32 device result against the same (CPU) reference

@@ -25,7 +25,7 @@
 #include "eval/evaluate.h"
 #include "eval/metrics.h"
 #include "eval/progress.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
 #include "train/interrupt.h"
@@ -151,7 +151,7 @@ CheckpointMeta base_metadata(const TrainOptions& opt, const data::LoaderOptions&
   m.extra["val_fraction"] = exact(opt.val_fraction);
   if (!opt.command_line.empty()) m.extra["command"] = opt.command_line;
   // The math the run trained with (--precision, --tf32); the weights are fp32 either way.
-  m.extra["precision"] = opt.precision;
+  m.extra["precision"] = precision_name(opt.precision);
   m.extra["tf32"] = opt.tf32 ? "1" : "0";
   return m;
 }
@@ -389,8 +389,6 @@ void validate_train_options(const TrainOptions& o) {
   if (o.patience < 0) throw UsageError("--patience must be >= 0");
   if (o.threads < 0) throw UsageError("--threads must be >= 0");
   if (o.cuda_graph && o.device != Device::CUDA) throw UsageError("--cuda-graph needs --device cuda");
-  if (o.precision != "fp32" && o.precision != "bf16")
-    throw UsageError("--precision must be fp32 or bf16, got '" + o.precision + "'");
   const auto names = model_names();
   if (std::find(names.begin(), names.end(), o.model) == names.end()) {
     std::string list;
@@ -403,8 +401,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   validate_train_options(opt);
   InterruptHandlers interrupts;
   const ThreadScope threads(opt.threads);
-  const AllowTf32Scope tf32(opt.tf32);
-  const AutocastBf16Scope precision(opt.precision == "bf16");
+  const ExecutionScope math({.precision = opt.precision, .allow_tf32 = opt.tf32});
   const fs::path dir(opt.out_dir);
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   prepare_run_folder(opt, last_path);

@@ -27,6 +27,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/execution.h"
 #include "tensor/dtype.h"
 #include "train/train_step.h"
 
@@ -60,10 +61,10 @@ struct TrainOptions {
   double val_fraction = 0.1;
   double grad_clip = 0.0;           // > 0: clip the global gradient norm
   std::string command_line;         // recorded in the checkpoints
-  // The math of the run (kernels/math_mode.h), set for the run's scope and recorded in the
+  // The math of the run (kernels/execution.h), set for the run's scope and recorded in the
   // checkpoints' metadata ("precision", "tf32"): fp32, or bf16 mixed precision (autocast); TF32
   // tensor cores for fp32 convolutions and matrix products on the GPU.
-  std::string precision = "fp32";   // fp32 | bf16
+  Precision precision = Precision::FP32;
   bool tf32 = false;
   // OpenMP threads of the compute kernels during training (0: OpenMP's default, all cores).
   // CPU results are bit-identical at any thread count (every CPU sum runs in an order that does

@@ -1,5 +1,5 @@
 // Element loads and stores for kernels templated on how their tensors are stored: float (f32)
-// or std::uint16_t (bf16 bits, kernels/common/bf16.h). The math between them is always f32:
+// or std::uint16_t (bf16 bits, tensor/bf16.h). The math between them is always f32:
 // a bf16 load widens exactly, a bf16 store rounds once (to nearest, ties to even), so a kernel
 // instantiated for bf16 computes what the CPU reference computes on the widened tensor.
 //
@@ -9,8 +9,8 @@
 
 #include <cstdint>
 
-#include "kernels/common/bf16.h"
-#include "kernels/common/host_device.h"
+#include "tensor/bf16.h"
+#include "tensor/host_device.h"
 
 namespace cxr {
 

@@ -15,7 +15,7 @@
 
 #include <cstdint>
 
-#include "kernels/common/host_device.h"
+#include "tensor/host_device.h"
 
 namespace cxr {
 

@@ -1,6 +1,6 @@
-// f32 <-> bf16 on the CPU (math in kernels/cast.h and kernels/common/bf16.h).
+// f32 <-> bf16 on the CPU (math in kernels/cast.h and tensor/bf16.h).
 #include "kernels/cast.h"
-#include "kernels/common/bf16.h"
+#include "tensor/bf16.h"
 
 namespace cxr::cpu {
 

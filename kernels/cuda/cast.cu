@@ -1,11 +1,11 @@
-// f32 <-> bf16 on CUDA (math in kernels/cast.h and kernels/common/bf16.h): one element per
+// f32 <-> bf16 on CUDA (math in kernels/cast.h and tensor/bf16.h): one element per
 // thread, grid-stride. Memory bound: 6 bytes per element, floor 6n / bandwidth (H100 SXM,
 // 3.35 TB/s: a 64x256x56x56 activation, 51M elements, ~92 us).
 #include <algorithm>
 
 #include "kernels/cast.h"
-#include "kernels/common/bf16.h"
 #include "kernels/common/cuda.cuh"
+#include "tensor/bf16.h"
 
 namespace cxr::cuda {
 namespace {

@@ -22,32 +22,34 @@
 // 64 FMAs each). Each GEMM kernel is a template over its math (Math below): FMA in fp32, TF32
 // on the tensor cores (the same loaders and epilogue around gemm_block_tf32, chosen when
 // cxr::allow_tf32() is set), or BF16 (conv2d_*_bf16: bf16 operands read from memory into bf16
-// tiles, gemm_block_bf16, f32 accumulation; mixed precision, kernels/math_mode.h). The BF16
+// tiles, gemm_block_bf16, f32 accumulation; mixed precision, kernels/execution.h). The BF16
 // forward writes y as f32 or as bf16 (rounded once in the epilogue: the bf16 activations that
 // mixed precision keeps between layers, half the bytes written). The BF16 variants
 // read half the operand bytes; they take 1x1 convolutions through the implicit GEMM too, and
 // depthwise ones to the depthwise kernels' bf16 twins.
-// Batch-norm statistics in the forward epilogue (`stats` not null; kernels/conv2d_bn_stats.h):
-// after its tile is written, each forward block re-reads it (its own writes, cache-hot) and
-// writes per channel row the tile's mean and M2 (conv2d_bn_stats.cuh) to stats (tiles, K, 2),
-// for every math. A 1x1 convolution asked for statistics takes the implicit GEMM instead of
-// the batched SGEMM (the same tile core, so the same sums); depthwise ones run their kernel,
-// then a separate statistics pass over y (conv2d_tile_stats).
+// Per-tile statistics of y for a batch norm after it (`stats` not null; kernels/conv2d.h,
+// combined by kernels/conv2d_bn.h): after its tile is written, each implicit-GEMM forward block
+// re-reads it (its own writes, cache-hot) and writes per channel row the tile's mean and M2
+// (conv2d_tile_stats.cuh) to stats (tiles, K, 2), for every math. forward_kernel() below is the
+// forward's dispatch, and conv2d_forward_stats_in_epilogue answers from it: a 1x1 convolution
+// asked for statistics takes the implicit GEMM instead of the batched SGEMM (the same tile
+// core, so the same sums); depthwise ones run their kernel, then conv2d_tile_stats_kernel, a
+// separate pass over y (grid (T, ceil(K / 64)), the epilogue's step on each tile; read y once).
 // Vectorised gathers and NHWC are later steps (bench_conv2d has cuDNN beside these kernels).
 #include <algorithm>
 
 #include "kernels/common/load_store.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_bn_stats.h"
-#include "kernels/cuda/conv2d_bn_stats.cuh"
+#include "kernels/cuda/conv2d_tile_stats.cuh"
 #include "kernels/cuda/gemm_tile.cuh"
+#include "kernels/execution.h"
 #include "kernels/gemm.h"
-#include "kernels/math_mode.h"
 
 namespace cxr::cuda {
 namespace {
 
 using namespace tile;
+static_assert(kBN == kConv2dStatsTile, "the statistics' tile is the forward's column tile");
 
 // The math of a GEMM kernel: its operand element in memory (Elem) and its shared tile (Row).
 enum class Math { FMA, TF32, BF16 };
@@ -107,7 +109,7 @@ __global__ void __launch_bounds__(kThreads)
   };
   const int m0 = static_cast<int>(blockIdx.y) * kBM, n0 = static_cast<int>(blockIdx.x) * kBN;
   run_gemm_block<M>(load_a, load_b, epilogue, Kg, NPQ, m0, n0, 0, CRS);
-  if (stats) {  // batch-norm statistics of the tile just written, as stored (conv2d_bn_stats.cuh)
+  if (stats) {  // statistics of the tile just written, as stored (conv2d_tile_stats.cuh)
     __syncthreads();
     const auto y_at = [&](int m, int col) {
       const int n = col / PQ, pq = col - n * PQ;
@@ -115,6 +117,21 @@ __global__ void __launch_bounds__(kThreads)
     };
     tile_channel_stats(y_at, [&](int m) { return g * Kg + m; }, Kg, NPQ, m0, n0, d.K, stats);
   }
+}
+
+// The per-tile statistics of y (f32 or bf16) as a pass of its own, for the forwards without the
+// epilogue (depthwise): grid (T, ceil(K / 64)), block (t, r) takes rows 64 r .. of column tile t.
+template <class Y>
+__global__ void __launch_bounds__(kThreads)
+    conv2d_tile_stats_kernel(Conv2dDims d, const Y* __restrict__ y, float* __restrict__ partial) {
+  const int PQ = d.P * d.Q, NPQ = d.N * PQ;
+  const auto y_at = [&](int k, int col) {
+    const int n = col / PQ, pq = col - n * PQ;
+    return load(y + (static_cast<std::int64_t>(n) * d.K + k) * PQ + pq);
+  };
+  tile_channel_stats(
+      y_at, [](int k) { return k; }, d.K, NPQ, static_cast<int>(blockIdx.y) * kBM, static_cast<int>(blockIdx.x) * kBN,
+      d.K, partial);
 }
 
 // ---- backward-data ----------------------------------------------------------------------------
@@ -220,6 +237,25 @@ __global__ void __launch_bounds__(kReduceThreads)
   if (threadIdx.x == 0) db[k] = partial[0];
 }
 
+template <class Y>
+void tile_stats_pass(const Conv2dDims& d, const Y* y, float* partial) {
+  const std::int64_t tiles = conv2d_stats_tiles(d);
+  if (tiles == 0 || d.K == 0) return;
+  launch_kernel(conv2d_tile_stats_kernel<Y>, dim3(static_cast<unsigned>(tiles), blocks_for(d.K, kBM)), dim3(kThreads),
+                0, d, y, partial);
+}
+
+// The forward's dispatch: which kernel runs d, for f32 or bf16 operands, with the per-tile
+// statistics asked for or not.
+enum class ForwardKernel { Depthwise, BatchedSgemm, ImplicitGemm };
+ForwardKernel forward_kernel(const Conv2dDims& d, bool bf16, bool stats) {
+  if (d.depthwise()) return ForwardKernel::Depthwise;  // conv2d_depthwise.cu, no epilogue
+  // 1x1 stride 1 pad 0 with groups 1, fp32 / TF32: y_n (K, HW) = w (K, C) x_n (C, HW) + b, unless
+  // statistics are asked for (the SGEMM has no statistics step: the implicit GEMM then).
+  if (!bf16 && d.pointwise() && d.G == 1 && !stats) return ForwardKernel::BatchedSgemm;
+  return ForwardKernel::ImplicitGemm;  // every math writes the statistics in its epilogue
+}
+
 dim3 gemm_grid(std::int64_t M, std::int64_t N, std::int64_t z) {
   CXR_CHECK(z <= 65535, "conv2d: too many groups / splits for one launch: ", z);
   return dim3(blocks_for(N, kBN), blocks_for(M, kBM), static_cast<unsigned>(z));
@@ -267,20 +303,27 @@ void implicit_gemm_backward_weight(const Conv2dDims& d, const Elem* dy, const El
 
 }  // namespace
 
+bool conv2d_forward_stats_in_epilogue(const Conv2dDims& d, bool bf16) {
+  return forward_kernel(d, bf16, /*stats=*/false) == ForwardKernel::ImplicitGemm;
+}
+
 void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y, float* stats) {
-  if (d.depthwise()) {
-    conv2d_depthwise_forward(d, x, w, b, y);
-    if (stats) conv2d_tile_stats(d, y, stats);  // no fused epilogue: a separate pass over y
-    return;
+  switch (forward_kernel(d, /*bf16=*/false, stats != nullptr)) {
+    case ForwardKernel::Depthwise:
+      conv2d_depthwise_forward(d, x, w, b, y);
+      if (stats) tile_stats_pass(d, y, stats);  // no epilogue: a separate pass over y
+      return;
+    case ForwardKernel::BatchedSgemm: {  // y_n (K, HW) = w (K, C) x_n (C, HW) + b
+      const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
+      sgemm_strided_batched(false, false, d.K, HW, d.C, 1.f, w, d.C, 0, x, HW, d.C * HW, 0.f, y, HW, d.K * HW, d.N,
+                            GemmBias{b, nullptr});
+      return;
+    }
+    case ForwardKernel::ImplicitGemm:
+      if (allow_tf32()) implicit_gemm_forward<Math::TF32>(d, x, w, b, y, stats);
+      else implicit_gemm_forward<Math::FMA>(d, x, w, b, y, stats);
+      return;
   }
-  const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
-  if (d.pointwise() && d.G == 1 && !stats) {  // y_n (K, HW) = w (K, C) x_n (C, HW) + b
-    sgemm_strided_batched(false, false, d.K, HW, d.C, 1.f, w, d.C, 0, x, HW, d.C * HW, 0.f, y, HW, d.K * HW, d.N,
-                          GemmBias{b, nullptr});
-    return;
-  }
-  if (allow_tf32()) implicit_gemm_forward<Math::TF32>(d, x, w, b, y, stats);
-  else implicit_gemm_forward<Math::FMA>(d, x, w, b, y, stats);
 }
 
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
@@ -305,9 +348,9 @@ namespace {
 template <class Y>
 void forward_bf16(const Conv2dDims& d, const std::uint16_t* x, const std::uint16_t* w, const float* b, Y* y,
                   float* stats) {
-  if (d.depthwise()) {
+  if (forward_kernel(d, /*bf16=*/true, stats != nullptr) == ForwardKernel::Depthwise) {
     conv2d_depthwise_forward_bf16(d, x, w, b, y);
-    if (stats) conv2d_tile_stats(d, y, stats);
+    if (stats) tile_stats_pass(d, y, stats);
     return;
   }
   implicit_gemm_forward<Math::BF16>(d, x, w, b, y, stats);

@@ -15,9 +15,9 @@
 // cores (gemm_block_bf16): the loaders gather bf16 bits straight into bf16 shared tiles, along
 // the operand's contiguous dimension; f32 output through the same epilogue (alpha 1, beta 0).
 // Double-buffered cp.async loads come later; cuBLAS is the baseline in bench/bench_gemm.cpp.
-#include "kernels/gemm.h"
 #include "kernels/cuda/gemm_tile.cuh"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
+#include "kernels/gemm.h"
 
 namespace cxr::cuda {
 namespace {

@@ -22,16 +22,16 @@
 // tiles are read in place: A(m, k) at sa[k][m] is a col_major 16x8 fragment with ldm 68, B(k,
 // n) at sb[k][n] a row_major 8x16 one. Operands are rounded to TF32 (nearest) after loading.
 // The accumulators go through a 64 x 68 shared tile so the epilogue sees (m, n, value) as
-// before. Accuracy: relative error ~1e-3 (10-bit mantissa operands), so it is opt-in
-// (cxr::set_allow_tf32, like torch.backends.cudnn.allow_tf32); on the emulated device the
-// same code runs through cuda_emu/wmma.h.
+// before. Accuracy: relative error ~1e-3 (10-bit mantissa operands), so it is opt-in (execution
+// setting allow_tf32, kernels/execution.h, like torch.backends.cudnn.allow_tf32); on the emulated
+// device the same code runs through cuda_emu/wmma.h.
 //
 // gemm_block_bf16: the same tile on the BF16 tensor cores (wmma m16n16k16, FP32 accumulation):
 // one mma per BK = 16 slice per 16x16 accumulator. The loaders fill bf16 shared tiles
 // (TileRowBf16, rows of 72 elements: wmma wants ldm a multiple of 8 16-bit elements) straight
 // from bf16 operands in memory, half the bytes of the f32 tiles. Products of bf16 values are
 // exact and the sums are f32, so the result matches the CPU's f32 GEMM on the widened operands
-// to f32 rounding (kernels/common/bf16.h).
+// to f32 rounding (tensor/bf16.h).
 //
 // Loaders are functors `void operator()(float (*tile)[kTileLd], int r0, int k0) const` where
 // r0 is the first row (m) of A or the first column (n) of B. Helpers below build them from

@@ -1,5 +1,5 @@
 // Warp and block sums for CUDA kernels (kernels/cuda/reduce.cu, cxr_loss.cu, the norms), and the
-// merge of (count, mean, M2) summaries for means and variances (batch norm, conv2d_bn_stats).
+// merge of (count, mean, M2) summaries for means and variances (batch norm, conv2d_bn).
 //
 // warp_sum: butterfly of __shfl_xor_sync over 32 lanes; every lane gets the total.
 // block_sum: warp sums -> one value per warp in shared memory -> warp sum again. Every
@@ -12,8 +12,8 @@
 //   (the merge is not symmetric), so every lane gets lane 0's result.
 #pragma once
 
-#include "kernels/common/bf16.h"
 #include "kernels/common/cuda.cuh"
+#include "tensor/bf16.h"
 
 namespace cxr::cuda {
 

@@ -1,5 +1,5 @@
 // tensor/backend.h on the CUDA runtime: the real one under nvcc, cuda_emu otherwise.
-#include "kernels/common/cuda.cuh"
+#include "tensor/cuda/runtime.cuh"
 #include "tensor/backend.h"
 
 #include <cstdio>

@@ -4,7 +4,7 @@
 // strided_copy_kernel:  dst[i] = src[dot(unravel(i, shape), strides)]. Traffic: 2 * n * elem.
 //   One thread per element; the index arithmetic is the cost for small elements, which is
 //   fine for the layout changes it serves (views made contiguous), not for hot paths.
-#include "kernels/common/cuda.cuh"
+#include "tensor/cuda/runtime.cuh"
 #include "tensor/tensor_kernels.h"
 
 namespace cxr::cuda {

@@ -41,8 +41,9 @@ void compare_with_cudnn(Shape shape) {
 
   // cxr
   Tensor rm = rm0.clone(), rv = rv0.clone();
-  BatchNormOutput r = batch_norm2d_train(x, w, b, rm, rv, static_cast<float>(momentum), static_cast<float>(eps));
-  BatchNormGrads g = batch_norm2d_backward(dy, x, w, r.saved_mean, r.saved_invstd);
+  BatchNormOutput r = batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv, static_cast<float>(momentum),
+                                         static_cast<float>(eps));
+  BatchNormGrads g = batch_norm2d_backward(BnActivation::Identity, dy, x, w, b, r.saved_mean, r.saved_invstd);
 
   // cuDNN
   CudnnBn bn(N, C, H, W);

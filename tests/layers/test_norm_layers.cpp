@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/execution.h"
 #include "layers/activation.h"
 #include "layers/batch_norm.h"
 #include "layers/conv_norm_activation.h"
@@ -166,9 +167,7 @@ namespace {
 // Builds with fusion switched off inside its scope, restores the switch on exit (also when a
 // check throws, so later tests still build fused models).
 struct UnfusedScope {
-  bool previous = fuse_batch_norm_activation();
-  UnfusedScope() { set_fuse_batch_norm_activation(false); }
-  ~UnfusedScope() { set_fuse_batch_norm_activation(previous); }
+  ExecutionScope scope{{.fuse_batch_norm_activation = false}};
 };
 
 // Two layers on the same input and output gradient, checked output for output.
@@ -265,7 +264,7 @@ TEST_CASE("Conv2dNormActivation fuses BatchNorm2d with ReLU/SiLU and keeps torch
     unfused_block = std::make_unique<Conv2dNormActivation>(
         3, 4, ConvNormActOptions{.kernel = 3, .activation = Activation::SiLU});
   }
-  CHECK(fuse_batch_norm_activation());
+  CHECK(execution().fuse_batch_norm_activation);
   Conv2dNormActivation& unfused = *unfused_block;
   CHECK(children(unfused) == "0:Conv2d 1:BatchNorm2d 2:SiLU ");
   // Same parameter and buffer names either way.

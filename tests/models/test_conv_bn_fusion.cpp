@@ -1,7 +1,7 @@
 // The batch-norm statistics computed in the convolution's epilogue (conv_bn_forward,
-// layers/conv_norm_activation.h; kernels/conv2d_bn_stats.h), at layer and model level on the
+// layers/conv_norm_activation.h; kernels/conv2d_bn.h), at layer and model level on the
 // device: a training forward + backward with the fusion on and off
-// (set_fuse_conv_batch_norm_statistics) gives the same outputs, parameter gradients and
+// (the execution setting fuse_conv_batch_norm_statistics) gives the same outputs, parameter gradients and
 // running statistics within float tolerance (the statistics are summed in another order), and
 // the fused path is really taken. Conv2dNormActivation (fused SiLU; a separate sigmoid),
 // resnet18 in fp32, and resnet18 under bf16 autocast; BatchNorm2d::forward_from_stats against
@@ -13,8 +13,8 @@
 #include <random>
 #include <string>
 
-#include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/batch_norm.h"
+#include "kernels/execution.h"
 #include "layers/batch_norm.h"
 #include "layers/conv_norm_activation.h"
 #include "layers/init.h"
@@ -28,13 +28,10 @@ namespace {
 
 class FuseStatsScope {
  public:
-  explicit FuseStatsScope(bool on) : previous_(fuse_conv_batch_norm_statistics()) {
-    set_fuse_conv_batch_norm_statistics(on);
-  }
-  ~FuseStatsScope() { set_fuse_conv_batch_norm_statistics(previous_); }
+  explicit FuseStatsScope(bool on) : scope_({.fuse_conv_batch_norm_statistics = on}) {}
 
  private:
-  bool previous_;
+  ExecutionScope scope_;
 };
 
 // What a training step leaves: the output, every parameter gradient, every buffer, on the CPU.
@@ -105,7 +102,7 @@ void compare_bf16(const StepResult& fused, const StepResult& plain, double grad_
 
 StepResult block_step(bool fuse, std::optional<Activation> act, bool bf16 = false) {
   FuseStatsScope scope(fuse);
-  AutocastBf16Scope autocast(bf16);
+  ExecutionScope autocast({.precision = bf16 ? Precision::BF16 : Precision::FP32});
   manual_seed(3);
   Conv2dNormActivation block(6, 70, ConvNormActOptions{.kernel = 3, .stride = 2, .activation = act});
   block.to(Device::CUDA);
@@ -123,7 +120,7 @@ StepResult block_step(bool fuse, std::optional<Activation> act, bool bf16 = fals
 
 StepResult resnet_step(bool fuse, bool bf16, Device dev = Device::CUDA) {
   FuseStatsScope scope(fuse);
-  AutocastBf16Scope autocast(bf16);
+  ExecutionScope autocast({.precision = bf16 ? Precision::BF16 : Precision::FP32});
   manual_seed(11);
   std::unique_ptr<CxrModel> m = make_model("resnet18", 14);
   m->to(dev);
@@ -175,7 +172,7 @@ TEST_CASE("conv + BN statistics fusion: an fp32 1x1 convolution keeps its SGEMM 
   const std::int64_t before = conv_bn_fused_forwards();
   block.forward(x);
   CHECK(conv_bn_fused_forwards() == before);
-  AutocastBf16Scope bf16(true);
+  ExecutionScope bf16({.precision = Precision::BF16});
   block.forward(x);
   CHECK(conv_bn_fused_forwards() == before + 1);
 }

@@ -1,4 +1,4 @@
-// Mixed precision (kernels/math_mode.h, train_cxr --precision bf16) at the layer and model
+// Mixed precision (kernels/execution.h, train_cxr --precision bf16) at the layer and model
 // level: what the Conv2d and Linear layers compute under autocast, whole models against fp32
 // and across devices, and the bf16 activations they keep.
 #include <doctest/doctest.h>
@@ -8,8 +8,8 @@
 #include <string>
 
 #include "kernels/cast.h"
+#include "kernels/execution.h"
 #include "kernels/linear.h"
-#include "kernels/math_mode.h"
 #include "layers/conv2d.h"
 #include "layers/init.h"
 #include "layers/linear.h"
@@ -52,7 +52,7 @@ struct ModelRun {
 // perturbation, for the floor of a bf16 comparison).
 ModelRun run_model(const std::string& arch, Device device, bool bf16, std::int64_t pixels = 48,
                    float input_scale = 1.f) {
-  const AutocastBf16Scope autocast(bf16);
+  const ExecutionScope autocast({.precision = bf16 ? Precision::BF16 : Precision::FP32});
   manual_seed(11);
   std::unique_ptr<CxrModel> m = make_model(arch, 14);
   m->eval();
@@ -104,7 +104,7 @@ TEST_CASE("Conv2d under autocast: bf16 operands forward and backward, the bf16 i
   const Tensor x = Tensor::randn({2, 6, 9, 9}, rng);
   Tensor y, dx;
   {
-    const AutocastBf16Scope autocast(true);
+    const ExecutionScope autocast({.precision = Precision::BF16});
     y = conv.forward(x);
   }
   const Tensor dy = Tensor::randn(y.shape(), rng);
@@ -128,7 +128,7 @@ TEST_CASE("Linear under autocast: bf16 operands forward and backward, a bf16 out
   const Tensor x = Tensor::randn({3, 4, 12}, rng);
   Tensor y;
   {
-    const AutocastBf16Scope autocast(true);
+    const ExecutionScope autocast({.precision = Precision::BF16});
     y = fc.forward(x);
   }
   CHECK(y.shape() == Shape{3, 4, 5});
@@ -194,7 +194,7 @@ namespace {
 // (64 px: resnet18's last stage is then 2x2, so a batch of one has 4 values per channel for its
 // batch norms.)
 double kept_bytes(const std::string& arch, int batch, bool bf16) {
-  const AutocastBf16Scope autocast(bf16);
+  const ExecutionScope autocast({.precision = bf16 ? Precision::BF16 : Precision::FP32});
   manual_seed(3);
   std::unique_ptr<CxrModel> m = make_model(arch, 14);
   m->to(Device::CUDA);

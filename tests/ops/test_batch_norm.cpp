@@ -25,19 +25,20 @@ OpCase bn_train_case(Shape shape) {
   OpCase c;
   c.inputs = bn_inputs(shape);
   c.forward = [](Tensors& in) {
-    BatchNormOutput r = batch_norm2d_train(in[0], in[1], in[2], in[3], in[4], kMomentum, kEps);
+    BatchNormOutput r = batch_norm2d_train(BnActivation::Identity, in[0], in[1], in[2], in[3], in[4], kMomentum, kEps);
     return Tensors{r.y, r.saved_mean, r.saved_invstd, in[3], in[4]};
   };
   c.differentiable_outputs = {true, false, false, false, false};
   c.backward = [](const Tensors& in, const Tensors& out, const Tensors& dout) {
-    BatchNormGrads g = batch_norm2d_backward(dout[0], in[0], in[1], out[1], out[2]);
+    BatchNormGrads g = batch_norm2d_backward(BnActivation::Identity, dout[0], in[0], in[1], in[2], out[1], out[2]);
     return Tensors{g.dx, g.dweight, g.dbias, Tensor(), Tensor()};
   };
   c.reference = [shape](const Doubles& in) {
     const std::int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
     std::vector<double> y(in[0].size()), mean(C), invstd(C), rm = in[3], rv = in[4];
-    cpu::batch_norm2d_forward_train<double>(in[0].data(), in[1].data(), in[2].data(), y.data(), mean.data(),
-                                            invstd.data(), rm.data(), rv.data(), N, C, HW, kMomentum, kEps);
+    cpu::batch_norm2d_forward_train<double>(BnActivation::Identity, in[0].data(), in[1].data(), in[2].data(), y.data(),
+                                            mean.data(), invstd.data(), rm.data(), rv.data(), N, C, HW, kMomentum,
+                                            kEps);
     return Doubles{y, mean, invstd, rm, rv};
   };
   c.forward_tol = {2e-5, 1e-4};
@@ -49,12 +50,14 @@ OpCase bn_train_case(Shape shape) {
 OpCase bn_eval_case(Shape shape) {
   OpCase c;
   c.inputs = bn_inputs(shape);
-  c.forward = [](Tensors& in) { return Tensors{batch_norm2d_eval(in[0], in[1], in[2], in[3], in[4], kEps)}; };
+  c.forward = [](Tensors& in) {
+    return Tensors{batch_norm2d_eval(BnActivation::Identity, in[0], in[1], in[2], in[3], in[4], kEps)};
+  };
   c.reference = [shape](const Doubles& in) {
     const std::int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
     std::vector<double> y(in[0].size());
-    cpu::batch_norm2d_forward_eval<double>(in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(),
-                                           y.data(), N, C, HW, kEps);
+    cpu::batch_norm2d_forward_eval<double>(BnActivation::Identity, in[0].data(), in[1].data(), in[2].data(),
+                                           in[3].data(), in[4].data(), y.data(), N, C, HW, kEps);
     return Doubles{y};
   };
   c.forward_tol = {2e-5, 1e-4};
@@ -93,22 +96,24 @@ TEST_CASE("batch_norm2d stays accurate with a large mean (no E[x^2] - E[x]^2)" *
   Tensor x = Tensor::randn({4, 2, 8, 8}, rng, 1000.f, 0.01f);
   Tensor w = Tensor::full({2}, 1.f), b = Tensor::zeros({2});
   Tensor rm, rv;
-  BatchNormOutput r = batch_norm2d_train(x, w, b, rm, rv);
+  BatchNormOutput r = batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv);
   std::vector<double> xd = to_doubles(x);
   std::vector<double> y(xd.size()), mean(2), invstd(2);
-  cpu::batch_norm2d_forward_train<double>(xd.data(), std::vector<double>{1, 1}.data(), std::vector<double>{0, 0}.data(),
-                                          y.data(), mean.data(), invstd.data(), nullptr, nullptr, 4, 2, 64, 0.1, 1e-5);
+  cpu::batch_norm2d_forward_train<double>(BnActivation::Identity, xd.data(), std::vector<double>{1, 1}.data(),
+                                          std::vector<double>{0, 0}.data(), y.data(), mean.data(), invstd.data(),
+                                          nullptr, nullptr, 4, 2, 64, 0.1, 1e-5);
   expect_close("saved_invstd", r.saved_invstd.to_vector(), invstd, {0, 1e-3});
 }
 
 TEST_CASE("batch_norm2d rejects bad arguments with clear messages" * doctest::test_suite("cpu")) {
   Tensor x = Tensor::zeros({1, 3, 1, 1});
   Tensor w = Tensor::zeros({3}), b = Tensor::zeros({3}), rm = Tensor::zeros({3}), rv = Tensor::zeros({3});
-  CHECK_THROWS_WITH_AS(batch_norm2d_train(x, w, b, rm, rv), doctest::Contains("more than 1 value per channel"),
-                       cxr::Error);
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv),
+                       doctest::Contains("more than 1 value per channel"), cxr::Error);
   Tensor x2 = Tensor::zeros({2, 4, 3, 3});
-  CHECK_THROWS_WITH_AS(batch_norm2d_train(x2, w, b, rm, rv), doctest::Contains("weight"), cxr::Error);
-  Tensor none;
-  CHECK_THROWS_WITH_AS(batch_norm2d_train(Tensor::zeros({2, 3, 2, 2}), w, b, rm, none), doctest::Contains("both"),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(BnActivation::Identity, x2, w, b, rm, rv), doctest::Contains("weight"),
                        cxr::Error);
+  Tensor none;
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(BnActivation::Identity, Tensor::zeros({2, 3, 2, 2}), w, b, rm, none),
+                       doctest::Contains("both"), cxr::Error);
 }

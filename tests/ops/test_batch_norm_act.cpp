@@ -1,22 +1,20 @@
-// batch_norm_act (kernels/batch_norm_act.h): batch norm fused with identity / relu / silu.
+// Batch norm with its activation fused (kernels/batch_norm.h, act = identity / relu / silu):
 //  - op cases (tests/op_check.h): training forward (y, saved statistics, running statistics)
 //    and backward, evaluation forward and backward, for all three activations and odd sizes:
-//    on the CPU against a double-precision reference that is the composition of the existing
-//    references (cpu::batch_norm2d_forward_* then cpu::activation_forward) and against central
-//    finite differences of it; on the device against the CPU;
-//  - the fused op against the unfused composition of ops (batch_norm2d_* then
-//    activation_forward / activation_backward then batch_norm2d_*backward) in f32, on the CPU
-//    and on the device (suite "cuda-emu" in cxr_tests_emu);
-//  - batch_norm_act_train_from_stats (statistics given) against batch_norm_act_train, on the
-//    CPU and the device;
+//    on the CPU against a double-precision reference that is the composition of two references
+//    (cpu::batch_norm2d_forward_* with identity, then cpu::activation_forward) and against
+//    central finite differences of it; on the device against the CPU;
+//  - the fused op against the unfused composition of ops (batch_norm2d_* with identity, then
+//    activation_forward / activation_backward then batch_norm2d_*backward with identity) in
+//    f32, on the CPU and on the device (suite "cuda-emu" in cxr_tests_emu);
+//  - batch_norm2d_train_from_stats (statistics given) against batch_norm2d_train, on the CPU
+//    and the device;
 //  - argument checks.
 #include <optional>
 #include <string>
 
 #include "kernels/activation.h"
 #include "kernels/batch_norm.h"
-#include "kernels/batch_norm_act.h"
-#include "kernels/conv2d_bn_stats.h"
 #include "tensor/backend.h"
 #include "tests/op_check.h"
 
@@ -59,20 +57,21 @@ OpCase train_case(BnActivation act, Shape shape) {
   OpCase c;
   c.inputs = bn_inputs(shape);
   c.forward = [act](Tensors& in) {
-    BatchNormOutput r = batch_norm_act_train(act, in[0], in[1], in[2], in[3], in[4], kMomentum, kEps);
+    BatchNormOutput r = batch_norm2d_train(act, in[0], in[1], in[2], in[3], in[4], kMomentum, kEps);
     return Tensors{r.y, r.saved_mean, r.saved_invstd, in[3], in[4]};
   };
   c.differentiable_outputs = {true, false, false, false, false};
   c.backward = [act](const Tensors& in, const Tensors& out, const Tensors& dout) {
-    BatchNormGrads g = batch_norm_act_backward(act, dout[0], in[0], in[1], in[2], out[1], out[2]);
+    BatchNormGrads g = batch_norm2d_backward(act, dout[0], in[0], in[1], in[2], out[1], out[2]);
     return Tensors{g.dx, g.dweight, g.dbias, Tensor(), Tensor()};
   };
   // The composition of the two existing references: batch norm, then the activation.
   c.reference = [act, shape](const Doubles& in) {
     const std::int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
     std::vector<double> y(in[0].size()), mean(C), invstd(C), rm = in[3], rv = in[4];
-    cpu::batch_norm2d_forward_train<double>(in[0].data(), in[1].data(), in[2].data(), y.data(), mean.data(),
-                                            invstd.data(), rm.data(), rv.data(), N, C, HW, kMomentum, kEps);
+    cpu::batch_norm2d_forward_train<double>(BnActivation::Identity, in[0].data(), in[1].data(), in[2].data(), y.data(),
+                                            mean.data(), invstd.data(), rm.data(), rv.data(), N, C, HW, kMomentum,
+                                            kEps);
     apply_reference_activation(act, y);
     return Doubles{y, mean, invstd, rm, rv};
   };
@@ -85,18 +84,16 @@ OpCase train_case(BnActivation act, Shape shape) {
 OpCase eval_case(BnActivation act, Shape shape) {
   OpCase c;
   c.inputs = bn_inputs(shape);
-  c.forward = [act](Tensors& in) {
-    return Tensors{batch_norm_act_eval(act, in[0], in[1], in[2], in[3], in[4], kEps)};
-  };
+  c.forward = [act](Tensors& in) { return Tensors{batch_norm2d_eval(act, in[0], in[1], in[2], in[3], in[4], kEps)}; };
   c.backward = [act](const Tensors& in, const Tensors&, const Tensors& dout) {
-    BatchNormGrads g = batch_norm_act_eval_backward(act, dout[0], in[0], in[1], in[2], in[3], in[4], kEps);
+    BatchNormGrads g = batch_norm2d_eval_backward(act, dout[0], in[0], in[1], in[2], in[3], in[4], kEps);
     return Tensors{g.dx, g.dweight, g.dbias, Tensor(), Tensor()};
   };
   c.reference = [act, shape](const Doubles& in) {
     const std::int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
     std::vector<double> y(in[0].size());
-    cpu::batch_norm2d_forward_eval<double>(in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(),
-                                           y.data(), N, C, HW, kEps);
+    cpu::batch_norm2d_forward_eval<double>(BnActivation::Identity, in[0].data(), in[1].data(), in[2].data(),
+                                           in[3].data(), in[4].data(), y.data(), N, C, HW, kEps);
     apply_reference_activation(act, y);
     return Doubles{y};
   };
@@ -129,30 +126,30 @@ void check_against_composition(Device dev, BnActivation act, Shape shape, bool t
   // Unfused: the batch norm op, the activation op; backward the other way round.
   Tensor z, y_u, mean_u, invstd_u;
   if (training) {
-    BatchNormOutput r = batch_norm2d_train(x, w, b, rm_u, rv_u, kMomentum, kEps);
+    BatchNormOutput r = batch_norm2d_train(BnActivation::Identity, x, w, b, rm_u, rv_u, kMomentum, kEps);
     z = r.y;
     mean_u = r.saved_mean;
     invstd_u = r.saved_invstd;
   } else {
-    z = batch_norm2d_eval(x, w, b, rm_u, rv_u, kEps);
+    z = batch_norm2d_eval(BnActivation::Identity, x, w, b, rm_u, rv_u, kEps);
   }
   y_u = a ? activation_forward(*a, z) : z;
   const Tensor g = a ? activation_backward(*a, z, dy) : dy;
-  const BatchNormGrads gu = training ? batch_norm2d_backward(g, x, w, mean_u, invstd_u)
-                                     : batch_norm2d_eval_backward(g, x, w, rm_u, rv_u, kEps);
+  const BatchNormGrads gu = training ? batch_norm2d_backward(BnActivation::Identity, g, x, w, b, mean_u, invstd_u)
+                                     : batch_norm2d_eval_backward(BnActivation::Identity, g, x, w, b, rm_u, rv_u, kEps);
 
   // Fused.
   Tensor y_f;
   BatchNormGrads gf;
   if (training) {
-    BatchNormOutput r = batch_norm_act_train(act, x, w, b, rm_f, rv_f, kMomentum, kEps);
+    BatchNormOutput r = batch_norm2d_train(act, x, w, b, rm_f, rv_f, kMomentum, kEps);
     y_f = r.y;
     expect_close("saved_mean " + what, r.saved_mean.cpu(), mean_u.cpu(), tol);
     expect_close("saved_invstd " + what, r.saved_invstd.cpu(), invstd_u.cpu(), tol);
-    gf = batch_norm_act_backward(act, dy, x, w, b, r.saved_mean, r.saved_invstd);
+    gf = batch_norm2d_backward(act, dy, x, w, b, r.saved_mean, r.saved_invstd);
   } else {
-    y_f = batch_norm_act_eval(act, x, w, b, rm_f, rv_f, kEps);
-    gf = batch_norm_act_eval_backward(act, dy, x, w, b, rm_f, rv_f, kEps);
+    y_f = batch_norm2d_eval(act, x, w, b, rm_f, rv_f, kEps);
+    gf = batch_norm2d_eval_backward(act, dy, x, w, b, rm_f, rv_f, kEps);
   }
   expect_close("y " + what, y_f.cpu(), y_u.cpu(), tol);
   expect_close("running_mean " + what, rm_f.cpu(), rm_u.cpu(), {0, 0});
@@ -171,8 +168,8 @@ void check_all_compositions(Device dev) {
       for (bool training : {true, false}) check_against_composition(dev, act, s, training);
 }
 
-// batch_norm_act_train_from_stats with the batch statistics of x given (as a convolution's
-// epilogue provides them) against batch_norm_act_train on `dev`: y, saved statistics, running
+// batch_norm2d_train_from_stats with the batch statistics of x given (as a convolution's
+// epilogue provides them) against batch_norm2d_train on `dev`: y, saved statistics, running
 // statistics and the backward from each one's saved statistics. The statistics are summed in
 // another order, so the tolerance is float rounding.
 void check_from_stats(Device dev, BnActivation act, Shape shape) {
@@ -192,17 +189,17 @@ void check_from_stats(Device dev, BnActivation act, Shape shape) {
   cpu::channel_mean_var<float>(x_cpu.f32(), mean.f32(), var.f32(), N, C, HW);
   const Tol tol{1e-5, 1e-5}, grad_tol{1e-5, 1e-4};
 
-  const BatchNormOutput t = batch_norm_act_train(act, x, w, b, rm_t, rv_t, kMomentum, kEps);
+  const BatchNormOutput t = batch_norm2d_train(act, x, w, b, rm_t, rv_t, kMomentum, kEps);
   const BatchNormOutput s =
-      batch_norm_act_train_from_stats(act, x, mean.to(dev), var.to(dev), w, b, rm_s, rv_s, kMomentum, kEps);
+      batch_norm2d_train_from_stats(act, x, mean.to(dev), var.to(dev), w, b, rm_s, rv_s, kMomentum, kEps);
   expect_close("y " + what, s.y.cpu(), t.y.cpu(), tol);
   expect_close("saved_mean " + what, s.saved_mean.cpu(), t.saved_mean.cpu(), tol);
   expect_close("saved_invstd " + what, s.saved_invstd.cpu(), t.saved_invstd.cpu(), tol);
   expect_close("running_mean " + what, rm_s.cpu(), rm_t.cpu(), tol);
   expect_close("running_var " + what, rv_s.cpu(), rv_t.cpu(), tol);
   CHECK(rv_s.cpu().to_vector() != rv0.to_vector());
-  const BatchNormGrads gt = batch_norm_act_backward(act, dy, x, w, b, t.saved_mean, t.saved_invstd);
-  const BatchNormGrads gs = batch_norm_act_backward(act, dy, x, w, b, s.saved_mean, s.saved_invstd);
+  const BatchNormGrads gt = batch_norm2d_backward(act, dy, x, w, b, t.saved_mean, t.saved_invstd);
+  const BatchNormGrads gs = batch_norm2d_backward(act, dy, x, w, b, s.saved_mean, s.saved_invstd);
   expect_close("dx " + what, gs.dx.cpu(), gt.dx.cpu(), grad_tol);
   expect_close("dweight " + what, gs.dweight.cpu(), gt.dweight.cpu(), grad_tol);
   expect_close("dbias " + what, gs.dbias.cpu(), gt.dbias.cpu(), grad_tol);
@@ -229,10 +226,10 @@ TEST_CASE("batch_norm_act_train_from_stats rejects bad statistics" * doctest::te
   const Tensor x = Tensor::zeros({2, 3, 2, 2}), w = Tensor::full({3}, 1.f), b = Tensor::zeros({3});
   Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.f);
   CHECK_THROWS_WITH_AS(
-      batch_norm_act_train_from_stats(BnActivation::ReLU, x, Tensor::zeros({4}), Tensor::zeros({3}), w, b, rm, rv),
+      batch_norm2d_train_from_stats(BnActivation::ReLU, x, Tensor::zeros({4}), Tensor::zeros({3}), w, b, rm, rv),
       doctest::Contains("batch_norm_act_train_from_stats(relu)"), cxr::Error);
   CHECK_THROWS_WITH_AS(
-      batch_norm_act_train_from_stats(BnActivation::ReLU, x, Tensor::zeros({3}), Tensor::zeros({2}), w, b, rm, rv),
+      batch_norm2d_train_from_stats(BnActivation::ReLU, x, Tensor::zeros({3}), Tensor::zeros({2}), w, b, rm, rv),
       doctest::Contains("var"), cxr::Error);
 }
 
@@ -289,29 +286,29 @@ TEST_CASE("batch_norm_act rejects bad arguments with clear messages" * doctest::
   const Tensor x = Tensor::zeros({2, 3, 2, 2}), dy = Tensor::zeros({2, 3, 2, 2});
   const Tensor w = Tensor::full({3}, 1.f), b = Tensor::zeros({3});
   Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.f), none;
-  CHECK_THROWS_WITH_AS(batch_norm_act_train(relu, Tensor::zeros({1, 3, 1, 1}), w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(relu, Tensor::zeros({1, 3, 1, 1}), w, b, rm, rv),
                        doctest::Contains("batch_norm_act_train(relu): expected more than 1 value per channel"),
                        cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_train(relu, x, Tensor::full({4}, 1.f), b, rm, rv), doctest::Contains("weight"),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(relu, x, Tensor::full({4}, 1.f), b, rm, rv), doctest::Contains("weight"),
                        cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_train(relu, x, w, Tensor::zeros({3, 1}), rm, rv), doctest::Contains("bias"),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(relu, x, w, Tensor::zeros({3, 1}), rm, rv), doctest::Contains("bias"),
                        cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_train(relu, x, w, b, rm, none), doctest::Contains("both"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_train(relu, Tensor::zeros({6, 2, 2}), w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(relu, x, w, b, rm, none), doctest::Contains("both"), cxr::Error);
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(relu, Tensor::zeros({6, 2, 2}), w, b, rm, rv),
                        doctest::Contains("batch_norm_act_train(relu)"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval(BnActivation::SiLU, x, w, b, Tensor::zeros({2}), rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval(BnActivation::SiLU, x, w, b, Tensor::zeros({2}), rv),
                        doctest::Contains("batch_norm_act_eval(silu)"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval(BnActivation::SiLU, x, w, b, rm, Tensor::zeros({2})),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval(BnActivation::SiLU, x, w, b, rm, Tensor::zeros({2})),
                        doctest::Contains("running_var"), cxr::Error);
   const Tensor mean = Tensor::zeros({3}), invstd = Tensor::full({3}, 1.f);
-  CHECK_THROWS_WITH_AS(batch_norm_act_backward(relu, Tensor::zeros({2, 3, 2, 3}), x, w, b, mean, invstd),
+  CHECK_THROWS_WITH_AS(batch_norm2d_backward(relu, Tensor::zeros({2, 3, 2, 3}), x, w, b, mean, invstd),
                        doctest::Contains("dy"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_backward(relu, dy, x, w, Tensor::zeros({2}), mean, invstd),
+  CHECK_THROWS_WITH_AS(batch_norm2d_backward(relu, dy, x, w, Tensor::zeros({2}), mean, invstd),
                        doctest::Contains("bias"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_backward(relu, dy, x, w, b, mean, Tensor::zeros({4})),
+  CHECK_THROWS_WITH_AS(batch_norm2d_backward(relu, dy, x, w, b, mean, Tensor::zeros({4})),
                        doctest::Contains("saved_invstd"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval_backward(relu, dy, x, w, b, Tensor::zeros({5}), rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(relu, dy, x, w, b, Tensor::zeros({5}), rv),
                        doctest::Contains("batch_norm_act_eval_backward(relu)"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval_backward(relu, dy, x, w, b, rm, rv, -1.f), doctest::Contains("eps"),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(relu, dy, x, w, b, rm, rv, -1.f), doctest::Contains("eps"),
                        cxr::Error);
 }

@@ -1,4 +1,4 @@
-// Batch norm with bf16 activations (mixed precision; kernels/batch_norm.h, kernels/batch_norm_act.h):
+// Batch norm with bf16 activations (mixed precision; kernels/batch_norm.h):
 // x may be bf16, y then is bf16, everything else (dy, dx, parameters, statistics) stays f32.
 //  - CPU, the definition: every one of the nine ops on a bf16 x gives y = to_bf16(the f32 op on
 //    to_f32(x)) bit for bit, and the statistics and gradients of the f32 op on to_f32(x); an f32
@@ -15,9 +15,7 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
-#include "kernels/batch_norm_act.h"
 #include "kernels/cast.h"
-#include "kernels/conv2d_bn_stats.h"
 #include "tests/op_check.h"
 
 using namespace cxr;
@@ -34,7 +32,7 @@ const Shape kShapes[] = {{2, 3, 4, 5}, {4, 8, 17, 19}, {2, 2, 70, 70}, {3, 5, 7,
 // The arguments of the nine ops; x bf16 (or its f32 widening), all others f32.
 struct BnData {
   Tensor x, dy, weight, bias, running_mean, running_var;
-  Tensor mean, var;  // the batch mean and biased variance of x, for batch_norm_act_train_from_stats
+  Tensor mean, var;  // the batch mean and biased variance of x, for batch_norm2d_train_from_stats
 
   BnData to(Device dev) const {
     return {x.to(dev),           dy.to(dev),   weight.to(dev), bias.to(dev), running_mean.to(dev),
@@ -87,38 +85,41 @@ void add_grads(Results& r, const std::string& op, const BatchNormGrads& g) {
   r.push_back({op + " dbias", Kind::Gradient, g.dbias.cpu()});
 }
 
-// The four batch_norm2d_* ops on d's device; each backward from its own forward's statistics.
+// The four batch_norm2d_* ops without an activation on d's device; each backward from its own forward's statistics.
 Results run_plain(const BnData& d) {
   Results r;
   // Copies: the training forward updates the running statistics in place.
   Tensor rm = d.running_mean.clone(), rv = d.running_var.clone();
-  const BatchNormOutput t = batch_norm2d_train(d.x, d.weight, d.bias, rm, rv, kMomentum, kEps);
+  const BatchNormOutput t = batch_norm2d_train(BnActivation::Identity, d.x, d.weight, d.bias, rm, rv, kMomentum, kEps);
   add_train(r, "batch_norm2d_train", t, rm, rv);
-  r.push_back({"batch_norm2d_eval y", Kind::Activation,
-               batch_norm2d_eval(d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps).cpu()});
-  add_grads(r, "batch_norm2d_backward", batch_norm2d_backward(d.dy, d.x, d.weight, t.saved_mean, t.saved_invstd));
+  r.push_back(
+      {"batch_norm2d_eval y", Kind::Activation,
+       batch_norm2d_eval(BnActivation::Identity, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps).cpu()});
+  add_grads(r, "batch_norm2d_backward",
+            batch_norm2d_backward(BnActivation::Identity, d.dy, d.x, d.weight, d.bias, t.saved_mean, t.saved_invstd));
   add_grads(r, "batch_norm2d_eval_backward",
-            batch_norm2d_eval_backward(d.dy, d.x, d.weight, d.running_mean, d.running_var, kEps));
+            batch_norm2d_eval_backward(BnActivation::Identity, d.dy, d.x, d.weight, d.bias, d.running_mean,
+                                       d.running_var, kEps));
   return r;
 }
 
-// The five batch_norm_act_* ops with `act` on d's device.
+// The five batch_norm2d_* ops with `act` on d's device.
 Results run_fused(BnActivation act, const BnData& d) {
   Results r;
   const std::string a = std::string("(") + bn_activation_name(act) + ")";
   Tensor rm = d.running_mean.clone(), rv = d.running_var.clone();
-  const BatchNormOutput t = batch_norm_act_train(act, d.x, d.weight, d.bias, rm, rv, kMomentum, kEps);
+  const BatchNormOutput t = batch_norm2d_train(act, d.x, d.weight, d.bias, rm, rv, kMomentum, kEps);
   add_train(r, "batch_norm_act_train" + a, t, rm, rv);
   Tensor rm_s = d.running_mean.clone(), rv_s = d.running_var.clone();
   add_train(r, "batch_norm_act_train_from_stats" + a,
-            batch_norm_act_train_from_stats(act, d.x, d.mean, d.var, d.weight, d.bias, rm_s, rv_s, kMomentum, kEps),
-            rm_s, rv_s);
+            batch_norm2d_train_from_stats(act, d.x, d.mean, d.var, d.weight, d.bias, rm_s, rv_s, kMomentum, kEps), rm_s,
+            rv_s);
   r.push_back({"batch_norm_act_eval" + a + " y", Kind::Activation,
-               batch_norm_act_eval(act, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps).cpu()});
+               batch_norm2d_eval(act, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps).cpu()});
   add_grads(r, "batch_norm_act_backward" + a,
-            batch_norm_act_backward(act, d.dy, d.x, d.weight, d.bias, t.saved_mean, t.saved_invstd));
+            batch_norm2d_backward(act, d.dy, d.x, d.weight, d.bias, t.saved_mean, t.saved_invstd));
   add_grads(r, "batch_norm_act_eval_backward" + a,
-            batch_norm_act_eval_backward(act, d.dy, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps));
+            batch_norm2d_eval_backward(act, d.dy, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps));
   return r;
 }
 
@@ -205,17 +206,18 @@ TEST_CASE("batch norm ops on an f32 x on the CPU: an f32 y, that of the raw f32 
   std::mt19937_64 rng(5);
   const BnData d = make_data(shape, 43).with_x(Tensor::randn(shape, rng));
   Tensor rm = d.running_mean.clone(), rv = d.running_var.clone();
-  const BatchNormOutput t = batch_norm2d_train(d.x, d.weight, d.bias, rm, rv, kMomentum, kEps);
-  const Tensor e = batch_norm_act_eval(BnActivation::SiLU, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps);
+  const BatchNormOutput t = batch_norm2d_train(BnActivation::Identity, d.x, d.weight, d.bias, rm, rv, kMomentum, kEps);
+  const Tensor e = batch_norm2d_eval(BnActivation::SiLU, d.x, d.weight, d.bias, d.running_mean, d.running_var, kEps);
   CHECK(t.y.dtype() == DType::F32);
   CHECK(e.dtype() == DType::F32);
 
   std::vector<float> y(d.x.numel()), mean(C), invstd(C), y_eval(d.x.numel());
   std::vector<float> rm_raw = d.running_mean.to_vector(), rv_raw = d.running_var.to_vector();
-  cpu::batch_norm2d_forward_train<float>(d.x.f32(), d.weight.f32(), d.bias.f32(), y.data(), mean.data(), invstd.data(),
-                                         rm_raw.data(), rv_raw.data(), N, C, HW, kMomentum, kEps);
-  cpu::batch_norm_act_forward_eval<float>(BnActivation::SiLU, d.x.f32(), d.weight.f32(), d.bias.f32(),
-                                          d.running_mean.f32(), d.running_var.f32(), y_eval.data(), N, C, HW, kEps);
+  cpu::batch_norm2d_forward_train<float>(BnActivation::Identity, d.x.f32(), d.weight.f32(), d.bias.f32(), y.data(),
+                                         mean.data(), invstd.data(), rm_raw.data(), rv_raw.data(), N, C, HW, kMomentum,
+                                         kEps);
+  cpu::batch_norm2d_forward_eval<float>(BnActivation::SiLU, d.x.f32(), d.weight.f32(), d.bias.f32(),
+                                        d.running_mean.f32(), d.running_var.f32(), y_eval.data(), N, C, HW, kEps);
   CHECK(t.y.to_vector() == y);
   CHECK(t.saved_mean.to_vector() == mean);
   CHECK(t.saved_invstd.to_vector() == invstd);
@@ -267,27 +269,27 @@ TEST_CASE("batch norm ops name the op and x when x is neither f32 nor bf16, and 
   const Tensor invstd = Tensor::full({3}, 1.f);
   Tensor rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.f);
   const BnActivation relu = BnActivation::ReLU;
-  CHECK_THROWS_WITH_AS(batch_norm2d_train(x_i32, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(BnActivation::Identity, x_i32, w, b, rm, rv),
                        doctest::Contains("batch_norm2d_train: 'x' must be f32 or bf16, found i32"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval(x_u8, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval(BnActivation::Identity, x_u8, w, b, rm, rv),
                        doctest::Contains("batch_norm2d_eval: 'x' must be f32 or bf16, found u8"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_backward(dy, x_i32, w, mean, invstd),
+  CHECK_THROWS_WITH_AS(batch_norm2d_backward(BnActivation::Identity, dy, x_i32, w, b, mean, invstd),
                        doctest::Contains("batch_norm2d_backward: 'x' must be f32 or bf16"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(dy, x_u8, w, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(BnActivation::Identity, dy, x_u8, w, b, rm, rv),
                        doctest::Contains("batch_norm2d_eval_backward: 'x' must be f32 or bf16"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_train(relu, x_u8, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train(relu, x_u8, w, b, rm, rv),
                        doctest::Contains("batch_norm_act_train(relu): 'x' must be f32 or bf16, found u8"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_train_from_stats(relu, x_i32, mean, rv, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_train_from_stats(relu, x_i32, mean, rv, w, b, rm, rv),
                        doctest::Contains("batch_norm_act_train_from_stats(relu): 'x' must be f32 or bf16"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval(relu, x_i32, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval(relu, x_i32, w, b, rm, rv),
                        doctest::Contains("batch_norm_act_eval(relu): 'x' must be f32 or bf16"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_backward(relu, dy, x_u8, w, b, mean, invstd),
+  CHECK_THROWS_WITH_AS(batch_norm2d_backward(relu, dy, x_u8, w, b, mean, invstd),
                        doctest::Contains("batch_norm_act_backward(relu): 'x' must be f32 or bf16"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval_backward(relu, dy, x_i32, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(relu, dy, x_i32, w, b, rm, rv),
                        doctest::Contains("batch_norm_act_eval_backward(relu): 'x' must be f32 or bf16"), cxr::Error);
   // Gradients stay f32, whatever the dtype of x.
-  CHECK_THROWS_WITH_AS(batch_norm2d_backward(dy_bf16, to_bf16(x), w, mean, invstd),
+  CHECK_THROWS_WITH_AS(batch_norm2d_backward(BnActivation::Identity, dy_bf16, to_bf16(x), w, b, mean, invstd),
                        doctest::Contains("batch_norm2d_backward: 'dy' must be f32"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm_act_eval_backward(relu, dy_bf16, x, w, b, rm, rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(relu, dy_bf16, x, w, b, rm, rv),
                        doctest::Contains("batch_norm_act_eval_backward(relu): 'dy' must be f32"), cxr::Error);
 }

@@ -31,16 +31,19 @@ OpCase bn_eval_backward_case(Shape shape) {
               {{C}, uniform(-0.5f, 0.5f)},
               {{C}, uniform(-0.2f, 0.2f), false},
               {{C}, uniform(0.5f, 2.f), false}};
-  c.forward = [](Tensors& in) { return Tensors{batch_norm2d_eval(in[0], in[1], in[2], in[3], in[4], kEps)}; };
+  c.forward = [](Tensors& in) {
+    return Tensors{batch_norm2d_eval(BnActivation::Identity, in[0], in[1], in[2], in[3], in[4], kEps)};
+  };
   c.backward = [](const Tensors& in, const Tensors&, const Tensors& dout) {
-    BatchNormGrads g = batch_norm2d_eval_backward(dout[0], in[0], in[1], in[3], in[4], kEps);
+    BatchNormGrads g =
+        batch_norm2d_eval_backward(BnActivation::Identity, dout[0], in[0], in[1], in[2], in[3], in[4], kEps);
     return Tensors{g.dx, g.dweight, g.dbias, Tensor(), Tensor()};
   };
   c.reference = [shape](const Doubles& in) {
     const std::int64_t N = shape[0], C = shape[1], HW = shape[2] * shape[3];
     std::vector<double> y(in[0].size());
-    cpu::batch_norm2d_forward_eval<double>(in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(),
-                                           y.data(), N, C, HW, kEps);
+    cpu::batch_norm2d_forward_eval<double>(BnActivation::Identity, in[0].data(), in[1].data(), in[2].data(),
+                                           in[3].data(), in[4].data(), y.data(), N, C, HW, kEps);
     return Doubles{y};
   };
   c.forward_tol = {2e-5, 1e-4};
@@ -57,8 +60,9 @@ void check_golden_on(Device dev) {
     const Tensor x = t("x"), w = t("weight"), b = t("bias"), rm = t("running_mean"), rv = t("running_var"),
                  dy = t("dy");
     const std::string shape = shape_str(x.shape()) + " on " + device_name(dev);
-    expect_close("y " + shape, batch_norm2d_eval(x, w, b, rm, rv, eps), golden_tensor(c.at("y")), {2e-5, 1e-4});
-    const BatchNormGrads gr = batch_norm2d_eval_backward(dy, x, w, rm, rv, eps);
+    expect_close("y " + shape, batch_norm2d_eval(BnActivation::Identity, x, w, b, rm, rv, eps),
+                 golden_tensor(c.at("y")), {2e-5, 1e-4});
+    const BatchNormGrads gr = batch_norm2d_eval_backward(BnActivation::Identity, dy, x, w, b, rm, rv, eps);
     expect_close("dx " + shape, gr.dx, golden_tensor(c.at("dx")), {2e-5, 1e-4});
     expect_close("dweight " + shape, gr.dweight, golden_tensor(c.at("dweight")), {1e-4, 1e-4});
     expect_close("dbias " + shape, gr.dbias, golden_tensor(c.at("dbias")), {1e-4, 1e-4});
@@ -149,17 +153,17 @@ TEST_CASE("batch_norm2d eval backward matches PyTorch (golden) [gpu]" * doctest:
 
 TEST_CASE("batch_norm2d eval backward rejects bad arguments with clear messages" * doctest::test_suite("cpu")) {
   const Tensor x = Tensor::zeros({2, 3, 2, 2}), dy = Tensor::zeros({2, 3, 2, 2});
-  const Tensor w = Tensor::full({3}, 1.f), rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.f);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(Tensor::zeros({2, 3, 2, 3}), x, w, rm, rv),
+  const Tensor w = Tensor::full({3}, 1.f), b = Tensor::zeros({3}), rm = Tensor::zeros({3}), rv = Tensor::full({3}, 1.f);
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(BnActivation::Identity, Tensor::zeros({2, 3, 2, 3}), x, w, b, rm, rv),
                        doctest::Contains("batch_norm2d_eval_backward"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(dy, x, Tensor::full({4}, 1.f), rm, rv), doctest::Contains("weight"),
-                       cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(dy, x, w, Tensor::zeros({2}), rv),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(BnActivation::Identity, dy, x, Tensor::full({4}, 1.f), b, rm, rv),
+                       doctest::Contains("weight"), cxr::Error);
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(BnActivation::Identity, dy, x, w, b, Tensor::zeros({2}), rv),
                        doctest::Contains("running_mean"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(dy, x, w, rm, Tensor::zeros({3, 1})),
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(BnActivation::Identity, dy, x, w, b, rm, Tensor::zeros({3, 1})),
                        doctest::Contains("running_var"), cxr::Error);
-  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(dy, Tensor::zeros({6, 2, 2}), w, rm, rv), doctest::Contains("x"),
-                       cxr::Error);
+  CHECK_THROWS_WITH_AS(batch_norm2d_eval_backward(BnActivation::Identity, dy, Tensor::zeros({6, 2, 2}), w, b, rm, rv),
+                       doctest::Contains("x"), cxr::Error);
 }
 
 TEST_CASE("BatchNorm2d layer: backward in eval mode matches finite differences" * doctest::test_suite("cpu")) {

@@ -19,18 +19,18 @@ void check_golden_on(Device dev) {
     const Tensor x = t("x"), w = t("weight"), b = t("bias"), dy = t("dy");
     Tensor rm = t("running_mean").clone(), rv = t("running_var").clone();
     const std::string shape = shape_str(x.shape()) + " on " + device_name(dev);
-    BatchNormOutput r = batch_norm2d_train(x, w, b, rm, rv, momentum, eps);
+    BatchNormOutput r = batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv, momentum, eps);
     expect_close("y " + shape, r.y, golden_tensor(c.at("y")), {2e-5, 1e-4});
     expect_close("saved_mean " + shape, r.saved_mean, golden_tensor(c.at("saved_mean")), {1e-5, 1e-4});
     expect_close("saved_invstd " + shape, r.saved_invstd, golden_tensor(c.at("saved_invstd")), {1e-5, 1e-4});
     expect_close("running_mean " + shape, rm, golden_tensor(c.at("running_mean_after")), {1e-6, 1e-5});
     expect_close("running_var " + shape, rv, golden_tensor(c.at("running_var_after")), {1e-6, 1e-5});
-    BatchNormGrads gr = batch_norm2d_backward(dy, x, w, r.saved_mean, r.saved_invstd);
+    BatchNormGrads gr = batch_norm2d_backward(BnActivation::Identity, dy, x, w, b, r.saved_mean, r.saved_invstd);
     expect_close("dx " + shape, gr.dx, golden_tensor(c.at("dx")), {2e-5, 1e-4});
     expect_close("dweight " + shape, gr.dweight, golden_tensor(c.at("dweight")), {1e-4, 1e-4});
     expect_close("dbias " + shape, gr.dbias, golden_tensor(c.at("dbias")), {1e-4, 1e-4});
-    expect_close("y_eval " + shape, batch_norm2d_eval(x, w, b, rm, rv, eps), golden_tensor(c.at("y_eval")),
-                 {2e-5, 1e-4});
+    expect_close("y_eval " + shape, batch_norm2d_eval(BnActivation::Identity, x, w, b, rm, rv, eps),
+                 golden_tensor(c.at("y_eval")), {2e-5, 1e-4});
   }
 }
 

@@ -1,5 +1,5 @@
 // Mixed precision building blocks: the f32 <-> bf16 rounding, the casts on both devices, and
-// the linear products with bf16 operands (kernels/math_mode.h). The convolutions with bf16
+// the linear products with bf16 operands (kernels/execution.h). The convolutions with bf16
 // operands are op-registry cases at the BF16 precision (tests/ops/test_conv2d.cpp).
 //
 // The rounding is checked against an independent oracle (the nearer of the two bf16
@@ -15,7 +15,7 @@
 #include <string>
 
 #include "kernels/cast.h"
-#include "kernels/common/bf16.h"
+#include "tensor/bf16.h"
 #include "kernels/conv2d.h"
 #include "kernels/linear.h"
 #include "tests/op_check.h"

@@ -71,12 +71,12 @@ Conv2dParams params(int stride, int pad, int groups = 1, int dilation = 1) {
 // 2e-3 of the CPU; the fp32 device result within 1e-5 of it; and the TF32 result more than 1e-5
 // from the fp32 one, which proves the tensor-core kernel ran, not the FMA one (through
 // cuda_emu/wmma.h on the emulator).
-const PrecisionBound kTf32{Precision::TF32, 2e-3, 1e-5, 1e-5};
+const PrecisionBound kTf32{OpPrecision::TF32, 2e-3, 1e-5, 1e-5};
 // bf16 operands with f32 accumulation land within f32 summation error (1e-5) of the double sums
 // over the rounded operands, and the fp32 result of the unrounded operands ~1e-3 away (more
 // than 3e-4), which proves the operands really were rounded. On the device the BF16
 // tensor-core kernels run (cuda_emu/wmma.h on the emulator).
-const PrecisionBound kBf16{Precision::BF16, 1e-5, 3e-4};
+const PrecisionBound kBf16{OpPrecision::BF16, 1e-5, 3e-4};
 
 OpCase at(OpCase c, std::vector<PrecisionBound> precisions) {
   c.precisions = std::move(precisions);

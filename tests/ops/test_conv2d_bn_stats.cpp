@@ -1,4 +1,4 @@
-// conv2d_forward_bn_stats (kernels/conv2d_bn_stats.h): the convolution with the batch-norm
+// conv2d_forward_bn_stats (kernels/conv2d_bn.h): the convolution with the batch-norm
 // statistics of its output computed in the forward's epilogue.
 //  - op cases (tests/op_check.h): y, mean, var on the CPU against a double-precision reference
 //    (the naive convolution, then the per-channel double mean / biased variance), on the device
@@ -16,8 +16,8 @@
 
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_bn_stats.h"
-#include "kernels/math_mode.h"
+#include "kernels/conv2d_bn.h"
+#include "kernels/execution.h"
 #include "tensor/backend.h"
 #include "tests/op_check.h"
 
@@ -134,13 +134,13 @@ CXR_OP_CASE("conv2d_bn_stats depthwise 3x3, 2x12x8x8") {
 
 TEST_CASE("conv2d_bn_stats on the device: y equals conv2d_forward, statistics, determinism (FMA) [gpu]" *
           doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
-  AllowTf32Scope fma(false);
+  ExecutionScope fma({.allow_tf32 = false});
   check_all_on_device("fma", false);
 }
 
 TEST_CASE("conv2d_bn_stats on the device: y equals conv2d_forward, statistics, determinism (TF32) [gpu]" *
           doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
-  AllowTf32Scope tf32(true);
+  ExecutionScope tf32({.allow_tf32 = true});
   check_all_on_device("tf32", false);
 }
 

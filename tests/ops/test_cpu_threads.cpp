@@ -14,9 +14,8 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
-#include "kernels/batch_norm_act.h"
 #include "kernels/conv2d.h"
-#include "kernels/conv2d_bn_stats.h"
+#include "kernels/conv2d_bn.h"
 #include "kernels/cxr_loss.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/layer_norm.h"
@@ -157,18 +156,18 @@ TEST_CASE("batch norm, batch norm + activation, layer norm: the same at 1, 2 and
   const Tensor w = randn({8}, 23, 1.f, 0.2f), b = randn({8}, 24);
   expect_thread_independent("batch_norm2d", [&] {
     Tensor rm = Tensor::zeros({8}), rv = Tensor::full({8}, 1.f);
-    const BatchNormOutput o = batch_norm2d_train(x, w, b, rm, rv);
-    const BatchNormGrads g = batch_norm2d_backward(dy, x, w, o.saved_mean, o.saved_invstd);
-    const BatchNormGrads e = batch_norm2d_eval_backward(dy, x, w, rm, rv);
+    const BatchNormOutput o = batch_norm2d_train(BnActivation::Identity, x, w, b, rm, rv);
+    const BatchNormGrads g = batch_norm2d_backward(BnActivation::Identity, dy, x, w, b, o.saved_mean, o.saved_invstd);
+    const BatchNormGrads e = batch_norm2d_eval_backward(BnActivation::Identity, dy, x, w, b, rm, rv);
     return doubles_of({o.y, o.saved_mean, o.saved_invstd, rm, rv, g.dx, g.dweight, g.dbias, e.dx, e.dweight,
                        e.dbias});
   });
   for (BnActivation act : {BnActivation::ReLU, BnActivation::SiLU})
     expect_thread_independent(std::string("batch_norm_act ") + bn_activation_name(act), [&] {
       Tensor rm = Tensor::zeros({8}), rv = Tensor::full({8}, 1.f);
-      const BatchNormOutput o = batch_norm_act_train(act, x, w, b, rm, rv);
-      const BatchNormGrads g = batch_norm_act_backward(act, dy, x, w, b, o.saved_mean, o.saved_invstd);
-      const BatchNormGrads e = batch_norm_act_eval_backward(act, dy, x, w, b, rm, rv);
+      const BatchNormOutput o = batch_norm2d_train(act, x, w, b, rm, rv);
+      const BatchNormGrads g = batch_norm2d_backward(act, dy, x, w, b, o.saved_mean, o.saved_invstd);
+      const BatchNormGrads e = batch_norm2d_eval_backward(act, dy, x, w, b, rm, rv);
       return doubles_of({o.y, rm, rv, g.dx, g.dweight, g.dbias, e.dx, e.dweight, e.dbias});
     });
   const Tensor lx = randn({512, 256}, 25), ldy = randn({512, 256}, 26);

@@ -18,12 +18,12 @@
 #include "kernels/activation.h"
 #include "kernels/add.h"
 #include "kernels/cast.h"
-#include "kernels/common/bf16.h"
 #include "kernels/dropout.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/layer_norm.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
+#include "tensor/bf16.h"
 #include "tests/op_check.h"
 
 using namespace cxr;

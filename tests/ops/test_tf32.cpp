@@ -1,4 +1,4 @@
-// The TF32 tensor-core SGEMM (cxr::set_allow_tf32; linear layers, 1x1 convolutions) on the
+// The TF32 tensor-core SGEMM (ExecutionSettings::allow_tf32; linear layers, 1x1 convolutions) on the
 // device, every transpose, against the CPU reference in fp32. The convolutions at TF32 are
 // op-registry cases at the TF32 precision (tests/ops/test_conv2d.cpp), with the same bounds.
 //
@@ -43,7 +43,7 @@ TEST_CASE("TF32 matmul on the device matches the CPU within TF32 accuracy, every
       const Tensor ref = matmul(a, b, ta, tb);
       const Tensor ad = a.to(Device::CUDA), bd = b.to(Device::CUDA);
       const Tensor fp32 = matmul(ad, bd, ta, tb);
-      const PrecisionScope tf32(Precision::TF32);
+      const PrecisionScope tf32(OpPrecision::TF32);
       check_tf32("matmul", matmul(ad, bd, ta, tb), fp32, ref);
     }
 }

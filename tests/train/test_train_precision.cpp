@@ -8,7 +8,7 @@
 #include <sstream>
 
 #include "data/dataset.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "tests/data/data_test_util.h"
 #include "tests/op_check.h"
 #include "tests/train/train_test_util.h"

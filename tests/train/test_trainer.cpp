@@ -12,7 +12,7 @@
 #include "data/dataset.h"
 #include "data/loader.h"
 #include "data/splits.h"
-#include "kernels/math_mode.h"
+#include "kernels/execution.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
 #include "tests/data/data_test_util.h"

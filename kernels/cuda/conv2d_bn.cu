@@ -1,9 +1,7 @@
-// Batch-norm statistics of a convolution's output on CUDA (math, shapes and traffic in
-// kernels/conv2d_bn_stats.h).
+// The combine step of a convolution + batch norm on CUDA (math, shapes and traffic in
+// kernels/conv2d_bn.h): the convolution's per-tile statistics (kernels/conv2d.h) -> the batch
+// norm's mean and variance.
 //
-// conv2d_tile_stats_kernel   grid (T, ceil(K / 64)), 256 threads: the epilogue's per-tile
-//   statistics (conv2d_bn_stats.cuh) as a separate pass over y (f32 or bf16), for the
-//   convolutions whose kernel has no statistics epilogue (depthwise). Traffic: read y once.
 // conv2d_bn_stats_combine_kernel   grid K, 256 threads: block k merges the T tile summaries
 //   (count_t = min(64, M - 64 t), mean_t, M2_t) of channel k with Chan's formula
 //     n = na + nb, delta = mean_b - mean_a, mean = mean_a + delta nb / n,
@@ -11,29 +9,15 @@
 //   thread i over tiles i, i + 256, ... in order, then a fixed xor-butterfly over the lanes and
 //   a fixed order over the 8 warps: deterministic. Writes mean_k and var_k = M2 / M.
 //   Traffic: T K 2 floats read (2/64 of y's size).
-#include "kernels/common/load_store.h"
-#include "kernels/conv2d_bn_stats.h"
-#include "kernels/cuda/conv2d_bn_stats.cuh"
+#include "kernels/common/cuda.cuh"
+#include "kernels/conv2d_bn.h"
+#include "kernels/cuda/reduce.cuh"
 
 namespace cxr::cuda {
 namespace {
 
 constexpr unsigned kCombineThreads = 256;
 constexpr unsigned kCombineWarps = kCombineThreads / 32;
-static_assert(tile::kBN == kConvBnStatsTile, "the epilogue's tile width is the statistics' tile width");
-
-template <class Y>
-__global__ void __launch_bounds__(tile::kThreads)
-    conv2d_tile_stats_kernel(Conv2dDims d, const Y* __restrict__ y, float* __restrict__ partial) {
-  const int PQ = d.P * d.Q, NPQ = d.N * PQ;
-  const auto y_at = [&](int k, int col) {
-    const int n = col / PQ, pq = col - n * PQ;
-    return load(y + (static_cast<std::int64_t>(n) * d.K + k) * PQ + pq);
-  };
-  tile_channel_stats(
-      y_at, [](int k) { return k; }, d.K, NPQ, static_cast<int>(blockIdx.y) * tile::kBM,
-      static_cast<int>(blockIdx.x) * tile::kBN, d.K, partial);
-}
 
 __global__ void __launch_bounds__(kCombineThreads)
     conv2d_bn_stats_combine_kernel(const float* __restrict__ partial, std::int64_t tiles, std::int64_t K,
@@ -42,8 +26,8 @@ __global__ void __launch_bounds__(kCombineThreads)
   Welford w{0.f, 0.f, 0.f};
   for (std::int64_t t = threadIdx.x; t < tiles; t += kCombineThreads) {
     const float* p = partial + (t * K + k) * 2;
-    const std::int64_t left = M - t * kConvBnStatsTile;
-    const float count = static_cast<float>(left < kConvBnStatsTile ? left : kConvBnStatsTile);
+    const std::int64_t left = M - t * kConv2dStatsTile;
+    const float count = static_cast<float>(left < kConv2dStatsTile ? left : kConv2dStatsTile);
     w = welford_merge(w, Welford{count, p[0], p[1]});
   }
   w = warp_welford(w);
@@ -59,22 +43,7 @@ __global__ void __launch_bounds__(kCombineThreads)
   }
 }
 
-template <class Y>
-void tile_stats(const Conv2dDims& d, const Y* y, float* partial) {
-  const std::int64_t tiles = conv2d_bn_stats_tiles(d);
-  if (tiles == 0 || d.K == 0) return;
-  launch_kernel(conv2d_tile_stats_kernel<Y>, dim3(static_cast<unsigned>(tiles), blocks_for(d.K, tile::kBM)),
-                dim3(tile::kThreads), 0, d, y, partial);
-}
-
 }  // namespace
-
-void conv2d_tile_stats(const Conv2dDims& d, const float* y, float* partial) {
-  tile_stats(d, y, partial);
-}
-void conv2d_tile_stats(const Conv2dDims& d, const std::uint16_t* y, float* partial) {
-  tile_stats(d, y, partial);
-}
 
 void conv2d_bn_stats_combine(const float* partial, std::int64_t tiles, std::int64_t K, std::int64_t M, float* mean,
                              float* var) {

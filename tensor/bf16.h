@@ -14,7 +14,7 @@
 #include <cstdint>
 #include <cstring>
 
-#include "kernels/common/host_device.h"
+#include "tensor/host_device.h"
 
 namespace cxr {
 

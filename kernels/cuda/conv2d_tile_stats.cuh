@@ -1,6 +1,6 @@
-// The per-tile batch-norm statistics of a convolution's output, shared by the implicit-GEMM
-// forward kernel's epilogue (kernels/cuda/conv2d.cu) and the stand-alone statistics pass of
-// the convolutions without a fused epilogue (kernels/cuda/conv2d_bn_stats.cu).
+// The per-tile statistics of a convolution's output (for a batch norm after it; kernels/conv2d.h),
+// shared by the implicit-GEMM forward kernel's epilogue and the stand-alone statistics pass of
+// the convolutions without that epilogue (both in kernels/cuda/conv2d.cu).
 //
 // A tile is rows m0 .. m0+63 (output channels of one group) x columns n0 .. n0+63 of the
 // flattened (n, p, q) output index, the block tile of the implicit GEMM (gemm_tile.cuh).
