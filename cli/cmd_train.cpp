@@ -33,7 +33,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("schedule", "KIND", "cosine | onecycle | step | constant", "cosine")
       .option("warmup", "K", "linear warmup steps", "0")
       .option("seed", "S", "seed of the weights, split, order, augmentation and dropout", "0")
-      .option("threads", "T", "compute threads (0: all cores; CPU results are bit-identical at any count)", "1")
+      .option("threads", "T", "compute threads (0: all cores; CPU results are bit-identical at any count)", "0")
       .flag("resume", "continue RUN from RUN/last.safetensors (same settings)")
       .option("init-from", "F", "initial weights: a torchvision backbone or a cxr checkpoint (safetensors)")
       .option("freeze-backbone-epochs", "K", "train only the heads for the first K epochs", "0")

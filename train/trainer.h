@@ -66,11 +66,10 @@ struct TrainOptions {
   // tensor cores for fp32 convolutions and matrix products on the GPU.
   Precision precision = Precision::FP32;
   bool tf32 = false;
-  // OpenMP threads of the compute kernels during training (0: OpenMP's default, all cores).
-  // CPU results are bit-identical at any thread count (every CPU sum runs in an order that does
-  // not depend on it; tests/ops/test_cpu_threads.cpp). 1 by default: on small machines one
-  // thread is faster, the loader workers having the other cores.
-  int threads = 1;
+  // OpenMP threads of the compute kernels during training; 0 (the default): OpenMP's default,
+  // every core (OMP_NUM_THREADS where set). CPU results are bit-identical at any thread count
+  // (every CPU sum runs in an order that does not depend on it; tests/ops/test_cpu_threads.cpp).
+  int threads = 0;
   int stop_after_epochs = 0;        // > 0: return after this many epochs of this call, as if
                                     // interrupted (tests of --resume); the schedule still spans
                                     // `epochs`
