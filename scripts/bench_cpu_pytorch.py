@@ -19,7 +19,8 @@ process's maximum resident set (getrusage).
               schedule; after each epoch a validation pass (eval, inference_mode, mean AUROC) and
               the weights saved (last.pt, best.pt). No augmentation (cxr augments by default, in
               its loader threads).
-  versions    torch, torchvision, onnx, onnxruntime versions (null where absent)
+  versions    torch, torchvision, onnx, onnxruntime versions (null where absent), and the peak RSS
+              after `import torch, torchvision` alone
 
   build-bench/venv-torch/bin/python scripts/bench_cpu_pytorch.py infer --model resnet50 --batch 32
 """
@@ -291,6 +292,11 @@ def cmd_train_loop(a):
 
 def cmd_versions(a):
     r = {"python": sys.version.split()[0]}
+    try:  # the resident memory of the libraries alone, before any model
+        import torch, torchvision  # noqa: F401,E401
+        r["torch_import_rss_MiB"] = peak_rss_mib()
+    except Exception:
+        pass
     for mod in ("torch", "torchvision", "onnx", "onnxruntime", "numpy"):
         try:
             r[mod] = __import__(mod).__version__
