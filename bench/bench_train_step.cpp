@@ -2,7 +2,11 @@
 //   forward_heads -> fused cxr_loss (random targets, box masks, pos_weight) -> zero_grad ->
 //   backward_heads (no input gradient, as the trainer) -> AdamW over every parameter.
 // Rows, name train_step/<device>/<model>/<pixels>/<batch>:
-//   train_step/cpu/resnet18/64/{32,16}     all OpenMP threads (OMP_NUM_THREADS), wall clock
+//   train_step/cpu/<model>/64/32           all OpenMP threads (OMP_NUM_THREADS), wall clock;
+//   train_step/cpu/<model>/224/16          every architecture of model_names()
+//   train_step/cpu/resnet18/64/16          (scripts/bench_cpu_vs_pytorch runs them all, one
+//                                          row per process, beside PyTorch; a 224 px row of a
+//                                          large model takes minutes on 2 cores)
 //   train_step/cuda/<model>/224/128        fp32, skipped without a real GPU (and on cuda-emu);
 //                                          model resnet50 and efficientnet_b0
 //   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (execution setting allow_tf32)
@@ -20,7 +24,7 @@
 // Warm-up steps come first (CXR_TRAIN_WARMUP, default 3), then a fixed number of timed steps
 // (CXR_TRAIN_STEPS, default 10 on the CPU and 30 on CUDA), one benchmark run per row.
 // scripts/bench_train_vs_pytorch runs this and scripts/bench_train_pytorch.py side by side.
-//   OMP_NUM_THREADS=2 build/bench_train_step --benchmark_filter=cpu
+//   OMP_NUM_THREADS=2 build/release/bench_train_step --benchmark_filter=cpu/resnet18/px:64/
 #include <benchmark/benchmark.h>
 
 #include <omp.h>
@@ -159,14 +163,15 @@ void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math
 void register_all() {
   const int cpu_steps = env_int("CXR_TRAIN_STEPS", 10);
   const int gpu_steps = env_int("CXR_TRAIN_STEPS", 30);
-  benchmark::RegisterBenchmark("train_step/cpu/resnet18", bench_train, std::string("resnet18"), Device::CPU,
-                               Math::Fp32, false)
-      ->ArgNames({"px", "batch"})
-      ->Args({64, 32})
-      ->Args({64, 16})
-      ->Iterations(cpu_steps)
-      ->UseRealTime()
-      ->Unit(benchmark::kMillisecond);
+  // CPU: every architecture at 64 px batch 32 and 224 px batch 16 (resnet18 also 64 px batch
+  // 16, the row of issue 5); a new architecture of model_names() gets its rows without an edit.
+  for (const std::string& arch : model_names()) {
+    auto* b = benchmark::RegisterBenchmark(("train_step/cpu/" + arch).c_str(), bench_train, arch, Device::CPU,
+                                           Math::Fp32, false);
+    b->ArgNames({"px", "batch"})->Args({64, 32});
+    if (arch == "resnet18") b->Args({64, 16});
+    b->Args({224, 16})->Iterations(cpu_steps)->UseRealTime()->Unit(benchmark::kMillisecond);
+  }
   const std::pair<Math, const char*> maths[] = {{Math::Fp32, "cuda"}, {Math::Tf32, "cuda_tf32"},
                                                 {Math::Bf16, "cuda_bf16"}};
   for (bool graph : {false, true})

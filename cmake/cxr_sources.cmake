@@ -129,6 +129,9 @@ if(CXR_BENCH)
   endforeach()
   # The convolution shapes of resnet50 and efficientnet_b0 (no GPU): fails when a model yields none.
   add_test(NAME conv-table-list COMMAND bench_conv_layers --list)
+  # scripts/bench_cpu_vs_pytorch's tables, results file and README block on made-up rows (< 1 s;
+  # the benchmark itself is never run by ctest).
+  add_test(NAME bench-cpu-vs-pytorch-self-test COMMAND ${PROJECT_SOURCE_DIR}/scripts/bench_cpu_vs_pytorch --self-test)
   # The activation-memory tool counts allocator bytes, which the emulated device gives exactly
   # as a GPU would: with CUDA compiled it is built for the emulated device too (_emu), so that
   # machines without a GPU measure, and the smoke test runs, everywhere.

@@ -1,22 +1,27 @@
 #!/usr/bin/python3
-"""The PyTorch side of scripts/bench_train_vs_pytorch: the training step of
-bench/bench_train_step.cpp, in torch, on the same batch, image size and thread count.
+"""The PyTorch side of scripts/bench_train_vs_pytorch and scripts/bench_cpu_vs_pytorch: the
+training step of bench/bench_train_step.cpp, in torch, on the same batch, image size and thread count.
 
-  forward (torchvision resnet18/50 or efficientnet_b0, the last Linear replaced by Linear(F, 14 + 56)) ->
+  forward (a torchvision model: resnet18/34/50, efficientnet_b0, convnext_tiny, densenet121, the last
+  Linear replaced by Linear(F, 14 + 56): make_model) ->
   BCEWithLogits(pos_weight) + masked MSE on sigmoid boxes -> backward -> AdamW (defaults).
 
 CPU: torch.set_num_threads(--threads). CUDA: fp32 weights, channels_last, TF32 allowed unless --tf32 0
 (TF32 is PyTorch's default fp32 path in cuDNN), --amp bf16: forward and loss under
 torch.autocast(cuda, bfloat16) (fp32 weights, no grad scaler: bf16 needs none), peak =
 torch.cuda.max_memory_allocated over the timed steps.
+--max-seconds S stops the timed loop after the first step that ends past S seconds (slow rows on
+2 cores; "steps" then says how many were timed).
 Prints one JSON line: {"device", "model", "pixels", "batch", "threads", "steps",
-"images_per_s", "ms_per_step", "peak_MiB", "torch"}.
+"images_per_s", "ms_per_step", "peak_MiB", "peak_rss_MiB", "torch"} (peak_rss_MiB: the process's
+maximum resident set, getrusage).
 
   /usr/bin/python3 scripts/bench_train_pytorch.py --device cpu --model resnet18 --pixels 64 --batch 32
 """
 import argparse
 import contextlib
 import json
+import resource
 import time
 
 import torch
@@ -28,6 +33,24 @@ CLASSES = 14
 BOX = 4
 
 
+def make_model(name):
+    """The torchvision model `name`, its classifier's last Linear replaced by the cxr heads in one
+    Linear(F, 14 + 14 x 4) (cxr has two Linears of the same sizes)."""
+    model = getattr(torchvision.models, name)()
+    out = CLASSES * (1 + BOX)
+    if hasattr(model, "fc"):  # resnet
+        model.fc = nn.Linear(model.fc.in_features, out)
+    elif isinstance(model.classifier, nn.Linear):  # densenet
+        model.classifier = nn.Linear(model.classifier.in_features, out)
+    else:  # efficientnet: Sequential(Dropout, Linear); convnext: Sequential(LayerNorm2d, Flatten, Linear)
+        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, out)
+    return model
+
+
+def peak_rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -37,6 +60,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0, help="CPU threads (0: torch's default)")
     ap.add_argument("--warmup", type=int, default=3)
     ap.add_argument("--steps", type=int, default=10)
+    ap.add_argument("--max-seconds", type=float, default=0, help="stop timing after S seconds (0: never)")
     ap.add_argument("--amp", choices=["none", "bf16"], default="none", help="CUDA: autocast to bfloat16")
     ap.add_argument("--tf32", type=int, choices=[0, 1], default=1,
                     help="CUDA: let fp32 convolutions and matmuls use TF32 tensor cores (PyTorch's default for cuDNN)")
@@ -52,12 +76,7 @@ def main():
         torch.backends.cudnn.allow_tf32 = bool(a.tf32)
         torch.backends.cudnn.benchmark = True
 
-    model = getattr(torchvision.models, a.model)()
-    if hasattr(model, "fc"):  # resnet
-        model.fc = nn.Linear(model.fc.in_features, CLASSES * (1 + BOX))
-    else:  # efficientnet: classifier = Sequential(Dropout, Linear)
-        model.classifier[-1] = nn.Linear(model.classifier[-1].in_features, CLASSES * (1 + BOX))
-    model = model.to(dev)
+    model = make_model(a.model).to(dev)
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
     model.train()
@@ -93,8 +112,12 @@ def main():
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     t0 = time.perf_counter()
-    for _ in range(a.steps):
+    steps = 0
+    while steps < a.steps:
         step()
+        steps += 1
+        if a.max_seconds > 0 and time.perf_counter() - t0 > a.max_seconds:
+            break
     if cuda:
         torch.cuda.synchronize()
     dt = time.perf_counter() - t0
@@ -104,10 +127,11 @@ def main():
         "pixels": a.pixels,
         "batch": a.batch,
         "threads": torch.get_num_threads(),
-        "steps": a.steps,
-        "images_per_s": a.batch * a.steps / dt,
-        "ms_per_step": 1e3 * dt / a.steps,
+        "steps": steps,
+        "images_per_s": a.batch * steps / dt,
+        "ms_per_step": 1e3 * dt / steps,
         "peak_MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
+        "peak_rss_MiB": peak_rss_mib(),
         "tf32": bool(a.tf32) if cuda else None,
         "amp": a.amp if cuda else None,
         "torch": torch.__version__,
