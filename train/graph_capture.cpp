@@ -40,10 +40,7 @@ std::vector<std::size_t> CapturedStep::run(TrainStep& step, const data::Batch& b
   copy_into(static_.images, b.images);
   copy_into(static_.labels, b.labels);
   copy_into(static_.boxes, b.boxes);
-  copy_into(static_.box_mask, b.box_mask);
-  static_.indices = b.indices;
-  static_.names = b.names;
-  static_.number = b.number;
+  copy_into(static_.box_mask, b.box_mask);  // the step reads only the four tensors
   if (graph_) {
     graph_->replay();
     ++replays_;

@@ -9,6 +9,12 @@
 #include "kernels/optimizer_step.h"
 
 namespace cxr {
+namespace {
+// The optimiser's gradient scale: the clip coefficient when clipping, else none.
+Tensor clip_scale(const StepConfig& c, const StepGradients& g) {
+  return c.grad_clip > 0 && g.norm.clip_coef.defined() ? g.norm.clip_coef : Tensor();
+}
+}  // namespace
 
 TrainStep::TrainStep(CxrModel& model, Optimizer& optim, StepConfig config, const TrainHooks* hooks)
     : model_(model), optim_(optim), config_(std::move(config)), hooks_(hooks) {
@@ -53,7 +59,7 @@ StepOutcome TrainStep::run(const data::Batch& b, double lr, std::int64_t step) {
   r.norm = g.norm.norm.defined() ? static_cast<double>(g.norm.norm.item()) : 0.0;
   r.applied = std::isfinite(r.loss) && std::isfinite(r.norm);
   if (r.applied) {
-    optim_.step(lr, g.active, config_.grad_clip > 0 ? g.norm.clip_coef : Tensor());
+    optim_.step(lr, g.active, clip_scale(config_, g));
   } else {
     if (!std::isfinite(r.norm)) r.nonfinite_parameters = optim_.nonfinite_gradients(g.active);
     restore_buffers();
@@ -67,8 +73,7 @@ std::vector<std::size_t> TrainStep::enqueue(const data::Batch& b, std::int64_t s
   const StepGradients g = forward_backward(b, step, run_hooks);
   step_status_(status_, g.loss, g.norm.norm, /*latch=*/!config_.skip_nonfinite);
   if (config_.skip_nonfinite) restore_if_skipped_(buffers_, saved_buffers_, status_);
-  const Tensor scale = config_.grad_clip > 0 && g.norm.clip_coef.defined() ? g.norm.clip_coef : Tensor();
-  optim_.guarded_step(g.active, scale, status_);
+  optim_.guarded_step(g.active, clip_scale(config_, g), status_);
   return g.active;
 }
 
