@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/batch_norm_sync.h"
 #include "kernels/conv2d.h"
 #include "kernels/conv2d_bn.h"
 #include "kernels/cxr_loss.h"
@@ -150,7 +151,7 @@ TEST_CASE("conv2d forward, data, weight and bias gradients: the same at 1, 2 and
   }
 }
 
-TEST_CASE("batch norm, batch norm + activation, layer norm: the same at 1, 2 and 3 threads") {
+TEST_CASE("batch norm, batch norm + activation, its sync pieces, layer norm: the same at 1, 2 and 3 threads") {
   const Shape shape{4, 8, 48, 48};  // 73728 values: the channel loops run in parallel
   const Tensor x = randn(shape, 21, 0.5f, 2.f), dy = randn(shape, 22);
   const Tensor w = randn({8}, 23, 1.f, 0.2f), b = randn({8}, 24);
@@ -169,6 +170,16 @@ TEST_CASE("batch norm, batch norm + activation, layer norm: the same at 1, 2 and
       const BatchNormGrads g = batch_norm2d_backward(act, dy, x, w, b, o.saved_mean, o.saved_invstd);
       const BatchNormGrads e = batch_norm2d_eval_backward(act, dy, x, w, b, rm, rv);
       return doubles_of({o.y, rm, rv, g.dx, g.dweight, g.dbias, e.dx, e.dweight, e.dbias});
+    });
+  // The pieces of the batch norm over processes (SyncBatchNorm), every activation.
+  for (BnActivation act : {BnActivation::Identity, BnActivation::ReLU, BnActivation::SiLU})
+    expect_thread_independent(std::string("batch_norm2d sync pieces ") + bn_activation_name(act), [&] {
+      const BatchStats s = batch_norm2d_batch_stats(x);
+      const Tensor invstd = randn({8}, 29, 0.5f, 0.05f);
+      const BatchNormGradSums r = batch_norm2d_backward_reduce(act, dy, x, w, b, s.mean, invstd);
+      const Tensor dx = batch_norm2d_backward_elemt(act, dy, x, w, b, s.mean, invstd, r.sum_g, r.sum_gxhat,
+                                                    3 * shape[0] * shape[2] * shape[3]);
+      return doubles_of({s.mean, s.var, r.sum_g, r.sum_gxhat, dx});
     });
   const Tensor lx = randn({512, 256}, 25), ldy = randn({512, 256}, 26);
   const Tensor lw = randn({256}, 27, 1.f, 0.2f), lb = randn({256}, 28);
