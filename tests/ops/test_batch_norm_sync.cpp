@@ -9,7 +9,7 @@
 //        whole count, is that part's rows of batch_norm2d_backward's dx on the whole batch,
 //    (c) the sums over parts of backward_reduce's outputs are batch_norm2d_backward's dbias and
 //        dweight on the whole batch;
-//    each within a bound derived from float rounding (see `Bounds` below);
+//    each within a bound derived from float rounding (see check_split);
 //  - on the CPU, one part (the whole batch): batch_stats' mean is batch_norm2d_train's
 //    saved_mean and backward_reduce's sums its dbias / dweight, bit for bit (the same loops);
 //  - a bf16 x: the CPU gives the f32 op on the widened x bit for bit, the device the CPU's
@@ -135,7 +135,7 @@ OpCase elemt_case(BnActivation act, Shape shape) {
 
 // ---- the composition over parts ----------------------------------------------------------------
 
-// The bounds of the composition test, as multiples K of the unit roundoff u = 2^-24 times the
+// check_split's bounds, as multiples K of the unit roundoff u = 2^-24 times the
 // size of what is rounded (first-order error analysis; P parts):
 //  (a) the part's statistics: CPU double sums rounded once (<= u), device float Welford chains
 //      and merges (<= ~(values per thread + 8 + S) u, S the blocks per channel; < 40 here);
@@ -149,10 +149,10 @@ OpCase elemt_case(BnActivation act, Shape shape) {
 //      one each side) or of its coefficients (device: c2 = -a sum_g / M + a invstd dw mean / M,
 //      so the term |mean| invstd H / M):
 //      |d dx| <= K u |a| (|g| + (G + (|xhat| + |mean| invstd + 1) H) / M).
-//  CPU: K = P + 3, device: K = 64.
-struct Bounds {
-  double k;
-};
+//  CPU: K = P + 3 (P + 1 roundings of the sums, one of dx each side, one to spare); device:
+//  K = 32 (the longest chain of float operations in a sum here: <= 8 values per thread, 8 tree
+//  levels, S <= 10 partials (the whole 4x2x70x70); 26 < 32). Measured on the emulated device:
+//  errors <= 0.06 of these bounds (<= 2 u of the scale); on the CPU <= 0.25 (<= 1.2 u).
 
 // The parts' images along N: [first, first + count).
 struct Part {
@@ -171,7 +171,7 @@ void check_split(Device dev, BnActivation act, const Shape& shape, const std::ve
   what += std::string(" on ") + device_name(dev);
   CAPTURE(what);
   const double P = static_cast<double>(parts.size());
-  const Bounds bound{dev == Device::CPU ? P + 3 : 64.0};
+  const double K = dev == Device::CPU ? P + 3 : 32.0;
   const double u = kUnitRoundoff;
 
   std::mt19937_64 rng(41 + 7 * static_cast<int>(act) + static_cast<int>(parts.size()));
@@ -221,7 +221,6 @@ void check_split(Device dev, BnActivation act, const Shape& shape, const std::ve
   }
 
   // (a) Chan's parallel formula over the parts.
-  double worst_a = 0;
   for (std::int64_t c = 0; c < C; ++c) {
     double m = 0, scale_mean = 0;
     for (std::size_t q = 0; q < parts.size(); ++q) {
@@ -236,28 +235,24 @@ void check_split(Device dev, BnActivation act, const Shape& shape, const std::ve
       v += wq * (part_var[q][c] + d * d);
       scale_var += wq * (s * s + 2 * std::abs(d) * s);
     }
-    const double bound_mean = bound.k * u * scale_mean, bound_var = bound.k * u * scale_var;
+    const double bound_mean = K * u * scale_mean, bound_var = K * u * scale_var;
     CHECK_MESSAGE(std::abs(m - ref_mean[c]) <= bound_mean, "mean[", c, "] ", m, " vs ", ref_mean[c], " bound ",
                   bound_mean);
     CHECK_MESSAGE(std::abs(v - ref_var[c]) <= bound_var, "var[", c, "] ", v, " vs ", ref_var[c], " bound ",
                   bound_var);
-    worst_a = std::max({worst_a, std::abs(m - ref_mean[c]) / bound_mean, std::abs(v - ref_var[c]) / bound_var});
   }
 
   // (c) the sums over parts are the whole batch's dbias and dweight.
-  double worst_c = 0;
   for (std::int64_t c = 0; c < C; ++c) {
-    const double bg = bound.k * u * G[c], bh = bound.k * u * H[c];
+    const double bg = K * u * G[c], bh = K * u * H[c];
     CHECK_MESSAGE(std::abs(sum_g[c] - db_whole[c]) <= bg, "sum of sum_g[", c, "] ", sum_g[c], " vs dbias ",
                   db_whole[c], " bound ", bg);
     CHECK_MESSAGE(std::abs(sum_gxhat[c] - dw_whole[c]) <= bh, "sum of sum_gxhat[", c, "] ", sum_gxhat[c],
                   " vs dweight ", dw_whole[c], " bound ", bh);
-    worst_c = std::max({worst_c, std::abs(sum_g[c] - db_whole[c]) / bg, std::abs(sum_gxhat[c] - dw_whole[c]) / bh});
   }
 
   // (b) backward_elemt of each part with the global sums: the whole batch's dx, row by row.
   const Tensor sg_all = Tensor::from_vector(sum_g, {C}).to(dev), sgxh_all = Tensor::from_vector(sum_gxhat, {C}).to(dev);
-  double worst_b = 0;
   std::int64_t bad = 0;
   for (const Part& p : parts) {
     const Tensor xp = x.narrow(0, p.first, p.count), dyp = dy.narrow(0, p.first, p.count);
@@ -273,19 +268,18 @@ void check_split(Device dev, BnActivation act, const Shape& shape, const std::ve
           const double a = std::abs(static_cast<double>(wv[c]) * invstd[c]);
           const double scale =
               a * (std::abs(g[k]) + (G[c] + (xhat + std::abs(mean[c]) * invstd[c] + 1) * H[c]) / M);
-          const double bound_dx = bound.k * u * scale + 1e-30;
+          const double bound_dx = K * u * scale + 1e-30;
           const double err = std::abs(static_cast<double>(got[kp]) - dx_whole[k]);
-          worst_b = std::max(worst_b, err / bound_dx);
           if (!(err <= bound_dx) && bad++ < 5)
             CHECK_MESSAGE(false, "dx[", k, "] ", got[kp], " vs ", dx_whole[k], " bound ", bound_dx);
         }
   }
   CHECK_MESSAGE(bad == 0, bad, " values of dx outside their bounds");
-  MESSAGE(what, ": largest error / bound (a) ", worst_a, " (b) ", worst_b, " (c) ", worst_c);
 }
 
 void check_all_splits(Device dev) {
   for (BnActivation act : kActivations) {
+    check_split(dev, act, {4, 5, 7, 9}, {4});  // one part: the whole batch
     check_split(dev, act, {4, 5, 7, 9}, {2, 2});
     check_split(dev, act, {6, 3, 11, 13}, {1, 2, 3});
     check_split(dev, act, {5, 16, 1, 1}, {2, 3});     // one value per image and channel
@@ -328,24 +322,50 @@ TEST_CASE("batch_norm2d sync pieces over 2 and 3 parts equal the whole batch's s
   check_all_splits(Device::CUDA);
 }
 
-TEST_CASE("batch_norm2d sync pieces on the whole batch: batch_norm2d_train's mean, batch_norm2d_backward's sums" *
-          doctest::test_suite("cpu")) {
-  // The same loops: bit for bit.
-  const Shape shape{3, 6, 9, 10};
-  std::mt19937_64 rng(5);
-  const Tensor x = Tensor::randn(shape, rng, 0.5f, 2.f), dy = Tensor::randn(shape, rng);
-  const Tensor w = Tensor::uniform({6}, rng, 0.5f, 1.5f), b = Tensor::uniform({6}, rng, -0.5f, 0.5f);
-  for (BnActivation act : kActivations) {
-    CAPTURE(bn_activation_name(act));
-    Tensor no_rm, no_rv;
-    const BatchNormOutput fwd = batch_norm2d_train(act, x, w, b, no_rm, no_rv, 0.1f, kEps);
-    const BatchStats s = batch_norm2d_batch_stats(x);
-    CHECK(s.mean.to_vector() == fwd.saved_mean.to_vector());
-    const BatchNormGrads whole = batch_norm2d_backward(act, dy, x, w, b, fwd.saved_mean, fwd.saved_invstd);
-    const BatchNormGradSums r = batch_norm2d_backward_reduce(act, dy, x, w, b, fwd.saved_mean, fwd.saved_invstd);
-    CHECK(r.sum_g.to_vector() == whole.dbias.to_vector());
-    CHECK(r.sum_gxhat.to_vector() == whole.dweight.to_vector());
+namespace {
+
+// One part, the whole batch: batch_stats' mean is batch_norm2d_train's saved_mean and
+// backward_reduce's sums are batch_norm2d_backward's dbias and dweight, bit for bit (the same
+// loops on the CPU, the same tiling and float expressions on the device). On the device
+// backward_elemt with those sums is batch_norm2d_backward's dx bit for bit too (the same
+// coefficients); on the CPU it differs by the rounding of the sums to f32 (the split test with
+// one part bounds it).
+void check_whole_batch(Device dev) {
+  for (const Shape& shape : {Shape{3, 6, 9, 10}, Shape{2, 2, 70, 70}}) {
+    const std::int64_t C = shape[1];
+    std::mt19937_64 rng(5);
+    const Tensor x = Tensor::randn(shape, rng, 0.5f, 2.f).to(dev), dy = Tensor::randn(shape, rng).to(dev);
+    const Tensor w = Tensor::uniform({C}, rng, 0.5f, 1.5f).to(dev), b = Tensor::uniform({C}, rng, -0.5f, 0.5f).to(dev);
+    for (BnActivation act : kActivations) {
+      CAPTURE(shape_str(shape));
+      CAPTURE(bn_activation_name(act));
+      Tensor no_rm, no_rv;
+      const BatchNormOutput fwd = batch_norm2d_train(act, x, w, b, no_rm, no_rv, 0.1f, kEps);
+      const BatchStats s = batch_norm2d_batch_stats(x);
+      CHECK(s.mean.cpu().to_vector() == fwd.saved_mean.cpu().to_vector());
+      const BatchNormGrads whole = batch_norm2d_backward(act, dy, x, w, b, fwd.saved_mean, fwd.saved_invstd);
+      const BatchNormGradSums r = batch_norm2d_backward_reduce(act, dy, x, w, b, fwd.saved_mean, fwd.saved_invstd);
+      CHECK(r.sum_g.cpu().to_vector() == whole.dbias.cpu().to_vector());
+      CHECK(r.sum_gxhat.cpu().to_vector() == whole.dweight.cpu().to_vector());
+      if (dev != Device::CPU) {
+        const Tensor dx = batch_norm2d_backward_elemt(act, dy, x, w, b, fwd.saved_mean, fwd.saved_invstd, r.sum_g,
+                                                      r.sum_gxhat, values_per_channel(shape));
+        CHECK(dx.cpu().to_vector() == whole.dx.cpu().to_vector());
+      }
+    }
   }
+}
+
+}  // namespace
+
+TEST_CASE("batch_norm2d sync pieces on the whole batch: batch_norm2d_train's mean, batch_norm2d_backward's sums [cpu]" *
+          doctest::test_suite("cpu")) {
+  check_whole_batch(Device::CPU);
+}
+
+TEST_CASE("batch_norm2d sync pieces on the whole batch: batch_norm2d_train's mean, batch_norm2d_backward's sums and dx [gpu]" *
+          doctest::test_suite(gpu_suite()) * doctest::skip(skip_gpu_cases())) {
+  check_whole_batch(Device::CUDA);
 }
 
 // ---- bf16 x ------------------------------------------------------------------------------------
