@@ -28,9 +28,10 @@
 // "batch_norm_act_backward_reduce(silu): ...").
 //
 // Memory traffic, in passes over the part's N C H W values: batch_stats reads x (CPU: twice,
-// CUDA: once); backward_reduce reads x, dy; backward_elemt reads x, dy, writes dx. Together with
-// the forward from given statistics (read x, write y) as much as batch_norm2d_train (CPU) plus
-// one read of x, and the same as batch_norm2d_backward. Kernels and byte counts:
+// CUDA: once); backward_reduce reads x, dy; backward_elemt reads x, dy, writes dx. So the
+// forward (with train_from_stats: read x, write y) moves what batch_norm2d_train moves on CUDA
+// (3 passes; CPU: 4, one more read of x), the backward what batch_norm2d_backward's kernels move
+// on CUDA (5 passes; the CPU's backward keeps g in a buffer: 4). Kernels and byte counts:
 // kernels/cuda/batch_norm_sync.cu.
 // Deterministic: sums in a fixed order, no atomics; the CPU results do not depend on the OpenMP
 // thread count.

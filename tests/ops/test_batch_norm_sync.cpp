@@ -14,7 +14,7 @@
 //    saved_mean and backward_reduce's sums its dbias / dweight, bit for bit (the same loops);
 //  - a bf16 x: the CPU gives the f32 op on the widened x bit for bit, the device the CPU's
 //    values within f32 tolerance;
-//  - argument checks.
+//  - a part with no images (zero sums, empty dx) and argument checks.
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
@@ -444,6 +444,15 @@ TEST_CASE("batch_norm2d sync pieces on a bf16 x on the device: the CPU's values 
       expect_close("sum_gxhat", g.sum_gxhat, h.sum_gxhat, {64 * kUnitRoundoff * M + 1e-6, 1e-4});
       expect_close("dx", g.dx, h.dx, {1e-5, 1e-4});
     }
+}
+
+TEST_CASE("batch_norm2d sync pieces on a part with no images: zero sums, an empty dx" * doctest::test_suite("cpu")) {
+  const Tensor x = Tensor::zeros({0, 3, 4, 4}), dy = Tensor::zeros({0, 3, 4, 4});
+  const Tensor w = Tensor::full({3}, 1.f), b = Tensor::zeros({3}), m = Tensor::zeros({3}), is = Tensor::full({3}, 1.f);
+  const BatchNormGradSums r = batch_norm2d_backward_reduce(BnActivation::SiLU, dy, x, w, b, m, is);
+  CHECK(r.sum_g.to_vector() == std::vector<float>(3, 0.f));
+  CHECK(r.sum_gxhat.to_vector() == std::vector<float>(3, 0.f));
+  CHECK(batch_norm2d_backward_elemt(BnActivation::SiLU, dy, x, w, b, m, is, r.sum_g, r.sum_gxhat, 32).numel() == 0);
 }
 
 // ---- argument checks ---------------------------------------------------------------------------
