@@ -4,7 +4,7 @@
 namespace cxr {
 
 CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tensor& b, const Tensor& t, const Tensor& m,
-                 float box_weight) {
+                 float box_weight, const LossShare& share) {
   const char* op = "cxr_loss";
   check_f32_input(op, "z", z);
   check_dim(op, "z", z, 2);
@@ -22,6 +22,9 @@ CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tenso
   check_f32_input(op, "m", m, &z);
   check_shape(op, "m", m, {n, c});
 
+  CXR_CHECK(share.rows == 0 || share.rows >= n, op, ": the global batch (", share.rows, " rows) is smaller than this "
+            "part of it (", n, ")");
+  const std::int64_t rows_g = share.rows > 0 ? share.rows : n;
   CxrLoss r;
   Tensor out = Tensor::empty({3}, DType::F32, z.device());
   r.loss = out.narrow(0, 0, 1);
@@ -32,10 +35,10 @@ CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tenso
   const int classes = static_cast<int>(c);
   if (z.is_cpu())
     cpu::cxr_loss(z.f32(), y.f32(), pw.f32(), b.f32(), t.f32(), m.f32(), n, classes, box_weight, out.f32(), r.dz.f32(),
-                  r.db.f32());
+                  r.db.f32(), rows_g, share.boxes);
   else
     cuda::cxr_loss(z.f32(), y.f32(), pw.f32(), b.f32(), t.f32(), m.f32(), n, classes, box_weight, out.f32(), r.dz.f32(),
-                   r.db.f32());
+                   r.db.f32(), rows_g, share.boxes);
   return r;
 }
 

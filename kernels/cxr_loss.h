@@ -13,6 +13,10 @@
 //           computed as max(x, 0) + log1p(e^-|x|), stable for any z)
 //   MSE  = Σ_{n,c,j} m_nc (σ(b_ncj) - t_ncj)² / max(1, 4 Σ m)     (0 when no box)
 //   loss = BCE + λ MSE
+// Data-parallel training (LossShare): a rank holds part of a global batch of N_g rows with M_g
+// boxes in all; it divides by N_g C and max(1, 4 M_g) instead, so its loss and gradients are its
+// share of the global batch's, and the sum over ranks (the gradient all-reduce) is exactly the
+// loss of one process that saw the whole global batch.
 // Gradients (of `loss`):
 //   dz = (σ(z) (1 - y + pw y) - pw y) / (N C)
 //   db = λ 2 m (σ(b) - t) σ(b) (1 - σ(b)) / max(1, 4 Σ m)
@@ -34,9 +38,15 @@ struct CxrLoss {
   Tensor db;    // (N, C, 4)  d loss / d b
 };
 
+// The denominators of the means when this batch is part of a larger global batch.
+struct LossShare {
+  std::int64_t rows = 0;  // N_g, the global batch's rows; 0: this batch's N
+  double boxes = -1;      // M_g, the global batch's Σ m; < 0: this batch's
+};
+
 // All tensors f32, contiguous, on one device; shapes as above. The scalars stay on the device.
 CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tensor& b, const Tensor& t, const Tensor& m,
-                 float box_weight);
+                 float box_weight, const LossShare& share = {});
 
 namespace loss_math {
 template <typename T>
@@ -61,16 +71,18 @@ CXR_HD T bce_term(T z, T y, T pw, T* dz) {
 }  // namespace loss_math
 
 namespace cpu {
-// out3 = {loss, bce, mse}; dz (N, C), db (N, C, 4). Sums accumulate in double.
+// out3 = {loss, bce, mse}; dz (N, C), db (N, C, 4). Sums accumulate in double. rows_g: N_g
+// (the mean's rows, n in a single process); boxes_g: M_g, or < 0 for this batch's Σ m.
 template <typename T>
 void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const T* m, std::int64_t n, int classes,
-              T box_weight, T* out3, T* dz, T* db);
+              T box_weight, T* out3, T* dz, T* db, std::int64_t rows_g, double boxes_g);
 }  // namespace cpu
 
 namespace cuda {
 // out3 = {loss, bce, mse} on the device; one kernel launch (+ a 4-byte memset).
 void cxr_loss(const float* z, const float* y, const float* pw, const float* b, const float* t, const float* m,
-              std::int64_t n, int classes, float box_weight, float* out3, float* dz, float* db);
+              std::int64_t n, int classes, float box_weight, float* out3, float* dz, float* db, std::int64_t rows_g,
+              double boxes_g);
 }  // namespace cuda
 
 }  // namespace cxr

@@ -8,12 +8,14 @@ namespace cxr::cpu {
 
 template <typename T>
 void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const T* m, std::int64_t n, int classes,
-              T box_weight, T* out3, T* dz, T* db) {
+              T box_weight, T* out3, T* dz, T* db, std::int64_t rows_g, double boxes_g) {
   const std::int64_t nc = n * classes;
   double mask_total = 0.0;
   for (std::int64_t i = 0; i < nc; ++i) mask_total += static_cast<double>(m[i]);
+  if (boxes_g >= 0) mask_total = boxes_g;  // part of a global batch: its box count
   const double box_denom = std::max(1.0, 4.0 * mask_total);
-  const double inv_nc = nc > 0 ? 1.0 / static_cast<double>(nc) : 0.0;
+  const std::int64_t nc_g = rows_g * classes;
+  const double inv_nc = nc_g > 0 ? 1.0 / static_cast<double>(nc_g) : 0.0;
 
   double bce = 0.0;
   for (std::int64_t i = 0; i < nc; ++i) {
@@ -42,8 +44,9 @@ void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const
 }
 
 template void cxr_loss<float>(const float*, const float*, const float*, const float*, const float*, const float*,
-                              std::int64_t, int, float, float*, float*, float*);
+                              std::int64_t, int, float, float*, float*, float*, std::int64_t, double);
 template void cxr_loss<double>(const double*, const double*, const double*, const double*, const double*, const double*,
-                               std::int64_t, int, double, double*, double*, double*);
+                               std::int64_t, int, double, double*, double*, double*, std::int64_t,
+                               double);
 
 }  // namespace cxr::cpu

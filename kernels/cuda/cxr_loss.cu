@@ -29,13 +29,15 @@ constexpr unsigned kThreads = 256;
 __global__ void cxr_loss_kernel(const float* __restrict__ z, const float* __restrict__ y, const float* __restrict__ pw,
                                 const float* __restrict__ b, const float* __restrict__ t, const float* __restrict__ m,
                                 std::int64_t nc, int classes, float box_weight, float* __restrict__ out3,
-                                float* __restrict__ dz, float* __restrict__ db, float* partials, unsigned* counter) {
-  // 1. the mask total (exact: a sum of 0/1 values below 2^24)
+                                float* __restrict__ dz, float* __restrict__ db, float* partials, unsigned* counter,
+                                std::int64_t nc_g, float boxes_g) {
+  // 1. the mask total (exact: a sum of 0/1 values below 2^24), or the global batch's (LossShare)
   float mask_part = 0.0f;
   for (std::int64_t i = threadIdx.x; i < nc; i += blockDim.x) mask_part += m[i];
-  const float mask_total = block_sum(mask_part);
+  const float local_total = block_sum(mask_part);
+  const float mask_total = boxes_g >= 0.0f ? boxes_g : local_total;
   const float box_denom = fmaxf(1.0f, 4.0f * mask_total);
-  const float inv_nc = nc > 0 ? 1.0f / static_cast<float>(nc) : 0.0f;  // N = 0: zeros, as on the CPU
+  const float inv_nc = nc_g > 0 ? 1.0f / static_cast<float>(nc_g) : 0.0f;  // N = 0: zeros, as on the CPU
   const float box_grad_scale = 2.0f * box_weight / box_denom;
 
   // 2. this thread's (sample, class) pair
@@ -89,14 +91,15 @@ __global__ void cxr_loss_kernel(const float* __restrict__ z, const float* __rest
 }  // namespace
 
 void cxr_loss(const float* z, const float* y, const float* pw, const float* b, const float* t, const float* m,
-              std::int64_t n, int classes, float box_weight, float* out3, float* dz, float* db) {
+              std::int64_t n, int classes, float box_weight, float* out3, float* dz, float* db, std::int64_t rows_g,
+              double boxes_g) {
   const std::int64_t nc = n * classes;
   const unsigned grid = blocks_for(nc, kThreads);
   Tensor work = Tensor::empty({2 * static_cast<std::int64_t>(grid) + 1}, DType::F32, Device::CUDA);
   unsigned* counter = reinterpret_cast<unsigned*>(work.f32() + 2 * grid);
   CXR_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(unsigned), compute_stream()));
   launch_kernel(cxr_loss_kernel, grid, kThreads, 0, z, y, pw, b, t, m, nc, classes, box_weight, out3, dz, db,
-                work.f32(), counter);
+                work.f32(), counter, rows_g * classes, static_cast<float>(boxes_g));
 }
 
 }  // namespace cxr::cuda

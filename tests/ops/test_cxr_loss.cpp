@@ -54,7 +54,7 @@ OpCase loss_case(std::int64_t n, bool no_boxes = false) {
   c.reference = [n](const Doubles& in) {
     std::vector<double> out3(3), dz(n * kClasses), db(n * kClasses * 4);
     cpu::cxr_loss<double>(in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(), n,
-                          kClasses, kBoxWeight, out3.data(), dz.data(), db.data());
+                          kClasses, kBoxWeight, out3.data(), dz.data(), db.data(), n, -1.0);
     return Doubles{{out3[0]}, {out3[1]}, {out3[2]}, dz, db};
   };
   // dz and db scale like 1 / (N C) and 1 / (4 Σ m): absolute tolerances follow, so that a
@@ -119,4 +119,47 @@ TEST_CASE("cxr_loss on the device is bitwise reproducible" * doctest::test_suite
   Tensor pw = Tensor::full({kClasses}, 3.f, Device::CUDA);
   const std::vector<float> first = cxr_loss(z, y, pw, b, t, m, kBoxWeight).loss.to_vector();
   for (int k = 0; k < 5; ++k) CHECK(cxr_loss(z, y, pw, b, t, m, kBoxWeight).loss.to_vector() == first);
+}
+
+// Data-parallel training: the parts of a global batch, each with the global LossShare, give
+// losses and gradients that add up to the whole batch's (what the gradient all-reduce sums).
+TEST_CASE("cxr_loss with a LossShare: the parts of a batch add up to the whole" * doctest::test_suite("cpu")) {
+  std::vector<Device> devices{Device::CPU};
+  if (backend::has_device()) devices.push_back(Device::CUDA);
+  for (Device dev : devices) {
+    CAPTURE(device_name(dev));
+    std::mt19937_64 rng(11);
+    const std::int64_t n = 10, split = 4;  // parts of 4 and 6 rows
+    Tensor z = Tensor::randn({n, kClasses}, rng, 0.f, 2.f);
+    Tensor b = Tensor::randn({n, kClasses, 4}, rng, 0.f, 1.f);
+    Tensor t = Tensor::uniform({n, kClasses, 4}, rng, 0.f, 1.f);
+    Tensor y = Tensor::zeros({n, kClasses});
+    Tensor m = Tensor::zeros({n, kClasses});
+    for (std::int64_t i = 0; i < n * kClasses; i += 3) y.f32()[i] = 1.f;
+    for (std::int64_t i = 0; i < n * kClasses; i += 7) m.f32()[i] = 1.f;  // boxes unevenly spread over the parts
+    Tensor pw = Tensor::full({kClasses}, 2.5f);
+    double boxes = 0;
+    for (std::int64_t i = 0; i < n * kClasses; ++i) boxes += m.f32()[i];
+    const CxrLoss whole = cxr_loss(z.to(dev), y.to(dev), pw.to(dev), b.to(dev), t.to(dev), m.to(dev), kBoxWeight);
+    const std::vector<float> whole_dz = whole.dz.to_vector(), whole_db = whole.db.to_vector();
+    double loss_sum = 0;
+    std::int64_t row = 0;
+    for (const std::int64_t rows : {split, n - split}) {
+      auto part = [&](const Tensor& x) { return x.narrow(0, row, rows).contiguous().to(dev); };
+      const CxrLoss p = cxr_loss(part(z), part(y), pw.to(dev), part(b), part(t), part(m), kBoxWeight,
+                                 LossShare{.rows = n, .boxes = boxes});
+      loss_sum += p.loss.item();
+      const std::vector<float> dz = p.dz.to_vector(), db = p.db.to_vector();
+      for (std::size_t i = 0; i < dz.size(); ++i)
+        CHECK(dz[i] == doctest::Approx(whole_dz[static_cast<std::size_t>(row * kClasses) + i]).epsilon(1e-6));
+      for (std::size_t i = 0; i < db.size(); ++i)
+        CHECK(db[i] == doctest::Approx(whole_db[static_cast<std::size_t>(row * kClasses * 4) + i]).epsilon(1e-6));
+      row += rows;
+    }
+    CHECK(loss_sum == doctest::Approx(whole.loss.item()).epsilon(1e-6));
+  }
+  CHECK_THROWS_WITH_AS(cxr_loss(Tensor::zeros({4, 14}), Tensor::zeros({4, 14}), Tensor::zeros({14}),
+                                Tensor::zeros({4, 14, 4}), Tensor::zeros({4, 14, 4}), Tensor::zeros({4, 14}), 1.f,
+                                LossShare{.rows = 2}),
+                       doctest::Contains("global batch"), cxr::Error);
 }
