@@ -59,8 +59,8 @@ std::uint64_t DeviceMaskCounter::next() const {
   return v;
 }
 
-const std::uint64_t* DeviceMaskCounter::advance(std::uint64_t count) {
-  cuda::mask_counter_advance(static_cast<std::uint64_t*>(buf_.raw_data()), count);
+const std::uint64_t* DeviceMaskCounter::advance(std::uint64_t count, std::uint64_t skip) {
+  cuda::mask_counter_advance(static_cast<std::uint64_t*>(buf_.raw_data()), count, skip);
   return used();
 }
 

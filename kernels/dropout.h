@@ -59,8 +59,9 @@ class DeviceMaskCounter {
   explicit DeviceMaskCounter(std::uint64_t next);
   void set(std::uint64_t next);  // next = used = `next` (blocking upload: not during a capture)
   std::uint64_t next() const;    // blocking read-back
-  // Enqueues used = next; next += count on the compute stream; returns used().
-  const std::uint64_t* advance(std::uint64_t count);
+  // Enqueues used = next + skip; next += count on the compute stream; returns used(). skip > 0:
+  // a rank's part of a global batch starts `skip` counters into the batch's (dist training).
+  const std::uint64_t* advance(std::uint64_t count, std::uint64_t skip = 0);
   const std::uint64_t* used() const;  // device pointer, for DropoutParams::device_offset
 
  private:
@@ -90,7 +91,7 @@ template <typename T>
 void dropout_apply(const T* x, T* y, std::int64_t n, std::int64_t group, float p, float scale, std::uint64_t seed,
                    const std::uint64_t* offset);
 // counters = {next, used} in device memory: used = next; next += count (one thread).
-void mask_counter_advance(std::uint64_t* counters, std::uint64_t count);
+void mask_counter_advance(std::uint64_t* counters, std::uint64_t count, std::uint64_t skip);
 }  // namespace cuda
 
 }  // namespace cxr

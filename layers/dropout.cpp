@@ -4,6 +4,12 @@
 #include "layers/init.h"
 
 namespace cxr {
+namespace {
+thread_local MaskShard t_mask_shard;
+}  // namespace
+
+void set_mask_shard(const MaskShard& shard) { t_mask_shard = shard; }
+const MaskShard& mask_shard() { return t_mask_shard; }
 
 void MaskStream::set(std::uint64_t seed, std::uint64_t offset) {
   seed_ = seed;
@@ -26,10 +32,20 @@ DropoutParams MaskStream::next(float p, bool training, const Tensor& x, std::uin
   place(x.device());
   DropoutParams d{p, seed_, offset_, training};
   if (!training) return d;
+  // A rank's part of a global batch (MaskShard): its rows start `skip` counters in, and the
+  // stream moves past the whole global batch.
+  std::uint64_t skip = 0, advance = count;
+  const MaskShard& shard = mask_shard();
+  if (shard.global_rows > 0 && x.dim() > 0 && x.size(0) > 0) {
+    const auto per_row = count / static_cast<std::uint64_t>(x.size(0));
+    skip = static_cast<std::uint64_t>(shard.row_begin) * per_row;
+    advance = static_cast<std::uint64_t>(shard.global_rows) * per_row;
+  }
   if (device_) {
-    d.device_offset = device_->advance(count);  // the kernels read the offset when they run
+    d.device_offset = device_->advance(advance, skip);  // the kernels read the offset when they run
   } else {
-    offset_ += count;
+    d.offset = offset_ + skip;
+    offset_ += advance;
   }
   return d;
 }

@@ -24,6 +24,18 @@
 
 namespace cxr {
 
+// Data-parallel training: this process holds rows [row_begin, row_begin + N) of a global batch
+// of global_rows rows. Each mask stream then draws the counters those rows would draw in one
+// process that ran the whole global batch, and advances by the global batch's count, so a
+// sample's mask depends on (seed, its position in the global batch), not on which rank drew
+// it. global_rows = 0 (the default): a single process. Set per step by the trainer (thread-local).
+struct MaskShard {
+  std::int64_t row_begin = 0;
+  std::int64_t global_rows = 0;
+};
+void set_mask_shard(const MaskShard& shard);
+const MaskShard& mask_shard();
+
 // The (seed, offset) mask stream of one module, with its counter on the host or the device.
 class MaskStream {
  public:

@@ -11,7 +11,8 @@
 //   replayed CUDA graph uses the counter of the replay; one 8-byte load per thread, the same
 //   address for all, served by L1/L2).
 // mask_counter_advance_kernel: one thread; counters = {next, used} (two u64, 16 bytes read
-//   and written): used = next; next += count. Enqueued before a training forward's mask kernel.
+//   and written): used = next + skip; next += count. Enqueued before a training forward's mask
+//   kernel (skip: where a rank's part of a global batch starts; 0 in a single process).
 // Same formula as the CPU reference, in the same float arithmetic, so masks agree bit for bit.
 // bf16 x and y (mixed precision): the kernel is templated on the storage type (float or
 // std::uint16_t, kernels/common/load_store.h): x_i * scale in f32, rounded once; 4 bytes per
@@ -39,8 +40,8 @@ __global__ void dropout_apply_kernel(const T* __restrict__ x, T* __restrict__ y,
   }
 }
 
-__global__ void mask_counter_advance_kernel(std::uint64_t* counters, std::uint64_t count) {
-  counters[1] = counters[0];
+__global__ void mask_counter_advance_kernel(std::uint64_t* counters, std::uint64_t count, std::uint64_t skip) {
+  counters[1] = counters[0] + skip;
   counters[0] += count;
 }
 
@@ -74,8 +75,8 @@ CXR_DROPOUT_INSTANTIATE(float)
 CXR_DROPOUT_INSTANTIATE(std::uint16_t)
 #undef CXR_DROPOUT_INSTANTIATE
 
-void mask_counter_advance(std::uint64_t* counters, std::uint64_t count) {
-  launch_kernel(mask_counter_advance_kernel, 1, 1, 0, counters, count);
+void mask_counter_advance(std::uint64_t* counters, std::uint64_t count, std::uint64_t skip) {
+  launch_kernel(mask_counter_advance_kernel, 1, 1, 0, counters, count, skip);
 }
 
 }  // namespace cxr::cuda
