@@ -24,24 +24,54 @@ endfunction()
 
 file(GLOB CXR_CORE_SOURCES CONFIGURE_DEPENDS
   tensor/*.cpp kernels/*.cpp kernels/cpu/*.cpp layers/*.cpp models/*.cpp data/*.cpp
-  checkpoint/*.cpp eval/*.cpp train/*.cpp report/*.cpp cli/*.cpp)
+  checkpoint/*.cpp eval/*.cpp train/*.cpp report/*.cpp cli/*.cpp dist/*.cpp)
 list(FILTER CXR_CORE_SOURCES EXCLUDE REGEX ".*/cli/train_cxr\\.cpp$")
+# dist/: the back ends are picked per build (dist/backends.h): MPI where CMake found it, NCCL in
+# the real-GPU library where the CUDA toolkit has it; otherwise a file that says why not.
+list(FILTER CXR_CORE_SOURCES EXCLUDE REGEX ".*/dist/(mpi|nccl)_[a-z]+\\.cpp$")
+if(CXR_MPI)
+  list(APPEND CXR_CORE_SOURCES ${PROJECT_SOURCE_DIR}/dist/mpi_communicator.cpp)
+else()
+  list(APPEND CXR_CORE_SOURCES ${PROJECT_SOURCE_DIR}/dist/mpi_unavailable.cpp)
+endif()
 file(GLOB CXR_CUDA_SOURCES CONFIGURE_DEPENDS tensor/cuda/*.cu kernels/cuda/*.cu)
 file(GLOB CXR_EMU_RUNTIME_SOURCES CONFIGURE_DEPENDS cuda_emu/*.cpp)
 
 add_library(cxr_core_obj OBJECT ${CXR_CORE_SOURCES})
 cxr_host_target_options(cxr_core_obj)
+if(CXR_MPI)
+  target_link_libraries(cxr_core_obj PUBLIC MPI::MPI_CXX)
+endif()
 
 # --- the emulated CUDA device: always built -------------------------------------------
 cxr_emulated_sources(CXR_EMU_WRAPPED ${CXR_CUDA_SOURCES})
-add_library(cxr_emu STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_EMU_RUNTIME_SOURCES} ${CXR_EMU_WRAPPED})
+add_library(cxr_emu STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_EMU_RUNTIME_SOURCES} ${CXR_EMU_WRAPPED}
+            ${PROJECT_SOURCE_DIR}/dist/nccl_unavailable.cpp)
 cxr_host_target_options(cxr_emu)
 target_compile_definitions(cxr_emu PUBLIC CXR_CUDA_EMULATION=1)
+if(CXR_MPI)
+  target_link_libraries(cxr_emu PUBLIC MPI::MPI_CXX)
+endif()
 
 # --- the real CUDA device ---------------------------------------------------------------
 if(CXR_CUDA)
-  add_library(cxr_cuda STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_CUDA_SOURCES})
+  find_library(CXR_NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR})
+  find_path(CXR_NCCL_INCLUDE nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  if(CXR_NCCL_LIBRARY AND CXR_NCCL_INCLUDE AND CXR_MPI)
+    set(CXR_NCCL_SOURCE ${PROJECT_SOURCE_DIR}/dist/nccl_communicator.cpp)
+  else()
+    message(STATUS "cxr: NCCL (or MPI) not found: the real-GPU build has no NCCL back end")
+    set(CXR_NCCL_SOURCE ${PROJECT_SOURCE_DIR}/dist/nccl_unavailable.cpp)
+  endif()
+  add_library(cxr_cuda STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_CUDA_SOURCES} ${CXR_NCCL_SOURCE})
   cxr_host_target_options(cxr_cuda)
+  if(CXR_MPI)
+    target_link_libraries(cxr_cuda PUBLIC MPI::MPI_CXX)
+  endif()
+  if(CXR_NCCL_SOURCE MATCHES "nccl_communicator")
+    target_include_directories(cxr_cuda PRIVATE ${CXR_NCCL_INCLUDE})
+    target_link_libraries(cxr_cuda PUBLIC ${CXR_NCCL_LIBRARY} CUDA::cudart)
+  endif()
   target_compile_options(cxr_cuda PRIVATE
     $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -lineinfo -Xcompiler=-Wall,-Wextra,-Wno-unknown-pragmas>)
   target_link_libraries(cxr_cuda PUBLIC CUDA::cudart)

@@ -14,6 +14,10 @@ bool is_emulated();        // true in programs linked with libcxr_emu
 int device_count();        // 0 when there is no driver or no GPU; never throws
 bool has_device();         // device_count() > 0
 std::string device_description();  // "NVIDIA H100 80GB HBM3 (sm_90, 79.1 GiB)" or "cuda-emu"
+// Makes GPU `index % device_count()` this process's device (before any allocation): one
+// process per GPU in a distributed job, picked by its local rank; more processes than GPUs
+// share them. Returns the index chosen.
+int select_device(int index);
 
 // Raw allocations. device_malloc throws cxr::Error on out-of-memory, naming the requested and
 // the free size. The caching allocator (tensor/allocator.h) sits on top of these.

@@ -106,6 +106,14 @@ void memset_device(void* dst, int value, std::size_t bytes) {
 
 void synchronize() { CXR_CUDA_CHECK(cudaDeviceSynchronize()); }
 
+int select_device(int index) {
+  const int n = device_count();
+  CXR_CHECK(n > 0, "no CUDA device to select (device ", index, " asked for)");
+  const int chosen = index % n;
+  CXR_CUDA_CHECK(cudaSetDevice(chosen));
+  return chosen;
+}
+
 void* stream_create() {
   cudaStream_t s = nullptr;
   CXR_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
