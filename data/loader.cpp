@@ -20,6 +20,7 @@ struct DataLoader::Slot {
   Tensor images, labels, boxes, box_mask;  // pinned host, full batch size
   std::int64_t ready_batch = -1;           // the batch this slot holds, once filled
   std::int64_t count = 0;                  // samples written
+  std::int64_t first_position = 0;         // in the epoch order
   std::vector<std::int64_t> indices;
   std::vector<std::string> names;
   std::vector<std::pair<std::string, std::string>> skipped;  // (name, reason)
@@ -40,12 +41,17 @@ DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices
   CXR_CHECK(opt_.batch_size > 0, "batch size must be positive, got ", opt_.batch_size);
   CXR_CHECK(opt_.image_size > 0, "image size must be positive, got ", opt_.image_size);
   CXR_CHECK(opt_.workers >= 1, "the loader needs at least one worker, got ", opt_.workers);
+  CXR_CHECK(opt_.world_size >= 1 && opt_.rank >= 0 && opt_.rank < opt_.world_size, "loader: rank ", opt_.rank,
+            " of ", opt_.world_size, " processes");
   for (auto i : indices_)
     CXR_CHECK(i >= 0 && i < dataset_.size(), "loader index ", i, " outside the data set [0, ", dataset_.size(), ")");
   const auto n = static_cast<std::int64_t>(indices_.size());
-  num_batches_ = opt_.drop_last ? n / opt_.batch_size : (n + opt_.batch_size - 1) / opt_.batch_size;
-  CXR_CHECK(num_batches_ > 0, "batch size ", opt_.batch_size, " is larger than the split (", n,
-            " images) and drop_last is on: an epoch would be empty");
+  const std::int64_t gb = global_batch();
+  num_batches_ = opt_.drop_last ? n / gb : (n + gb - 1) / gb;
+  CXR_CHECK(num_batches_ > 0, "batch size ", gb, opt_.world_size > 1 ? " (over all ranks)" : "",
+            " is larger than the split (", n, " images) and drop_last is on: an epoch would be empty");
+  CXR_CHECK(opt_.world_size == 1 || opt_.drop_last || n >= opt_.world_size, "loader: ", n, " images cannot be "
+            "shared by ", opt_.world_size, " ranks (each needs at least one per batch)");
 
   sample_opt_.image_size = opt_.image_size;
   sample_opt_.augment = opt_.augment;
@@ -125,10 +131,31 @@ std::vector<std::int64_t> DataLoader::epoch_order(std::int64_t e) const {
   return order;
 }
 
+std::pair<std::int64_t, std::int64_t> shard_range(std::int64_t lo, std::int64_t hi, int rank, int world) {
+  const std::int64_t len = hi - lo, base = len / world, extra = len % world;
+  const std::int64_t begin = lo + rank * base + std::min<std::int64_t>(rank, extra);
+  return {begin, begin + base + (rank < extra ? 1 : 0)};
+}
+
+std::int64_t DataLoader::position_after(std::int64_t number) const {
+  const auto n = static_cast<std::int64_t>(indices_.size());
+  return std::min(n, origin_ + (number + 1) * global_batch());
+}
+
 void DataLoader::start_epoch(std::int64_t e, std::int64_t first_batch) {
   CXR_CHECK(first_batch >= 0 && first_batch <= num_batches_, "loader: first batch ", first_batch,
             " outside the epoch's [0, ", num_batches_, "] batches");
-  stop();
+  start_epoch_at_sample(e, first_batch * global_batch());
+}
+
+void DataLoader::start_epoch_at_sample(std::int64_t e, std::int64_t sample) {
+  const auto n = static_cast<std::int64_t>(indices_.size());
+  CXR_CHECK(sample >= 0 && sample <= n, "loader: first sample ", sample, " outside the epoch's [0, ", n, "]");
+  const std::int64_t gb = global_batch();
+  const std::int64_t first_batch = sample / gb;
+  stop();  // the workers of an unfinished epoch are joined before its grid changes
+  origin_ = sample % gb;
+  end_batch_ = first_batch + (opt_.drop_last ? (n - sample) / gb : (n - sample + gb - 1) / gb);
   order_ = epoch_order(e);
   epoch_ = e;
   stopping_ = false;
@@ -139,8 +166,8 @@ void DataLoader::start_epoch(std::int64_t e, std::int64_t first_batch) {
   stats_.epoch = e;
   first_failure_.clear();
   active_ = true;
-  const int n = static_cast<int>(std::min<std::int64_t>(opt_.workers, num_batches_ - first_batch));
-  for (int w = 0; w < n; ++w) workers_.emplace_back([this] { worker_main(); });
+  const int w_count = static_cast<int>(std::min<std::int64_t>(opt_.workers, end_batch_ - first_batch));
+  for (int w = 0; w < w_count; ++w) workers_.emplace_back([this] { worker_main(); });
 }
 
 void DataLoader::stop() {
@@ -161,8 +188,8 @@ void DataLoader::worker_main() {
   const auto ring = static_cast<std::int64_t>(slots_.size());
   for (;;) {
     std::unique_lock<std::mutex> lock(mutex_);
-    cv_.wait(lock, [&] { return stopping_ || next_claim_ >= num_batches_ || next_claim_ < released_ + ring; });
-    if (stopping_ || next_claim_ >= num_batches_) return;
+    cv_.wait(lock, [&] { return stopping_ || next_claim_ >= end_batch_ || next_claim_ < released_ + ring; });
+    if (stopping_ || next_claim_ >= end_batch_) return;
     const std::int64_t b = next_claim_++;
     Slot& slot = *slots_[static_cast<std::size_t>(b % ring)];
     lock.unlock();
@@ -174,8 +201,11 @@ void DataLoader::worker_main() {
 }
 
 void DataLoader::fill(Slot& s, std::int64_t b, SampleScratch& scratch) {
-  const std::int64_t B = opt_.batch_size, S = opt_.image_size, C = opt_.normalize.channels;
+  const std::int64_t S = opt_.image_size, C = opt_.normalize.channels;
   const auto n = static_cast<std::int64_t>(order_.size());
+  const std::int64_t lo = std::min(n, origin_ + b * global_batch()), hi = std::min(n, lo + global_batch());
+  const auto [begin, end] = shard_range(lo, hi, opt_.rank, opt_.world_size);
+  s.first_position = begin;
   s.count = 0;
   s.indices.clear();
   s.names.clear();
@@ -185,7 +215,7 @@ void DataLoader::fill(Slot& s, std::int64_t b, SampleScratch& scratch) {
   float* labels = s.labels.f32();
   float* boxes = s.boxes.f32();
   float* mask = s.box_mask.f32();
-  for (std::int64_t pos = b * B; pos < std::min(n, (b + 1) * B); ++pos) {
+  for (std::int64_t pos = begin; pos < end; ++pos) {
     if (stopping_) return;
     const std::int64_t idx = order_[static_cast<std::size_t>(pos)];
     const ImageRecord& rec = dataset_.record(idx);
@@ -241,10 +271,10 @@ const Batch* DataLoader::next() {
   release_current();
   const auto ring = static_cast<std::int64_t>(slots_.size());
   for (;;) {
-    if (next_return_ >= num_batches_) {
+    if (next_return_ >= end_batch_) {
       stop();
       report_.flush_suppressed();
-      CXR_CHECK(stats_.images > 0 || first_batch_ >= num_batches_, "epoch ", epoch_, ": none of the ", order_.size(),
+      CXR_CHECK(stats_.images > 0 || first_batch_ >= end_batch_, "epoch ", epoch_, ": none of the ", order_.size(),
                 " images could be read (first failure: ", first_failure_, ")");
       return nullptr;
     }
@@ -278,6 +308,9 @@ const Batch* DataLoader::next() {
     held_ = k;
     const std::int64_t n = s.count;
     batch_.number = k;
+    batch_.first_position = s.first_position;
+    batch_.box_count = 0;
+    for (std::int64_t i = 0; i < n * kNumClasses; ++i) batch_.box_count += s.box_mask.f32()[i];
     batch_.indices = s.indices;
     batch_.names = s.names;
     if (device_sets_.empty()) {

@@ -67,7 +67,16 @@ struct LoaderOptions {
   Device device = Device::CPU;
   std::string cache_dir;     // "" : decode the PNG files every epoch
   int cache_size = 0;        // cache resolution; 0: image_size
+  // Data-parallel training (docs/distributed.md): batch b is this rank's part of global batch b
+  // of batch_size x world_size samples of the epoch order, which is the single-process order.
+  // The parts are contiguous and as even as possible (full batches: batch_size each), so the
+  // ranks together see exactly the batches one process with batch_size x world_size would.
+  int rank = 0, world_size = 1;
 };
+
+// This rank's part [begin, end) of the positions [lo, hi): contiguous, the first (hi - lo) %
+// world ranks one longer.
+std::pair<std::int64_t, std::int64_t> shard_range(std::int64_t lo, std::int64_t hi, int rank, int world);
 
 struct Batch {
   Tensor images;    // f32 (n, C, S, S), normalised
@@ -77,6 +86,8 @@ struct Batch {
   std::vector<std::int64_t> indices;  // data set record of each row
   std::vector<std::string> names;     // its image file name
   std::int64_t number = 0;            // batch number in the epoch
+  std::int64_t first_position = 0;    // position in the epoch order of this part's first sample
+  double box_count = 0;               // Σ box_mask, counted on the host
   std::int64_t size() const { return static_cast<std::int64_t>(indices.size()); }
 };
 
@@ -102,10 +113,16 @@ class DataLoader {
   Range epoch(std::int64_t e, std::int64_t first_batch = 0);
 
   void start_epoch(std::int64_t e, std::int64_t first_batch = 0);
+  // Starts epoch e at position `sample` of its order (a resumed run whose global batch changed
+  // with the number of ranks): batches then run from there in steps of the global batch.
+  void start_epoch_at_sample(std::int64_t e, std::int64_t sample);
   const Batch* next();  // nullptr at the end of the epoch
   void stop();          // ends the epoch early: workers stop and are joined
 
   std::int64_t batches_per_epoch() const { return num_batches_; }
+  std::int64_t global_batch() const { return static_cast<std::int64_t>(opt_.batch_size) * opt_.world_size; }
+  // The position in the epoch order after batch `number` (a resume point), for any rank.
+  std::int64_t position_after(std::int64_t number) const;
   std::int64_t samples_per_epoch() const { return static_cast<std::int64_t>(indices_.size()); }
   const EpochStats& stats() const { return stats_; }
   std::string summary() const;  // "epoch 2: 1200 images in 75 batches, 1 skipped (a.png)"
@@ -141,6 +158,8 @@ class DataLoader {
   std::int64_t released_ = 0;      // batches 0..released_-1 are free again
   std::int64_t next_return_ = 0;   // next batch next() returns
   std::int64_t first_batch_ = 0;   // where this epoch started
+  std::int64_t end_batch_ = 0;     // one past its last batch
+  std::int64_t origin_ = 0;        // batch k covers positions origin_ + k * global_batch() on
   std::optional<std::int64_t> held_;  // batch the consumer holds
   std::string first_failure_;  // of the epoch, for the error when it yields nothing
 
