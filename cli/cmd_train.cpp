@@ -1,9 +1,16 @@
 // train_cxr train: option parsing around train/trainer.h.
 #include "cli/cmd_train.h"
 
+#include <csignal>
+#include <cstdio>
+#include <functional>
+#include <memory>
+#include <cstdlib>
 #include <iostream>
 
 #include "cli/common_flags.h"
+#include "dist/communicator.h"
+#include "tensor/backend.h"
 #include "train/trainer.h"
 
 namespace cxr::cli {
@@ -13,6 +20,19 @@ std::string join_command(const std::string& cmd, int argc, const char* const* ar
   std::string s = "train_cxr " + cmd;
   for (int i = 0; i < argc; ++i) s += std::string(" ") + argv[i];
   return s;
+}
+
+// Fault injection for the tests of distributed runs (tests/dist/): CXR_TEST_KILL_AT="RANK:STEP"
+// makes that rank kill itself (SIGKILL, nothing saved) right after that optimiser step.
+std::function<void(std::int64_t)> kill_hook(int rank) {
+  const char* v = std::getenv("CXR_TEST_KILL_AT");
+  if (v == nullptr) return {};
+  int r = -1;
+  long long step = -1;
+  if (std::sscanf(v, "%d:%lld", &r, &step) != 2 || r != rank) return {};
+  return [step](std::int64_t s) {
+    if (s == step) std::raise(SIGKILL);
+  };
 }
 
 }  // namespace
@@ -46,7 +66,10 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("grad-clip", "X", "clip the global gradient norm at X (0: off)", "0")
       .flag("skip-nonfinite", "skip (count and log) a step whose loss or gradient is NaN/inf instead of stopping")
       .flag("cuda-graph", "CUDA: capture the training step once as a CUDA graph and replay it (docs/speed.md)")
-      .flag("no-augment", "no training augmentation");
+      .flag("no-augment", "no training augmentation")
+      .flag("sync-bn", "distributed runs: batch-norm statistics over all ranks' images (SyncBatchNorm)")
+      .option("dist-backend", "mpi|nccl", "distributed runs (mpirun/srun): how gradients travel", "mpi")
+      .option("dist-timeout", "S", "distributed runs: a collective not done in S seconds ends the job", "60");
   add_batch_size(args, "images per step", 16);
   add_device(args, "where to train");
   add_workers(args);
@@ -89,6 +112,17 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.cuda_graph = args.flag_set("cuda-graph");
   o.quiet = quiet_arg(args);
   o.command_line = join_command("train", argc, argv);
+  o.sync_bn = args.flag_set("sync-bn");
+
+  // Distributed (mpirun / srun): one process per device, this one's GPU picked by its local rank.
+  const dist::WorldInfo world = dist::world_from_environment();
+  if (!world.distributed() && o.sync_bn)
+    out << "note: --sync-bn has no effect in a single process (start the run with mpirun -np N)\n";
+  if (world.distributed() && o.device == Device::CUDA) backend::select_device(world.local_rank);
+  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(
+      world, {.backend = dist::parse_backend(args.get("dist-backend")), .timeout_seconds = args.get_double("dist-timeout")});
+  o.comm = comm.get();
+  o.hooks.after_step = kill_hook(world.rank);
   return train_exit_code(train_model(o, out));  // 130 / 143 after SIGINT / SIGTERM (docs/reliability.md)
 }
 

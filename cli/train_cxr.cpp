@@ -15,6 +15,8 @@
 #include "cli/cmd_data.h"
 #include "cli/cmd_report.h"
 #include "cli/cmd_train.h"
+#include "dist/communicator.h"
+#include "dist/world.h"
 
 namespace {
 
@@ -40,6 +42,23 @@ void print_usage(std::FILE* to) {
   std::fprintf(to, "\n'train_cxr <command> --help' describes the options of a command.\n");
 }
 
+// In a distributed job (mpirun / srun) messages name the rank, and an error on one rank ends
+// every rank at once (MPI_Abort): the others would otherwise wait for it in their next
+// collective. docs/distributed.md, "Faults".
+std::string rank_prefix() {
+  try {
+    const cxr::dist::WorldInfo w = cxr::dist::world_from_environment();
+    return w.distributed() ? "rank " + std::to_string(w.rank) + ": " : std::string();
+  } catch (...) {
+    return {};
+  }
+}
+
+void end_job(int code) {
+  std::fflush(stderr);
+  cxr::dist::abort_job(code);  // returns only when no MPI job is running
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -57,10 +76,12 @@ int main(int argc, char** argv) {
     try {
       return c.run(argc - 2, argv + 2, std::cout);
     } catch (const cxr::cli::UsageError& e) {
-      std::fprintf(stderr, "train_cxr %s: error: %s\n", c.name, e.what());
+      std::fprintf(stderr, "train_cxr %s: %serror: %s\n", c.name, rank_prefix().c_str(), e.what());
+      end_job(cxr::cli::kExitUsage);
       return cxr::cli::kExitUsage;
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "train_cxr %s: error: %s\n", c.name, e.what());
+      std::fprintf(stderr, "train_cxr %s: %serror: %s\n", c.name, rank_prefix().c_str(), e.what());
+      end_job(1);
       return 1;
     }
   }

@@ -183,10 +183,9 @@ void Progress::clear_live_line() {
 }
 
 StepLog::StepLog(const std::string& path, bool append, std::function<double()> clock)
-    : path_(path),
-      file_(std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc)),
-      clock_(std::move(clock)),
-      start_(clock_()) {
+    : path_(path), clock_(std::move(clock)), start_(clock_()) {
+  if (path.empty()) return;  // no file (a distributed run's ranks other than 0)
+  file_ = std::make_unique<std::ofstream>(path, append ? std::ios::app : std::ios::trunc);
   if (!*file_) throw std::runtime_error("cannot open " + path + " for writing");
 }
 
@@ -201,6 +200,7 @@ std::string json_number(double v, const char* format) {
 }  // namespace
 
 void StepLog::write(int epoch, std::int64_t step, double lr, double loss, double images_per_s) {
+  if (!file_) return;
   *file_ << "{\"epoch\":" << epoch << ",\"step\":" << step << ",\"lr\":" << json_number(lr, "%.9g")
          << ",\"loss\":" << json_number(loss, "%.7g") << ",\"images_per_s\":" << json_number(images_per_s, "%.2f")
          << ",\"time_s\":" << json_number(clock_() - start_, "%.3f") << "}\n"

@@ -31,6 +31,29 @@
 
 namespace cxr {
 
+namespace dist {
+class Communicator;
+}
+
+// SyncBatchNorm (train_cxr train --sync-bn, docs/distributed.md): while a scope with a
+// communicator is active on this thread, every training forward of a BatchNorm2d normalises
+// with the statistics of the global batch over the communicator's ranks, as
+// torch.nn.SyncBatchNorm: each rank's (count, mean, var) per channel are gathered and combined
+// in rank order (Chan's formula, in double), the running statistics updated with the global
+// count; backward all-reduces (sum g, sum g xhat) before dx. Two small collectives per layer
+// and step. The fused conv + BN op then runs as its two ops. Null: per-rank statistics.
+class SyncBatchNormScope {
+ public:
+  explicit SyncBatchNormScope(dist::Communicator* comm);
+  ~SyncBatchNormScope();
+  SyncBatchNormScope(const SyncBatchNormScope&) = delete;
+  SyncBatchNormScope& operator=(const SyncBatchNormScope&) = delete;
+
+ private:
+  dist::Communicator* previous_;
+};
+dist::Communicator* sync_batch_norm_comm();  // this thread's, or null
+
 struct BatchNormOptions {
   float eps = 1e-5f;
   float momentum = 0.1f;
@@ -79,6 +102,10 @@ class BatchNorm2d : public Module {
   Tensor* num_batches_ = nullptr;
   std::int64_t pending_batches_ = 0;  // counted on the host, not yet in *num_batches_
   Tensor saved_mean_, saved_invstd_;
+  std::int64_t sync_count_ = 0;  // > 0: the last forward was synchronised over this many values
+  dist::Communicator* sync_comm_ = nullptr;  // ... over these ranks
+  Tensor forward_sync(const Tensor& x, dist::Communicator& comm);
+  Tensor backward_sync(const Tensor& dy, const Tensor& x, dist::Communicator& comm);
 };
 
 }  // namespace cxr

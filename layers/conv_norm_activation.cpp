@@ -18,6 +18,8 @@ std::atomic<std::int64_t> g_conv_bn_fused{0};
 std::int64_t conv_bn_fused_forwards() { return g_conv_bn_fused.load(); }
 
 Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
+  // --sync-bn: the batch norm needs the global batch's statistics, so the two ops run apart.
+  if (bn.training() && sync_batch_norm_comm() != nullptr) return bn.forward(conv.forward(x));
   const Conv2d::Operands in = conv.forward_operands(x);
   Conv2dBnOutput r = conv2d_bn_forward(in.x, in.weight, in.bias, conv.params(), in.y_dtype, bn.op_args());
   conv.keep_for_backward(in);

@@ -1,5 +1,7 @@
 #include "layers/module.h"
 
+#include <utility>
+
 #include "kernels/add.h"
 
 namespace cxr {
@@ -12,6 +14,12 @@ bool grad_enabled() { return g_grad_enabled; }
 NoGradGuard::NoGradGuard() : previous_(g_grad_enabled) { g_grad_enabled = false; }
 NoGradGuard::~NoGradGuard() { g_grad_enabled = previous_; }
 
+namespace {
+thread_local GradReadyHook* t_grad_ready_hook = nullptr;
+}  // namespace
+
+GradReadyHook* set_grad_ready_hook(GradReadyHook* hook) { return std::exchange(t_grad_ready_hook, hook); }
+
 void Parameter::accumulate_grad(const Tensor& g) {
   check_same_shape("accumulate_grad", "parameter", value, "gradient", g);
   if (!grad.defined()) {
@@ -19,6 +27,7 @@ void Parameter::accumulate_grad(const Tensor& g) {
   } else {
     add_(grad, g);
   }
+  if (t_grad_ready_hook != nullptr) t_grad_ready_hook->grad_ready(*this);
 }
 
 void Module::train(bool on) {

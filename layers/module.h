@@ -40,8 +40,20 @@ struct Parameter {
   Tensor grad;  // same shape and device as value; allocated by zero_grad() / first backward
   bool trainable = true;
   bool weight_decay = true;  // false for biases and normalisation weights (a common recipe)
-  void accumulate_grad(const Tensor& g);  // grad += g (or grad = g when undefined)
+  void accumulate_grad(const Tensor& g);  // grad += g (or grad = g when undefined), then the hook
 };
+
+// Called after each Parameter::accumulate_grad on this thread, i.e. as soon as a layer's backward
+// has produced that parameter's gradient: data-parallel training starts the all-reduce of a
+// bucket of gradients from here while the rest of backward runs (train/grad_reducer.h).
+// Null (the default): nothing is called. The hook object must outlive its installation.
+class GradReadyHook {
+ public:
+  virtual ~GradReadyHook() = default;
+  virtual void grad_ready(Parameter& p) = 0;
+};
+// Installs `hook` (or null) for this thread; returns the previous one.
+GradReadyHook* set_grad_ready_hook(GradReadyHook* hook);
 
 class Module {
  public:

@@ -47,6 +47,11 @@ InterruptHandlers::~InterruptHandlers() {
 
 int InterruptHandlers::pending() { return g_interrupt.load(); }
 
+void InterruptHandlers::raise_pending(int sig) {
+  int none = 0;
+  g_interrupt.compare_exchange_strong(none, sig);
+}
+
 const char* signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : "a signal"; }
 
 }  // namespace cxr

@@ -13,6 +13,9 @@ class InterruptHandlers {
   InterruptHandlers(const InterruptHandlers&) = delete;
   InterruptHandlers& operator=(const InterruptHandlers&) = delete;
   static int pending();  // the signal received, or 0
+  // Another rank of a distributed job was interrupted by `sig`: this one stops as if it had
+  // received it (it had none yet).
+  static void raise_pending(int sig);
 };
 
 // "SIGINT", "SIGTERM" or "a signal".

@@ -6,6 +6,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "dist/communicator.h"
 #include "train/mask_streams.h"
 #include "train/trainer.h"
 
@@ -49,8 +50,10 @@ void add_resume_state(CheckpointMeta& meta, const TrainOptions& o, const RunStat
   meta.extra["resume.best_epoch"] = std::to_string(s.best_epoch);
   meta.extra["resume.bad_epochs"] = std::to_string(s.bad_epochs);
   meta.extra["resume.optimizer"] = o.optimizer;
+  if (o.comm != nullptr && o.comm->size() > 1) meta.extra["resume.world_size"] = std::to_string(o.comm->size());
   if (s.position.batch > 0) {  // saved mid-epoch (interrupted)
     meta.extra["resume.batch"] = std::to_string(s.position.batch);
+    meta.extra["resume.epoch_samples"] = std::to_string(s.position.samples);
     meta.extra["resume.epoch_loss_sum"] = exact(s.position.loss_sum);
     meta.extra["resume.epoch_images"] = std::to_string(s.position.images);
     meta.extra["resume.epoch_skipped"] = std::to_string(s.position.skipped);
@@ -93,6 +96,14 @@ RunState load_resume_state(const std::string& last_path, const TrainOptions& o, 
   s.step = ck.meta.step;
   s.epochs_done = static_cast<int>(ck.meta.epoch);
   if (auto* v = find_extra(ck.meta, "resume.batch")) s.position.batch = std::stoll(*v);
+  if (auto* v = find_extra(ck.meta, "resume.world_size")) s.world_size = std::stoi(*v);
+  const int world = o.comm != nullptr ? o.comm->size() : 1;
+  if (s.world_size != world && s.position.batch > 0) {  // another global batch: continue at the sample
+    auto* v = find_extra(ck.meta, "resume.epoch_samples");
+    CXR_CHECK(v != nullptr, last_path, " was saved mid-epoch by ", s.world_size, " ranks without its position in "
+              "samples: resume it with ", s.world_size, " ranks");
+    s.position.samples = std::stoll(*v);
+  }
   if (auto* v = find_extra(ck.meta, "resume.epoch_loss_sum")) s.position.loss_sum = std::stod(*v);
   if (auto* v = find_extra(ck.meta, "resume.epoch_images")) s.position.images = std::stoll(*v);
   if (auto* v = find_extra(ck.meta, "resume.epoch_skipped")) s.position.skipped = std::stoll(*v);

@@ -20,6 +20,9 @@ struct TrainOptions;
 // the resumed epoch reports the same train loss.
 struct EpochPosition {
   std::int64_t batch = 0;  // the next batch of the epoch (0-based); 0: the epoch's start
+  // The next sample's position in the epoch order, over all ranks. Resuming with another number
+  // of ranks (another global batch) continues from here; -1: from `batch`.
+  std::int64_t samples = -1;
   double loss_sum = 0;
   std::int64_t images = 0, skipped = 0;
 };
@@ -31,6 +34,7 @@ struct RunState {
   EpochPosition position;  // within epoch epochs_done + 1 (an interrupted run)
   double best_auc = -std::numeric_limits<double>::infinity();
   int best_epoch = 0, bad_epochs = 0;
+  int world_size = 1;  // of the run that saved the state
 };
 
 // The settings a resumed run must share with the run it continues (a JSON string).

@@ -12,12 +12,14 @@
 
 namespace cxr {
 
-RunLog::RunLog(const std::string& path, bool append, Progress& progress)
-    : path_(path), file_(path, append ? std::ios::app : std::ios::trunc), progress_(progress) {
+RunLog::RunLog(const std::string& path, bool append, Progress& progress) : path_(path), progress_(progress) {
+  if (path.empty()) return;  // no file (a distributed run's ranks other than 0)
+  file_.open(path, append ? std::ios::app : std::ios::trunc);
   CXR_CHECK(file_, "cannot open ", path, " for writing: ", std::strerror(errno));
 }
 
 void RunLog::line(const std::string& text) {
+  if (path_.empty()) return;
   file_ << text << "\n" << std::flush;
   CXR_CHECK(file_, "cannot write ", path_, ": ", std::strerror(errno));
 }
@@ -28,7 +30,9 @@ void RunLog::say(const std::string& text) {
 }
 
 MetricsCsv::MetricsCsv(const std::string& path, bool append, const std::vector<std::string>& class_names)
-    : path_(path), file_(path, append ? std::ios::app : std::ios::trunc) {
+    : path_(path) {
+  if (path.empty()) return;  // no file
+  file_.open(path, append ? std::ios::app : std::ios::trunc);
   CXR_CHECK(file_, "cannot open ", path, " for writing");
   if (append) return;
   file_ << "epoch,step,lr,train_loss,val_loss,val_mean_auroc,val_mean_ap,images_per_s,seconds";
@@ -37,6 +41,7 @@ MetricsCsv::MetricsCsv(const std::string& path, bool append, const std::vector<s
 }
 
 void MetricsCsv::write(const EpochRecord& r) {
+  if (path_.empty()) return;
   auto fixed2 = [](double v) {
     std::ostringstream os;
     os << std::fixed << std::setprecision(2) << v;

@@ -16,7 +16,7 @@ struct EpochRecord;
 
 class RunLog {
  public:
-  // append: a resumed run adds to the log of the run it continues.
+  // append: a resumed run adds to the log of the run it continues. path "": no file.
   RunLog(const std::string& path, bool append, Progress& progress);
   void say(const std::string& text);   // on the console (above the progress bar) and in the log
   void line(const std::string& text);  // in the log only
@@ -30,7 +30,7 @@ class RunLog {
 class MetricsCsv {
  public:
   // A new file gets the header (epoch, step, lr, losses, mean AUROC / AP, speed, per-class AUROC);
-  // append: rows go after those of the run being resumed.
+  // append: rows go after those of the run being resumed. path "": no file.
   MetricsCsv(const std::string& path, bool append, const std::vector<std::string>& class_names);
   void write(const EpochRecord& r);
 

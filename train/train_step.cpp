@@ -5,6 +5,8 @@
 #include <sstream>
 
 #include "data/loader.h"
+#include "dist/communicator.h"
+#include "train/grad_reducer.h"
 #include "kernels/cxr_loss.h"
 #include "kernels/optimizer_step.h"
 
@@ -39,9 +41,13 @@ void TrainStep::restore_buffers() {
 
 StepGradients TrainStep::forward_backward(const data::Batch& b, std::int64_t step, bool run_hooks) {
   HeadOutputs o = model_.forward_heads(b.images);
-  CxrLoss l = cxr_loss(o.logits, b.labels, config_.pos_weight, o.boxes, b.boxes, b.box_mask, config_.box_loss_weight);
+  CxrLoss l = cxr_loss(o.logits, b.labels, config_.pos_weight, o.boxes, b.boxes, b.box_mask, config_.box_loss_weight,
+                       share_);
   model_.zero_grad();
+  if (reducer_) reducer_->begin();  // gradient buckets start their all-reduce during backward
   model_.backward_heads(l.dz, l.db);
+  if (reducer_) reducer_->finish();
+  if (comm_) comm_->all_reduce_sum(l.loss);  // this rank's share -> the global batch's loss
   if (run_hooks && hooks_ && hooks_->after_backward) hooks_->after_backward(step, model_);
   StepGradients g;
   g.loss = l.loss;

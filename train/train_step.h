@@ -22,10 +22,16 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cxr_loss.h"
 #include "models/heads.h"
 #include "train/optimizer.h"
 
 namespace cxr {
+
+class GradientReducer;
+namespace dist {
+class Communicator;
+}
 
 namespace data {
 struct Batch;
@@ -89,6 +95,16 @@ class TrainStep {
   const StepConfig& config() const { return config_; }
   const TrainHooks* hooks() const { return hooks_; }
 
+  // Data-parallel training (train/grad_reducer.h): backward's gradients are summed over the
+  // ranks of `comm` by `reducer`, and the loss is summed too, before the norm and the guard, so
+  // every rank takes the same decision and the same update.
+  void set_data_parallel(dist::Communicator* comm, GradientReducer* reducer) {
+    comm_ = comm;
+    reducer_ = reducer;
+  }
+  // The next steps' batches are parts of a global batch (cxr_loss's LossShare); {}: not.
+  void set_loss_share(const LossShare& share) { share_ = share; }
+
  private:
   void save_buffers();     // the batch-norm buffers before the forward (skip_nonfinite)
   void restore_buffers();  // ... put back after a skipped CPU step
@@ -98,6 +114,9 @@ class TrainStep {
   const TrainHooks* hooks_;
   std::vector<Tensor> buffers_, saved_buffers_;  // handles sharing the model's buffers; their copies
   Tensor status_;                                // CUDA
+  dist::Communicator* comm_ = nullptr;
+  GradientReducer* reducer_ = nullptr;
+  LossShare share_;
 };
 
 // "non-finite values at step S (epoch E, batch B): the training loss is nan; the gradient norm

@@ -27,8 +27,12 @@
 #include "eval/metrics.h"
 #include "eval/progress.h"
 #include "kernels/execution.h"
+#include "layers/batch_norm.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
+#include "dist/communicator.h"
+#include "train/distributed.h"
+#include "train/grad_reducer.h"
 #include "train/interrupt.h"
 #include "train/mask_streams.h"
 #include "train/resume.h"
@@ -76,7 +80,7 @@ struct RunData {
   std::unique_ptr<data::DataLoader> train_loader, val_loader;
 };
 
-std::unique_ptr<RunData> load_data(const TrainOptions& opt, RunLog& log) {
+std::unique_ptr<RunData> load_data(const TrainOptions& opt, dist::Communicator& comm, RunLog& log) {
   auto d = std::make_unique<RunData>();
   d->dataset = data::Dataset::load(opt.data_dir, d->report);
   data::SplitOptions so;
@@ -85,6 +89,7 @@ std::unique_ptr<RunData> load_data(const TrainOptions& opt, RunLog& log) {
   d->splits = data::make_splits(d->dataset, so, d->report);
   d->train_idx = limited(d->splits.train, opt.limit);
   d->val_idx = limited(d->splits.val, opt.limit);
+  const std::int64_t global_batch = static_cast<std::int64_t>(opt.batch_size) * comm.size();
   CXR_CHECK(!d->train_idx.empty(), opt.data_dir, ": the training split is empty");
   CXR_CHECK(!d->val_idx.empty(), opt.data_dir, ": the validation split is empty (more patients or a larger "
                                                "validation fraction are needed)");
@@ -103,15 +108,28 @@ std::unique_ptr<RunData> load_data(const TrainOptions& opt, RunLog& log) {
   data::LoaderOptions train_lo = lo;
   train_lo.augment = opt.augment;
   train_lo.shuffle = true;
-  // A last batch of one image would make BatchNorm's batch statistics degenerate.
-  train_lo.drop_last = static_cast<std::int64_t>(d->train_idx.size()) > opt.batch_size;
+  // A last batch of one image would make BatchNorm's batch statistics degenerate. Several
+  // ranks: each gets its part of every global batch (the last partial one dropped likewise).
+  train_lo.drop_last = static_cast<std::int64_t>(d->train_idx.size()) > global_batch;
+  train_lo.rank = comm.rank();
+  train_lo.world_size = comm.size();
+  CXR_CHECK(train_lo.drop_last || static_cast<std::int64_t>(d->train_idx.size()) >= 2 * comm.size(), "the training "
+            "split (", d->train_idx.size(), " images) is too small for ", comm.size(), " ranks");
+  // --cache with several ranks: rank 0 builds the decoded-image cache, the others then open it.
+  const bool wait_for_cache = !opt.cache_dir.empty() && comm.size() > 1;
+  if (wait_for_cache && comm.rank() != 0) comm.barrier();
   d->train_loader = std::make_unique<data::DataLoader>(d->dataset, d->train_idx, train_lo, d->report);
-  d->val_loader = std::make_unique<data::DataLoader>(d->dataset, d->val_idx, lo, d->report);
+  if (wait_for_cache && comm.rank() == 0) comm.barrier();
+  // Validation: each rank its contiguous shard of the split; the predictions are gathered.
+  const auto [vb, ve] = data::shard_range(0, static_cast<std::int64_t>(d->val_idx.size()), comm.rank(), comm.size());
+  CXR_CHECK(ve > vb, "the validation split (", d->val_idx.size(), " images) is too small for ", comm.size(), " ranks");
+  d->val_loader = std::make_unique<data::DataLoader>(
+      d->dataset, std::vector<std::int64_t>(d->val_idx.begin() + vb, d->val_idx.begin() + ve), lo, d->report);
   return d;
 }
 
 // The model: every random choice from the seed; weights from --init-from unless resuming.
-std::unique_ptr<CxrModel> build_model(const TrainOptions& opt, RunLog& log) {
+std::unique_ptr<CxrModel> build_model(const TrainOptions& opt, dist::Communicator& comm, RunLog& log) {
   manual_seed(opt.seed);
   std::unique_ptr<CxrModel> model = make_model(opt.model, data::kNumClasses);
   set_mask_streams(*model, opt.seed, {});
@@ -123,6 +141,7 @@ std::unique_ptr<CxrModel> build_model(const TrainOptions& opt, RunLog& log) {
     log.say("init from " + opt.init_from + ": " + r.summary());
   }
   model->to(opt.device);
+  broadcast_state(comm, *model);  // every rank starts from rank 0's weights (as DDP)
   model->set_input_grad(false);
   place_mask_counters(*model, opt.device);
   return model;
@@ -176,6 +195,10 @@ struct Run {
   StepLog& step_log;
   RunState& state;
   TrainResult& result;
+  dist::Communicator& comm;
+  GradientReducer* reducer;  // several ranks only
+  TrainStep& step;
+  bool writes() const { return comm.rank() == 0; }  // rank 0 alone writes the run folder
 };
 
 // The training pass of one epoch.
@@ -212,6 +235,7 @@ EpochPass train_epoch(Run& r, int e) {
   const EpochPosition from = std::exchange(r.state.position, EpochPosition{});
   pass.end = from;
   r.model.train();
+  const bool several = r.comm.size() > 1;
   r.progress.begin_epoch(e + 1, r.opt.epochs, loader.batches_per_epoch());
   // The host's side of a step once its outcome is known (at once on the CPU, a step late on CUDA).
   auto record = [&](const StepDone& d) {
@@ -228,17 +252,38 @@ EpochPass train_epoch(Run& r, int e) {
     r.step_log.write(d.ticket.epoch, d.ticket.step, d.ticket.lr, d.outcome.loss, r.progress.images_per_second());
   };
   std::int64_t k = 0;
-  for (const data::Batch& b : loader.epoch(e, from.batch)) {
+  if (from.samples >= 0) loader.start_epoch_at_sample(e, from.samples);  // resumed with another world size
+  else loader.start_epoch(e, from.batch);
+  for (const data::Batch* bp = loader.next(); bp != nullptr; bp = loader.next()) {
+    const data::Batch& b = *bp;
+    std::int64_t rows = b.size();
+    if (several) {  // the global batch's size and boxes, this rank's rows in it, and any interrupt
+      const StepAgreement a = agree_on_step(r.comm, b.size(), b.box_count, InterruptHandlers::pending());
+      if (a.signal != 0) {
+        InterruptHandlers::raise_pending(a.signal);  // every rank stops before the same step
+        break;
+      }
+      rows = a.rows;
+      r.step.set_loss_share({.rows = a.rows, .boxes = a.boxes});
+      set_mask_shard({.row_begin = a.row_begin, .global_rows = a.rows});
+    }
     pass.lr = learning_rate(r.schedule, r.state.step);
     pass.end.batch = b.number + 1;
+    pass.end.samples = loader.position_after(b.number);
     StepTicket t{.step = r.state.step + 1, .epoch = e + 1, .k = ++k, .batch_number = b.number,
-                 .size = b.size(), .lr = pass.lr, .names = b.names};
+                 .size = rows, .lr = pass.lr, .names = b.names};
     std::optional<StepDone> done = r.pipeline.submit(b, std::move(t));
     ++r.state.step;
     if (done) record(*done);
     if (r.opt.hooks.after_step) r.opt.hooks.after_step(r.state.step);
-    if (InterruptHandlers::pending() != 0) break;
+    if (!several && InterruptHandlers::pending() != 0) break;
   }
+  if (several && InterruptHandlers::pending() == 0) {  // a signal during the epoch's last step
+    if (const int sig = agree_on_signal(r.comm, 0)) InterruptHandlers::raise_pending(sig);
+  } else if (several) {
+    agree_on_signal(r.comm, InterruptHandlers::pending());
+  }
+  set_mask_shard({});
   if (auto done = r.pipeline.drain()) record(*done);  // before a checkpoint, validation or exit
   r.pipeline.settle(r.state.step);
   pass.train_seconds = steady_seconds() - pass.start;
@@ -247,6 +292,7 @@ EpochPass train_epoch(Run& r, int e) {
 
 // last.safetensors: the model, the optimiser state and what --resume needs.
 void save_last(Run& r, CheckpointMeta meta) {
+  if (!r.writes()) return;
   NamedTensors full = model_state(r.model);
   r.optim.add_state(full);
   add_resume_state(meta, r.opt, r.state, r.optim, r.model);
@@ -275,8 +321,13 @@ bool end_epoch(Run& r, int e, const EpochPass& pass, bool frozen) {
     CXR_CHECK(pass.end.images > 0, "epoch ", e + 1, ": every step had non-finite values (", pass.end.skipped,
               " skipped): stopping; lower --lr or check the data");
   }
+  broadcast_buffers(r.comm, r.model);  // rank 0's running statistics, as DDP
   r.model.eval();
-  InferenceResult vr = run_inference(r.model, *r.data.val_loader, 0, r.pos_weight, static_cast<float>(opt.box_loss_weight));
+  // Each rank its shard of the split; the whole split's predictions on every rank (rank order
+  // is split order), so the metrics are those of a single-process evaluation.
+  InferenceResult vr = gather_inference(
+      r.comm, run_inference(r.model, *r.data.val_loader, 0, r.pos_weight, static_cast<float>(opt.box_loss_weight)));
+  check_replicas(r.comm, r.model, "after epoch " + std::to_string(e + 1));
   const std::vector<double> thresholds = select_thresholds(vr.probs, vr.labels, data::kNumClasses, ThresholdRule::youden);
   const ClassificationReport rep =
       evaluate_classification(vr.probs, vr.labels, data::kNumClasses, r.base_meta.class_names, thresholds);
@@ -310,9 +361,9 @@ bool end_epoch(Run& r, int e, const EpochPass& pass, bool frozen) {
   meta.step = s.step;
   meta.extra["val_auroc"] = exact(rep.mean_auc);
   meta.extra["val_ap"] = exact(rep.mean_ap);
-  if (improved) save_checkpoint(r.best_path, model_state(r.model), meta);
+  if (improved && r.writes()) save_checkpoint(r.best_path, model_state(r.model), meta);
   save_last(r, meta);
-  r.csv.write(rec);
+  if (r.writes()) r.csv.write(rec);
 
   const std::string summary = "epoch " + std::to_string(e + 1) + "/" + std::to_string(opt.epochs) +
                               ": train loss " + fmt(rec.train_loss) + " | val loss " + fmt(rec.val_loss) +
@@ -321,10 +372,21 @@ bool end_epoch(Run& r, int e, const EpochPass& pass, bool frozen) {
                               (improved ? " | best" : "") + (frozen ? " | backbone frozen" : "");
   r.progress.end_epoch(summary);
   r.log.line(summary);
+  if (r.reducer != nullptr && r.reducer->stats().steps > 0) {
+    const GradientReducer::Stats& st = r.reducer->stats();
+    const double per_step = 1e3 / static_cast<double>(st.steps);
+    r.log.line("all-reduce (" + std::string(dist::backend_name(r.comm.backend())) + ", " +
+               std::to_string(r.comm.size()) + " ranks, " + std::to_string(r.reducer->bucket_count()) + " buckets, " +
+               fmt(static_cast<double>(st.bytes) / 1e6, 1) + " MB per step): " +
+               fmt(st.comm_seconds * per_step, 1) + " ms per step, " + fmt(st.exposed_seconds * per_step, 1) +
+               " ms of it after backward (" +
+               fmt(st.comm_seconds > 0 ? 100.0 * (1.0 - std::min(1.0, st.exposed_seconds / st.comm_seconds)) : 0.0, 0) +
+               "% overlapped)");
+  }
   r.result.epochs.push_back(rec);
   r.result.last_epoch = e + 1;
 
-  if (const int sig = InterruptHandlers::pending()) {  // arrived during validation: the epoch is saved
+  if (const int sig = agree_on_signal(r.comm, InterruptHandlers::pending())) {  // during validation: the epoch is saved
     r.log.say(std::string("interrupted by ") + signal_name(sig) + " after epoch " + std::to_string(e + 1) +
               ": saved " + r.last_path + "; train_cxr train ... --resume continues from there");
     r.result.interrupted_by = sig;
@@ -345,13 +407,14 @@ bool end_epoch(Run& r, int e, const EpochPass& pass, bool frozen) {
 }
 
 // The run folder: a new run, or the one --resume continues.
-void prepare_run_folder(const TrainOptions& opt, const std::string& last_path) {
+void prepare_run_folder(const TrainOptions& opt, const std::string& last_path, bool writes) {
   if (opt.resume) {
     CXR_CHECK(fs::exists(last_path), "--resume: ", last_path, " does not exist (nothing to resume)");
   } else {
     CXR_CHECK(!fs::exists(last_path), opt.out_dir, " already holds a run (", last_path,
               "): pass --resume to continue it or choose another --out");
   }
+  if (!writes) return;
   std::error_code ec;
   fs::create_directories(opt.out_dir, ec);
   CXR_CHECK(!ec, "cannot create the run folder ", opt.out_dir, ": ", ec.message());
@@ -390,6 +453,9 @@ void validate_train_options(const TrainOptions& o) {
   if (o.patience < 0) throw UsageError("--patience must be >= 0");
   if (o.threads < 0) throw UsageError("--threads must be >= 0");
   if (o.cuda_graph && o.device != Device::CUDA) throw UsageError("--cuda-graph needs --device cuda");
+  if (o.comm != nullptr && o.comm->size() > 1 && o.cuda_graph)
+    throw UsageError("--cuda-graph is not available in a distributed run yet (the loss's global batch size changes "
+                     "per step, and the captured step would keep the first one)");
   const auto names = model_names();
   if (std::find(names.begin(), names.end(), o.model) == names.end()) {
     std::string list;
@@ -405,37 +471,59 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   const ExecutionScope math({.precision = opt.precision, .allow_tf32 = opt.tf32});
   const fs::path dir(opt.out_dir);
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
-  prepare_run_folder(opt, last_path);
-  Progress progress(out, {.mode = opt.quiet ? ProgressMode::quiet : ProgressMode::automatic});
-  RunLog log((dir / "log.txt").string(), opt.resume, progress);
+  // One process, or this rank of a distributed job (rank 0 alone writes the run folder and the
+  // console; the others stay silent unless they fail).
+  std::unique_ptr<dist::Communicator> single;
+  if (opt.comm == nullptr) single = dist::make_communicator(dist::WorldInfo{}, {});
+  dist::Communicator& comm = opt.comm != nullptr ? *opt.comm : *single;
+  const bool writes = comm.rank() == 0;
+  auto file_of = [&](const char* name) { return writes ? (dir / name).string() : std::string(); };
+  prepare_run_folder(opt, last_path, writes);
+  std::ostream silent(nullptr);
+  Progress progress(writes ? out : silent, {.mode = opt.quiet || !writes ? ProgressMode::quiet : ProgressMode::automatic});
+  RunLog log(file_of("log.txt"), opt.resume, progress);
   if (!opt.command_line.empty()) log.line("command: " + opt.command_line);
 
   // Data, class balance, model, optimiser, schedule, and where a resumed run stands.
-  std::unique_ptr<RunData> data = load_data(opt, log);
+  std::unique_ptr<RunData> data = load_data(opt, comm, log);
   std::array<float, data::kNumClasses> pw{};
   pw.fill(1.f);
   if (opt.pos_weight_auto) pw = data::positive_weights(data::count_classes(data->dataset, data->train_idx));
   const Tensor pos_weight =
       Tensor::from_vector(std::vector<float>(pw.begin(), pw.end()), {data::kNumClasses}).to(opt.device);
-  std::unique_ptr<CxrModel> model = build_model(opt, log);
+  std::unique_ptr<CxrModel> model = build_model(opt, comm, log);
   Optimizer optim(*model, {.kind = parse_optimizer_kind(opt.optimizer), .weight_decay = opt.weight_decay});
   const ScheduleConfig schedule =
       make_schedule(opt, std::max<std::int64_t>(1, data->train_loader->batches_per_epoch()));
   RunState state;
   if (opt.resume) {
     state = load_resume_state(last_path, opt, *model, optim);
+    if (state.world_size != comm.size()) {  // another global batch: the schedule's position in this run's steps
+      const std::int64_t per_epoch = data->train_loader->batches_per_epoch(), gb = data->train_loader->global_batch();
+      const std::int64_t in_epoch = state.position.samples > 0 ? (state.position.samples + gb - 1) / gb : 0;
+      log.say("resuming a run of " + std::to_string(state.world_size) + " ranks on " + std::to_string(comm.size()) +
+              ": the global batch is now " + std::to_string(gb) + " images; schedule step " +
+              std::to_string(state.step) + " -> " + std::to_string(state.epochs_done * per_epoch + in_epoch));
+      state.step = state.epochs_done * per_epoch + in_epoch;
+    }
+    broadcast_state(comm, *model);
     log.say(describe_resume(opt, state));
   }
   log.say("model " + opt.model + " (" + std::to_string(model->parameter_count()) + " parameters) on " +
           device_name(opt.device) + " (" + std::to_string(omp_get_max_threads()) + " compute threads), " +
           opt.optimizer + ", " + describe_schedule(schedule));
+  if (comm.size() > 1)
+    log.say("data parallel: " + std::to_string(comm.size()) + " ranks (" + dist::backend_name(comm.backend()) +
+            ", launched by " + comm.world().launcher + "), global batch " +
+            std::to_string(data->train_loader->global_batch()) + " (" + std::to_string(opt.batch_size) +
+            " per rank), batch norm " + (opt.sync_bn ? "synchronised across ranks (--sync-bn)" : "per rank"));
 
   // What the run writes as it goes.
   const std::string csv_path = (dir / "metrics.csv").string();
   const bool append = opt.resume && fs::exists(csv_path);
   const CheckpointMeta base_meta = base_metadata(opt, data->loader_options);
-  MetricsCsv csv(csv_path, append, base_meta.class_names);
-  StepLog step_log((dir / "metrics.jsonl").string(), append);  // per step (eval/progress.h)
+  MetricsCsv csv(file_of("metrics.csv"), append, base_meta.class_names);
+  StepLog step_log(file_of("metrics.jsonl"), append);  // per step (eval/progress.h)
 
   // The step, and how steps are submitted (CUDA: one step ahead of the host, --cuda-graph).
   if (opt.device == Device::CUDA) {
@@ -447,17 +535,23 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
                  {.pos_weight = pos_weight, .box_loss_weight = static_cast<float>(opt.box_loss_weight),
                   .grad_clip = opt.grad_clip, .skip_nonfinite = opt.skip_nonfinite},
                  &opt.hooks);
+  std::unique_ptr<GradientReducer> reducer;
+  if (comm.size() > 1) {
+    reducer = std::make_unique<GradientReducer>(comm, model->named_parameters());
+    step.set_data_parallel(&comm, reducer.get());
+  }
+  const SyncBatchNormScope sync_bn(opt.sync_bn && comm.size() > 1 ? &comm : nullptr);
   StepPipeline pipeline(step, {.cuda_graph = opt.cuda_graph, .full_batch = opt.batch_size},
                         [&](const std::string& line) { log.line(line); });
 
   TrainResult result;
   result.last_epoch = state.epochs_done;
-  Run run{opt,      last_path,  best_path, progress, log,      *data,  *model, optim,
-          schedule, pipeline,   pos_weight, base_meta, csv,    step_log, state, result};
+  Run run{opt,      last_path,  best_path, progress, log,      *data,  *model, optim,   schedule, pipeline,
+          pos_weight, base_meta, csv, step_log, state, result, comm, reducer.get(), step};
   if (state.epochs_done >= opt.epochs)
     log.say("nothing to do: the run has " + std::to_string(state.epochs_done) + " epochs (--epochs " +
             std::to_string(opt.epochs) + ")");
-  if (const int sig = InterruptHandlers::pending()) {  // during the set-up: nothing new to save
+  if (const int sig = agree_on_signal(comm, InterruptHandlers::pending())) {  // during the set-up: nothing new to save
     log.say(std::string("interrupted by ") + signal_name(sig) + " before the first step: nothing new to save");
     result.interrupted_by = sig;
   }

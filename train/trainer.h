@@ -33,6 +33,10 @@
 
 namespace cxr {
 
+namespace dist {
+class Communicator;
+}
+
 struct TrainOptions {
   std::string data_dir, out_dir;
   std::string model = "resnet18";
@@ -83,6 +87,11 @@ struct TrainOptions {
   // eagerly; a change of the trainable set recaptures. Not with dropout / stochastic depth
   // (their mask counters live on the host). docs/speed.md, "CUDA graphs".
   bool cuda_graph = false;
+  // Data-parallel training (docs/distributed.md): this process's communicator (null: one
+  // process). batch_size is then per rank, the global batch batch_size x ranks; rank 0 alone
+  // writes the run folder. sync_bn: batch-norm statistics over the global batch (SyncBatchNorm).
+  dist::Communicator* comm = nullptr;
+  bool sync_bn = false;
   TrainHooks hooks;                 // tests only
 };
 
