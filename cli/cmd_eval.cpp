@@ -1,10 +1,13 @@
 // train_cxr eval and predict: option parsing around eval/evaluate.h and eval/predict.h.
 #include <filesystem>
 #include <iostream>
+#include <memory>
 
 #include "cli/cmd_train.h"
 #include "cli/common_flags.h"
+#include "dist/communicator.h"
 #include "eval/evaluate.h"
+#include "tensor/backend.h"
 #include "eval/predict.h"
 
 namespace cxr::cli {
@@ -39,6 +42,11 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
   o.limit = args.get_int("limit");
   o.no_finding = args.get("no-finding");
   o.quiet = quiet_arg(args);
+  // Under mpirun / srun: each rank evaluates its shard of the split; rank 0 writes the results.
+  const dist::WorldInfo world = dist::world_from_environment();
+  if (world.distributed() && o.device == Device::CUDA) backend::select_device(world.local_rank);
+  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(world, {});
+  o.comm = comm.get();
   evaluate_checkpoint(o, out);
   return 0;
 }

@@ -22,16 +22,20 @@ std::string join_command(const std::string& cmd, int argc, const char* const* ar
   return s;
 }
 
-// Fault injection for the tests of distributed runs (tests/dist/): CXR_TEST_KILL_AT="RANK:STEP"
-// makes that rank kill itself (SIGKILL, nothing saved) right after that optimiser step.
-std::function<void(std::int64_t)> kill_hook(int rank) {
-  const char* v = std::getenv("CXR_TEST_KILL_AT");
-  if (v == nullptr) return {};
+// Fault injection for the tests of distributed runs (tests/dist/run_dist_tests), after an
+// optimiser step: CXR_TEST_KILL_AT="RANK:STEP" makes that rank kill itself (SIGKILL, nothing
+// saved); CXR_TEST_INTERRUPT_AT="STEP" raises SIGINT in every rank (as Ctrl-C through mpirun).
+std::function<void(std::int64_t)> fault_hook(int rank) {
   int r = -1;
-  long long step = -1;
-  if (std::sscanf(v, "%d:%lld", &r, &step) != 2 || r != rank) return {};
-  return [step](std::int64_t s) {
-    if (s == step) std::raise(SIGKILL);
+  long long kill_step = -1, interrupt_step = -1;
+  if (const char* v = std::getenv("CXR_TEST_KILL_AT"); v && (std::sscanf(v, "%d:%lld", &r, &kill_step) != 2 || r != rank))
+    kill_step = -1;
+  if (const char* v = std::getenv("CXR_TEST_INTERRUPT_AT"); v && std::sscanf(v, "%lld", &interrupt_step) != 1)
+    interrupt_step = -1;
+  if (kill_step < 0 && interrupt_step < 0) return {};
+  return [kill_step, interrupt_step](std::int64_t s) {
+    if (s == kill_step) std::raise(SIGKILL);
+    if (s == interrupt_step) std::raise(SIGINT);
   };
 }
 
@@ -122,7 +126,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(
       world, {.backend = dist::parse_backend(args.get("dist-backend")), .timeout_seconds = args.get_double("dist-timeout")});
   o.comm = comm.get();
-  o.hooks.after_step = kill_hook(world.rank);
+  o.hooks.after_step = fault_hook(world.rank);
   return train_exit_code(train_model(o, out));  // 130 / 143 after SIGINT / SIGTERM (docs/reliability.md)
 }
 

@@ -116,6 +116,14 @@ add_test(NAME cuda-emu-slow COMMAND cxr_tests_emu --test-suite=cuda-emu-slow)
 set_tests_properties(host cuda-emu cuda-emu-slow PROPERTIES
   ENVIRONMENT "CXR_SHARED_DATA=${PROJECT_SOURCE_DIR}/../shared/data;OMP_NUM_THREADS=1")
 set_tests_properties(cuda-emu-slow PROPERTIES LABELS slow)
+# Data-parallel training under Open MPI, 2 ranks on the CPU (issue 16): equivalence with one
+# process, bit-reproducibility, gathered evaluation, resume across world sizes, a killed rank.
+# Not in the sanitizer build (MPI's own allocations would show as leaks).
+if(TARGET train_cxr AND CXR_MPI AND NOT CXR_SANITIZE)
+  add_test(NAME dist COMMAND ${PROJECT_SOURCE_DIR}/tests/dist/run_dist_tests $<TARGET_FILE:train_cxr>
+           ${PROJECT_BINARY_DIR}/dist-test)
+  set_tests_properties(dist PROPERTIES LABELS dist TIMEOUT 600)
+endif()
 # The HTML report in headless Chromium (scripts/browser-test); Skipped (77) without chromium.
 if(TARGET train_cxr)
   add_test(NAME browser COMMAND ${PROJECT_SOURCE_DIR}/scripts/browser-test --self-check $<TARGET_FILE:train_cxr>)

@@ -11,6 +11,8 @@
 #include "data/dataset.h"
 #include "data/labels.h"
 #include "data/splits.h"
+#include "dist/communicator.h"
+#include "eval/gather_inference.h"
 #include "kernels/cxr_loss.h"
 #include "models/model_factory.h"
 #include "eval/metrics.h"
@@ -241,9 +243,18 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
     lo.normalize.mean[c] = static_cast<float>(lm.meta.mean[c]);
     lo.normalize.std[c] = static_cast<float>(lm.meta.std[c]);
   }
-  data::DataLoader loader(ds, idx, lo, report);
-  InferenceResult r = run_inference(*lm.model, loader, 0);
+  InferenceResult r;
+  if (o.comm != nullptr && o.comm->size() > 1) {  // this rank's shard; every rank's predictions, in order
+    const auto [b, e] = data::shard_range(0, static_cast<std::int64_t>(idx.size()), o.comm->rank(), o.comm->size());
+    CXR_CHECK(e > b, "the ", o.split, " split (", idx.size(), " images) is too small for ", o.comm->size(), " ranks");
+    data::DataLoader loader(ds, std::vector<std::int64_t>(idx.begin() + b, idx.begin() + e), lo, report);
+    r = gather_inference(*o.comm, run_inference(*lm.model, loader, 0));
+  } else {
+    data::DataLoader loader(ds, idx, lo, report);
+    r = run_inference(*lm.model, loader, 0);
+  }
   report.flush_suppressed();
+  if (o.comm != nullptr && o.comm->rank() != 0) return nlohmann::json();  // rank 0 writes
 
   nlohmann::json j = metrics_json(r, lm.meta.class_names, lm.meta.thresholds);
   j["checkpoint"] = o.checkpoint;

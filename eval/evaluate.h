@@ -27,6 +27,10 @@
 
 namespace cxr {
 
+namespace dist {
+class Communicator;
+}
+
 struct InferenceResult {
   std::int64_t n = 0;
   std::vector<float> probs, labels;            // (n, C)
@@ -74,6 +78,9 @@ struct EvaluateOptions {
   std::int64_t limit = 0;       // > 0: the first N images of the split
   std::string no_finding = "product";
   bool quiet = false;
+  // A distributed run (mpirun): each rank its shard of the split, the predictions gathered
+  // (eval/gather_inference.h); rank 0 writes and prints. Null: one process.
+  dist::Communicator* comm = nullptr;
 };
 
 // Writes OUT/metrics.json and OUT/predictions.csv; returns the metrics.

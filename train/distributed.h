@@ -4,8 +4,8 @@
 //   agree_on_step       before each step: the global batch's rows and boxes (the loss's
 //                       denominators), this rank's first row in it (dropout masks), and
 //                       whether any rank was interrupted (every rank stops at the same step)
-//   gather_inference    each rank's validation predictions, concatenated in rank order: the
-//                       whole split, as one process would have evaluated it
+//   gather_inference    (eval/gather_inference.h) each rank's validation predictions, in rank
+//                       order: the whole split, as one process would have evaluated it
 //   check_replicas      every rank still holds the same weights (a bit-exact hash)
 #pragma once
 
@@ -13,7 +13,7 @@
 #include <string>
 
 #include "dist/communicator.h"
-#include "eval/evaluate.h"
+#include "eval/gather_inference.h"
 #include "layers/module.h"
 
 namespace cxr {
@@ -34,8 +34,6 @@ struct StepAgreement {
 StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal);
 // Whether any rank saw an interrupting signal (the largest one), else 0.
 int agree_on_signal(dist::Communicator& comm, int signal);
-
-InferenceResult gather_inference(dist::Communicator& comm, const InferenceResult& local);
 
 // An error naming the first rank whose weights and buffers differ from rank 0's (`when`: "after
 // epoch 3").

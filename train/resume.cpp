@@ -22,7 +22,9 @@ std::string resume_settings(const TrainOptions& o) {
   nlohmann::json j;
   j["model"] = o.model;
   j["image_size"] = o.image_size;
-  j["batch_size"] = o.batch_size;
+  // The global batch (per rank x ranks): a run may resume on another number of ranks with the
+  // same global batch (docs/distributed.md).
+  j["batch_size"] = o.batch_size * (o.comm != nullptr ? o.comm->size() : 1);
   j["lr"] = o.lr;
   j["optimizer"] = o.optimizer;
   j["weight_decay"] = o.weight_decay;
