@@ -8,9 +8,11 @@
 // name its benchmark uses (bench_conv2d, bench_norm_pool, bench_pointwise: "<op>/cuda/<shape>")
 // and its fewest bytes, computed as those benchmarks do (conv2d: x + w + y once, 4 B each).
 // The counts are exact for the batch that runs; the benchmarks' batches (32 for norm/pool,
-// 64 for conv2d and pointwise) are the default, --batch N overrides them all (the table then
-// scales the H100 time it compares with; see scripts/emu_counters_table). --smoke runs the
-// first shape of each op at batch 1 (ctest).
+// 64 for conv2d and pointwise) are the default, --batch N overrides them all, --conv-batch N
+// the convolutions' only (emulating a batch-64 convolution takes about a minute; the table
+// then scales the counts to the benchmark's batch, see scripts/emu_counters_table). --smoke
+// runs the first shape of each op at batch 1 (ctest).
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -35,7 +37,8 @@ using namespace cxr;
 namespace {
 
 struct Options {
-  std::int64_t batch = 0;  // 0: each benchmark's own
+  std::int64_t batch = 0;       // 0: each benchmark's own
+  std::int64_t conv_batch = 0;  // the convolutions' batch (0: --batch, else the benchmark's 64)
   bool smoke = false;
   std::string only;
 };
@@ -55,12 +58,14 @@ std::int64_t batch_or(std::int64_t benchmark_batch) {
 // Runs `op` labelled `name` (and `batch`) unless filtered out.
 void measure(const std::string& name, std::int64_t batch, double floor_bytes, const std::function<void()>& op) {
   if (!g_opt.only.empty() && name.find(g_opt.only) == std::string::npos) return;
-  std::printf("%s (batch %lld)\n", name.c_str(), static_cast<long long>(batch));
-  std::fflush(stdout);
+  const auto start = std::chrono::steady_clock::now();
   cuda_emu::set_counters_label(name + "@" + std::to_string(batch), floor_bytes);
   op();
   backend::synchronize();
   cuda_emu::set_counters_label("", 0);
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  std::printf("%-60s batch %lld  %.1f s emulated\n", name.c_str(), static_cast<long long>(batch), seconds);
+  std::fflush(stdout);
 }
 
 template <class T, std::size_t N>
@@ -86,7 +91,7 @@ const ConvLayer kConvLayers[] = {
 void conv_layers() {
   for (std::size_t i = 0; i < count_of(kConvLayers); ++i) {
     const ConvLayer& l = kConvLayers[i];
-    const std::int64_t N = batch_or(64);
+    const std::int64_t N = g_opt.conv_batch > 0 && !g_opt.smoke ? g_opt.conv_batch : batch_or(64);
     Conv2dParams p;
     p.stride_h = p.stride_w = l.stride;
     p.pad_h = p.pad_w = l.pad;
@@ -211,9 +216,10 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--smoke")) g_opt.smoke = true;
     else if (!std::strcmp(argv[i], "--batch") && i + 1 < argc) g_opt.batch = std::atoll(argv[++i]);
+    else if (!std::strcmp(argv[i], "--conv-batch") && i + 1 < argc) g_opt.conv_batch = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--only") && i + 1 < argc) g_opt.only = argv[++i];
     else {
-      std::fprintf(stderr, "usage: %s [--smoke] [--batch N] [--only TEXT]\n", argv[0]);
+      std::fprintf(stderr, "usage: %s [--smoke] [--batch N] [--conv-batch N] [--only TEXT]\n", argv[0]);
       return 2;
     }
   }
