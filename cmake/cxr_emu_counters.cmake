@@ -39,3 +39,5 @@ enable_testing()
 add_test(NAME emu-counters COMMAND cxr_tests_emu_counters)
 # The driver at a tiny batch: every op runs and writes its lines (the table's input).
 add_test(NAME emu-counters-shapes-smoke COMMAND emu_counters_shapes --smoke)
+# The table script on made-up lines and the committed H100 results (< 1 s).
+add_test(NAME emu-counters-table-self-test COMMAND ${PROJECT_SOURCE_DIR}/scripts/emu_counters_table --self-test)
