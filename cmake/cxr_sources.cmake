@@ -37,6 +37,9 @@ endif()
 file(GLOB CXR_CUDA_SOURCES CONFIGURE_DEPENDS tensor/cuda/*.cu kernels/cuda/*.cu)
 file(GLOB CXR_EMU_RUNTIME_SOURCES CONFIGURE_DEPENDS cuda_emu/*.cpp)
 
+if(CXR_EMU_COUNTERS)  # the counting build needs the tensors and the ops, nothing above them
+  list(FILTER CXR_CORE_SOURCES INCLUDE REGEX "/(tensor|kernels)/")
+endif()
 add_library(cxr_core_obj OBJECT ${CXR_CORE_SOURCES})
 cxr_host_target_options(cxr_core_obj)
 if(CXR_MPI)
@@ -51,6 +54,13 @@ cxr_host_target_options(cxr_emu)
 target_compile_definitions(cxr_emu PUBLIC CXR_CUDA_EMULATION=1)
 if(CXR_MPI)
   target_link_libraries(cxr_emu PUBLIC MPI::MPI_CXX)
+endif()
+
+# --- the counting build of the emulated device (CXR_EMU_COUNTERS, preset emu-counters) ---
+# Only libcxr_emu (counting), its self-test and the benchmark-shape driver: see the file.
+if(CXR_EMU_COUNTERS)
+  include(cmake/cxr_emu_counters.cmake)
+  return()
 endif()
 
 # --- the real CUDA device ---------------------------------------------------------------

@@ -272,6 +272,7 @@ namespace detail {
 struct kernel_ref {
   const void* object;
   void (*call)(const void*);
+  const void* kernel = nullptr;  // the __global__ function, to name it (counting build)
 };
 
 // Validates the configuration (sets the last error and returns on failure), then runs every
@@ -296,6 +297,14 @@ struct warp_exchange {
 warp_exchange warp_collective(unsigned mask, std::uint64_t value, const char* op);
 
 enum class block_reduce { none, count, any, all };
+
+// A warp-level tensor-core MMA (wmma::mma_sync, called by lane 0): counted in the counting
+// build (cuda_emu/memory_counters.h), nothing otherwise.
+#if CXR_EMU_COUNTERS
+void count_mma();
+#else
+inline void count_mma() {}
+#endif
 int block_barrier(int predicate, block_reduce reduce, const char* op);
 
 std::uint32_t active_mask();
@@ -331,8 +340,9 @@ T shuffle_result(const warp_exchange& ex, T own, int src_lane) {
 // Runs `body` (one CUDA thread; it reads threadIdx/blockIdx) for every thread of the grid.
 // Called by cxr::cuda::launch_kernel. On a bad configuration nothing runs and
 // cudaGetLastError() returns cudaErrorInvalidConfiguration.
+// `kernel` (optional) is the __global__ function the body calls: the counting build names it.
 template <class F>
-void launch(dim3 grid, dim3 block, std::size_t smem_bytes, F&& body) {
+void launch(dim3 grid, dim3 block, std::size_t smem_bytes, F&& body, const void* kernel = nullptr) {
   using body_t = std::remove_reference_t<F>;
   if (detail::capturing()) {  // recorded with a copy of the body (it must own its arguments)
     using copy_t = std::remove_cv_t<body_t>;
@@ -340,7 +350,8 @@ void launch(dim3 grid, dim3 block, std::size_t smem_bytes, F&& body) {
       auto copy = std::make_shared<const copy_t>(body);
       const void* object = copy.get();
       detail::capture_launch(grid, block, smem_bytes,
-                             detail::kernel_ref{object, [](const void* o) { (*static_cast<const copy_t*>(o))(); }},
+                             detail::kernel_ref{object, [](const void* o) { (*static_cast<const copy_t*>(o))(); },
+                                                kernel},
                              std::shared_ptr<const void>(std::move(copy)));
     } else {
       detail::capture_unsupported("a kernel body that cannot be copied");
@@ -349,7 +360,7 @@ void launch(dim3 grid, dim3 block, std::size_t smem_bytes, F&& body) {
   }
   detail::launch(grid, block, smem_bytes,
                  detail::kernel_ref{static_cast<const void*>(&body),
-                                    [](const void* o) { (*static_cast<const body_t*>(o))(); }});
+                                    [](const void* o) { (*static_cast<const body_t*>(o))(); }, kernel});
 }
 
 // The running block's dynamic shared memory: exactly smem_bytes of the launch, malloc'd (so

@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "cuda_emu/counting/hooks.h"
 #include "cuda_emu/scheduler.h"
 
 namespace cuda_emu::detail {
@@ -139,7 +140,9 @@ void launch(dim3 grid, dim3 block, std::size_t smem_bytes, kernel_ref body) {
   desc.total_blocks = std::uint64_t{grid.x} * grid.y * grid.z;
   worker_pool& p = pool();
   const std::uint64_t extra = desc.total_blocks - 1;
+  counting::launch_begin(body.kernel, grid, block, smem_bytes);
   p.run(desc, static_cast<unsigned>(extra < p.helpers() ? extra : p.helpers()));
+  counting::launch_end();
 }
 
 }  // namespace cuda_emu::detail

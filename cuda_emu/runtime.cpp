@@ -18,6 +18,7 @@
 #include <unordered_map>
 #include <vector>
 
+#include "cuda_emu/counting/hooks.h"
 #include "cuda_emu/scheduler.h"
 
 struct CUstream_st {
@@ -243,6 +244,7 @@ cudaError_t cudaMalloc(void** ptr, std::size_t size) {
     table.sizes.emplace(p, size);
     table.used += size;
   }
+  cuda_emu::counting::device_allocated(p, size);
   *ptr = p;
   return cudaSuccess;
 }
@@ -257,6 +259,7 @@ cudaError_t cudaFree(void* ptr) {
     table.used -= it->second;
     table.sizes.erase(it);
   }
+  cuda_emu::counting::device_freed(ptr);
   std::free(ptr);
   return cudaSuccess;
 }

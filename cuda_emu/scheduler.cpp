@@ -1,6 +1,8 @@
 // scheduler.cpp: running the CUDA threads of a block on one worker (design: scheduler.h).
 #include "cuda_emu/scheduler.h"
 
+#include "cuda_emu/counting/hooks.h"
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -47,10 +49,12 @@ void block_runner::run_blocks(launch_desc& launch) {
   // The per-launch, per-worker dynamic shared memory: exactly the requested size.
   smem_ = launch.smem_bytes > 0 ? std::malloc(launch.smem_bytes) : nullptr;
   if (launch.smem_bytes > 0 && smem_ == nullptr) fatal("out of memory for dynamic shared memory");
+  counting::worker_begin(threads_, smem_, launch.smem_bytes);
 
   const std::uint64_t switches_before = switches_;
   for (std::uint64_t b; (b = launch.next_block.fetch_add(1, std::memory_order_relaxed)) < launch.total_blocks;)
     run_block(b);
+  counting::worker_end();
 
   std::free(smem_);
   smem_ = nullptr;
@@ -75,6 +79,7 @@ void block_runner::run_block(std::uint64_t linear_block) {
     if (lanes < 32) warps_[w].exited = ~((1u << lanes) - 1u);
   }
   bar_ = barrier_state{};
+  counting::block_begin();
   live_ = threads_;
   fibers_live_ = 0;
   stall_ = 0;
@@ -89,6 +94,7 @@ void block_runner::run_block(std::uint64_t linear_block) {
     native_thread_ = t;
     current_ = t;
     threadIdx = idx;
+    counting::thread_running(t);
     call_body();
     thread_exited(t);
     native_thread_ = none;
@@ -113,6 +119,7 @@ void block_runner::set_thread_idx(unsigned t) {
 }
 
 void block_runner::thread_exited(unsigned t) {
+  counting::thread_exited(t);
   slots_[t].st = state::done;
   --live_;
   if (t != native_thread_) --fibers_live_;
@@ -140,6 +147,7 @@ void block_runner::switch_to(unsigned target, context& from, bool exiting) {
   }
   current_ = target;
   set_thread_idx(target);
+  counting::thread_running(target);
   ++switches_;
   switch_context(from, slot.ctx, exiting);
   // Resumed: whoever switched back to us has already set current_ and threadIdx.
@@ -205,6 +213,7 @@ int block_runner::barrier(int predicate, block_reduce reduce, const char* op) {
       bar_.arrived = 0;
       bar_.count = 0;
       ++bar_.gen;
+      counting::barrier_released();
       stall_ = 0;
       break;
     }

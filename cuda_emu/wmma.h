@@ -172,6 +172,7 @@ void mma_sync(fragment<accumulator, 16, 16, 8, float>& d, const fragment<matrix_
   detail::gather(a.x, all_a, "wmma::mma_sync");
   detail::gather(b.x, all_b, "wmma::mma_sync");
   detail::gather(c.x, all_c, "wmma::mma_sync");
+  if (detail::lane_id() == 0) cuda_emu::detail::count_mma();
   const int first = static_cast<int>(detail::lane_id()) * d.num_elements;
   for (int i = 0; i < d.num_elements; ++i) {
     const int r = (first + i) / 16, col = (first + i) % 16;
@@ -195,6 +196,7 @@ void mma_sync(fragment<accumulator, 16, 16, 16, float>& d,
   detail::gather(wa, all_a, "wmma::mma_sync");
   detail::gather(wb, all_b, "wmma::mma_sync");
   detail::gather(c.x, all_c, "wmma::mma_sync");
+  if (detail::lane_id() == 0) cuda_emu::detail::count_mma();
   const int first = static_cast<int>(detail::lane_id()) * d.num_elements;
   for (int i = 0; i < d.num_elements; ++i) {
     const int r = (first + i) / 16, col = (first + i) % 16;

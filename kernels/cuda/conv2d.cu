@@ -102,11 +102,27 @@ __global__ void __launch_bounds__(kThreads)
     return x[((static_cast<std::int64_t>(n) * d.C + g * Cg + c) * d.H + h) * d.W + v];
   };
   const auto load_b = [&](Row* t, int n0, int k0) { fill_gather<true>(t, im2col, n0, NPQ, k0, CRS); };
-  const auto epilogue = [&](int m, int col, float v) {
+  const auto store_one = [&](int m, int col, float v) {
     const int n = col / PQ, pq = col - n * PQ;
     const int k = g * Kg + m;
     store(y + (static_cast<std::int64_t>(n) * d.K + k) * PQ + pq, b ? v + b[k] : v);
   };
+  // Columns col..col+3 (col % 4 == 0): with PQ % 4 == 0 they lie in one image, contiguous and
+  // 16-byte aligned in y, so an f32 y takes them as one float4 (gemm_tile.cuh, "vector epilogue").
+  const auto store_four = [&](int m, int col, float4 v) {
+    const int n = col / PQ, pq = col - n * PQ;
+    const int k = g * Kg + m;
+    Y* out = y + (static_cast<std::int64_t>(n) * d.K + k) * PQ + pq;
+    if constexpr (std::is_same_v<Y, float>) {
+      if (PQ % 4 == 0 && reinterpret_cast<std::uintptr_t>(out) % 16 == 0) {
+        const float bk = b ? b[k] : 0.f;
+        *reinterpret_cast<float4*>(out) = make_float4(v.x + bk, v.y + bk, v.z + bk, v.w + bk);
+        return;
+      }
+    }
+    store_one(m, col, v.x), store_one(m, col + 1, v.y), store_one(m, col + 2, v.z), store_one(m, col + 3, v.w);
+  };
+  const overloaded epilogue{store_one, store_four};
   const int m0 = static_cast<int>(blockIdx.y) * kBM, n0 = static_cast<int>(blockIdx.x) * kBN;
   run_gemm_block<M>(load_a, load_b, epilogue, Kg, NPQ, m0, n0, 0, CRS);
   if (stats) {  // statistics of the tile just written, as stored (conv2d_tile_stats.cuh)
@@ -161,10 +177,21 @@ __global__ void __launch_bounds__(kThreads)
   };
   const auto load_a = [&](Row* t, int m0, int k0) { fill_gather<false>(t, wt, m0, Cg, k0, KRS); };
   const auto load_b = [&](Row* t, int n0, int k0) { fill_gather<true>(t, col2im, n0, NHW, k0, KRS); };
-  const auto epilogue = [&](int c, int col, float v) {
+  const auto store_one = [&](int c, int col, float v) {
     const int n = col / HW, hv = col - n * HW;
     dx[(static_cast<std::int64_t>(n) * d.C + g * Cg + c) * HW + hv] = v;
   };
+  // Columns col..col+3: one float4 where HW % 4 == 0 keeps them in one image and aligned.
+  const auto store_four = [&](int c, int col, float4 v) {
+    const int n = col / HW, hv = col - n * HW;
+    float* out = dx + (static_cast<std::int64_t>(n) * d.C + g * Cg + c) * HW + hv;
+    if (HW % 4 == 0 && reinterpret_cast<std::uintptr_t>(out) % 16 == 0) {
+      *reinterpret_cast<float4*>(out) = v;
+      return;
+    }
+    store_one(c, col, v.x), store_one(c, col + 1, v.y), store_one(c, col + 2, v.z), store_one(c, col + 3, v.w);
+  };
+  const overloaded epilogue{store_one, store_four};
   run_gemm_block<M>(load_a, load_b, epilogue, Cg, NHW, static_cast<int>(blockIdx.y) * kBM,
                        static_cast<int>(blockIdx.x) * kBN, 0, KRS);
 }
@@ -199,7 +226,17 @@ __global__ void __launch_bounds__(kThreads)
   const auto load_a = [&](Row* t, int m0, int k0) { fill_gather<false>(t, grad, m0, Kg, k0, k_end); };
   const auto load_b = [&](Row* t, int n0, int k0) { fill_gather<false>(t, im2col_t, n0, CRS, k0, k_end); };
   float* dst = out + static_cast<std::int64_t>(split) * d.K * CRS;
-  const auto epilogue = [&](int k, int col, float v) { dst[static_cast<std::int64_t>(g * Kg + k) * CRS + col] = v; };
+  const auto store_one = [&](int k, int col, float v) { dst[static_cast<std::int64_t>(g * Kg + k) * CRS + col] = v; };
+  // Columns col..col+3 of one row of dw: one float4 where CRS % 4 == 0 keeps rows aligned.
+  const auto store_four = [&](int k, int col, float4 v) {
+    float* out = dst + static_cast<std::int64_t>(g * Kg + k) * CRS + col;
+    if (CRS % 4 == 0 && reinterpret_cast<std::uintptr_t>(out) % 16 == 0) {
+      *reinterpret_cast<float4*>(out) = v;
+      return;
+    }
+    store_one(k, col, v.x), store_one(k, col + 1, v.y), store_one(k, col + 2, v.z), store_one(k, col + 3, v.w);
+  };
+  const overloaded epilogue{store_one, store_four};
   run_gemm_block<M>(load_a, load_b, epilogue, Kg, CRS, static_cast<int>(blockIdx.y) * kBM,
                        static_cast<int>(blockIdx.x) * kBN, k_begin, k_end);
 }

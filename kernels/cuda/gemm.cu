@@ -37,6 +37,25 @@ struct SgemmEpilogue {
     float& out = c[m * ldc + n];
     out = beta == 0.f ? v : v + beta * out;
   }
+  // Columns n..n+3 (n % 4 == 0): one 16-byte store where C's rows keep them aligned.
+  __device__ void operator()(int m, int n, float4 v) const {
+    float* out = c + m * ldc + n;
+    if (ldc % 4 != 0 || reinterpret_cast<std::uintptr_t>(out) % 16 != 0) {
+      (*this)(m, n, v.x), (*this)(m, n + 1, v.y), (*this)(m, n + 2, v.z), (*this)(m, n + 3, v.w);
+      return;
+    }
+    const float a[4] = {v.x, v.y, v.z, v.w};
+    float r[4];
+    const float4 old = beta == 0.f ? float4{} : *reinterpret_cast<const float4*>(out);
+    const float o[4] = {old.x, old.y, old.z, old.w};
+    for (int j = 0; j < 4; ++j) {
+      r[j] = a[j] * alpha;
+      if (bias_row) r[j] += bias_row[m];
+      if (bias_col) r[j] += bias_col[n + j];
+      if (beta != 0.f) r[j] += beta * o[j];
+    }
+    *reinterpret_cast<float4*>(out) = make_float4(r[0], r[1], r[2], r[3]);
+  }
 };
 
 template <bool TA, bool TB, bool TF32>

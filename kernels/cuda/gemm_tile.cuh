@@ -9,7 +9,12 @@
 //     __syncthreads; every thread accumulates a 4 x 4 register tile (rows ty*4.., columns
 //     tx*4..; ty, tx in 0..15) with 16 rank-1 updates read as float4 from shared memory;
 //     __syncthreads.
-//   The epilogue functor receives each (m, n, value) inside the matrix.
+//   The epilogue functor receives each (m, n, value) inside the matrix. An epilogue that also
+//   takes (m, n, float4) (see `overloaded` below) receives a thread's 4 columns n..n+3 at once
+//   where all 4 lie inside the matrix, so that it can store them as one 16-byte vector: the
+//   scalar stores put 16 lanes' values 16 bytes apart, 16 sectors per warp store where 4 would
+//   do (counted by the emulator's counting build, docs/emulation.md); one float4 per lane makes
+//   the warp's store 16 sectors for 16 sectors of data.
 // Both tiles are stored k-major, so the inner loop reads 2 float4 per 16 FMAs. Rows are
 // padded to 68 floats: stores along k then meet at most 2..4-way bank conflicts, and rows
 // stay 16-byte aligned for the float4 reads.
@@ -56,6 +61,14 @@ static_assert(kBM == kBN, "the loaders assume square tiles");
 static_assert(kBK * kBM == 4 * kThreads, "each thread loads one float4 (or 4 scalars) per operand tile");
 
 using TileRow = float[kTileLd];
+
+// Several lambdas as one overloaded functor: overloaded{scalar_epilogue, vector_epilogue}.
+template <class... F>
+struct overloaded : F... {
+  using F::operator()...;
+};
+template <class... F>
+overloaded(F...) -> overloaded<F...>;
 constexpr int kTileLdBf16 = kBM + 8;  // 72 bf16 = 144 bytes: ldm % 8 == 0 for wmma
 using TileRowBf16 = __nv_bfloat16[kTileLdBf16];
 
@@ -161,10 +174,18 @@ __device__ __forceinline__ void gemm_block(const LoadA& load_a, const LoadB& loa
     __syncthreads();
   }
 
+  static_assert(kTN == 4, "the vector epilogue passes one float4 per row");
 #pragma unroll
   for (int i = 0; i < kTM; ++i) {
     const int m = m0 + ty * kTM + i;
     if (m >= M) continue;
+    if constexpr (requires { epilogue(m, n0, float4{}); }) {
+      const int n = n0 + tx * kTN;
+      if (n + kTN <= N) {
+        epilogue(m, n, make_float4(acc[i][0], acc[i][1], acc[i][2], acc[i][3]));
+        continue;
+      }
+    }
 #pragma unroll
     for (int j = 0; j < kTN; ++j) {
       const int n = n0 + tx * kTN + j;

@@ -61,7 +61,8 @@ void launch_kernel(void (*kernel)(KernelArgs...), dim3 grid, dim3 block, std::si
   // The body owns copies of the arguments (as a real launch does), so that a launch recorded
   // by stream capture (cuda_emu) can be replayed after this call has returned.
   cuda_emu::launch(grid, block, smem_bytes,
-                   [kernel, ... a = static_cast<std::decay_t<KernelArgs>>(args)] { kernel(a...); });
+                   [kernel, ... a = static_cast<std::decay_t<KernelArgs>>(args)] { kernel(a...); },
+                   reinterpret_cast<const void*>(kernel));
   CXR_CUDA_CHECK(cudaGetLastError());  // a bad configuration fails exactly as on the GPU
 #else
   kernel<<<grid, block, smem_bytes, compute_stream()>>>(static_cast<KernelArgs>(args)...);
