@@ -164,6 +164,9 @@ if(CXR_BENCH)
   # scripts/bench_cpu_vs_pytorch's tables, results file and README block on made-up rows (< 1 s;
   # the benchmark itself is never run by ctest).
   add_test(NAME bench-cpu-vs-pytorch-self-test COMMAND ${PROJECT_SOURCE_DIR}/scripts/bench_cpu_vs_pytorch --self-test)
+  # scripts/bench_dist_vs_pytorch's parsers (log.txt's all-reduce line, metrics.jsonl) and tables on
+  # made-up rows (< 1 s; no training, no MPI).
+  add_test(NAME bench-dist-vs-pytorch-self-test COMMAND ${PROJECT_SOURCE_DIR}/scripts/bench_dist_vs_pytorch --self-test)
   # The activation-memory tool counts allocator bytes, which the emulated device gives exactly
   # as a GPU would: with CUDA compiled it is built for the emulated device too (_emu), so that
   # machines without a GPU measure, and the smoke test runs, everywhere.
