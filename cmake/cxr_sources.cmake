@@ -159,6 +159,8 @@ endif()
 if(CXR_BENCH)
   find_package(benchmark REQUIRED)
   file(GLOB CXR_BENCH_SOURCES CONFIGURE_DEPENDS bench/*.cpp)
+  # bench_allreduce: an MPI program with its own main (below), built only with MPI.
+  list(FILTER CXR_BENCH_SOURCES EXCLUDE REGEX ".*/bench_allreduce\\.cpp$")
   foreach(src IN LISTS CXR_BENCH_SOURCES)
     get_filename_component(name ${src} NAME_WE)
     add_executable(${name} ${src})
@@ -180,6 +182,9 @@ if(CXR_BENCH)
   # scripts/bench_cpu_vs_pytorch's tables, results file and README block on made-up rows (< 1 s;
   # the benchmark itself is never run by ctest).
   add_test(NAME bench-cpu-vs-pytorch-self-test COMMAND ${PROJECT_SOURCE_DIR}/scripts/bench_cpu_vs_pytorch --self-test)
+  # scripts/bench_dist_vs_pytorch's parsers (log.txt's all-reduce line, metrics.jsonl) and tables on
+  # made-up rows (< 1 s; no training, no MPI).
+  add_test(NAME bench-dist-vs-pytorch-self-test COMMAND ${PROJECT_SOURCE_DIR}/scripts/bench_dist_vs_pytorch --self-test)
   # The activation-memory tool counts allocator bytes, which the emulated device gives exactly
   # as a GPU would: with CUDA compiled it is built for the emulated device too (_emu), so that
   # machines without a GPU measure, and the smoke test runs, everywhere.
@@ -188,6 +193,19 @@ if(CXR_BENCH)
     add_executable(bench_activation_memory_emu bench/bench_activation_memory.cpp)
     target_link_libraries(bench_activation_memory_emu PRIVATE cxr_emu)
     set(CXR_ACTIVATION_MEMORY_TOOL bench_activation_memory_emu)
+  endif()
+  # All-reduce bus bandwidth of dist::Communicator (MPI back end) per message size; run it under
+  # mpirun (bench/results/*-distributed.md). The smoke test: 2 ranks, 4 KB to 64 KB, sums checked.
+  if(CXR_MPI)
+    add_executable(bench_allreduce bench/bench_allreduce.cpp)
+    target_link_libraries(bench_allreduce PRIVATE ${CXR_RUNTIME_LIB})
+    target_compile_options(bench_allreduce PRIVATE ${CXR_WARNINGS})
+    add_test(NAME bench-allreduce-smoke
+             COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} 2
+                     $<TARGET_FILE:bench_allreduce> --max-bytes 64K --iters 3 --warmup 1 --check)
+    # Open MPI as root and on 2 cores (--allow-run-as-root --oversubscribe); other MPIs ignore these.
+    set_tests_properties(bench-allreduce-smoke PROPERTIES ENVIRONMENT
+      "OMPI_ALLOW_RUN_AS_ROOT=1;OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1;OMPI_MCA_rmaps_base_oversubscribe=1")
   endif()
   add_test(NAME activation-memory-smoke COMMAND ${CXR_ACTIVATION_MEMORY_TOOL} --models resnet18 --precisions fp32
                                                 --pixels 48 --batches 1,2)

@@ -12,16 +12,24 @@ torch.autocast(cuda, bfloat16) (fp32 weights, no grad scaler: bf16 needs none), 
 torch.cuda.max_memory_allocated over the timed steps.
 --max-seconds S stops the timed loop after the first step that ends past S seconds (slow rows on
 2 cores; "steps" then says how many were timed).
-Prints one JSON line: {"device", "model", "pixels", "batch", "threads", "steps",
+--ranks N (N > 1, CPU): data-parallel, as scripts/bench_dist_vs_pytorch compares with cxr's mpirun
+runs: N processes (torch.multiprocessing.spawn) on one machine, torch.distributed with the gloo
+back end (TCP on 127.0.0.1), the model wrapped in DistributedDataParallel (its defaults: 25 MB
+buckets all-reduced during backward, broadcast_buffers=True); each rank its own batch of --batch
+images (the global batch is N x --batch) and --threads threads; a barrier before and after the timed
+steps, so the time is the slowest rank's. images_per_s counts the global batch.
+Prints one JSON line: {"device", "model", "pixels", "batch", "threads", "steps", "ranks",
 "images_per_s", "ms_per_step", "peak_MiB", "peak_rss_MiB", "torch"} (peak_rss_MiB: the process's
-maximum resident set, getrusage).
+maximum resident set, getrusage; rank 0's with --ranks).
 
   /usr/bin/python3 scripts/bench_train_pytorch.py --device cpu --model resnet18 --pixels 64 --batch 32
+  /usr/bin/python3 scripts/bench_train_pytorch.py --model resnet18 --pixels 64 --batch 16 --threads 1 --ranks 2
 """
 import argparse
 import contextlib
 import json
 import resource
+import socket
 import time
 
 import torch
@@ -51,6 +59,12 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
@@ -64,8 +78,25 @@ def main():
     ap.add_argument("--amp", choices=["none", "bf16"], default="none", help="CUDA: autocast to bfloat16")
     ap.add_argument("--tf32", type=int, choices=[0, 1], default=1,
                     help="CUDA: let fp32 convolutions and matmuls use TF32 tensor cores (PyTorch's default for cuDNN)")
+    ap.add_argument("--ranks", type=int, default=1,
+                    help="CPU: N processes, DistributedDataParallel over gloo (1: one plain process)")
     a = ap.parse_args()
+    if a.ranks > 1:
+        if a.device != "cpu":
+            ap.error("--ranks needs --device cpu")
+        import torch.multiprocessing as mp
+        port = free_port()
+        mp.spawn(run, args=(a, port), nprocs=a.ranks, join=True)
+    else:
+        run(0, a, None)
 
+
+def run(rank, a, port):
+    """One process's benchmark (rank `rank` of a.ranks; port: the gloo rendezvous, None alone)."""
+    distributed = port is not None
+    if distributed:
+        import torch.distributed as dist
+        dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=a.ranks)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -80,9 +111,11 @@ def main():
     fmt = torch.channels_last if cuda else torch.contiguous_format
     model = model.to(memory_format=fmt)
     model.train()
+    if distributed:  # rank 0's weights everywhere (DDP's constructor broadcasts them)
+        model = nn.parallel.DistributedDataParallel(model)
     opt = torch.optim.AdamW(model.parameters())  # lr 1e-3, weight decay 1e-2
 
-    g = torch.Generator().manual_seed(1)
+    g = torch.Generator().manual_seed(1 + rank)  # each rank its own images
     x = torch.randn(a.batch, 3, a.pixels, a.pixels, generator=g).to(dev).contiguous(memory_format=fmt)
     y = (torch.rand(a.batch, CLASSES, generator=g) < 0.3).float().to(dev)
     mask = y.clone()
@@ -111,15 +144,20 @@ def main():
     if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
+    if distributed:
+        dist.barrier()
     t0 = time.perf_counter()
     steps = 0
     while steps < a.steps:
         step()
         steps += 1
-        if a.max_seconds > 0 and time.perf_counter() - t0 > a.max_seconds:
+        # --max-seconds: one process only (every rank must run the same number of steps)
+        if a.max_seconds > 0 and not distributed and time.perf_counter() - t0 > a.max_seconds:
             break
     if cuda:
         torch.cuda.synchronize()
+    if distributed:
+        dist.barrier()
     dt = time.perf_counter() - t0
     r = {
         "device": a.device,
@@ -128,7 +166,8 @@ def main():
         "batch": a.batch,
         "threads": torch.get_num_threads(),
         "steps": steps,
-        "images_per_s": a.batch * steps / dt,
+        "ranks": a.ranks,
+        "images_per_s": a.batch * a.ranks * steps / dt,
         "ms_per_step": 1e3 * dt / steps,
         "peak_MiB": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         "peak_rss_MiB": peak_rss_mib(),
@@ -136,7 +175,11 @@ def main():
         "amp": a.amp if cuda else None,
         "torch": torch.__version__,
     }
-    print(json.dumps(r))
+    if distributed:
+        r["dist_backend"] = dist.get_backend()
+        dist.destroy_process_group()
+    if rank == 0:
+        print(json.dumps(r), flush=True)
 
 
 if __name__ == "__main__":
