@@ -73,7 +73,8 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .flag("no-augment", "no training augmentation")
       .flag("sync-bn", "distributed runs: batch-norm statistics over all ranks' images (SyncBatchNorm)")
       .option("dist-backend", "mpi|nccl", "distributed runs (mpirun/srun): how gradients travel", "mpi")
-      .option("dist-timeout", "S", "distributed runs: a collective not done in S seconds ends the job", "60");
+      .option("dist-timeout", "S", "distributed runs: a collective not done in S seconds ends the job", "60")
+      .option("bucket-mb", "MB", "distributed runs: gradients are all-reduced in buckets of about MB megabytes", "25");
   add_batch_size(args, "images per step", 16);
   add_device(args, "where to train");
   add_workers(args);
@@ -117,6 +118,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.quiet = quiet_arg(args);
   o.command_line = join_command("train", argc, argv);
   o.sync_bn = args.flag_set("sync-bn");
+  o.bucket_mb = args.get_double("bucket-mb");
 
   // Distributed (mpirun / srun): one process per device, this one's GPU picked by its local rank.
   const dist::WorldInfo world = dist::world_from_environment();

@@ -1,6 +1,8 @@
 // Report: bounded, thread-safe collection of data warnings.
 #include "data/report.h"
 
+#include <utility>
+
 #include <cstdio>
 
 namespace cxr::data {
@@ -10,9 +12,15 @@ Report::Report(Echo echo, std::size_t echo_limit, std::size_t keep_limit)
 
 void Report::warn(const std::string& message) {
   std::lock_guard<std::mutex> lock(mutex_);
-  if (echo_ == Echo::Stderr && count_ < echo_limit_) std::fprintf(stderr, "warning: %s\n", message.c_str());
+  if (echo_ == Echo::Stderr && count_ < echo_limit_)
+    std::fprintf(stderr, "%swarning: %s\n", prefix_.c_str(), message.c_str());
   if (messages_.size() < keep_limit_) messages_.push_back(message);
   ++count_;
+}
+
+void Report::set_echo_prefix(std::string prefix) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  prefix_ = std::move(prefix);
 }
 
 std::size_t Report::count() const {
@@ -35,7 +43,7 @@ bool Report::contains(const std::string& fragment) const {
 void Report::flush_suppressed() {
   std::lock_guard<std::mutex> lock(mutex_);
   if (echo_ == Echo::Stderr && count_ > echo_limit_) {
-    std::fprintf(stderr, "warning: ... %zu more warnings not shown\n", count_ - echo_limit_);
+    std::fprintf(stderr, "%swarning: ... %zu more warnings not shown\n", prefix_.c_str(), count_ - echo_limit_);
     echo_limit_ = count_;  // those are now accounted for
   }
 }

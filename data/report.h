@@ -25,11 +25,15 @@ class Report {
   std::vector<std::string> messages() const;  // the first keep_limit warnings
   bool contains(const std::string& fragment) const;  // any kept message contains it
   void flush_suppressed();  // prints "N more warnings not shown" if some were not echoed
+  // Starts every echoed line with `prefix` ("rank 1: " in a distributed run, whose ranks all
+  // write to the same terminal).
+  void set_echo_prefix(std::string prefix);
 
  private:
   mutable std::mutex mutex_;
   Echo echo_;
   std::size_t echo_limit_, keep_limit_;
+  std::string prefix_;
   std::size_t count_ = 0;
   std::vector<std::string> messages_;
 };

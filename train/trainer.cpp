@@ -82,6 +82,7 @@ struct RunData {
 
 std::unique_ptr<RunData> load_data(const TrainOptions& opt, dist::Communicator& comm, RunLog& log) {
   auto d = std::make_unique<RunData>();
+  if (comm.size() > 1) d->report.set_echo_prefix("rank " + std::to_string(comm.rank()) + ": ");
   d->dataset = data::Dataset::load(opt.data_dir, d->report);
   data::SplitOptions so;
   so.seed = opt.seed;
@@ -452,6 +453,7 @@ void validate_train_options(const TrainOptions& o) {
   if (o.limit < 0) throw UsageError("--limit must be >= 0");
   if (o.patience < 0) throw UsageError("--patience must be >= 0");
   if (o.threads < 0) throw UsageError("--threads must be >= 0");
+  if (!(o.bucket_mb > 0)) throw UsageError("--bucket-mb must be positive");
   if (o.cuda_graph && o.device != Device::CUDA) throw UsageError("--cuda-graph needs --device cuda");
   if (o.comm != nullptr && o.comm->size() > 1 && o.cuda_graph)
     throw UsageError("--cuda-graph is not available in a distributed run yet (the loss's global batch size changes "
@@ -537,7 +539,8 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
                  &opt.hooks);
   std::unique_ptr<GradientReducer> reducer;
   if (comm.size() > 1) {
-    reducer = std::make_unique<GradientReducer>(comm, model->named_parameters());
+    reducer = std::make_unique<GradientReducer>(comm, model->named_parameters(),
+                                                static_cast<std::size_t>(opt.bucket_mb * (1 << 20)));
     step.set_data_parallel(&comm, reducer.get());
   }
   const SyncBatchNormScope sync_bn(opt.sync_bn && comm.size() > 1 ? &comm : nullptr);

@@ -92,6 +92,7 @@ struct TrainOptions {
   // writes the run folder. sync_bn: batch-norm statistics over the global batch (SyncBatchNorm).
   dist::Communicator* comm = nullptr;
   bool sync_bn = false;
+  double bucket_mb = 25;  // gradient bucket size of the all-reduce (DDP's bucket_cap_mb)
   TrainHooks hooks;                 // tests only
 };
 
