@@ -130,8 +130,13 @@ set_tests_properties(cuda-emu-slow PROPERTIES LABELS slow)
 # process, bit-reproducibility, gathered evaluation, resume across world sizes, a killed rank.
 # Not in the sanitizer build (MPI's own allocations would show as leaks).
 if(TARGET train_cxr AND CXR_MPI AND NOT CXR_SANITIZE)
+  # The distributed paths on the emulated CUDA device (device tensors staged through the host,
+  # gradient buckets over device gradients, NCCL refused), run by the same script.
+  add_executable(dist_emu_check tests/dist/dist_emu_check.cpp)
+  target_link_libraries(dist_emu_check PRIVATE cxr_emu)
+  target_compile_options(dist_emu_check PRIVATE ${CXR_WARNINGS})
   add_test(NAME dist COMMAND ${PROJECT_SOURCE_DIR}/tests/dist/run_dist_tests $<TARGET_FILE:train_cxr>
-           ${PROJECT_BINARY_DIR}/dist-test)
+           ${PROJECT_BINARY_DIR}/dist-test $<TARGET_FILE:dist_emu_check>)
   set_tests_properties(dist PROPERTIES LABELS dist TIMEOUT 600)
 endif()
 # The HTML report in headless Chromium (scripts/browser-test); Skipped (77) without chromium.
