@@ -5,6 +5,10 @@
 //              runs each step at once, CUDA one step ahead of the host, --cuda-graph replays);
 //              then end_epoch: validation, thresholds, checkpoints, metrics.csv, early stop.
 // The step itself (forward, loss, backward, norm, guarded update) is train/train_step.h.
+// Under mpirun (TrainOptions::comm) the same loop runs on every rank: each rank's loader gives
+// its part of the global batch, the step all-reduces the gradients (train/grad_reducer.h), the
+// ranks agree on each step's global batch and on interrupts, validation is gathered, and rank 0
+// alone writes (train/distributed.h, docs/distributed.md).
 #include "train/trainer.h"
 
 #include <algorithm>
@@ -23,6 +27,7 @@
 #include "data/labels.h"
 #include "data/loader.h"
 #include "data/splits.h"
+#include "dist/communicator.h"
 #include "eval/evaluate.h"
 #include "eval/metrics.h"
 #include "eval/progress.h"
@@ -30,7 +35,6 @@
 #include "layers/batch_norm.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
-#include "dist/communicator.h"
 #include "train/distributed.h"
 #include "train/grad_reducer.h"
 #include "train/interrupt.h"
@@ -279,10 +283,8 @@ EpochPass train_epoch(Run& r, int e) {
     if (r.opt.hooks.after_step) r.opt.hooks.after_step(r.state.step);
     if (!several && InterruptHandlers::pending() != 0) break;
   }
-  if (several && InterruptHandlers::pending() == 0) {  // a signal during the epoch's last step
-    if (const int sig = agree_on_signal(r.comm, 0)) InterruptHandlers::raise_pending(sig);
-  } else if (several) {
-    agree_on_signal(r.comm, InterruptHandlers::pending());
+  if (several) {  // a signal that arrived on some rank during the epoch's last step: all stop here
+    if (const int sig = agree_on_signal(r.comm, InterruptHandlers::pending())) InterruptHandlers::raise_pending(sig);
   }
   set_mask_shard({});
   if (auto done = r.pipeline.drain()) record(*done);  // before a checkpoint, validation or exit
