@@ -54,8 +54,8 @@ void GradientReducer::begin() {
     b.pending = b.members.size();
     b.work.reset();
   }
-  ready_.assign(params_.size(), false);
   next_start_ = 0;
+  if (active_) set_grad_ready_hook(previous_hook_);  // a backward that threw before finish()
   previous_hook_ = set_grad_ready_hook(this);
   active_ = true;
 }

@@ -69,7 +69,6 @@ class GradientReducer final : public GradReadyHook {
   std::vector<bool> trainable_;  // the set the buckets were built for
   std::vector<Bucket> buckets_;
   std::unordered_map<const Parameter*, std::size_t> bucket_of_;
-  std::vector<bool> ready_;
   std::size_t next_start_ = 0;
   GradReadyHook* previous_hook_ = nullptr;
   bool active_ = false;
