@@ -7,7 +7,6 @@
 #include "cli/common_flags.h"
 #include "dist/communicator.h"
 #include "eval/evaluate.h"
-#include "tensor/backend.h"
 #include "eval/predict.h"
 
 namespace cxr::cli {
@@ -43,9 +42,7 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
   o.no_finding = args.get("no-finding");
   o.quiet = quiet_arg(args);
   // Under mpirun / srun: each rank evaluates its shard of the split; rank 0 writes the results.
-  const dist::WorldInfo world = dist::world_from_environment();
-  if (world.distributed() && o.device == Device::CUDA) backend::select_device(world.local_rank);
-  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(world, {});
+  const std::unique_ptr<dist::Communicator> comm = join_job(o.device);
   o.comm = comm.get();
   evaluate_checkpoint(o, out);
   return 0;

@@ -10,7 +10,6 @@
 
 #include "cli/common_flags.h"
 #include "dist/communicator.h"
-#include "tensor/backend.h"
 #include "train/trainer.h"
 
 namespace cxr::cli {
@@ -120,15 +119,13 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.sync_bn = args.flag_set("sync-bn");
   o.bucket_mb = args.get_double("bucket-mb");
 
-  // Distributed (mpirun / srun): one process per device, this one's GPU picked by its local rank.
-  const dist::WorldInfo world = dist::world_from_environment();
-  if (!world.distributed() && o.sync_bn)
+  // Distributed (mpirun / srun): one process per device.
+  const std::unique_ptr<dist::Communicator> comm = join_job(
+      o.device, {.backend = dist::parse_backend(args.get("dist-backend")), .timeout_seconds = args.get_double("dist-timeout")});
+  if (comm->size() == 1 && o.sync_bn)
     out << "note: --sync-bn has no effect in a single process (start the run with mpirun -np N)\n";
-  if (world.distributed() && o.device == Device::CUDA) backend::select_device(world.local_rank);
-  const std::unique_ptr<dist::Communicator> comm = dist::make_communicator(
-      world, {.backend = dist::parse_backend(args.get("dist-backend")), .timeout_seconds = args.get_double("dist-timeout")});
   o.comm = comm.get();
-  o.hooks.after_step = fault_hook(world.rank);
+  o.hooks.after_step = fault_hook(comm->rank());
   return train_exit_code(train_model(o, out));  // 130 / 143 after SIGINT / SIGTERM (docs/reliability.md)
 }
 

@@ -1,6 +1,8 @@
 // The options several subcommands share (see common_flags.h).
 #include "cli/common_flags.h"
 
+#include "tensor/backend.h"
+
 namespace cxr::cli {
 
 Args& add_device(Args& args, const std::string& help) { return args.option("device", "cpu|cuda", help, "cpu"); }
@@ -50,5 +52,11 @@ bool tf32_arg(const Args& a) { return a.is_flag("tf32") && a.flag_set("tf32"); }
 bool quiet_arg(const Args& a) { return a.flag_set("quiet"); }
 
 MathScope::MathScope(const Args& args) : scope_({.precision = precision_arg(args), .allow_tf32 = tf32_arg(args)}) {}
+
+std::unique_ptr<dist::Communicator> join_job(Device device, const dist::CommOptions& options) {
+  const dist::WorldInfo world = dist::world_from_environment();
+  if (world.distributed() && device == Device::CUDA) backend::select_device(world.local_rank);
+  return dist::make_communicator(world, options);
+}
 
 }  // namespace cxr::cli

@@ -11,9 +11,11 @@
 //   o.device = device_arg(args);
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "cli/cli_args.h"
+#include "dist/communicator.h"
 #include "kernels/execution.h"
 #include "tensor/dtype.h"
 
@@ -45,5 +47,9 @@ class MathScope {
 };
 
 int int_arg(const Args& args, const std::string& name);
+
+// This process's place in a distributed job (mpirun / srun; a single process otherwise): on
+// --device cuda it takes GPU local rank % GPUs first, then joins with the back end asked for.
+std::unique_ptr<dist::Communicator> join_job(Device device, const dist::CommOptions& options = {});
 
 }  // namespace cxr::cli

@@ -47,8 +47,7 @@ void print_usage(std::FILE* to) {
 // collective. docs/distributed.md, "Faults".
 std::string rank_prefix() {
   try {
-    const cxr::dist::WorldInfo w = cxr::dist::world_from_environment();
-    return w.distributed() ? "rank " + std::to_string(w.rank) + ": " : std::string();
+    return cxr::dist::world_from_environment().message_prefix();
   } catch (...) {
     return {};
   }

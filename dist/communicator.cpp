@@ -45,16 +45,6 @@ Backend parse_backend(const std::string& name) {
   throw UsageError("--dist-backend must be mpi or nccl, got '" + name + "'");
 }
 
-std::vector<double> Communicator::all_reduce_host(const std::vector<double>& values) {
-  const std::vector<double> all = all_gather(values);
-  CXR_CHECK(all.size() == values.size() * static_cast<std::size_t>(size()), "rank ", rank(),
-            ": all_reduce_host: the ranks passed different numbers of values");
-  std::vector<double> sum(values.size(), 0.0);
-  for (int r = 0; r < size(); ++r)
-    for (std::size_t i = 0; i < values.size(); ++i) sum[i] += all[static_cast<std::size_t>(r) * values.size() + i];
-  return sum;
-}
-
 std::unique_ptr<Communicator> make_communicator(const WorldInfo& world, const CommOptions& options) {
   if (!world.distributed()) return std::make_unique<SingleCommunicator>(world);
   CXR_CHECK(options.timeout_seconds > 0, "--dist-timeout must be positive, got ", options.timeout_seconds);

@@ -81,10 +81,6 @@ class Communicator {
     if (!b.empty()) std::memcpy(out.data(), b.data(), b.size());
     return out;
   }
-  // The element-wise sum over ranks of a few host doubles, added in rank order (exact and the
-  // same on every rank): counts, flags, loss sums.
-  std::vector<double> all_reduce_host(const std::vector<double>& values);
-
  protected:
   WorldInfo world_;
 };

@@ -16,6 +16,8 @@ struct WorldInfo {
   int local_rank = 0;    // among the ranks of this machine: picks the GPU (--device cuda)
   std::string launcher;  // "mpirun", "srun", "pmi", or "" (none)
   bool distributed() const { return size > 1; }
+  // "rank R: " in a distributed job (the start of its messages, which share one terminal), else "".
+  std::string message_prefix() const { return distributed() ? "rank " + std::to_string(rank) + ": " : ""; }
 };
 
 // Reads the launcher's environment variables; a malformed value is an error naming it.

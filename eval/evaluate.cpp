@@ -221,7 +221,7 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
 
   LoadedModel lm = load_model_for_inference(o.checkpoint, o.device);
   data::Report report;
-  if (o.comm != nullptr && o.comm->size() > 1) report.set_echo_prefix("rank " + std::to_string(o.comm->rank()) + ": ");
+  if (o.comm != nullptr) report.set_echo_prefix(o.comm->world().message_prefix());
   const data::Dataset ds = data::Dataset::load(o.data_dir, report);
   data::SplitOptions so;
   auto extra = [&](const char* key) -> const std::string* {

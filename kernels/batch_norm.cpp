@@ -6,6 +6,7 @@
 #include <functional>
 #include <string>
 
+#include "kernels/batch_norm_checks.h"
 #include "kernels/cast.h"
 #include "kernels/float_tensor.h"
 
@@ -30,22 +31,9 @@ std::optional<BnActivation> fusable_activation(Activation a) {
 
 namespace {
 
-// The op's name in every message: "batch_norm2d_train" (identity), "batch_norm_act_train(relu)".
-std::string op_name(const char* what, BnActivation act) {
-  if (act == BnActivation::Identity) return std::string("batch_norm2d_") + what;
-  return std::string("batch_norm_act_") + what + "(" + bn_activation_name(act) + ")";
-}
-
-// x of every op: defined, f32 or bf16, contiguous, 4-D.
-void check_x(const char* op, const Tensor& x) {
-  check_float_input(op, "x", x);
-  check_dim(op, "x", x, 4);
-}
-
-void check_channel_vector(const char* op, const char* name, const Tensor& t, const Tensor& x) {
-  check_f32_input(op, name, t, &x);
-  check_shape(op, name, t, {x.size(1)});
-}
+using bn_checks::check_channel_vector;
+using bn_checks::check_x;
+using bn_checks::op_name;
 
 void check_dy(const char* op, const Tensor& dy, const Tensor& x) {
   check_f32_input(op, "dy", dy, &x);

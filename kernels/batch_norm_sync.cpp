@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "kernels/batch_norm_checks.h"
 #include "kernels/cast.h"
 #include "kernels/float_tensor.h"
 
@@ -12,22 +13,9 @@ namespace cxr {
 
 namespace {
 
-// The op's name in every message, as the batch_norm2d family names its ops:
-// "batch_norm2d_backward_elemt" (identity), "batch_norm_act_backward_elemt(relu)".
-std::string op_name(const char* what, BnActivation act) {
-  if (act == BnActivation::Identity) return std::string("batch_norm2d_") + what;
-  return std::string("batch_norm_act_") + what + "(" + bn_activation_name(act) + ")";
-}
-
-void check_x(const char* op, const Tensor& x) {
-  check_float_input(op, "x", x);
-  check_dim(op, "x", x, 4);
-}
-
-void check_channel_vector(const char* op, const char* name, const Tensor& t, const Tensor& x) {
-  check_f32_input(op, name, t, &x);
-  check_shape(op, name, t, {x.size(1)});
-}
+using bn_checks::check_channel_vector;
+using bn_checks::check_x;
+using bn_checks::op_name;
 
 // The checks both backward pieces share: x, dy of x's shape, weight, bias, mean, invstd (C).
 void check_backward(const char* op, const Tensor& dy, const Tensor& x, const Tensor& weight, const Tensor& bias,

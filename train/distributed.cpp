@@ -7,15 +7,15 @@
 
 namespace cxr {
 
-void broadcast_state(dist::Communicator& comm, Module& model) {
-  if (comm.size() == 1) return;
-  for (auto& [name, p] : model.named_parameters()) comm.broadcast(p->value, 0);
-  for (auto& [name, b] : model.named_buffers()) comm.broadcast(*b, 0);
-}
-
 void broadcast_buffers(dist::Communicator& comm, Module& model) {
   if (comm.size() == 1) return;
   for (auto& [name, b] : model.named_buffers()) comm.broadcast(*b, 0);
+}
+
+void broadcast_state(dist::Communicator& comm, Module& model) {
+  if (comm.size() == 1) return;
+  for (auto& [name, p] : model.named_parameters()) comm.broadcast(p->value, 0);
+  broadcast_buffers(comm, model);
 }
 
 StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal) {

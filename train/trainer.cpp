@@ -86,7 +86,7 @@ struct RunData {
 
 std::unique_ptr<RunData> load_data(const TrainOptions& opt, dist::Communicator& comm, RunLog& log) {
   auto d = std::make_unique<RunData>();
-  if (comm.size() > 1) d->report.set_echo_prefix("rank " + std::to_string(comm.rank()) + ": ");
+  d->report.set_echo_prefix(comm.world().message_prefix());
   d->dataset = data::Dataset::load(opt.data_dir, d->report);
   data::SplitOptions so;
   so.seed = opt.seed;

@@ -22,7 +22,7 @@
 // launch configuration.
 //
 // Kernels:
-//   sync_stats_kernel          grid (C, S): (count, mean, M2) of a chunk -> partial (C, S, 3)
+//   bn_stats_kernel (batch_norm_common.cuh) grid (C, S): (count, mean, M2) of a chunk -> partial (C, S, 3)
 //   sync_stats_finalize_kernel one thread per channel: Chan merge of the S partials in order,
 //                              mean = mean, var = M2 / count
 //   sync_reduce_kernel<A>      grid (C, S): sum g, sum g (x - mean) of a chunk -> partial (C, S, 2)
@@ -46,54 +46,13 @@
 #include "kernels/batch_norm_sync.h"
 #include "kernels/common/cuda.cuh"
 #include "kernels/common/load_store.h"
+#include "kernels/cuda/batch_norm_common.cuh"
 #include "kernels/cuda/reduce.cuh"
 
 namespace cxr::cuda {
 namespace {
 
-constexpr unsigned kThreads = 256;
-constexpr unsigned kWarps = kThreads / 32;
-
-// Address of value i (0 <= i < M) of channel c.
-__device__ __forceinline__ std::int64_t channel_offset(std::int64_t i, std::int64_t c, std::int64_t C,
-                                                       std::int64_t HW) {
-  const std::int64_t n = i / HW;
-  return (n * C + c) * HW + (i - n * HW);
-}
-
 // ---- batch_stats -------------------------------------------------------------------------------
-
-// partial: (C, S, 3) = (count, mean, M2) of chunk s of channel c.
-template <typename T>
-__global__ void sync_stats_kernel(const T* __restrict__ x, float* __restrict__ partial, std::int64_t C,
-                                  std::int64_t HW, std::int64_t M, std::int64_t chunk) {
-  const std::int64_t c = blockIdx.x;
-  const unsigned s = blockIdx.y, S = gridDim.y;
-  const std::int64_t i0 = s * chunk, i1 = min(i0 + chunk, M);
-  Welford w{0.f, 0.f, 0.f};
-  for (std::int64_t i = i0 + threadIdx.x; i < i1; i += blockDim.x) {
-    const float v = load(x + channel_offset(i, c, C, HW));
-    w.n += 1.f;
-    const float d = v - w.mean;
-    w.mean += d / w.n;
-    w.m2 += d * (v - w.mean);
-  }
-  w = warp_welford(w);
-  __shared__ Welford per_warp[kWarps];
-  const unsigned lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) per_warp[warp] = w;
-  __syncthreads();
-  if (warp == 0) {
-    w = lane < kWarps ? per_warp[lane] : Welford{0.f, 0.f, 0.f};
-    w = warp_welford(w);
-    if (lane == 0) {
-      float* p = partial + (c * S + s) * 3;
-      p[0] = w.n;
-      p[1] = w.mean;
-      p[2] = w.m2;
-    }
-  }
-}
 
 // Merges the S partial triples of each channel in order: mean and biased variance.
 __global__ void sync_stats_finalize_kernel(const float* __restrict__ partial, float* __restrict__ mean,
@@ -200,31 +159,6 @@ __global__ void sync_elemt_kernel(const float* __restrict__ dy, const T* __restr
 
 // ---- launches ----------------------------------------------------------------------------------
 
-// How a channel's M values are split over S blocks (chunk values each): the rule of
-// kernels/cuda/batch_norm.cu's split_channel, so the sums are grouped as the family groups them.
-struct Split {
-  unsigned S;
-  std::int64_t chunk;
-};
-Split split_channel(std::int64_t C, std::int64_t M) {
-  std::int64_t S = std::max<std::int64_t>(1, (1024 + C - 1) / C);
-  S = std::min<std::int64_t>(S, std::max<std::int64_t>(1, (M + 2047) / 2048));
-  S = std::min<std::int64_t>(S, 65535);
-  const std::int64_t chunk = std::max<std::int64_t>(1, (M + S - 1) / S);
-  S = std::max<std::int64_t>(1, (M + chunk - 1) / chunk);
-  return {static_cast<unsigned>(S), chunk};
-}
-
-// Calls f.template operator()<A>() with the activation as a compile-time constant.
-template <typename F>
-void dispatch(BnActivation act, F&& f) {
-  switch (act) {
-    case BnActivation::Identity: return f.template operator()<BnActivation::Identity>();
-    case BnActivation::ReLU: return f.template operator()<BnActivation::ReLU>();
-    case BnActivation::SiLU: return f.template operator()<BnActivation::SiLU>();
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -233,7 +167,7 @@ void batch_norm2d_batch_stats(const T* x, float* mean, float* var, std::int64_t 
   const std::int64_t M = N * HW;
   const Split sp = split_channel(C, M);
   Tensor partial = Tensor::empty({C, sp.S, 3}, DType::F32, Device::CUDA);
-  launch_kernel(sync_stats_kernel<T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, x, partial.f32(), C, HW, M,
+  launch_kernel(bn_stats_kernel<T>, dim3(static_cast<unsigned>(C), sp.S), kThreads, 0, x, partial.f32(), C, HW, M,
                 sp.chunk);
   launch_kernel(sync_stats_finalize_kernel, blocks_for(C, kThreads), kThreads, 0, partial.f32(), mean, var, C,
                 static_cast<int>(sp.S));
