@@ -19,6 +19,16 @@ Tensor MaxPool2d::backward(const Tensor& dy) {
   return dx;
 }
 
+Tensor AvgPool2d::forward(const Tensor& x) {
+  input_shape_ = x.shape();
+  return avg_pool2d(x.contiguous(), p_);
+}
+
+Tensor AvgPool2d::backward(const Tensor& dy) {
+  CXR_CHECK(!input_shape_.empty(), "AvgPool2d.backward() called without a forward");
+  return avg_pool2d_backward(dy.contiguous(), input_shape_, p_);
+}
+
 Tensor GlobalAvgPool::forward(const Tensor& x) {
   check_dim("AdaptiveAvgPool2d", "x", x, 4);
   input_shape_ = x.shape();

@@ -17,12 +17,14 @@
 
 #include "kernels/activation.h"
 #include "kernels/add.h"
+#include "kernels/avg_pool2d.h"
 #include "kernels/cast.h"
 #include "kernels/dropout.h"
 #include "kernels/global_avg_pool.h"
 #include "kernels/layer_norm.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
+#include "kernels/transpose_nc.h"
 #include "tensor/bf16.h"
 #include "tests/op_check.h"
 
@@ -176,6 +178,27 @@ Bf16Case max_pool_case() {
   return c;
 }
 
+Bf16Case avg_pool_case() {
+  Bf16Case c;
+  const AvgPool2dParams p{2, 2};
+  c.name = "avg_pool2d 2x2 s2";
+  c.inputs = {{{2, 3, 9, 10}}};
+  c.forward = [p](const Tensors& in) { return Tensors{avg_pool2d(in[0], p)}; };
+  c.backward = [p](const Tensors& in, const Tensors&, const Tensor& dy) {
+    return Tensors{avg_pool2d_backward(dy, in[0].shape(), p)};
+  };
+  return c;
+}
+
+Bf16Case transpose_nc_case() {
+  Bf16Case c;
+  c.name = "transpose_nc";
+  c.inputs = {{{2, 3, 5, 7}}};
+  c.forward = [](const Tensors& in) { return Tensors{transpose_nc(in[0])}; };
+  c.backward = [](const Tensors&, const Tensors&, const Tensor& dy) { return Tensors{transpose_nc(dy)}; };
+  return c;
+}
+
 Bf16Case global_avg_pool_case(Shape shape) {
   Bf16Case c;
   c.name = "global_avg_pool " + shape_str(shape);
@@ -229,6 +252,8 @@ std::vector<Bf16Case> all_cases() {
   for (auto [a, b] : bf16_pairs) cases.push_back(add_case(a, b));
   for (auto [x, s] : bf16_pairs) cases.push_back(scale_channels_case(x, s));
   cases.push_back(max_pool_case());
+  cases.push_back(avg_pool_case());
+  cases.push_back(transpose_nc_case());
   cases.push_back(global_avg_pool_case({2, 8, 7, 7}));
   cases.push_back(global_avg_pool_case({2, 3, 13, 11}));  // a plane longer than a warp
   cases.push_back(dropout_case(false));
