@@ -10,6 +10,10 @@
 #include "models/efficientnet.h"
 #define CXR_HAVE_EFFICIENTNET 1
 #endif
+#if __has_include("models/densenet.h")
+#include "models/densenet.h"
+#define CXR_HAVE_DENSENET 1
+#endif
 #if __has_include("models/convnext.h")
 #include "models/convnext.h"
 #define CXR_HAVE_CONVNEXT 1
@@ -31,6 +35,9 @@ const std::vector<std::pair<std::string, Maker>>& registry() {
 #endif
 #ifdef CXR_HAVE_CONVNEXT
       {"convnext_tiny", make_convnext_tiny},
+#endif
+#ifdef CXR_HAVE_DENSENET
+      {"densenet121", make_densenet121},
 #endif
   };
   return r;

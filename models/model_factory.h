@@ -7,6 +7,7 @@
 //   make_resnet18/34/50       models/resnet.cpp
 //   make_efficientnet_b0      models/efficientnet.cpp
 //   make_convnext_tiny        models/convnext.cpp
+//   make_densenet121          models/densenet.cpp
 // Every model is built on the CPU with torchvision's initialisation (from the generator of
 // layers/init.h: call manual_seed first for reproducible weights); move it with to().
 #pragma once
@@ -26,6 +27,7 @@ std::unique_ptr<CxrModel> make_resnet34(int num_classes);
 std::unique_ptr<CxrModel> make_resnet50(int num_classes);
 std::unique_ptr<CxrModel> make_efficientnet_b0(int num_classes);
 std::unique_ptr<CxrModel> make_convnext_tiny(int num_classes);
+std::unique_ptr<CxrModel> make_densenet121(int num_classes);
 
 // Throws cxr::Error listing the known names for an unknown one.
 std::unique_ptr<CxrModel> make_model(const std::string& name, int num_classes = 14);

@@ -109,12 +109,18 @@ def sample_indices(numel, key):
     return sorted(idx)
 
 
-def run(arch, n, size):
-    model = CxrNet(arch)
+def run(arch, n, size, model=None, dtype=torch.float32, noise=0.0):
+    """model: CxrNet(arch) unless given; dtype: of the weights, inputs and arithmetic; noise:
+    added to the input, times det_uniform("<arch>.noise") (tests/gen/models_densenet.py passes
+    its own model and measures how much float32 and small input changes move the gradients)."""
+    model = CxrNet(arch) if model is None else model
     det_init_model(model, arch)
-    x = det_init.det_uniform(f"{arch}.input", [n, 3, size, size], 1.0)
-    r1 = det_init.det_uniform(f"{arch}.R1", [n, 14], 1.0)
-    r2 = det_init.det_uniform(f"{arch}.R2", [n, 56], 1.0)
+    model.to(dtype)
+    x = det_init.det_uniform(f"{arch}.input", [n, 3, size, size], 1.0).to(dtype)
+    if noise:
+        x = x + noise * det_init.det_uniform(f"{arch}.noise", [n, 3, size, size], 1.0).to(dtype)
+    r1 = det_init.det_uniform(f"{arch}.R1", [n, 14], 1.0).to(dtype)
+    r2 = det_init.det_uniform(f"{arch}.R2", [n, 56], 1.0).to(dtype)
 
     out = {
         "arch": arch,

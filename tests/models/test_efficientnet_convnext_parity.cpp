@@ -152,7 +152,10 @@ void check_train(const TrainRun& r, const nlohmann::json& golden) {
     }
     const auto& ref = grads.at(name);
     const double ref_norm = ref.at("norm").get<double>();
-    const double tol = kGradRelTol * ref_norm + kGradAbsFloor;
+    double tol = kGradRelTol * ref_norm + kGradAbsFloor;
+    // A float64 golden (tests/gen/models_densenet.py) measures how far float32 and tiny input
+    // changes move the gradient (ReLU inputs within rounding of 0).
+    if (ref.contains("yardstick")) tol = std::max(tol, 2 * ref.at("yardstick").get<double>());
     const auto v = grad.to_vector();
     double err = std::abs(l2(v) - ref_norm);
     const auto idx = ref.at("index").get<std::vector<std::int64_t>>();

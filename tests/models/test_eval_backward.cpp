@@ -1,7 +1,8 @@
 // Backward through whole models in eval mode (frozen batch norm, dropout and drop-path as the
 // identity), as PyTorch allows it outside torch.no_grad(): parameter gradients against central
 // finite differences of the same eval-mode forward, for each family of layers (ResNet's basic
-// blocks, EfficientNet's MBConv + squeeze-excitation, ConvNeXt's CNBlock + LayerNorm).
+// blocks, EfficientNet's MBConv + squeeze-excitation, ConvNeXt's CNBlock + LayerNorm, DenseNet's
+// dense layers with the bottleneck recomputed in backward).
 // Also: under NoGradGuard an eval forward keeps nothing, and backward then says so.
 #include <doctest/doctest.h>
 
@@ -69,11 +70,12 @@ void check_eval_gradients(const std::string& arch, std::int64_t pixels) {
 
 }  // namespace
 
-TEST_CASE("eval mode: model gradients match finite differences (resnet18, efficientnet_b0, convnext_tiny)" *
+TEST_CASE("eval mode: model gradients match finite differences (resnet18, efficientnet_b0, convnext_tiny, densenet121)" *
           doctest::test_suite("models")) {
   check_eval_gradients("resnet18", 32);
   check_eval_gradients("efficientnet_b0", 32);
   check_eval_gradients("convnext_tiny", 32);
+  check_eval_gradients("densenet121", 32);
 }
 
 TEST_CASE("eval mode under NoGradGuard keeps nothing, and backward says so" * doctest::test_suite("models")) {
