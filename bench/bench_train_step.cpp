@@ -8,7 +8,7 @@
 //                                          row per process, beside PyTorch; a 224 px row of a
 //                                          large model takes minutes on 2 cores)
 //   train_step/cuda/<model>/224/128        fp32, skipped without a real GPU (and on cuda-emu);
-//                                          model resnet50 and efficientnet_b0
+//                                          models resnet50, efficientnet_b0, densenet121
 //   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (execution setting allow_tf32)
 //   train_step/cuda_bf16/<model>/224/128   mixed precision (execution setting precision bf16, fp32 weights)
 //   train_step/<any cuda row>_graph/...    the same step captured once as a CUDA graph after the
@@ -175,7 +175,7 @@ void register_all() {
   const std::pair<Math, const char*> maths[] = {{Math::Fp32, "cuda"}, {Math::Tf32, "cuda_tf32"},
                                                 {Math::Bf16, "cuda_bf16"}};
   for (bool graph : {false, true})
-    for (const char* arch : {"resnet50", "efficientnet_b0"})
+    for (const char* arch : {"resnet50", "efficientnet_b0", "densenet121"})
       for (const auto& [math, device] : maths)
         benchmark::RegisterBenchmark(
             (std::string("train_step/") + device + (graph ? "_graph/" : "/") + arch).c_str(), bench_train,

@@ -46,7 +46,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
             "RUN/best.safetensors (best validation mean AUROC), RUN/metrics.csv and RUN/log.txt.");
   args.required("data", "DIR", "data set folder")
       .required("out", "RUN", "run folder (created)")
-      .option("model", "NAME", "architecture (resnet18, resnet34, resnet50, efficientnet_b0, convnext_tiny)",
+      .option("model", "NAME", "architecture (resnet18, resnet34, resnet50, efficientnet_b0, convnext_tiny, densenet121)",
               "resnet18")
       .option("image-size", "N", "input side in pixels", "224")
       .option("epochs", "E", "epochs (a resumed run continues up to E)", "10")
