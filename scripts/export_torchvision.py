@@ -3,6 +3,7 @@
 
     /usr/bin/python3 scripts/export_torchvision.py --pth resnet18-f37072fd.pth -o resnet18.safetensors
     /usr/bin/python3 scripts/export_torchvision.py --model resnet18 --random --seed 0 -o r18.safetensors
+    /usr/bin/python3 scripts/export_torchvision.py --pth chexnet.pth.tar --strip-prefix module.densenet121. -o chexnet.safetensors
 
 Plain Python (struct + json), no `safetensors` package: an 8-byte little-endian header
 length, the JSON header {"name": {"dtype", "shape", "data_offsets"}, "__metadata__": {...}}
@@ -14,6 +15,7 @@ download), for tests. Run with Debian's /usr/bin/python3 (python3-torch, python3
 import argparse
 import json
 import os
+import re
 import struct
 import sys
 
@@ -73,6 +75,14 @@ def write(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
+# DenseNet checkpoints saved before torchvision 0.2 (CheXNet's among them) name a dense layer's
+# modules "norm.1", "conv.2", ...; torchvision's densenet loader renames them to "norm1", "conv2",
+# ..., and so does this script (other keys never match). Those checkpoints predate PyTorch 0.4's
+# num_batches_tracked: a batch norm without one gets a 0, as PyTorch's own loader assumes.
+LEGACY_DENSENET_KEY = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var|num_batches_tracked))$")
+
+
 def load_state_dict(pth, strip_prefix):
     obj = torch.load(pth, map_location="cpu")
     if isinstance(obj, dict) and "state_dict" in obj and isinstance(obj["state_dict"], dict):
@@ -85,7 +95,12 @@ def load_state_dict(pth, strip_prefix):
             continue
         if strip_prefix and k.startswith(strip_prefix):
             k = k[len(strip_prefix):]
+        legacy = LEGACY_DENSENET_KEY.match(k)
+        if legacy:
+            k = legacy.group(1) + legacy.group(2)
         out[k] = v
+    for k in [k for k in out if k.endswith(".running_var")]:
+        out.setdefault(k[: -len("running_var")] + "num_batches_tracked", torch.tensor(0, dtype=torch.int64))
     return out
 
 
