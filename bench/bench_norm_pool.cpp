@@ -1,5 +1,6 @@
 // Batch norm (training forward / backward), max pool, global average pool, residual add and
-// SE channel scaling, CPU and CUDA, at ResNet-50 and EfficientNet-B0 layer shapes.
+// SE channel scaling, CPU and CUDA, at ResNet-50 and EfficientNet-B0 layer shapes; DenseNet-121's
+// transition pool (avg 2x2/2) and its concatenation copies (transpose_nc) at its shapes.
 //
 //   build-norm/bench_norm_pool --benchmark_filter=cpu --benchmark_min_time=0.2s
 //   build-norm/bench_norm_pool --benchmark_filter=cuda        (real GPU; skipped otherwise)
@@ -11,6 +12,7 @@
 //   bn_train_fwd  min 8 B/elem (x, y)            cxr kernels: 12 B/elem
 //   bn_backward   min 12 B/elem (x, dy, dx)      cxr kernels: 20 B/elem
 //   max_pool fwd  4 B/in + 8 B/out (y + i32 idx) add 12 B/elem   gap 4 B/in
+//   avg_pool fwd  4 B/in + 4 B/out; bwd 4 B/out + 4 B/in          transpose_nc 8 B/elem
 //   bn_act_step   a training forward + backward of batch norm + ReLU (r50_*) or SiLU (effb0_*):
 //                 min 20 B/elem; "unfused" = BN op (identity), activation op, activation
 //                 backward, BN backward (52 B/elem); "fused" = the BN op with the activation
@@ -36,6 +38,7 @@
 #include "bench/bench_util.h"
 #include "kernels/activation.h"
 #include "kernels/add.h"
+#include "kernels/avg_pool2d.h"
 #include "kernels/batch_norm.h"
 #include "kernels/cast.h"
 #include "kernels/conv2d.h"
@@ -43,6 +46,7 @@
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
 #include "kernels/scale_channels.h"
+#include "kernels/transpose_nc.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -75,6 +79,11 @@ const Layer kAddLayers[] = {{"r50_l1_256x56x56", 256, 56, 56},
 const Layer kGapLayers[] = {{"r50_2048x7x7", 2048, 7, 7}, {"effb0_1280x7x7", 1280, 7, 7}};
 const Layer kScaleLayers[] = {{"effb0_s2_96x56x56", 96, 56, 56}, {"effb0_s6_1152x7x7", 1152, 7, 7}};
 const Layer kPoolLayers[] = {{"r50_stem_64x112x112", 64, 112, 112}};
+// DenseNet-121 at 224 px: the transitions' pools (after the 1x1 conv), and the concatenation's
+// copies of one dense layer of block 1 (its 128-channel bottleneck to the 3x3 conv, its 32 new
+// channels into the block's buffer).
+const Layer kAvgPoolLayers[] = {{"dn121_t1_128x56x56", 128, 56, 56}, {"dn121_t3_512x14x14", 512, 14, 14}};
+const Layer kTransposeLayers[] = {{"dn121_b1_128x56x56", 128, 56, 56}, {"dn121_b1_32x56x56", 32, 56, 56}};
 
 constexpr std::int64_t kCpuBatch = 8;
 constexpr std::int64_t kGpuBatch = 32;
@@ -195,6 +204,31 @@ void pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
       [&] { benchmark::DoNotOptimize(max_pool2d_backward(dy, f.indices, s, p)); });
 }
 
+void avg_pool_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (bench::skip_without_gpu(st, dev)) return;
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1);
+  const AvgPool2dParams p{2, 2};
+  const double out = static_cast<double>(N * l.C * avg_pool2d_out_size(l.H, p) * avg_pool2d_out_size(l.W, p));
+  run(st, dev, 4.0 * shape_numel(s) + 4.0 * out, [&] { benchmark::DoNotOptimize(avg_pool2d(x, p)); });
+}
+
+void avg_pool_backward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (bench::skip_without_gpu(st, dev)) return;
+  const Shape s{N, l.C, l.H, l.W};
+  const AvgPool2dParams p{2, 2};
+  Tensor dy = random_tensor({N, l.C, avg_pool2d_out_size(l.H, p), avg_pool2d_out_size(l.W, p)}, dev, 5);
+  run(st, dev, 4.0 * dy.numel() + 4.0 * shape_numel(s),
+      [&] { benchmark::DoNotOptimize(avg_pool2d_backward(dy, s, p)); });
+}
+
+void transpose_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
+  if (bench::skip_without_gpu(st, dev)) return;
+  const Shape s{N, l.C, l.H, l.W};
+  Tensor x = random_tensor(s, dev, 1);
+  run(st, dev, 8.0 * shape_numel(s), [&] { benchmark::DoNotOptimize(transpose_nc(x)); });
+}
+
 void gap_forward(benchmark::State& st, Device dev, std::int64_t N, Layer l) {
   if (bench::skip_without_gpu(st, dev)) return;
   const Shape s{N, l.C, l.H, l.W};
@@ -288,6 +322,9 @@ const bool registered = [] {
   register_all("bn_act_step/fused_bf16", bn_act_step<true, true>, kBnLayers);
   register_all("max_pool3x3s2_fwd", pool_forward, kPoolLayers);
   register_all("max_pool3x3s2_bwd", pool_backward, kPoolLayers);
+  register_all("avg_pool2x2s2_fwd", avg_pool_forward, kAvgPoolLayers);
+  register_all("avg_pool2x2s2_bwd", avg_pool_backward, kAvgPoolLayers);
+  register_all("transpose_nc", transpose_forward, kTransposeLayers);
   register_all("global_avg_pool_fwd", gap_forward, kGapLayers);
   register_all("add", add_forward, kAddLayers);
   register_all("scale_channels_bwd", scale_backward, kScaleLayers);

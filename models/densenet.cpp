@@ -98,7 +98,7 @@ void DenseLayer::forward_into(Tensor& buffer) {
     conv1_->keep_for_backward(Conv2d::Operands{});  // drop z1: backward recomputes it
     buffer_ = buffer;
   } else {
-    mean1_ = var1_ = Tensor();
+    buffer_ = mean1_ = var1_ = Tensor();
   }
   // conv2 is 3x3: the images apart again, (N, 4g, H, W).
   const Tensor z2 = transpose_nc(h.view({h.size(1), N, H, W}));
