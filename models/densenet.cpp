@@ -201,8 +201,24 @@ DenseNet::DenseNet(const DenseNetOptions& o) {
       normal_(p->value, 0.f, static_cast<float>(std::sqrt(2.0 / static_cast<double>(fan_in(p->value.shape())))));
 }
 
+namespace {
+// Whether an image side survives the stem (conv0 7x7/2 pad 3, pool0 3x3/2 pad 1) and the three
+// transitions' 2x2 pools (each needs a side of 2 or more): 29 px and up.
+bool side_fits(std::int64_t side) {
+  std::int64_t s = (side - 1) / 2 + 1;  // conv0
+  s = (s - 1) / 2 + 1;                  // pool0
+  for (int t = 0; t < 3; ++t) {
+    if (s < 2) return false;
+    s /= 2;
+  }
+  return side >= 1;
+}
+}  // namespace
+
 Tensor DenseNet::forward_features(const Tensor& x) {
   CXR_CHECK(x.dim() == 4 && x.size(1) == 3, "densenet121: expected images (N, 3, H, W), found ", x.str());
+  CXR_CHECK(side_fits(x.size(2)) && side_fits(x.size(3)), "densenet121: images of ", x.size(2), "x", x.size(3),
+            " px are too small: the third transition pools 2x2 after a stride of 16; use 29 px or more");
   Tensor h = conv_bn_forward(*conv0_, *norm0_, x);  // relu0(norm0(conv0(x)))
   h = pool0_->forward(h);
   for (Module* stage : stages_) h = stage->forward(h);

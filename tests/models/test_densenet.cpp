@@ -109,6 +109,7 @@ TEST_CASE("densenet121: the widths follow torchvision's table" * doctest::test_s
                        doctest::Contains("_DenseBlock"), cxr::Error);
   CHECK_THROWS_WITH_AS(m.forward_features(Tensor::zeros({1, 1, 32, 32})), doctest::Contains("densenet121"),
                        cxr::Error);
+  CHECK_THROWS_WITH_AS(m.forward_features(Tensor::zeros({2, 3, 28, 64})), doctest::Contains("too small"), cxr::Error);
 }
 
 TEST_CASE("densenet121: eval and train match torchvision on the CPU (memory-efficient, the default)" *
