@@ -149,10 +149,11 @@ std::vector<Candidate> to_candidates(const std::vector<Perf>& perf, int count) {
   return out;
 }
 
-// cuDNN's timed search over every algorithm of `dir`, on the buffers b (the output is
-// overwritten), with a workspace of up to ws_bytes.
-std::vector<Candidate> find(Direction dir, const ConvDescriptors& c, const Buffers& b, Tensor& ws,
-                            std::size_t ws_bytes) {
+// cuDNN's candidates for `dir`, best first: timed on the buffers b when `timed` (the Find*Ex
+// search: every algorithm runs, the output is overwritten, with a workspace of up to ws_bytes),
+// else its heuristic ranking (nothing runs: usable inside a graph capture).
+std::vector<Candidate> candidates(Direction dir, bool timed, const ConvDescriptors& c, const Buffers& b, Tensor& ws,
+                                  std::size_t ws_bytes) {
   const CudnnApi& api = library_api().cudnn;
   cudnnHandle_t h = cudnn_handle();
   void* wsp = workspace_ptr(ws);
@@ -161,61 +162,33 @@ std::vector<Candidate> find(Direction dir, const ConvDescriptors& c, const Buffe
     case Direction::Forward: {
       check_cudnn(api.cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max), "cudnnGetConvolutionForwardAlgorithmMaxCount");
       std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<std::size_t>(max));
-      check_cudnn(api.cudnnFindConvolutionForwardAlgorithmEx(h, c.x, b.x, c.w, b.w, c.conv, c.y, b.y, max, &count,
-                                                             perf.data(), wsp, ws_bytes),
-                  "cudnnFindConvolutionForwardAlgorithmEx");
+      check_cudnn(timed ? api.cudnnFindConvolutionForwardAlgorithmEx(h, c.x, b.x, c.w, b.w, c.conv, c.y, b.y, max,
+                                                                     &count, perf.data(), wsp, ws_bytes)
+                        : api.cudnnGetConvolutionForwardAlgorithm_v7(h, c.x, c.w, c.conv, c.y, max, &count,
+                                                                     perf.data()),
+                  "cudnn{Find,Get}ConvolutionForwardAlgorithm");
       return to_candidates(perf, count);
     }
     case Direction::BackwardData: {
       check_cudnn(api.cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max),
                   "cudnnGetConvolutionBackwardDataAlgorithmMaxCount");
       std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<std::size_t>(max));
-      check_cudnn(api.cudnnFindConvolutionBackwardDataAlgorithmEx(h, c.w, b.w, c.y, b.y, c.conv, c.x, b.x, max,
-                                                                  &count, perf.data(), wsp, ws_bytes),
-                  "cudnnFindConvolutionBackwardDataAlgorithmEx");
+      check_cudnn(timed ? api.cudnnFindConvolutionBackwardDataAlgorithmEx(h, c.w, b.w, c.y, b.y, c.conv, c.x, b.x,
+                                                                          max, &count, perf.data(), wsp, ws_bytes)
+                        : api.cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c.w, c.y, c.conv, c.x, max, &count,
+                                                                          perf.data()),
+                  "cudnn{Find,Get}ConvolutionBackwardDataAlgorithm");
       return to_candidates(perf, count);
     }
     case Direction::BackwardWeight: {
       check_cudnn(api.cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max),
                   "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount");
       std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<std::size_t>(max));
-      check_cudnn(api.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, b.x, c.y, b.y, c.conv, c.w, b.w, max,
-                                                                    &count, perf.data(), wsp, ws_bytes),
-                  "cudnnFindConvolutionBackwardFilterAlgorithmEx");
-      return to_candidates(perf, count);
-    }
-  }
-  return {};
-}
-
-// cuDNN's heuristic ranking (no timing: usable inside a graph capture).
-std::vector<Candidate> heuristic(Direction dir, const ConvDescriptors& c) {
-  const CudnnApi& api = library_api().cudnn;
-  cudnnHandle_t h = cudnn_handle();
-  int max = 0, count = 0;
-  switch (dir) {
-    case Direction::Forward: {
-      check_cudnn(api.cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max), "cudnnGetConvolutionForwardAlgorithmMaxCount");
-      std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<std::size_t>(max));
-      check_cudnn(api.cudnnGetConvolutionForwardAlgorithm_v7(h, c.x, c.w, c.conv, c.y, max, &count, perf.data()),
-                  "cudnnGetConvolutionForwardAlgorithm_v7");
-      return to_candidates(perf, count);
-    }
-    case Direction::BackwardData: {
-      check_cudnn(api.cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max),
-                  "cudnnGetConvolutionBackwardDataAlgorithmMaxCount");
-      std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<std::size_t>(max));
-      check_cudnn(api.cudnnGetConvolutionBackwardDataAlgorithm_v7(h, c.w, c.y, c.conv, c.x, max, &count, perf.data()),
-                  "cudnnGetConvolutionBackwardDataAlgorithm_v7");
-      return to_candidates(perf, count);
-    }
-    case Direction::BackwardWeight: {
-      check_cudnn(api.cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max),
-                  "cudnnGetConvolutionBackwardFilterAlgorithmMaxCount");
-      std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<std::size_t>(max));
-      check_cudnn(
-          api.cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c.x, c.y, c.conv, c.w, max, &count, perf.data()),
-          "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
+      check_cudnn(timed ? api.cudnnFindConvolutionBackwardFilterAlgorithmEx(h, c.x, b.x, c.y, b.y, c.conv, c.w, b.w,
+                                                                            max, &count, perf.data(), wsp, ws_bytes)
+                        : api.cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, c.x, c.y, c.conv, c.w, max, &count,
+                                                                            perf.data()),
+                  "cudnn{Find,Get}ConvolutionBackwardFilterAlgorithm");
       return to_candidates(perf, count);
     }
   }
@@ -305,7 +278,9 @@ ConvPlan search(Direction dir, const Conv2dDims& d, cudnnDataType_t type, DType 
   float best_ms = 1e30f;
   if (backend::stream_is_capturing(backend::compute_stream_handle())) {
     const ConvDescriptors c(d, type, Layout::NCHW, math);
-    take_best(heuristic(dir, c), Layout::NCHW, 0.f, std::size_t(1) << 30, math, best, best_ms);
+    Tensor no_workspace;
+    take_best(candidates(dir, false, c, nchw, no_workspace, 0), Layout::NCHW, 0.f, std::size_t(1) << 30, math, best,
+              best_ms);
     CXR_CHECK(best_ms < 1e30f, "--kernels library: cuDNN has no deterministic ", direction_name(dir),
               " algorithm for this convolution (N=", d.N, " C=", d.C, " H=", d.H, " W=", d.W, " K=", d.K, " R=", d.R,
               " S=", d.S, " groups=", d.G, ")");
@@ -315,7 +290,7 @@ ConvPlan search(Direction dir, const Conv2dDims& d, cudnnDataType_t type, DType 
   Tensor ws = search_workspace(ws_bytes);
   {
     const ConvDescriptors c(d, type, Layout::NCHW, math);
-    take_best(find(dir, c, nchw, ws, ws_bytes), Layout::NCHW, 0.f, ws_bytes, math, best, best_ms);
+    take_best(candidates(dir, true, c, nchw, ws, ws_bytes), Layout::NCHW, 0.f, ws_bytes, math, best, best_ms);
   }
   {
     // NHWC: the search on the copies, plus the three transforms timed as a call would run them.
@@ -331,7 +306,7 @@ ConvPlan search(Direction dir, const Conv2dDims& d, cudnnDataType_t type, DType 
     stop.synchronize();
     const float transforms_ms = stop.elapsed_ms_since(start);
     const ConvDescriptors c(d, type, Layout::NHWC, math);
-    take_best(find(dir, c, n, ws, ws_bytes), Layout::NHWC, transforms_ms, ws_bytes, math, best, best_ms);
+    take_best(candidates(dir, true, c, n, ws, ws_bytes), Layout::NHWC, transforms_ms, ws_bytes, math, best, best_ms);
   }
   CXR_CHECK(best_ms < 1e30f, "--kernels library: cuDNN found no deterministic ", direction_name(dir),
             " algorithm for this convolution (N=", d.N, " C=", d.C, " H=", d.H, " W=", d.W, " K=", d.K, " R=", d.R,

@@ -6,9 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <string>
 
 #include "checkpoint/checkpoint.h"
@@ -85,19 +83,6 @@ double list_difference(const std::vector<std::pair<std::string, std::vector<floa
   return relative_difference(x, y);
 }
 
-std::vector<double> probabilities(const std::string& csv) {
-  std::ifstream f(csv);
-  std::string line;
-  std::getline(f, line);
-  std::vector<double> p;
-  while (std::getline(f, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    std::getline(ss, cell, ',');
-    while (std::getline(ss, cell, ',')) p.push_back(std::stod(cell));
-  }
-  return p;
-}
 
 }  // namespace
 
@@ -157,12 +142,12 @@ TEST_CASE("a checkpoint trained with --kernels library predicts with cxr, and th
       REQUIRE(run_command(cli::run_predict, {"--checkpoint", run + "/best.safetensors", "--out", out, "--device",
                                              "cuda", "--kernels", kernels, ds.image_path(0), ds.image_path(1),
                                              "--quiet"}) == 0);
-      p.push_back(probabilities(out + "/predictions.csv"));
+      p.push_back(prediction_probabilities(out + "/predictions.csv"));
     }
     const std::string out = dir / ("pred_" + trained + "_cpu");
     REQUIRE(run_command(cli::run_predict, {"--checkpoint", run + "/best.safetensors", "--out", out,
                                            ds.image_path(0), ds.image_path(1), "--quiet"}) == 0);
-    const std::vector<double> cpu = probabilities(out + "/predictions.csv");
+    const std::vector<double> cpu = prediction_probabilities(out + "/predictions.csv");
     REQUIRE(cpu.size() == p[0].size());
     REQUIRE(cpu.size() == p[1].size());
     double worst = 0;
