@@ -40,3 +40,7 @@ endforeach()
 add_executable(seed_safetensors fuzz/seed_safetensors.cpp)
 target_link_libraries(seed_safetensors PRIVATE cxr_fuzz_lib)
 target_link_options(seed_safetensors PRIVATE -fsanitize=address,undefined)
+# The writer of fuzz/corpus/dicom_decode (DCMTK, through the tests' DICOM writer).
+add_executable(seed_dicom fuzz/seed_dicom.cpp tests/data/dicom_writer.cpp)
+target_link_libraries(seed_dicom PRIVATE cxr_fuzz_lib)
+target_link_options(seed_dicom PRIVATE -fsanitize=address,undefined)

@@ -4,8 +4,12 @@
 // refusal names its reason; dcmimgle's own status is the last line of defence.
 #include "data/dicom_decode.h"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <memory>
 #include <mutex>
 #include <new>
@@ -20,7 +24,6 @@
 #endif
 #include <dcmtk/config/osconfig.h>  // first, as DCMTK requires
 #include <dcmtk/dcmdata/dccodec.h>
-#include <dcmtk/dcmdata/dcistrmb.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmimage/diregist.h>  // colour images (RGB, YBR, palette) for DicomImage
@@ -79,6 +82,50 @@ std::pair<double, double> rescaled_percentiles(const DicomImage& image, const st
   CXR_FAIL("cannot decode image ", name, ": DICOM: unknown pixel representation after the modality transform");
 }
 
+// The bytes as a file DCMTK can open by name: an anonymous memory file (memfd) seen through
+// /proc/self/fd; where that is missing, an unlinked-on-exit temporary file.
+class MemoryFile {
+ public:
+  MemoryFile(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
+    fd_ = static_cast<int>(::memfd_create("cxr-dicom", MFD_CLOEXEC));
+    if (fd_ >= 0 && ::access("/proc/self/fd", R_OK) == 0) {
+      path_ = "/proc/self/fd/" + std::to_string(fd_);
+    } else {
+      if (fd_ >= 0) ::close(fd_);
+      const char* tmp = std::getenv("TMPDIR");
+      std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/cxr-dicom-XXXXXX";
+      fd_ = ::mkstemp(pattern.data());
+      CXR_CHECK(fd_ >= 0, "cannot decode image ", name, ": no temporary file for DCMTK (", pattern, ")");
+      path_ = pattern;
+      unlink_ = true;
+    }
+    for (std::size_t done = 0; done < size;) {
+      const ssize_t n = ::write(fd_, bytes + done, size - done);
+      if (n <= 0) {
+        release();
+        CXR_FAIL("cannot decode image ", name, ": cannot stage it for DCMTK in ", path_);
+      }
+      done += static_cast<std::size_t>(n);
+    }
+  }
+  ~MemoryFile() { release(); }
+  MemoryFile(const MemoryFile&) = delete;
+  MemoryFile& operator=(const MemoryFile&) = delete;
+  const std::string& path() const { return path_; }
+
+ private:
+  void release() {
+    if (fd_ >= 0) ::close(fd_);
+    fd_ = -1;
+    if (unlink_) ::unlink(path_.c_str());
+    unlink_ = false;
+  }
+
+  int fd_ = -1;
+  std::string path_;
+  bool unlink_ = false;
+};
+
 std::string get_string(DcmDataset& ds, const DcmTagKey& tag) {
   OFString s;
   return ds.findAndGetOFString(tag, s).good() ? std::string(s.c_str()) : std::string();
@@ -89,13 +136,15 @@ GrayImage decode(const std::uint8_t* bytes, std::size_t size, const std::string&
   CXR_CHECK(dcmDataDict.isDictionaryLoaded(), "cannot decode image ", name,
             ": DCMTK's data dictionary is not loaded (is libdcmtk17's dicom.dic installed? DCMDICTPATH)");
 
-  DcmInputBufferStream in;
-  in.setBuffer(bytes, static_cast<offile_off_t>(size));
-  in.setEos();
+  // DCMTK reads from a file, not from memory: only its file reader checks an element's declared
+  // length against the bytes left before allocating for it (its memory-buffer reader allocated
+  // 3 GB for a 781-byte input: fuzz_dicom_decode). Large values are then loaded into memory while
+  // the file is open; each is at most the file's size.
+  const MemoryFile mem(bytes, size, name);
   DcmFileFormat file;
-  file.transferInit();
-  const OFCondition read = file.read(in, EXS_Unknown, EGL_noChange, DCM_MaxReadLength);
-  file.transferEnd();
+  OFCondition read = file.loadFile(OFFilename(mem.path().c_str()), EXS_Unknown, EGL_noChange, DCM_MaxReadLength,
+                                   ERM_autoDetect);
+  if (read.good()) read = file.loadAllDataIntoMemory();
   CXR_CHECK(read.good(), "cannot decode image ", name, ": not a readable DICOM file (truncated or corrupt?): DCMTK: ",
             read.text());
   DcmDataset& ds = *file.getDataset();

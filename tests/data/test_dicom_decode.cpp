@@ -301,4 +301,19 @@ TEST_CASE("dicom: extra attributes by keyword round trip (for the data-set reade
   CHECK(decode_gray8(bytes.data(), bytes.size(), "attr.dcm").width == s.width);
 }
 
+
+// fuzz_dicom_decode: an element declaring a 3 GB value in a 781-byte file made DCMTK's
+// memory-buffer reader allocate 3 GB before finding the bytes missing. DCMTK's file reader checks
+// the length against the bytes left first, so the decoder hands DCMTK a file (data/dicom_decode.cpp).
+TEST_CASE("fuzz regression: a DICOM element declaring more bytes than the file holds is refused, not allocated") {
+  DicomSpec s;
+  s.pixel_data = false;
+  auto bytes = test::encode_dicom(s);
+  // (0009,0010) UN with a 4-byte length of 0xB7B7B7B7 (about 3 GB), then a few bytes.
+  const std::uint8_t element[] = {0x09, 0x00, 0x10, 0x00, 'U', 'N', 0x00, 0x00, 0xB7, 0xB7, 0xB7, 0xB7, 1, 2, 3, 4};
+  bytes.insert(bytes.end(), element, element + sizeof element);
+  CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "huge_element.dcm"),
+                       doctest::Contains("cannot decode image huge_element.dcm: not a readable DICOM file"), Error);
+}
+
 }  // TEST_SUITE
