@@ -13,6 +13,7 @@
 #include "tensor/error.h"
 #include "tests/data/data_test_util.h"
 #include "tests/data/dicom_writer.h"
+#include "tests/golden.h"
 
 using namespace cxr;
 using namespace cxr::data;
@@ -301,6 +302,37 @@ TEST_CASE("dicom: extra attributes by keyword round trip (for the data-set reade
   CHECK(decode_gray8(bytes.data(), bytes.size(), "attr.dcm").width == s.width);
 }
 
+
+// Files written by pydicom (tests/gen/dicom_pydicom.py): another writer, Explicit VR Big Endian and
+// pydicom's own RLE encoder. Stored value of pixel (x, y): (x * 37 + y * 101) % 4096.
+TEST_CASE("dicom: pydicom's files (big endian MONOCHROME1 with rescale and window; RLE without VOI)") {
+  DicomSpec s;  // the stored values, for check_pixels
+  s.width = 20;
+  s.height = 16;
+  for (int y = 0; y < s.height; ++y)
+    for (int x = 0; x < s.width; ++x) s.values.push_back((x * 37 + y * 101) % 4096);
+
+  ImageInfo info;
+  const GrayImage be = decode_gray8_file(test::golden_path("pydicom_mono1_window_be.dcm"), &info);
+  CHECK(info.transfer_syntax_uid == "1.2.840.10008.1.2.2");
+  CHECK(info.window_source == WindowSource::file_window);
+  CHECK(info.inverted);
+  CHECK(info.rescale_intercept == -1024);
+  CHECK(info.pixel_spacing_row_mm == doctest::Approx(0.15));
+  CHECK(info.pixel_spacing_col_mm == doctest::Approx(0.16));
+  check_pixels(be, s, [](std::int32_t x) { return window8(x - 1024.0, 0, 3000, true); });
+
+  const GrayImage rle = decode_gray8_file(test::golden_path("pydicom_rle_percentile.dcm"), &info);
+  CHECK(info.transfer_syntax_uid == "1.2.840.10008.1.2.5");
+  CHECK(info.window_source == WindowSource::percentile);
+  CHECK(info.pixel_spacing_source == "ImagerPixelSpacing");
+  std::vector<double> v(s.values.begin(), s.values.end());
+  std::sort(v.begin(), v.end());
+  const double n1 = static_cast<double>(v.size() - 1);
+  const double lo = v[static_cast<std::size_t>(std::floor(0.005 * n1))];
+  const double hi = v[static_cast<std::size_t>(std::ceil(0.995 * n1))];
+  check_pixels(rle, s, [&](std::int32_t x) { return window8(x, (lo + hi) / 2 + 0.5, hi - lo + 1); });
+}
 
 // fuzz_dicom_decode: an element declaring a 3 GB value in a 781-byte file made DCMTK's
 // memory-buffer reader allocate 3 GB before finding the bytes missing. DCMTK's file reader checks
