@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <functional>
+#include <thread>
 
 #include "data/dicom_decode.h"
 #include "data/image_io.h"
@@ -332,6 +333,29 @@ TEST_CASE("dicom: pydicom's files (big endian MONOCHROME1 with rescale and windo
   const double lo = v[static_cast<std::size_t>(std::floor(0.005 * n1))];
   const double hi = v[static_cast<std::size_t>(std::ceil(0.995 * n1))];
   check_pixels(rle, s, [&](std::int32_t x) { return window8(x, (lo + hi) / 2 + 0.5, hi - lo + 1); });
+}
+
+TEST_CASE("dicom: decoding in several threads at once (the loader's workers) gives the same pixels") {
+  DicomSpec w = base(16, 12, 0, 4095);
+  w.windows = {{2000, 3000}};
+  DicomSpec r = w;
+  r.encoding = DicomSpec::Encoding::rle;
+  DicomSpec p = base(16, 16, -2000, 3000);
+  const std::vector<std::vector<std::uint8_t>> files = {test::encode_dicom(w), test::encode_dicom(r),
+                                                        test::encode_dicom(p)};
+  std::vector<std::vector<std::uint8_t>> want;
+  for (const auto& f : files) want.push_back(decode_gray8(f.data(), f.size(), "one.dcm").pixels);
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 30; ++i) {
+        const std::size_t k = static_cast<std::size_t>(i + t) % files.size();
+        if (decode_gray8(files[k].data(), files[k].size(), "mt.dcm").pixels != want[k]) ++mismatches[t];
+      }
+    });
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
 }
 
 // fuzz_dicom_decode: an element declaring a 3 GB value in a 781-byte file made DCMTK's
