@@ -279,6 +279,13 @@ TEST_CASE("dicom: refusals name the file and the problem") {
     CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "short.dcm"),
                          doctest::Contains("cannot decode image short.dcm: truncated DICOM pixel data"), Error);
   }
+  SUBCASE("a zero Rescale Slope") {
+    DicomSpec z = s;
+    z.rescale = {{0.0, 5.0}};
+    const auto bytes = test::encode_dicom(z);
+    CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "flat.dcm"),
+                         doctest::Contains("cannot decode image flat.dcm: DICOM Rescale Slope 0"), Error);
+  }
   SUBCASE("DICM but garbage after it") {
     std::vector<std::uint8_t> junk(400, 0xEE);
     std::copy_n("DICM", 4, junk.begin() + 128);
