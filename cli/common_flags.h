@@ -6,6 +6,7 @@
 //   --precision fp32|bf16  train, eval, predict, demo   (kernels/execution.h)
 //   --tf32                 train, eval, predict
 //   --quiet                every command that shows progress
+//   --format, --uncertain, --frontal-only   train, eval, data-info (data/formats.h)
 //
 //   add_device(args, "where to train");  ...  args.parse(...);
 //   o.device = device_arg(args);
@@ -15,6 +16,7 @@
 #include <string>
 
 #include "cli/cli_args.h"
+#include "data/formats.h"
 #include "dist/communicator.h"
 #include "kernels/execution.h"
 #include "tensor/dtype.h"
@@ -27,6 +29,7 @@ Args& add_batch_size(Args& args, const std::string& help, int default_value);
 Args& add_precision(Args& args);
 Args& add_tf32(Args& args);
 Args& add_quiet(Args& args, const std::string& help);
+Args& add_data_format(Args& args);
 
 Device device_arg(const Args& args);         // UsageError unless cpu, cuda or cuda-emu
 int workers_arg(const Args& args);
@@ -34,6 +37,7 @@ int batch_size_arg(const Args& args);
 Precision precision_arg(const Args& args);  // fp32 | bf16; UsageError otherwise
 bool tf32_arg(const Args& args);
 bool quiet_arg(const Args& args);
+data::ReaderOptions reader_arg(const Args& args);  // UsageError on an unknown format or policy
 
 // The math of a command that records nothing (eval, predict): --precision and --tf32 (where
 // declared) set for the command's scope, so a process that runs several commands (the tests)

@@ -29,9 +29,11 @@ struct StepAgreement {
   std::int64_t rows = 0;       // of the global batch
   std::int64_t row_begin = 0;  // this rank's first row in it
   double boxes = 0;            // Σ box_mask over the global batch
+  double labels = 0;           // Σ label_mask over the global batch (the masked BCE's divisor)
   int signal = 0;              // an interrupting signal seen by any rank (the largest), else 0
 };
-StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal);
+StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal,
+                            double labels = 0);
 // Whether any rank saw an interrupting signal (the largest one), else 0.
 int agree_on_signal(dist::Communicator& comm, int signal);
 
