@@ -169,6 +169,7 @@ Dataset load_padchest(const std::string& dir, const ReaderOptions& o, Report& re
     if (projection >= 0) r.view = cell(projection);
     if (sex >= 0) r.gender = cell(sex);
     if (o.frontal_only && !is_frontal_view(r.view)) continue;
+    if (cell(labels).empty()) { malformed("no labels (empty Labels cell)"); continue; }
     const auto list = parse_padchest_labels(f[static_cast<std::size_t>(labels)]);
     if (!list) { malformed("Labels '" + cell(labels) + "' is not a list like ['pleural effusion', 'cardiomegaly']"); continue; }
     if (list->empty()) { malformed("no labels"); continue; }
