@@ -16,6 +16,7 @@
 #include "layers/init.h"
 #include "models/model_factory.h"
 #include "tests/data/data_test_util.h"
+#include "tensor/error.h"
 #include "tests/train/train_test_util.h"
 
 using namespace cxr;
@@ -72,8 +73,10 @@ TEST_CASE("data-info --json on a CheXpert folder: format, missing and uncertain 
   CHECK(out.find("format          chexpert") != std::string::npos);
   CHECK(out.find("images          2") != std::string::npos);
   CHECK(out.find("uncertain") != std::string::npos);
-  CHECK(test::run_command(cli::run_data_info, {"--data", dir.path(), "--uncertain", "maybe"}, &out) == 2);
-  CHECK(test::run_command(cli::run_data_info, {"--data", dir.path(), "--format", "dicomdir"}, &out) == 2);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_data_info, {"--data", dir.path(), "--uncertain", "maybe"}, &out),
+                       doctest::Contains("--uncertain"), UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_data_info, {"--data", dir.path(), "--format", "dicomdir"}, &out),
+                       doctest::Contains("unknown format 'dicomdir'"), UsageError);
 }
 
 TEST_CASE("train --data NIH --data FOLDERS:2: the union label space in the heads and checkpoint; eval on each set") {
@@ -116,7 +119,9 @@ TEST_CASE("train --data NIH --data FOLDERS:2: the union label space in the heads
   CHECK(folders["classes"]["Fracture"]["auroc"].is_number());
   // The NIH set has no Fracture label.
   CHECK(nih["classes"]["Fracture"]["auroc"].is_null());
-  CHECK(nih["classes"]["Atelectasis"]["auroc"].is_number());
+  CHECK(nih["classes"]["Fracture"]["missing"] == nih["images"]);
+  CHECK(nih["mean_auroc"].is_number());
+  CHECK_FALSE(nih["classes"]["Atelectasis"].contains("missing"));
   const auto& table = j["cross_dataset"];
   CHECK(table["auroc"]["Pneumonia"].size() == 2);
   CHECK(table["auroc"]["Fracture"][0].is_null());
