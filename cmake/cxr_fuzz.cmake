@@ -14,7 +14,8 @@ set(CXR_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-rec
 
 set(CXR_FUZZ_LIB_SOURCES
   data/csv.cpp data/metadata.cpp data/labels.cpp data/report.cpp data/dataset.cpp data/random.cpp
-  data/splits.cpp data/image_io.cpp data/resize.cpp checkpoint/safetensors.cpp)
+  data/splits.cpp data/image_io.cpp data/jpeg_decode.cpp data/dicom_decode.cpp data/resize.cpp
+  checkpoint/safetensors.cpp)
 file(GLOB CXR_FUZZ_TENSOR_SOURCES CONFIGURE_DEPENDS tensor/*.cpp)
 file(GLOB CXR_FUZZ_TENSOR_CU CONFIGURE_DEPENDS tensor/cuda/*.cu)
 cxr_emulated_sources(CXR_FUZZ_TENSOR_WRAPPED ${CXR_FUZZ_TENSOR_CU})
@@ -39,3 +40,7 @@ endforeach()
 add_executable(seed_safetensors fuzz/seed_safetensors.cpp)
 target_link_libraries(seed_safetensors PRIVATE cxr_fuzz_lib)
 target_link_options(seed_safetensors PRIVATE -fsanitize=address,undefined)
+# The writer of fuzz/corpus/dicom_decode (DCMTK, through the tests' DICOM writer).
+add_executable(seed_dicom fuzz/seed_dicom.cpp tests/data/dicom_writer.cpp)
+target_link_libraries(seed_dicom PRIVATE cxr_fuzz_lib)
+target_link_options(seed_dicom PRIVATE -fsanitize=address,undefined)

@@ -19,7 +19,8 @@ endfunction()
 function(cxr_host_target_options target)
   target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR} ${STB_INCLUDE_DIR})
   target_compile_options(${target} PRIVATE $<$<COMPILE_LANGUAGE:CXX>:${CXR_WARNINGS}>)
-  target_link_libraries(${target} PUBLIC OpenMP::OpenMP_CXX Threads::Threads nlohmann_json::nlohmann_json)
+  target_link_libraries(${target} PUBLIC OpenMP::OpenMP_CXX Threads::Threads nlohmann_json::nlohmann_json
+                        PkgConfig::TURBOJPEG ${CXR_DCMTK_LIBRARIES})
 endfunction()
 
 file(GLOB CXR_CORE_SOURCES CONFIGURE_DEPENDS

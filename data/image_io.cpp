@@ -9,6 +9,8 @@
 #include <fstream>
 #include <memory>
 
+#include "data/dicom_decode.h"
+#include "data/jpeg_decode.h"
 #include "tensor/error.h"
 
 #if defined(__GNUC__)
@@ -20,7 +22,7 @@
 #endif
 #define STB_IMAGE_STATIC
 #define STB_IMAGE_IMPLEMENTATION
-#define STBI_ONLY_PNG  // not JPEG: see decode_gray8
+#define STBI_ONLY_PNG  // not JPEG: stb 2.27's JPEG decoder is not memory-safe (data/jpeg_decode.h decodes JPEG)
 #define STBI_NO_STDIO
 #include <stb_image.h>
 #define STB_IMAGE_WRITE_STATIC
@@ -86,16 +88,45 @@ void check_png_chunks(const std::uint8_t* p, std::size_t n, const std::string& n
 
 }  // namespace
 
-GrayImage decode_gray8(const std::uint8_t* bytes, std::size_t size, const std::string& name) {
-  CXR_CHECK(size > 0, "image file ", name, " is empty");
-  CXR_CHECK(size < (1ull << 31), "image file ", name, " is too large (", size, " bytes)");
+const char* format_name(ImageFormat format) {
+  switch (format) {
+    case ImageFormat::png: return "PNG";
+    case ImageFormat::jpeg: return "JPEG";
+    case ImageFormat::dicom: return "DICOM";
+    case ImageFormat::unknown: break;
+  }
+  return "unknown";
+}
+
+const char* window_source_name(WindowSource source) {
+  switch (source) {
+    case WindowSource::none: return "none";
+    case WindowSource::voi_lut: return "VOI LUT";
+    case WindowSource::file_window: return "Window Center/Width";
+    case WindowSource::percentile: return "percentile 0.5..99.5";
+  }
+  return "unknown";
+}
+
+ImageFormat detect_image_format(const std::uint8_t* p, std::size_t n) {
+  static const std::uint8_t kPng[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1A, '\n'};
+  if (n >= 8 && std::memcmp(p, kPng, 8) == 0) return ImageFormat::png;
+  if (n >= 2 && p[0] == 0xFF && p[1] == 0xD8) return ImageFormat::jpeg;
+  if (n >= 132 && std::memcmp(p + 128, "DICM", 4) == 0) return ImageFormat::dicom;
+  // A data set written without the preamble: its first element is in the meta group 0002 or the
+  // identifying group 0008 (little endian), followed by an explicit VR or a 4-byte length.
+  if (n >= 8 && p[1] == 0x00 && (p[0] == 0x02 || p[0] == 0x08) && p[3] == 0x00) {
+    const bool explicit_vr = p[4] >= 'A' && p[4] <= 'Z' && p[5] >= 'A' && p[5] <= 'Z';
+    const std::uint32_t length = p[4] | p[5] << 8 | p[6] << 16 | static_cast<std::uint32_t>(p[7]) << 24;
+    if (explicit_vr || length <= n - 8) return ImageFormat::dicom;
+  }
+  return ImageFormat::unknown;
+}
+
+namespace {
+
+GrayImage decode_png_gray8(const std::uint8_t* bytes, std::size_t size, const std::string& name, ImageInfo* info) {
   int len = static_cast<int>(size);
-  // JPEG is refused by name: stb_image 2.27's JPEG decoder (Debian 12) reads and writes out of
-  // bounds on corrupt files (fuzz/fuzz_image_decode found two such bugs in minutes; stb 2.28
-  // fixed them), so it is not compiled in. The NIH images are PNG.
-  CXR_CHECK(!(size >= 2 && bytes[0] == 0xFF && bytes[1] == 0xD8), "cannot decode image ", name,
-            ": JPEG files are not supported (only PNG: 8/16-bit gray, gray+alpha, RGB, RGBA, palette); "
-            "convert it to PNG");
   std::vector<std::uint8_t> cleaned;
   check_png_chunks(bytes, size, name, cleaned);
   if (!cleaned.empty()) {
@@ -109,13 +140,15 @@ GrayImage decode_gray8(const std::uint8_t* bytes, std::size_t size, const std::s
               "cannot decode image ", name, ": its header says ", w, " x ", h, " pixels, more than the ",
               kMaxImagePixels, "-pixel limit (corrupt file?)");
   GrayImage img;
-  if (stbi_is_16_bit_from_memory(bytes, len)) {
+  const bool sixteen = stbi_is_16_bit_from_memory(bytes, len);
+  if (sixteen) {
     std::unique_ptr<stbi_us, void (*)(void*)> p(stbi_load_16_from_memory(bytes, len, &w, &h, &channels, 1),
                                                stbi_image_free);
     CXR_CHECK(p != nullptr, "cannot decode image ", name, ": ", stbi_failure_reason());
     img.width = w;
     img.height = h;
     img.pixels.resize(static_cast<std::size_t>(w) * h);
+    // The same range as 8-bit input: 0 -> 0, 65535 -> 255 (a 16-bit copy v * 257 of an 8-bit image decodes to it).
     for (std::size_t i = 0; i < img.pixels.size(); ++i)
       img.pixels[i] = static_cast<std::uint8_t>((p.get()[i] * 255u + 32767u) / 65535u);
   } else {
@@ -126,12 +159,39 @@ GrayImage decode_gray8(const std::uint8_t* bytes, std::size_t size, const std::s
     img.height = h;
     img.pixels.assign(p.get(), p.get() + static_cast<std::size_t>(w) * h);
   }
+  if (info) {
+    static const char* const kPhotometric[5] = {"", "GRAY", "GRAY+ALPHA", "RGB", "RGBA"};
+    info->format = ImageFormat::png;
+    info->channels = channels;
+    info->photometric = channels >= 1 && channels <= 4 ? kPhotometric[channels] : "";
+    info->bits_stored = sixteen ? 16 : (len > 24 ? bytes[24] : 8);  // IHDR bit depth (1, 2, 4 or 8 here)
+  }
   return img;
 }
 
-GrayImage decode_gray8_file(const std::string& path) {
+}  // namespace
+
+GrayImage decode_gray8(const std::uint8_t* bytes, std::size_t size, const std::string& name, ImageInfo* info) {
+  CXR_CHECK(size > 0, "image file ", name, " is empty");
+  CXR_CHECK(size < (1ull << 31), "image file ", name, " is too large (", size, " bytes)");
+  if (info) *info = ImageInfo{};
+  switch (detect_image_format(bytes, size)) {
+    case ImageFormat::png: return decode_png_gray8(bytes, size, name, info);
+    case ImageFormat::jpeg: return decode_jpeg_gray8(bytes, size, name, info);
+    case ImageFormat::dicom: return decode_dicom_gray8(bytes, size, name, info);
+    case ImageFormat::unknown: break;
+  }
+  std::string head;
+  for (std::size_t i = 0; i < std::min<std::size_t>(size, 8); ++i) {
+    static const char* kHex = "0123456789abcdef";
+    head += std::string(i ? " " : "") + kHex[bytes[i] >> 4] + kHex[bytes[i] & 15];
+  }
+  CXR_FAIL("cannot decode image ", name, ": not a PNG, JPEG or DICOM file (it starts with bytes ", head, ")");
+}
+
+GrayImage decode_gray8_file(const std::string& path, ImageInfo* info) {
   const auto bytes = read_file_bytes(path);
-  return decode_gray8(bytes.data(), bytes.size(), path);
+  return decode_gray8(bytes.data(), bytes.size(), path, info);
 }
 
 namespace {

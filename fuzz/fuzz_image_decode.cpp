@@ -1,8 +1,10 @@
-// Fuzzes the image decode path: arbitrary bytes into stb_image and the conversion to 8-bit
-// gray (data/image_io.h decode_gray8), then the antialiased resize (data/resize.h) as the
-// loader runs it, and the box scaling.
+// Fuzzes the image decode path: arbitrary bytes into decode_gray8 (data/image_io.h: the format
+// from the first bytes, then stb_image's PNG decoder, libjpeg-turbo or DCMTK) and the conversion
+// to 8-bit gray, then the antialiased resize (data/resize.h) as the loader runs it, and the box
+// scaling. (fuzz_jpeg_decode and fuzz_dicom_decode feed the other two decoders directly.)
 // Feeds: arbitrary bytes as an image file (PNG 8/16-bit gray, gray+alpha, RGB, RGBA and
-// palette seed it; JPEG is refused since this target found stb 2.27's JPEG bugs). The last two bytes also pick a resize
+// palette and one JPEG seed it; this target found stb 2.27's JPEG bugs, so stb's JPEG decoder
+// is not compiled in). The last two bytes also pick a resize
 // target (1..64 x 1..64), the way the loader resizes to --image-size.
 // Checks: no crash, leak, UB or huge allocation (decode_gray8 refuses images larger than
 // kMaxImagePixels before decoding); a failure is a cxr::Error; a decoded image has positive

@@ -3,7 +3,8 @@
 
 Run with Debian's python3 (PIL): /usr/bin/python3 fuzz/make_corpus.py. The safetensors seeds
 are written by the project's own writer instead: `build-fuzz/fuzz_seed_safetensors fuzz/corpus/safetensors`
-(scripts/fuzz --seeds does both). Everything is small excerpts: the whole corpus stays well under 1 MB.
+and the DICOM seeds by `build-fuzz/seed_dicom fuzz/corpus/dicom_decode` (DCMTK)
+(scripts/fuzz --seeds does all three). Everything is small excerpts: the whole corpus stays well under 1 MB.
 """
 import io
 import os
@@ -121,6 +122,28 @@ def images():
     write("image_decode", "gray16_24.png", png(g16))
 
 
+def jpegs():
+    """JPEG seeds (fuzz_jpeg_decode; one in image_decode too): Pillow's libjpeg encoder."""
+    b = Image.open(os.path.join(NIH, "images", "00009285_000.png")).convert("L")
+    crop = b.crop((400, 300, 464, 364))
+
+    def jpeg(im, **kw):
+        buf = io.BytesIO()
+        im.save(buf, format="JPEG", **kw)
+        return buf.getvalue()
+
+    # A colour version of the crop (R, G, B differ) for the YCbCr paths.
+    rgb = Image.merge("RGB", (crop, crop.transpose(Image.FLIP_LEFT_RIGHT), crop.transpose(Image.FLIP_TOP_BOTTOM)))
+    write("jpeg_decode", "gray_crop48_q90.jpg", jpeg(crop.resize((48, 48)), quality=90))
+    write("jpeg_decode", "gray_crop32_progressive.jpg", jpeg(crop.resize((32, 32)), quality=95, progressive=True))
+    write("jpeg_decode", "rgb444_crop24.jpg", jpeg(rgb.resize((24, 24)), quality=95, subsampling=0))
+    write("jpeg_decode", "rgb420_crop32_optimized.jpg", jpeg(rgb.resize((32, 32)), quality=80, subsampling=2,
+                                                             optimize=True))
+    write("jpeg_decode", "rgb422_progressive_17x13.jpg", jpeg(rgb.resize((17, 13)), quality=75, subsampling=1,
+                                                              progressive=True))
+    write("image_decode", "gray_crop24.jpg", jpeg(crop.resize((24, 24)), quality=90))
+
+
 def main():
     if not os.path.isdir(NIH):
         sys.exit("make_corpus: %s is missing" % NIH)
@@ -128,6 +151,7 @@ def main():
     box_names = bbox_list()
     split_lists(names)
     images()
+    jpegs()
     print("names used by the box list excerpt (fuzz_bbox_list.cpp's table):")
     print(" ".join(box_names))
 
