@@ -76,10 +76,6 @@ Dataset load_vindr(const std::string& dir, const ReaderOptions&, Report& report)
   Dataset ds;
   ds.root = dir;
   ds.findings = 0;
-  for (const char* name : {"Atelectasis", "Cardiomegaly", "Pleural effusion", "Infiltration", "Pneumonia",
-                           "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Pulmonary fibrosis",
-                           "Pleural thickening", "Lung Opacity", "Rib fracture"})
-    ds.findings |= bit(vindr_finding(name));
   bool any = false;
   for (const SplitFiles sf : {SplitFiles{"image_labels_train.csv", "annotations_train.csv", "train", 0},
                               SplitFiles{"image_labels_test.csv", "annotations_test.csv", "test", 2}}) {
@@ -107,6 +103,7 @@ Dataset load_vindr(const std::string& dir, const ReaderOptions&, Report& report)
         ++ds.meta.unknown_labels[n];
       } else if (g >= 0) {
         cols.emplace_back(static_cast<int>(c), g);
+        ds.findings |= bit(g);  // the set's findings: the mapped columns its files have
       } else {
         cols.emplace_back(static_cast<int>(c), -1 - static_cast<int>(c));  // unmapped: counted by name
       }
