@@ -1,7 +1,7 @@
 // The data-parallel parts of a training run (docs/distributed.md), as PyTorch DDP has them, on
 // a dist::Communicator (single process: each is the identity and costs nothing):
 //   broadcast_state     rank 0's weights and buffers everywhere (start, --resume, --init-from)
-//   agree_on_step       before each step: the global batch's rows and boxes (the loss's
+//   agree_on_step       before each step: the global batch's rows, boxes and present labels (the loss's
 //                       denominators), this rank's first row in it (dropout masks), and
 //                       whether any rank was interrupted (every rank stops at the same step)
 //   gather_inference    (eval/gather_inference.h) each rank's validation predictions, in rank
