@@ -87,10 +87,8 @@ void apply_label(ImageRecord& r, int g, CellValue v, UncertainPolicy policy);
 // Frontal view names: PA, AP (and PadChest's AP_horizontal).
 bool is_frontal_view(const std::string& view);
 
-}  // namespace cxr::data
-
-namespace cxr::data {
 // PadChest's Labels cell: "['a', 'b']" -> {"a", "b"} (trimmed, lower case); nullopt when the
 // cell is not such a list.
 std::optional<std::vector<std::string>> parse_padchest_labels(std::string_view cell);
+
 }  // namespace cxr::data
