@@ -11,7 +11,11 @@
 //                                          model resnet50 and efficientnet_b0
 //   train_step/cuda_tf32/<model>/224/128   the same with TF32 tensor cores (execution setting allow_tf32)
 //   train_step/cuda_bf16/<model>/224/128   mixed precision (execution setting precision bf16, fp32 weights)
-//   train_step/<any cuda row>_graph/...    the same step captured once as a CUDA graph after the
+//   train_step/library/<model>/224/128     the three rows above with --kernels library (cuDNN
+//   train_step/library_tf32/<model>/...    convolutions and batch norm, cuBLASLt linear layers:
+//   train_step/library_bf16/<model>/...    kernels/library.h): how far the hand-written kernels
+//                                          are from the libraries in a whole step
+//   train_step/<any cuda or library row>_graph/...    the same step captured once as a CUDA graph after the
 //                                          warm-up and replayed (train_cxr --cuda-graph): the
 //                                          launch overhead taken out. The replays repeat the
 //                                          captured AdamW step count (the trainer keeps it on
@@ -38,6 +42,7 @@
 
 #include "kernels/cxr_loss.h"
 #include "kernels/execution.h"
+#include "kernels/library.h"
 #include "kernels/optimizer_step.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
@@ -115,12 +120,21 @@ struct TrainStep {
 
 enum class Math { Fp32, Tf32, Bf16 };
 
-void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math math, bool graph) {
+void bench_train(benchmark::State& st, const std::string& arch, Device dev, Math math, bool graph,
+                 KernelChoice kernels) {
+  ExecutionScope kernel_choice({.kernels = kernels});
   ExecutionScope tf32({.allow_tf32 = math == Math::Tf32});
   ExecutionScope bf16({.precision = math == Math::Bf16 ? Precision::BF16 : Precision::FP32});
   const int pixels = static_cast<int>(st.range(0));
   const int batch = static_cast<int>(st.range(1));
   if (dev == Device::CUDA && !have_gpu()) return st.SkipWithError("no GPU");
+  if (kernels == KernelChoice::Library) {
+    try {
+      library::require(dev);
+    } catch (const Error& e) {
+      return st.SkipWithError(e.what());
+    }
+  }
   TrainStep ts(arch, pixels, batch, dev);
   const int warmup = env_int("CXR_TRAIN_WARMUP", 3);
   for (int i = 0; i < warmup; ++i) ts.run(false);
@@ -167,19 +181,21 @@ void register_all() {
   // 16, the row of issue 5); a new architecture of model_names() gets its rows without an edit.
   for (const std::string& arch : model_names()) {
     auto* b = benchmark::RegisterBenchmark(("train_step/cpu/" + arch).c_str(), bench_train, arch, Device::CPU,
-                                           Math::Fp32, false);
+                                           Math::Fp32, false, KernelChoice::Cxr);
     b->ArgNames({"px", "batch"})->Args({64, 32});
     if (arch == "resnet18") b->Args({64, 16});
     b->Args({224, 16})->Iterations(cpu_steps)->UseRealTime()->Unit(benchmark::kMillisecond);
   }
-  const std::pair<Math, const char*> maths[] = {{Math::Fp32, "cuda"}, {Math::Tf32, "cuda_tf32"},
-                                                {Math::Bf16, "cuda_bf16"}};
-  for (bool graph : {false, true})
-    for (const char* arch : {"resnet50", "efficientnet_b0"})
-      for (const auto& [math, device] : maths)
-        benchmark::RegisterBenchmark(
-            (std::string("train_step/") + device + (graph ? "_graph/" : "/") + arch).c_str(), bench_train,
-            std::string(arch), Device::CUDA, Math(math), graph)
+  const std::pair<Math, const char*> maths[] = {{Math::Fp32, ""}, {Math::Tf32, "_tf32"}, {Math::Bf16, "_bf16"}};
+  for (KernelChoice kernels : {KernelChoice::Cxr, KernelChoice::Library})
+    for (bool graph : {false, true})
+      for (const char* arch : {"resnet50", "efficientnet_b0"})
+        for (const auto& [math, suffix] : maths)
+          benchmark::RegisterBenchmark(
+              (std::string("train_step/") + (kernels == KernelChoice::Library ? "library" : "cuda") + suffix +
+               (graph ? "_graph/" : "/") + arch)
+                  .c_str(),
+              bench_train, std::string(arch), Device::CUDA, Math(math), graph, kernels)
             ->ArgNames({"px", "batch"})
             ->Args({224, 128})
             ->Iterations(gpu_steps)

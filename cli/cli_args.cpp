@@ -108,6 +108,12 @@ bool Args::is_flag(const std::string& name) const {
   return false;
 }
 
+bool Args::declares(const std::string& name) const {
+  for (const auto& s : specs_)
+    if (s.name == name) return true;
+  return false;
+}
+
 bool Args::has(const std::string& name) const {
   return values_.count(name) > 0 || !spec(name).default_value.empty();
 }

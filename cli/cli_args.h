@@ -49,6 +49,7 @@ class Args {
   // Whether `name` (without dashes) is declared as a flag, an option that takes no value.
   bool is_flag(const std::string& name) const;
   bool has(const std::string& name) const;  // given on the command line or defaulted
+  bool declares(const std::string& name) const;  // declared (flag or option) for this command
   std::string get(const std::string& name) const;
   long long get_int(const std::string& name) const;
   std::uint64_t get_u64(const std::string& name) const;

@@ -30,6 +30,7 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
   add_workers(args);
   add_precision(args);
   add_tf32(args);
+  add_kernels(args);
   add_quiet(args, "print nothing");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
   const MathScope math(args);
@@ -41,6 +42,7 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
   o.out_dir = args.get("out");
   o.split = args.get("split");
   o.device = device_arg(args);
+  require_kernels(args, o.device, quiet_arg(args), out);
   o.workers = workers_arg(args);
   o.batch_size = batch_size_arg(args);
   o.limit = args.get_int("limit");
@@ -70,6 +72,7 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
   add_device(args, "where to run");
   add_precision(args);
   add_tf32(args);
+  add_kernels(args);
   add_quiet(args, "print nothing");
   // Positional IMAGE words are taken out before the options are parsed.
   std::vector<const char*> words;
@@ -93,6 +96,7 @@ int run_predict(int argc, const char* const* argv, std::ostream& out) {
   o.model = args.has("model") ? args.get("model") : "";
   o.image_size = int_arg(args, "image-size");
   o.device = device_arg(args);
+  require_kernels(args, o.device, quiet_arg(args), out);
   o.batch_size = batch_size_arg(args);
   o.no_finding = args.get("no-finding");
   if (o.no_finding != "product" && o.no_finding != "max")

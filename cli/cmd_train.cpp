@@ -82,6 +82,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   add_workers(args);
   add_precision(args);
   add_tf32(args);
+  add_kernels(args);
   add_quiet(args, "no progress bar, only epoch summaries");
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
   TrainOptions o;
@@ -101,6 +102,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   o.device = device_arg(args);
   o.precision = precision_arg(args);
   o.tf32 = tf32_arg(args);
+  o.kernels = kernels_arg(args);
   o.workers = workers_arg(args);
   o.seed = args.get_u64("seed");
   o.threads = int_arg(args, "threads");

@@ -1,6 +1,7 @@
 // The options several subcommands share (see common_flags.h).
 #include "cli/common_flags.h"
 
+#include "kernels/library.h"
 #include "tensor/backend.h"
 
 namespace cxr::cli {
@@ -27,6 +28,15 @@ Args& add_tf32(Args& args) {
   return args.flag("tf32", "GPU: let fp32 convolutions and matmuls use TF32 tensor cores (faster, ~1e-3 relative error)");
 }
 
+// --kernels library: cuDNN and cuBLASLt for convolutions, batch norm and linear layers on a GPU
+// (kernels/library.h); the default, cxr, runs the hand-written kernels everywhere.
+Args& add_kernels(Args& args) {
+  return args.option("kernels", "cxr|library",
+                     "GPU: convolutions, batch norm and linear layers on the hand-written kernels (cxr) or on cuDNN "
+                     "and cuBLASLt (library)",
+                     "cxr");
+}
+
 Args& add_quiet(Args& args, const std::string& help) { return args.flag("quiet", help); }
 
 Device device_arg(const Args& a) {
@@ -49,9 +59,25 @@ Precision precision_arg(const Args& a) {
 
 bool tf32_arg(const Args& a) { return a.is_flag("tf32") && a.flag_set("tf32"); }
 
+KernelChoice kernels_arg(const Args& a) {
+  const std::string k = a.get("kernels");
+  const std::optional<KernelChoice> choice = parse_kernel_choice(k);
+  if (!choice) throw UsageError("--kernels must be cxr or library, got '" + k + "'");
+  return *choice;
+}
+
 bool quiet_arg(const Args& a) { return a.flag_set("quiet"); }
 
-MathScope::MathScope(const Args& args) : scope_({.precision = precision_arg(args), .allow_tf32 = tf32_arg(args)}) {}
+MathScope::MathScope(const Args& args)
+    : scope_({.precision = precision_arg(args),
+              .allow_tf32 = tf32_arg(args),
+              .kernels = args.declares("kernels") ? std::optional(kernels_arg(args)) : std::nullopt}) {}
+
+void require_kernels(const Args& args, Device device, bool quiet, std::ostream& out) {
+  if (kernels_arg(args) != KernelChoice::Library) return;
+  const std::string libraries = library::require(device);
+  if (!quiet) out << "kernels: library (" << libraries << ")\n";
+}
 
 std::unique_ptr<dist::Communicator> join_job(Device device, const dist::CommOptions& options) {
   const dist::WorldInfo world = dist::world_from_environment();

@@ -49,8 +49,11 @@ endif()
 
 # --- the emulated CUDA device: always built -------------------------------------------
 cxr_emulated_sources(CXR_EMU_WRAPPED ${CXR_CUDA_SOURCES})
+# kernels/library/: the library fast path (--kernels library, kernels/library.h). The emulated
+# device has none: its entry points say why.
+set(CXR_LIBRARY_UNAVAILABLE ${PROJECT_SOURCE_DIR}/kernels/library/library_unavailable.cpp)
 add_library(cxr_emu STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_EMU_RUNTIME_SOURCES} ${CXR_EMU_WRAPPED}
-            ${PROJECT_SOURCE_DIR}/dist/nccl_unavailable.cpp)
+            ${PROJECT_SOURCE_DIR}/dist/nccl_unavailable.cpp ${CXR_LIBRARY_UNAVAILABLE})
 cxr_host_target_options(cxr_emu)
 target_compile_definitions(cxr_emu PUBLIC CXR_CUDA_EMULATION=1)
 if(CXR_MPI)
@@ -74,7 +77,26 @@ if(CXR_CUDA)
     message(STATUS "cxr: NCCL (or MPI) not found: the real-GPU build has no NCCL back end")
     set(CXR_NCCL_SOURCE ${PROJECT_SOURCE_DIR}/dist/nccl_unavailable.cpp)
   endif()
-  add_library(cxr_cuda STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_CUDA_SOURCES} ${CXR_NCCL_SOURCE})
+  # The library fast path: cuDNN and cuBLASLt headers from the toolkit (the libraries are
+  # dlopen'ed at the first use, kernels/library/library_api.h); without them, the file that says why.
+  find_path(CXR_CUDNN_INCLUDE cudnn.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_path(CXR_CUBLASLT_INCLUDE cublasLt.h HINTS ${CUDAToolkit_INCLUDE_DIRS})
+  find_library(CXR_CUDNN_SO cudnn HINTS ${CUDAToolkit_LIBRARY_DIR} ${CUDAToolkit_LIBRARY_DIR}/../lib)
+  if(CXR_CUDNN_INCLUDE AND CXR_CUBLASLT_INCLUDE)
+    file(GLOB CXR_LIBRARY_SOURCES CONFIGURE_DEPENDS kernels/library/*.cpp)
+    list(REMOVE_ITEM CXR_LIBRARY_SOURCES ${CXR_LIBRARY_UNAVAILABLE})
+    get_filename_component(CXR_CUDNN_REAL ${CXR_CUDNN_SO} REALPATH)
+    set_source_files_properties(${PROJECT_SOURCE_DIR}/kernels/library/library_api.cpp PROPERTIES COMPILE_DEFINITIONS
+      "CXR_CUDNN_PATH=\"${CXR_CUDNN_REAL}\";CXR_CUBLASLT_PATH=\"${CUDAToolkit_LIBRARY_DIR}/libcublasLt.so\"")
+  else()
+    message(STATUS "cxr: cudnn.h or cublasLt.h not found: --kernels library is not built")
+    set(CXR_LIBRARY_SOURCES ${CXR_LIBRARY_UNAVAILABLE})
+  endif()
+  set_source_files_properties(${CXR_LIBRARY_UNAVAILABLE} PROPERTIES COMPILE_DEFINITIONS
+    "CXR_LIBRARY_MISSING=\"cudnn.h: ${CXR_CUDNN_INCLUDE}, cublasLt.h: ${CXR_CUBLASLT_INCLUDE}\"")
+  add_library(cxr_cuda STATIC $<TARGET_OBJECTS:cxr_core_obj> ${CXR_CUDA_SOURCES} ${CXR_NCCL_SOURCE}
+              ${CXR_LIBRARY_SOURCES})
+  target_link_libraries(cxr_cuda PUBLIC ${CMAKE_DL_LIBS})
   cxr_host_target_options(cxr_cuda)
   if(CXR_MPI)
     target_link_libraries(cxr_cuda PUBLIC MPI::MPI_CXX)

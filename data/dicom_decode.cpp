@@ -203,6 +203,11 @@ GrayImage decode(const std::uint8_t* bytes, std::size_t size, const std::string&
   CXR_CHECK(bits_stored >= 1 && bits_stored <= bits_allocated, "cannot decode image ", name, ": DICOM Bits Stored ",
             bits_stored, " with Bits Allocated ", bits_allocated);
 
+  CXR_CHECK(std::isfinite(info.rescale_slope) && std::isfinite(info.rescale_intercept) && info.rescale_slope != 0 &&
+                std::abs(info.rescale_slope) <= 1e6 && std::abs(info.rescale_intercept) <= 1e9,
+            "cannot decode image ", name, ": DICOM Rescale Slope ", info.rescale_slope, " / Intercept ",
+            info.rescale_intercept, " (a finite, non-zero slope up to 1e6 and an intercept up to 1e9 expected)");
+
   if (xfer_info.isEncapsulated()) {
     CXR_CHECK(DcmCodecList::canChangeCoding(xfer, EXS_LittleEndianExplicit), "cannot decode image ", name,
               ": its pixel data is compressed in ", syntax,

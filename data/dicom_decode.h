@@ -20,7 +20,8 @@
 // weights (77 R + 150 G + 29 B) / 256.
 // Refused with a cxr::Error naming the file and the problem: not DICOM / unreadable, no Pixel
 // Data (7FE0,0010) (Float / Double Float Pixel Data included), multi-frame (Number of Frames > 1:
-// a series, not a radiograph), Bits Stored outside 1..16, more than kMaxImagePixels, pixel data
+// a series, not a radiograph), Bits Allocated other than 8 / 16, Bits Stored outside 1..16, a
+// non-finite / zero / absurd Rescale Slope or Intercept, more than kMaxImagePixels, pixel data
 // shorter than Rows x Columns x samples (truncated), anything dcmimgle rejects.
 #pragma once
 

@@ -4,7 +4,7 @@
 // fuzzer steers by the wrapper's branches (refusals, window sources, colour) and ASan sees the
 // heap DCMTK allocates through malloc / new.
 // Feeds: bytes as a DICOM file (seeds from fuzz/seed_dicom.cpp: 8/12/16-bit, signed with
-// rescale, MONOCHROME1, windows, a VOI LUT, RLE, JPEG lossless, implicit VR without preamble,
+// rescale, MONOCHROME1, windows, a VOI LUT, RLE, JPEG lossless and baseline, implicit VR without preamble,
 // RGB, no pixel data).
 // Checks: no crash, leak, UB, timeout or huge allocation; a failure is a cxr::Error naming the
 // file; a decoded image has positive dimensions, at most kMaxImagePixels, width x height pixels;

@@ -57,6 +57,9 @@ int main(int argc, char** argv) {
   DicomSpec jpeg = w12;
   jpeg.encoding = DicomSpec::Encoding::jpeg_lossless;
   seeds.emplace_back("jpeg_lossless.dcm", jpeg);
+  DicomSpec baseline = spec(8, 8, 0, 255);
+  baseline.encoding = DicomSpec::Encoding::jpeg_baseline;
+  seeds.emplace_back("jpeg_baseline_8bit.dcm", baseline);
   DicomSpec bare = spec(16, 16, 0, 60000);
   bare.encoding = DicomSpec::Encoding::implicit_le;
   bare.preamble = false;

@@ -9,6 +9,7 @@
 #include "kernels/batch_norm_checks.h"
 #include "kernels/cast.h"
 #include "kernels/float_tensor.h"
+#include "kernels/library.h"
 
 namespace cxr {
 
@@ -90,6 +91,17 @@ void cpu_in_f32(const Tensor& x, Tensor& y, const std::function<void(const float
   if (y.dtype() == DType::BF16) cpu::f32_to_bf16(y32.f32(), y.data<std::uint16_t>(), y.numel());
 }
 
+// The library path (kernels/library.h): cuDNN's batch norm on f32 activations; a fused
+// activation runs after it as the activation op.
+bool library_batch_norm(const Tensor& x) { return library::wanted(x) && x.dtype() == DType::F32; }
+
+Activation activation_of(BnActivation act) { return act == BnActivation::SiLU ? Activation::SiLU : Activation::ReLU; }
+
+// y = act(z) in place of the batch norm's output z (nothing for identity).
+Tensor activate(BnActivation act, Tensor z) {
+  return act == BnActivation::Identity ? z : activation_forward(activation_of(act), z);
+}
+
 }  // namespace
 
 BatchNormOutput batch_norm2d_train(BnActivation act, const Tensor& x, const Tensor& weight, const Tensor& bias,
@@ -103,6 +115,12 @@ BatchNormOutput batch_norm2d_train(BnActivation act, const Tensor& x, const Tens
   // Members, not a structured binding: clang 14 (the fuzz build) cannot capture one in a lambda.
   BatchNormOutput& r = t.out;
   const Sizes& s = t.s;
+  if (library_batch_norm(x)) {
+    library::batch_norm2d_forward_train(x, weight, bias, r.y, r.saved_mean, r.saved_invstd, running_mean, running_var,
+                                        momentum, eps);
+    r.y = activate(act, r.y);
+    return r;
+  }
   if (x.is_cpu())
     cpu_in_f32(x, r.y, [&](const float* x32, float* y32) {
       cpu::batch_norm2d_forward_train(act, x32, weight.f32(), bias.f32(), y32, r.saved_mean.f32(),
@@ -159,6 +177,10 @@ Tensor batch_norm2d_eval(BnActivation act, const Tensor& x, const Tensor& weight
   check_channel_vector(op, "running_var", running_var, x);
   const Sizes s = sizes_of(x);
   Tensor y = Tensor::empty(x.shape(), x.dtype(), x.device());
+  if (library_batch_norm(x)) {
+    library::batch_norm2d_forward_eval(x, weight, bias, running_mean, running_var, y, eps);
+    return activate(act, y);
+  }
   if (x.is_cpu())
     cpu_in_f32(x, y, [&](const float* x32, float* y32) {
       cpu::batch_norm2d_forward_eval(act, x32, weight.f32(), bias.f32(), running_mean.f32(), running_var.f32(), y32,
@@ -185,6 +207,15 @@ BatchNormGrads batch_norm2d_backward(BnActivation act, const Tensor& dy, const T
   check_channel_vector(op, "saved_invstd", saved_invstd, x);
   const Sizes s = sizes_of(x);
   BatchNormGrads g = empty_grads(x);
+  if (library_batch_norm(x)) {
+    // A fused activation: dL/dz = dy act'(z), z recomputed from the saved statistics.
+    const Tensor dz = act == BnActivation::Identity
+                          ? dy
+                          : activation_backward(activation_of(act),
+                                                batch_norm2d_recompute(x, weight, bias, saved_mean, saved_invstd), dy);
+    library::batch_norm2d_backward(dz, x, weight, saved_mean, saved_invstd, g.dx, g.dweight, g.dbias);
+    return g;
+  }
   if (x.is_cpu())
     cpu::batch_norm2d_backward(act, dy.f32(), to_f32(x).f32(), weight.f32(), bias.f32(), saved_mean.f32(),
                                saved_invstd.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), s.N, s.C, s.HW);
@@ -195,6 +226,26 @@ BatchNormGrads batch_norm2d_backward(BnActivation act, const Tensor& dy, const T
                                   saved_invstd.f32(), g.dx.f32(), g.dweight.f32(), g.dbias.f32(), s.N, s.C, s.HW);
     });
   return g;
+}
+
+Tensor batch_norm2d_recompute(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& saved_mean,
+                              const Tensor& saved_invstd) {
+  const char* op = "batch_norm2d_recompute";
+  check_f32_input(op, "x", x);
+  check_x(op, x);
+  check_channel_vector(op, "weight", weight, x);
+  check_channel_vector(op, "bias", bias, x);
+  check_channel_vector(op, "saved_mean", saved_mean, x);
+  check_channel_vector(op, "saved_invstd", saved_invstd, x);
+  const Sizes s = sizes_of(x);
+  Tensor z = Tensor::empty(x.shape(), DType::F32, x.device());
+  if (x.is_cpu())
+    cpu::batch_norm2d_recompute(x.f32(), weight.f32(), bias.f32(), saved_mean.f32(), saved_invstd.f32(), z.f32(), s.N,
+                                s.C, s.HW);
+  else
+    cuda::batch_norm2d_recompute(x.f32(), weight.f32(), bias.f32(), saved_mean.f32(), saved_invstd.f32(), z.f32(),
+                                 s.N, s.C, s.HW);
+  return z;
 }
 
 BatchNormGrads batch_norm2d_eval_backward(BnActivation act, const Tensor& dy, const Tensor& x, const Tensor& weight,

@@ -114,6 +114,13 @@ BatchNormGrads batch_norm2d_eval_backward(BnActivation act, const Tensor& dy, co
                                           const Tensor& bias, const Tensor& running_mean, const Tensor& running_var,
                                           float eps = 1e-5f);
 
+// z = (x - saved_mean_c) saved_invstd_c weight_c + bias_c: a training forward's batch-norm output
+// before its activation, recomputed from that forward's saved statistics (the fused activation's
+// backward on the library path, kernels/library.h, which needs dy act'(z) before cuDNN's batch-norm
+// backward). x f32 (N, C, H, W); z f32. The same affine form as the fused backward's recomputation.
+Tensor batch_norm2d_recompute(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& saved_mean,
+                              const Tensor& saved_invstd);
+
 // The scalar math, shared by the CPU loops and the CUDA kernels; the activation is a
 // compile-time constant. The values are those of kernels/activation.h.
 template <BnActivation A, typename T>
@@ -138,6 +145,9 @@ CXR_HD T bn_act_grad(T dy, T z) {
 // CPU: one type T for everything (float, or double for the test references); a bf16 x is
 // widened to f32 before these are called and y rounded after them (kernels/batch_norm.cpp).
 namespace cpu {
+template <typename T>
+void batch_norm2d_recompute(const T* x, const T* weight, const T* bias, const T* saved_mean, const T* saved_invstd,
+                            T* z, std::int64_t N, std::int64_t C, std::int64_t HW);
 template <typename T>
 void batch_norm2d_forward_train(BnActivation act, const T* x, const T* weight, const T* bias, T* y, T* saved_mean,
                                 T* saved_invstd, T* running_mean, T* running_var, std::int64_t N, std::int64_t C,
@@ -176,6 +186,8 @@ void channel_mean_var(const T* x, T* mean, T* var, std::int64_t N, std::int64_t 
 // T, the element type of x and y: float (f32) or std::uint16_t (bf16 bits); instantiated for
 // both. Everything else is f32 (dy and dx too). All launch on the compute stream.
 namespace cuda {
+void batch_norm2d_recompute(const float* x, const float* weight, const float* bias, const float* saved_mean,
+                            const float* saved_invstd, float* z, std::int64_t N, std::int64_t C, std::int64_t HW);
 template <typename T>
 void batch_norm2d_forward_train(BnActivation act, const T* x, const float* weight, const float* bias, T* y,
                                 float* saved_mean, float* saved_invstd, float* running_mean, float* running_var,

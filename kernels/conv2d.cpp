@@ -2,6 +2,7 @@
 #include "kernels/conv2d.h"
 
 #include "kernels/cast.h"
+#include "kernels/library.h"
 
 namespace cxr {
 
@@ -99,6 +100,11 @@ Tensor conv2d_forward_tile_stats(const Tensor& x, const Tensor& w, const Tensor&
   CXR_CHECK(y_dtype == DType::F32 || (y_dtype == DType::BF16 && bf16), "conv2d: y can be f32, or bf16 with bf16 ",
             "operands; asked for ", dtype_name(y_dtype), " with x ", x.str());
   tile_stats = Tensor();
+  if (library::wanted(x)) {  // cuDNN (kernels/library.h): no statistics epilogue
+    Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, y_dtype, x.device());
+    library::conv2d_forward(d, x, w, bias, y);
+    return y;
+  }
   if (bf16 && !bf16_kernels(x)) {
     const Tensor y = conv2d_forward(to_f32(x), to_f32(w), bias, p);
     return y_dtype == DType::BF16 ? to_bf16(y) : y;
@@ -123,6 +129,10 @@ Tensor conv2d_backward_data(const Tensor& dy, const Tensor& w, const Shape& x_sh
   check_shape("conv2d_backward_data", "dy", dy, {d.N, d.K, d.P, d.Q});
   if (bf16 && !bf16_kernels(dy)) return conv2d_backward_data(to_f32(dy), to_f32(w), x_shape, p);
   Tensor dx = Tensor::empty(x_shape, DType::F32, dy.device());
+  if (library::wanted(dy)) {
+    library::conv2d_backward_data(d, dy, w, dx);
+    return dx;
+  }
   if (bf16) cuda::conv2d_backward_data_bf16(d, dy.data<std::uint16_t>(), w.data<std::uint16_t>(), dx.f32());
   else if (dy.is_cpu()) cpu::conv2d_backward_data(d, dy.f32(), w.f32(), dx.f32());
   else cuda::conv2d_backward_data(d, dy.f32(), w.f32(), dx.f32());
@@ -135,6 +145,10 @@ Tensor conv2d_backward_weight(const Tensor& dy, const Tensor& x, const Shape& w_
   check_shape("conv2d_backward_weight", "dy", dy, {d.N, d.K, d.P, d.Q});
   if (bf16 && !bf16_kernels(dy)) return conv2d_backward_weight(to_f32(dy), to_f32(x), w_shape, p);
   Tensor dw = Tensor::empty(w_shape, DType::F32, dy.device());
+  if (library::wanted(dy)) {
+    library::conv2d_backward_weight(d, dy, x, dw);
+    return dw;
+  }
   if (bf16) cuda::conv2d_backward_weight_bf16(d, dy.data<std::uint16_t>(), x.data<std::uint16_t>(), dw.f32());
   else if (dy.is_cpu()) cpu::conv2d_backward_weight(d, dy.f32(), x.f32(), dw.f32());
   else cuda::conv2d_backward_weight(d, dy.f32(), x.f32(), dw.f32());

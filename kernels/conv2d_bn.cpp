@@ -5,6 +5,7 @@
 
 #include "kernels/cast.h"
 #include "kernels/execution.h"
+#include "kernels/library.h"
 
 namespace cxr {
 
@@ -30,7 +31,8 @@ Conv2dBnOutput conv2d_bn_forward(const Tensor& x, const Tensor& w, const Tensor&
                                  DType y_dtype, const BatchNormArgs& bn) {
   Conv2dBnOutput r;
   Tensor running_mean = bn.running_mean, running_var = bn.running_var;  // handles: updated in place
-  r.stats_in_epilogue = bn.training && x.is_cuda() && execution().fuse_conv_batch_norm_statistics &&
+  // The library path's convolutions (cuDNN) have no statistics epilogue.
+  r.stats_in_epilogue = bn.training && x.is_cuda() && !library::wanted(x) && execution().fuse_conv_batch_norm_statistics &&
                         cuda::conv2d_forward_stats_in_epilogue(conv2d_dims(x.shape(), w.shape(), p),
                                                                w.dtype() == DType::BF16);
   BatchNormOutput o;

@@ -26,6 +26,7 @@ ExecutionChanges exchange(ExecutionChanges changes) {
           previous.fuse_batch_norm_activation);
   swap_in(g_settings.fuse_conv_batch_norm_statistics, changes.fuse_conv_batch_norm_statistics,
           previous.fuse_conv_batch_norm_statistics);
+  swap_in(g_settings.kernels, changes.kernels, previous.kernels);
   swap_in(g_settings.conv2d_observer, changes.conv2d_observer, previous.conv2d_observer);
   return previous;
 }
@@ -33,6 +34,14 @@ ExecutionChanges exchange(ExecutionChanges changes) {
 }  // namespace
 
 const char* precision_name(Precision p) { return p == Precision::BF16 ? "bf16" : "fp32"; }
+
+const char* kernel_choice_name(KernelChoice k) { return k == KernelChoice::Library ? "library" : "cxr"; }
+
+std::optional<KernelChoice> parse_kernel_choice(const std::string& name) {
+  if (name == "cxr") return KernelChoice::Cxr;
+  if (name == "library") return KernelChoice::Library;
+  return std::nullopt;
+}
 
 ExecutionSettings execution() {
   const std::lock_guard<std::mutex> lock(g_mutex);
@@ -47,6 +56,11 @@ bool autocast_bf16() {
 bool allow_tf32() {
   const std::lock_guard<std::mutex> lock(g_mutex);
   return g_settings.allow_tf32;
+}
+
+KernelChoice kernel_choice() {
+  const std::lock_guard<std::mutex> lock(g_mutex);
+  return g_settings.kernels;
 }
 
 ExecutionScope::ExecutionScope(ExecutionChanges changes) {

@@ -41,6 +41,13 @@
 //                 has one (kernels/conv2d_bn.h). Default on; off: the convolution, then the batch
 //                 norm's own statistics pass. Read at every conv2d_bn_forward (it changes no
 //                 state, only the order of the sums).
+//   kernels       KernelChoice::Cxr (default): every op runs on the hand-written kernels. Library:
+//                 on a CUDA device, convolutions (forward, backward-data, backward-weight) and f32
+//                 batch norm through cuDNN, linear layers through cuBLASLt (kernels/library.h),
+//                 like llm.c's cuBLAS matmuls; everything else stays hand-written. The choice is
+//                 made in each op's dispatch file. CPU tensors ignore it (train_cxr checks the run
+//                 first: --kernels library on the CPU or the emulated device is an error naming the
+//                 reason). Read at every dispatch of such an op (train_cxr --kernels cxr|library).
 //   conv2d_observer   called with the sizes of every Conv2d forward while set (empty by
 //                 default): benchmarks list a model's convolution shapes with it
 //                 (bench/bench_conv_layers.cpp). Read at every Conv2d forward; set it around a
@@ -49,6 +56,7 @@
 
 #include <functional>
 #include <optional>
+#include <string>
 
 namespace cxr {
 
@@ -57,6 +65,11 @@ struct Conv2dDims;  // kernels/conv2d.h
 enum class Precision { FP32, BF16 };
 const char* precision_name(Precision p);  // "fp32", "bf16"
 
+enum class KernelChoice { Cxr, Library };
+const char* kernel_choice_name(KernelChoice k);  // "cxr", "library"
+// "cxr" or "library"; nullopt for anything else.
+std::optional<KernelChoice> parse_kernel_choice(const std::string& name);
+
 using Conv2dObserver = std::function<void(const Conv2dDims&)>;
 
 struct ExecutionSettings {
@@ -64,6 +77,7 @@ struct ExecutionSettings {
   bool allow_tf32 = false;
   bool fuse_batch_norm_activation = true;
   bool fuse_conv_batch_norm_statistics = true;
+  KernelChoice kernels = KernelChoice::Cxr;
   Conv2dObserver conv2d_observer;
 };
 
@@ -73,6 +87,7 @@ ExecutionSettings execution();
 // at every launch by the GEMM and convolution dispatch).
 bool autocast_bf16();
 bool allow_tf32();
+KernelChoice kernel_choice();
 
 // The settings a scope changes; those left unset keep their value. (The initializers let a
 // designated initializer name only some members without -Wmissing-field-initializers.)
@@ -81,6 +96,7 @@ struct ExecutionChanges {
   std::optional<bool> allow_tf32 = std::nullopt;
   std::optional<bool> fuse_batch_norm_activation = std::nullopt;
   std::optional<bool> fuse_conv_batch_norm_statistics = std::nullopt;
+  std::optional<KernelChoice> kernels = std::nullopt;
   std::optional<Conv2dObserver> conv2d_observer = std::nullopt;
 };
 

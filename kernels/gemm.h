@@ -36,6 +36,14 @@ void gemm_reference(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, 
 void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
 
+// sgemm's register tile: Auto (the default) takes AVX-512 where the CPU has it (unless
+// CXR_CPU_GEMM=avx2), else AVX2. Both give the same bits; the setter is for tests and benchmarks.
+enum class CpuGemmKernel { Auto, Avx2, Avx512 };
+void set_cpu_gemm_kernel(CpuGemmKernel k);  // process-wide
+CpuGemmKernel cpu_gemm_kernel();            // the one sgemm uses now (never Auto)
+bool cpu_gemm_kernel_available(CpuGemmKernel k);
+const char* cpu_gemm_kernel_name(CpuGemmKernel k);
+
 }  // namespace cpu
 
 namespace cuda {

@@ -2,6 +2,8 @@
 #include "kernels/linear.h"
 
 #include "kernels/cast.h"
+#include "kernels/library.h"
+#include "kernels/reduce.h"
 
 namespace cxr {
 
@@ -36,6 +38,10 @@ Tensor linear_bf16_cuda(const Tensor& x_in, const Tensor& w_in, const Tensor& b)
     check_shape("linear", "b", b, {s.out});
   }
   Tensor y = Tensor::empty({s.N, s.out}, DType::F32, x.device());
+  if (library::wanted(x)) {
+    library::linear_forward(x, w, b, y);
+    return y;
+  }
   cuda::linear_forward_bf16(s.N, s.in, s.out, x.data<std::uint16_t>(), w.data<std::uint16_t>(),
                             b.defined() ? b.f32() : nullptr, y.f32());
   return y;
@@ -52,6 +58,11 @@ LinearGrads linear_backward_bf16_cuda(const Tensor& x_in, const Tensor& w_in, co
   if (with_bias) {
     g.db = Tensor::empty({s.out}, DType::F32, x.device());
     dy_f32 = to_f32(dy);
+  }
+  if (library::wanted(x)) {
+    library::linear_backward(x, w, dy, g.dx, g.dw);
+    if (with_bias) g.db = sum_dim(dy_f32, 0);
+    return g;
   }
   cuda::linear_backward_bf16(s.N, s.in, s.out, x.data<std::uint16_t>(), w.data<std::uint16_t>(),
                              dy.data<std::uint16_t>(), with_bias ? dy_f32.f32() : nullptr, g.dx.f32(), g.dw.f32(),
@@ -75,6 +86,10 @@ Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
     check_shape("linear", "b", b, {out});
   }
   Tensor y = Tensor::empty({N, out}, DType::F32, x.device());
+  if (library::wanted(x)) {
+    library::linear_forward(x.contiguous(), w.contiguous(), b, y);
+    return y;
+  }
   const float* bp = b.defined() ? b.f32() : nullptr;
   if (x.is_cpu()) cpu::linear_forward(N, in, out, x.f32(), w.f32(), bp, y.f32());
   else cuda::linear_forward(N, in, out, x.f32(), w.f32(), bp, y.f32());
@@ -95,6 +110,11 @@ LinearGrads linear_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
   g.dx = Tensor::empty({N, in}, DType::F32, x.device());
   g.dw = Tensor::empty({out, in}, DType::F32, x.device());
   if (with_bias) g.db = Tensor::empty({out}, DType::F32, x.device());
+  if (library::wanted(x)) {
+    library::linear_backward(x.contiguous(), w.contiguous(), dy.contiguous(), g.dx, g.dw);
+    if (with_bias) g.db = sum_dim(dy, 0);
+    return g;
+  }
   float* db = with_bias ? g.db.f32() : nullptr;
   if (x.is_cpu()) cpu::linear_backward(N, in, out, x.f32(), w.f32(), dy.f32(), g.dx.f32(), g.dw.f32(), db);
   else cuda::linear_backward(N, in, out, x.f32(), w.f32(), dy.f32(), g.dx.f32(), g.dw.f32(), db);

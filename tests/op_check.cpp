@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "kernels/cast.h"
+#include "kernels/execution.h"
 #include "tensor/bf16.h"
 #include "tensor/backend.h"
 
@@ -396,10 +397,20 @@ void check_op_on_gpu(const std::string& name, const OpCase& c) {
     FAIL("CXR_REQUIRE_GPU=1 but no CUDA device was found (" << backend::device_description() << ")");
   }
   check_precision_list(name, c);
-  check_fp32_on_gpu(name, c);
-  for (const PrecisionBound& b : c.precisions) {
-    if (b.precision == OpPrecision::TF32) check_tf32_on_gpu(name, c, b);
-    if (b.precision == OpPrecision::BF16) check_bf16(name, c, b, Device::CUDA);
+  auto check_all = [&] {
+    check_fp32_on_gpu(name, c);
+    for (const PrecisionBound& b : c.precisions) {
+      if (b.precision == OpPrecision::TF32) check_tf32_on_gpu(name, c, b);
+      if (b.precision == OpPrecision::BF16) check_bf16(name, c, b, Device::CUDA);
+    }
+  };
+  check_all();
+  // On a real GPU, the same case again on the library path (--kernels library: cuDNN and
+  // cuBLASLt where the op has them, kernels/library.h), against the same CPU results and bounds.
+  if (!backend::is_emulated()) {
+    INFO("--kernels library");
+    const ExecutionScope library({.kernels = KernelChoice::Library});
+    check_all();
   }
 }
 

@@ -34,6 +34,7 @@
 #include "eval/metrics.h"
 #include "eval/progress.h"
 #include "kernels/execution.h"
+#include "kernels/library.h"
 #include "layers/batch_norm.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
@@ -200,6 +201,7 @@ CheckpointMeta base_metadata(const TrainOptions& opt, const RunData& d) {
   // The math the run trained with (--precision, --tf32); the weights are fp32 either way.
   m.extra["precision"] = precision_name(opt.precision);
   m.extra["tf32"] = opt.tf32 ? "1" : "0";
+  m.extra["kernels"] = kernel_choice_name(opt.kernels);
   return m;
 }
 
@@ -493,9 +495,11 @@ void validate_train_options(const TrainOptions& o) {
 
 TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   validate_train_options(opt);
+  // --kernels library: the device and the libraries first (cuDNN and cuBLASLt found, new enough).
+  const std::string libraries = opt.kernels == KernelChoice::Library ? library::require(opt.device) : "";
   InterruptHandlers interrupts;
   const ThreadScope threads(opt.threads);
-  const ExecutionScope math({.precision = opt.precision, .allow_tf32 = opt.tf32});
+  const ExecutionScope math({.precision = opt.precision, .allow_tf32 = opt.tf32, .kernels = opt.kernels});
   const fs::path dir(opt.out_dir);
   const std::string last_path = (dir / "last.safetensors").string(), best_path = (dir / "best.safetensors").string();
   // One process, or this rank of a distributed job (rank 0 alone writes the run folder and the
@@ -539,6 +543,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   log.say("model " + opt.model + " (" + std::to_string(model->parameter_count()) + " parameters) on " +
           device_name(opt.device) + " (" + std::to_string(omp_get_max_threads()) + " compute threads), " +
           opt.optimizer + ", " + describe_schedule(schedule));
+  if (opt.kernels == KernelChoice::Library) log.say("kernels: library (" + libraries + ")");
   if (comm.size() > 1)
     log.say("data parallel: " + std::to_string(comm.size()) + " ranks (" + dist::backend_name(comm.backend()) +
             ", launched by " + comm.world().launcher + "), global batch " +

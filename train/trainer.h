@@ -76,6 +76,12 @@ struct TrainOptions {
   // tensor cores for fp32 convolutions and matrix products on the GPU.
   Precision precision = Precision::FP32;
   bool tf32 = false;
+  // Which kernels run the convolutions, batch norms and linear layers on a GPU (--kernels;
+  // kernels/library.h): the hand-written ones, or cuDNN and cuBLASLt. Recorded in the
+  // checkpoints' metadata ("kernels"); the weights are the same either way, so a checkpoint of
+  // one loads, resumes and predicts with the other. Library on the CPU or the emulated device:
+  // train_model throws, naming why, before it reads anything.
+  KernelChoice kernels = KernelChoice::Cxr;
   // OpenMP threads of the compute kernels during training; 0 (the default): OpenMP's default,
   // every core (OMP_NUM_THREADS where set). CPU results are bit-identical at any thread count
   // (every CPU sum runs in an order that does not depend on it; tests/ops/test_cpu_threads.cpp).

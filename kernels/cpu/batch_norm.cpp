@@ -269,7 +269,15 @@ void batch_norm2d_eval_backward(BnActivation act, const T* dy, const T* x, const
   });
 }
 
+template <typename T>
+void batch_norm2d_recompute(const T* x, const T* weight, const T* bias, const T* saved_mean, const T* saved_invstd,
+                            T* z, std::int64_t N, std::int64_t C, std::int64_t HW) {
+  apply_loop<BnActivation::Identity>(x, weight, bias, saved_mean, saved_invstd, z, N, C, HW);
+}
+
 #define CXR_INSTANTIATE(T)                                                                                        \
+  template void batch_norm2d_recompute<T>(const T*, const T*, const T*, const T*, const T*, T*, std::int64_t,     \
+                                          std::int64_t, std::int64_t);                                            \
   template void batch_norm2d_forward_train<T>(BnActivation, const T*, const T*, const T*, T*, T*, T*, T*, T*,     \
                                               std::int64_t, std::int64_t, std::int64_t, T, T);                    \
   template void batch_norm2d_forward_train_from_stats<T>(BnActivation, const T*, const T*, const T*, const T*,   \

@@ -327,79 +327,147 @@ const float* panel_dy(const Conv2dDims& d, const Geometry& e, const float* dyg, 
   return rows;
 }
 
+// The depthwise loops work on one (image, channel) plane at a time. Each plane body exists twice:
+// wide (unit-stride rows in loops of their own, backward-weight's row sums in eight lanes,
+// compiled for AVX2 + FMA by target_clones, the baseline where the CPU lacks it) and narrow (the
+// plain loops, baseline code). Rows of at least kWideRow outputs take the wide one: measured on
+// one core (Xeon with AVX-512, bench_conv2d effb0_dw*, CPU time), 112 x 112 planes run 1.3x
+// (forward, backward-data) and 3x (backward-weight) faster wide, while 14 x 14 planes ran 1.15x
+// (forward) and 1.4x (backward-weight) slower wide than narrow: the vector loops' set-up costs
+// more than short rows save (AVX-512 clones were slower still). The body depends on the shape
+// only, never on the thread count.
+constexpr int kWideRow = 24;
+#define CXR_INLINE_BODY __attribute__((always_inline)) inline
+#define CXR_WIDE_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define CXR_PLANE_VARIANTS(name, params, args)                  \
+  CXR_WIDE_CLONES void name##_wide params { name<true> args; }  \
+  void name##_narrow params { name<false> args; }
+
+// kWide: the unit-stride rows get their own loop (it vectorises); otherwise one strided loop.
+template <bool kWide>
+CXR_INLINE_BODY void depthwise_forward_plane(const Conv2dDims& d, const float* plane, const float* wc,
+                                                  float bias, float* out) {
+  for (int p = 0; p < d.P * d.Q; ++p) out[p] = bias;
+  for (int r = 0; r < d.R; ++r)
+    for (int s = 0; s < d.S; ++s) {
+      const float wv = wc[r * d.S + s];
+      int q_lo, q_hi;
+      valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
+      for (int p = 0; p < d.P; ++p) {
+        const int h = p * d.sh - d.ph + r * d.dh;
+        if (h < 0 || h >= d.H) continue;
+        const float* in = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
+        float* o = out + p * d.Q;
+        if (kWide && d.sw == 1)
+          for (int q = q_lo; q < q_hi; ++q) o[q] += wv * in[q];
+        else
+          for (int q = q_lo; q < q_hi; ++q) o[q] += wv * in[q * d.sw];
+      }
+    }
+}
+
+CXR_PLANE_VARIANTS(depthwise_forward_plane,
+                   (const Conv2dDims& d, const float* plane, const float* wc, float bias, float* out),
+                   (d, plane, wc, bias, out))
+
 void depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
+  const auto plane_fn = d.Q >= kWideRow ? depthwise_forward_plane_wide : depthwise_forward_plane_narrow;
 #pragma omp parallel for schedule(static)
   for (int nc = 0; nc < d.N * d.C; ++nc) {
     const int c = nc % d.C;
-    const float* plane = x + static_cast<std::int64_t>(nc) * d.H * d.W;
-    const float* wc = w + static_cast<std::int64_t>(c) * d.R * d.S;
-    float* out = y + static_cast<std::int64_t>(nc) * d.P * d.Q;
-    const float bias = b ? b[c] : 0.f;
-    for (int p = 0; p < d.P * d.Q; ++p) out[p] = bias;
-    for (int r = 0; r < d.R; ++r)
-      for (int s = 0; s < d.S; ++s) {
-        const float wv = wc[r * d.S + s];
-        int q_lo, q_hi;
-        valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
-        for (int p = 0; p < d.P; ++p) {
-          const int h = p * d.sh - d.ph + r * d.dh;
-          if (h < 0 || h >= d.H) continue;
-          const float* in = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
-          float* o = out + p * d.Q;
-          for (int q = q_lo; q < q_hi; ++q) o[q] += wv * in[q * d.sw];
-        }
-      }
+    plane_fn(d, x + static_cast<std::int64_t>(nc) * d.H * d.W, w + static_cast<std::int64_t>(c) * d.R * d.S,
+                            b ? b[c] : 0.f, y + static_cast<std::int64_t>(nc) * d.P * d.Q);
   }
 }
+
+template <bool kWide>
+CXR_INLINE_BODY void depthwise_backward_data_plane(const Conv2dDims& d, const float* g, const float* wc,
+                                                        float* plane) {
+  std::fill(plane, plane + static_cast<std::int64_t>(d.H) * d.W, 0.f);
+  for (int r = 0; r < d.R; ++r)
+    for (int s = 0; s < d.S; ++s) {
+      const float wv = wc[r * d.S + s];
+      int q_lo, q_hi;
+      valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
+      for (int p = 0; p < d.P; ++p) {
+        const int h = p * d.sh - d.ph + r * d.dh;
+        if (h < 0 || h >= d.H) continue;
+        float* o = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
+        const float* gi = g + p * d.Q;
+        if (kWide && d.sw == 1)
+          for (int q = q_lo; q < q_hi; ++q) o[q] += wv * gi[q];
+        else
+          for (int q = q_lo; q < q_hi; ++q) o[q * d.sw] += wv * gi[q];
+      }
+    }
+}
+
+CXR_PLANE_VARIANTS(depthwise_backward_data_plane, (const Conv2dDims& d, const float* g, const float* wc, float* plane),
+                   (d, g, wc, plane))
 
 void depthwise_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
+  const auto plane_fn = d.Q >= kWideRow ? depthwise_backward_data_plane_wide : depthwise_backward_data_plane_narrow;
 #pragma omp parallel for schedule(static)
   for (int nc = 0; nc < d.N * d.C; ++nc) {
     const int c = nc % d.C;
-    const float* g = dy + static_cast<std::int64_t>(nc) * d.P * d.Q;
-    const float* wc = w + static_cast<std::int64_t>(c) * d.R * d.S;
-    float* plane = dx + static_cast<std::int64_t>(nc) * d.H * d.W;
-    std::fill(plane, plane + static_cast<std::int64_t>(d.H) * d.W, 0.f);
-    for (int r = 0; r < d.R; ++r)
-      for (int s = 0; s < d.S; ++s) {
-        const float wv = wc[r * d.S + s];
-        int q_lo, q_hi;
-        valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
-        for (int p = 0; p < d.P; ++p) {
-          const int h = p * d.sh - d.ph + r * d.dh;
-          if (h < 0 || h >= d.H) continue;
-          float* o = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
-          const float* gi = g + p * d.Q;
-          for (int q = q_lo; q < q_hi; ++q) o[q * d.sw] += wv * gi[q];
-        }
-      }
+    plane_fn(d, dy + static_cast<std::int64_t>(nc) * d.P * d.Q,
+                                  w + static_cast<std::int64_t>(c) * d.R * d.S,
+                                  dx + static_cast<std::int64_t>(nc) * d.H * d.W);
   }
 }
 
-void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
-#pragma omp parallel for schedule(static)
-  for (int c = 0; c < d.C; ++c)
-    for (int r = 0; r < d.R; ++r)
-      for (int s = 0; s < d.S; ++s) {
-        int q_lo, q_hi;
-        valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
-        double sum = 0.0;
-        for (int n = 0; n < d.N; ++n) {
-          const std::int64_t nc = static_cast<std::int64_t>(n) * d.C + c;
-          const float* plane = x + nc * d.H * d.W;
-          const float* g = dy + nc * d.P * d.Q;
-          for (int p = 0; p < d.P; ++p) {
-            const int h = p * d.sh - d.ph + r * d.dh;
-            if (h < 0 || h >= d.H) continue;
-            const float* in = plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw;
-            const float* gi = g + p * d.Q;
-            float row = 0.f;
-            for (int q = q_lo; q < q_hi; ++q) row += gi[q] * in[q * d.sw];
-            sum += row;
-          }
+// sum_q g[q] x[q sw] over [lo, hi) in a fixed order. kWide: eight partial sums (lane j takes the
+// q with (q - lo) % 8 == j), added pairwise, then the tail in order, so it vectorises without
+// -ffast-math; otherwise one running sum.
+template <bool kWide>
+CXR_INLINE_BODY float row_dot(const float* g, const float* x, int sw, int lo, int hi) {
+  int q = lo;
+  float sum = 0.f;
+  if (kWide) {
+    float lane[8] = {};
+    if (sw == 1)  // its own loop: unit stride vectorises
+      for (; q + 8 <= hi; q += 8)
+        for (int j = 0; j < 8; ++j) lane[j] += g[q + j] * x[q + j];
+    else
+      for (; q + 8 <= hi; q += 8)
+        for (int j = 0; j < 8; ++j) lane[j] += g[q + j] * x[(q + j) * sw];
+    sum = ((lane[0] + lane[4]) + (lane[1] + lane[5])) + ((lane[2] + lane[6]) + (lane[3] + lane[7]));
+  }
+  for (; q < hi; ++q) sum += g[q] * x[q * sw];
+  return sum;
+}
+
+// dw[c, r, s] for one channel: per (r, s) a double sum over images and rows of row_dot.
+template <bool kWide>
+CXR_INLINE_BODY void depthwise_backward_weight_channel(const Conv2dDims& d, const float* dy, const float* x,
+                                                            int c, float* dwc) {
+  for (int r = 0; r < d.R; ++r)
+    for (int s = 0; s < d.S; ++s) {
+      int q_lo, q_hi;
+      valid_range(s * d.dw - d.pw, d.sw, d.W, d.Q, q_lo, q_hi);
+      double sum = 0.0;
+      for (int n = 0; n < d.N; ++n) {
+        const std::int64_t nc = static_cast<std::int64_t>(n) * d.C + c;
+        const float* plane = x + nc * d.H * d.W;
+        const float* g = dy + nc * d.P * d.Q;
+        for (int p = 0; p < d.P; ++p) {
+          const int h = p * d.sh - d.ph + r * d.dh;
+          if (h < 0 || h >= d.H) continue;
+          sum += row_dot<kWide>(g + p * d.Q, plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw, d.sw, q_lo, q_hi);
         }
-        dw[(static_cast<std::int64_t>(c) * d.R + r) * d.S + s] = static_cast<float>(sum);
       }
+      dwc[r * d.S + s] = static_cast<float>(sum);
+    }
+}
+
+CXR_PLANE_VARIANTS(depthwise_backward_weight_channel,
+                   (const Conv2dDims& d, const float* dy, const float* x, int c, float* dwc), (d, dy, x, c, dwc))
+
+void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
+  const auto channel_fn =
+      d.Q >= kWideRow ? depthwise_backward_weight_channel_wide : depthwise_backward_weight_channel_narrow;
+#pragma omp parallel for schedule(static)
+  for (int c = 0; c < d.C; ++c) channel_fn(d, dy, x, c, dw + static_cast<std::int64_t>(c) * d.R * d.S);
 }
 
 }  // namespace

@@ -30,17 +30,24 @@
 // floats of a row at a time, instead of reading one float per row per step. With beta == 0
 // the first K block stores C instead of adding to it (no zeroing pass, no read of C).
 //
-// Micro-kernel: MR x NR = 6 x 16 floats = 12 vectors of 8 (GCC vector extensions): with AVX2
-// 12 ymm accumulators + 2 for B + 1 broadcast of A = 15 of the 16 registers; each k step is
-// 2 loads of B, 6 broadcasts and 12 FMAs. The per-thread body (packing + macro-kernel) is
-// compiled twice with target_clones (x86-64-v3 = AVX2+FMA, and the baseline SSE2, chosen at
-// load time), so the build needs no -march=native.
+// Micro-kernels (GCC vector extensions), one register tile per instruction set (struct Tile):
+//   AVX-512 (x86-64-v4)   MR x NR = 14 x 32 floats: 28 zmm accumulators, 2 FMAs of 16 lanes per
+//                         broadcast of A;
+//   AVX2 (x86-64-v3)      6 x 16 floats: 12 ymm accumulators (and the baseline SSE2 clone).
+// The per-thread body (packing + macro-kernel) is compiled for each (target / target_clones),
+// and the AVX-512 one is taken where the CPU has AVX-512F/BW/DQ/VL/CD (checked once per
+// process; CXR_CPU_GEMM=avx2 or set_cpu_gemm_kernel to compare), so the build needs no
+// -march=native. Every element of C gets the same fused multiply-adds in the same order with
+// either tile, so the two give the same bits.
 // FLOPs 2MNK. Packing per thread: (M/tm) K ceil(N/(tn NC)) + K N/tn floats; with N/tn <= NC
 // (every conv of the CNNs here) that is each operand once, K (M + N) over all threads at
 // tm = tn = 1, i.e. 1/(2N) + 1/(2M) of the FLOPs.
 #include <omp.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <string>
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -72,23 +79,41 @@ template void gemm_reference<double>(bool, bool, std::int64_t, std::int64_t, std
 
 namespace {
 
-constexpr std::int64_t MR = 6, NR = 16;
-constexpr std::int64_t KC = 256;   // 16 KiB B sliver in L1
-constexpr std::int64_t MC = 120;   // 120 KiB A block in L2 (20 slivers)
-constexpr std::int64_t NC = 3072;  // 3 MiB B panel in L3
-
 typedef float v8 __attribute__((vector_size(32)));
-// The helpers below are always inlined into the target_clones bodies, so the ABI of a v8
+typedef float v16 __attribute__((vector_size(64)));
+// The helpers below are always inlined into the target-specific bodies, so the ABI of a vector
 // passed by value (which differs with and without AVX) never matters.
 #pragma GCC diagnostic ignored "-Wpsabi"
 #define CXR_INLINE __attribute__((always_inline)) inline
 
-CXR_INLINE v8 load8(const float* p) {
-  v8 v;
+// A register tile and the blocking around it:
+//   Avx2Tile    6 x 16: 12 ymm accumulators + 2 for B + 1 broadcast of A = 15 of 16 registers;
+//               each k step 2 loads of B, 6 broadcasts, 12 FMAs of 8 lanes.
+//   Avx512Tile  14 x 32: 28 zmm accumulators + 2 for B + 1 broadcast = 31 of 32 registers; each k
+//               step 2 loads of B, 14 broadcasts, 28 FMAs of 16 lanes (twice the FLOPs per
+//               instruction; two 512-bit FMA ports where the core has them).
+// KC: a B sliver (KC x NR) stays in L1 (16 KiB / 32 KiB); MC: the packed A block (MC x KC) in L2;
+// NC: the packed B panel in L3.
+template <class V, int kMR, int kNV, int kMC>
+struct Tile {
+  using Vec = V;
+  static constexpr std::int64_t MR = kMR, NV = kNV, L = sizeof(V) / sizeof(float), NR = kNV * L, MC = kMC;
+  static constexpr std::int64_t KC = 256, NC = 3072;
+};
+using Avx2Tile = Tile<v8, 6, 2, 120>;
+using Avx512Tile = Tile<v16, 14, 2, 112>;
+constexpr std::int64_t kMaxMC = 120, kMaxKC = 256, kMaxNC = 3072;  // the buffers fit either tile
+
+template <class V>
+CXR_INLINE V loadv(const float* p) {
+  V v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
-CXR_INLINE void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
+template <class V>
+CXR_INLINE void storev(float* p, V v) {
+  std::memcpy(p, &v, sizeof v);
+}
 
 // r[i][j] <- r[j][i]: three rounds of two-input shuffles (with AVX: unpck, shufps, vperm2f128).
 CXR_INLINE void transpose8x8(v8 r[8]) {
@@ -109,40 +134,40 @@ CXR_INLINE void transpose8x8(v8 r[8]) {
 }
 
 // MR x NR tile: C[0:mr, 0:nr] = (first ? 0 : C) + alpha * Ap (MR x kc) Bp (kc x NR). `first`:
-// the first K block of a beta == 0 product, which writes C without reading it.
+// the first K block of a beta == 0 product, which writes C without reading it. Each element of
+// C gets the same operations in the same order whatever the tile (fused multiply-adds over k,
+// then one multiply-add into C), so both tiles give the same bits.
+template <class T>
 CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, const float* __restrict__ bp,
                              float* __restrict__ c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
                              bool first) {
-  v8 acc[MR][2];
-  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = v8{};
+  using V = typename T::Vec;
+  constexpr std::int64_t MR = T::MR, NV = T::NV, L = T::L, NR = T::NR;
+  V acc[MR][NV];
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) acc[i][v] = V{};
   for (std::int64_t k = 0; k < kc; ++k) {
-    const v8 b0 = load8(bp), b1 = load8(bp + 8);
-#pragma GCC unroll 6
-    for (int i = 0; i < MR; ++i) {
-      acc[i][0] += ap[i] * b0;
-      acc[i][1] += ap[i] * b1;
-    }
+    V b[NV];
+    for (int v = 0; v < NV; ++v) b[v] = loadv<V>(bp + v * L);
+#pragma GCC unroll 14
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) acc[i][v] += ap[i] * b[v];
     ap += MR;
     bp += NR;
   }
   if (mr == MR && nr == NR) {
-#pragma GCC unroll 6
+#pragma GCC unroll 14
     for (int i = 0; i < MR; ++i) {
       float* row = c + i * ldc;
-      if (first) {
-        store8(row, alpha * acc[i][0]);
-        store8(row + 8, alpha * acc[i][1]);
-      } else {
-        store8(row, load8(row) + alpha * acc[i][0]);
-        store8(row + 8, load8(row + 8) + alpha * acc[i][1]);
+      for (int v = 0; v < NV; ++v) {
+        if (first) storev(row + v * L, alpha * acc[i][v]);
+        else storev(row + v * L, loadv<V>(row + v * L) + alpha * acc[i][v]);
       }
     }
   } else {
     float tile[MR][NR];
-    for (int i = 0; i < MR; ++i) {
-      store8(tile[i], acc[i][0]);
-      store8(tile[i] + 8, acc[i][1]);
-    }
+    for (int i = 0; i < MR; ++i)
+      for (int v = 0; v < NV; ++v) storev(tile[i] + v * L, acc[i][v]);
     for (std::int64_t i = 0; i < mr; ++i)
       for (std::int64_t j = 0; j < nr; ++j) c[i * ldc + j] = (first ? 0.f : c[i * ldc + j]) + alpha * tile[i][j];
   }
@@ -164,22 +189,26 @@ struct Operands {
 
 // op(A)[ic:ic+mc, pc:pc+kc] -> mc/MR slivers, Ap[s][k][i] = op(A)(ic + s MR + i, pc + k),
 // zero past row `m_end`.
+template <class T>
 CXR_INLINE void pack_a(const Operands& o, std::int64_t ic, std::int64_t mc, std::int64_t m_end, std::int64_t pc,
                        std::int64_t kc, float* ap) {
+  constexpr std::int64_t MR = T::MR;
   for (std::int64_t s = 0; s * MR < mc; ++s, ap += kc * MR) {
     const std::int64_t row0 = ic + s * MR, mr = std::min(MR, m_end - row0);
     if (mr < MR) std::fill(ap, ap + kc * MR, 0.f);
     if (o.trans_a) {  // op(A)(i, k) = A[k, i]: MR neighbours in each row of A
       for (std::int64_t k = 0; k < kc; ++k) std::memcpy(ap + k * MR, o.A + (pc + k) * o.lda + row0, sizeof(float) * mr);
-    } else {  // op(A)(i, k) = A[i, k]: a transpose, 8 k at a time through registers
+    } else {  // op(A)(i, k) = A[i, k]: a transpose, 8 rows x 8 k at a time through registers
       std::int64_t k = 0;
       if (mr == MR)
-        for (; k + 8 <= kc; k += 8) {
-          v8 r[8] = {};
-          for (int i = 0; i < MR; ++i) r[i] = load8(o.A + (row0 + i) * o.lda + pc + k);
-          transpose8x8(r);
-          for (int j = 0; j < 8; ++j) std::memcpy(ap + (k + j) * MR, &r[j], sizeof(float) * MR);
-        }
+        for (; k + 8 <= kc; k += 8)
+          for (std::int64_t g = 0; g < MR; g += 8) {  // rows g .. g + rows - 1 of the sliver
+            const std::int64_t rows = std::min<std::int64_t>(8, MR - g);
+            v8 r[8] = {};
+            for (int i = 0; i < rows; ++i) r[i] = loadv<v8>(o.A + (row0 + g + i) * o.lda + pc + k);
+            transpose8x8(r);
+            for (int j = 0; j < 8; ++j) std::memcpy(ap + (k + j) * MR + g, &r[j], sizeof(float) * rows);
+          }
       for (std::int64_t i = 0; i < mr; ++i)
         for (std::int64_t kk = k; kk < kc; ++kk) ap[kk * MR + i] = o.A[(row0 + i) * o.lda + pc + kk];
     }
@@ -188,8 +217,10 @@ CXR_INLINE void pack_a(const Operands& o, std::int64_t ic, std::int64_t mc, std:
 
 // op(B)[pc:pc+kc, jc:jc+nc] -> nc/NR slivers, Bp[t][k][j] = op(B)(pc + k, jc + t NR + j),
 // zero past column `n_end`.
+template <class T>
 CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std::int64_t n_end, std::int64_t pc,
                        std::int64_t kc, float* bp) {
+  constexpr std::int64_t NR = T::NR;
   for (std::int64_t t = 0; t * NR < nc; ++t, bp += kc * NR) {
     const std::int64_t col0 = jc + t * NR, nr = std::min(NR, n_end - col0);
     if (!o.trans_b) {  // a row of B is a row of the sliver
@@ -197,8 +228,7 @@ CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std:
         const float* src = o.B + (pc + k) * o.ldb + col0;
         float* dst = bp + k * NR;
         if (nr == NR) {
-          store8(dst, load8(src));
-          store8(dst + 8, load8(src + 8));
+          for (std::int64_t h = 0; h < NR; h += 8) storev(dst + h, loadv<v8>(src + h));
         } else {
           std::memcpy(dst, src, sizeof(float) * nr);
           std::fill(dst + nr, dst + NR, 0.f);
@@ -210,11 +240,11 @@ CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std:
     std::int64_t k = 0;
     if (nr == NR)
       for (; k + 8 <= kc; k += 8)
-        for (int h = 0; h < 2; ++h) {  // columns h*8 .. h*8+7 of the sliver
+        for (std::int64_t h = 0; h < NR; h += 8) {  // columns h .. h+7 of the sliver
           v8 r[8];
-          for (int j = 0; j < 8; ++j) r[j] = load8(o.B + (col0 + h * 8 + j) * o.ldb + pc + k);
+          for (int j = 0; j < 8; ++j) r[j] = loadv<v8>(o.B + (col0 + h + j) * o.ldb + pc + k);
           transpose8x8(r);
-          for (int i = 0; i < 8; ++i) store8(bp + (k + i) * NR + h * 8, r[i]);
+          for (int i = 0; i < 8; ++i) storev(bp + (k + i) * NR + h, r[i]);
         }
     for (; k < kc; ++k) {
       for (std::int64_t j = 0; j < nr; ++j) bp[k * NR + j] = o.B[(col0 + j) * o.ldb + pc + k];
@@ -224,47 +254,83 @@ CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std:
 }
 
 // C[0:mc, 0:nc] (+)= alpha * (packed A block) (packed B panel); nc may end in a partial sliver.
+template <class T>
 CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, const float* ap, const float* bp,
                              float* c, std::int64_t ldc, float alpha, bool first) {
+  constexpr std::int64_t MR = T::MR, NR = T::NR;
   for (std::int64_t jr = 0; jr < nc; jr += NR) {
     const std::int64_t nr = std::min(NR, nc - jr);
     const float* b = bp + (jr / NR) * kc * NR;
     for (std::int64_t ir = 0; ir < mc; ir += MR) {
       const std::int64_t mr = std::min(MR, mc - ir);
-      micro_kernel(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha, first);
+      micro_kernel<T>(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha, first);
     }
   }
 }
 
 // One thread's rectangle C[m0:m1, n0:n1] += alpha op(A) op(B), the serial Goto loops.
-__attribute__((target_clones("arch=x86-64-v3", "default"))) void gemm_rectangle(const Operands& o, std::int64_t m0,
-                                                                                 std::int64_t m1, std::int64_t n0,
-                                                                                 std::int64_t n1, float* a_buf,
-                                                                                 float* b_buf) {
-  for (std::int64_t jc = n0; jc < n1; jc += NC) {
-    const std::int64_t nc = std::min(NC, n1 - jc);
-    for (std::int64_t pc = 0; pc < o.K; pc += KC) {
-      const std::int64_t kc = std::min(KC, o.K - pc);
-      pack_b(o, jc, nc, n1, pc, kc, b_buf);
-      for (std::int64_t ic = m0; ic < m1; ic += MC) {
-        const std::int64_t mc = std::min(MC, m1 - ic);
-        pack_a(o, ic, mc, m1, pc, kc, a_buf);
-        macro_kernel(mc, nc, kc, a_buf, b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha, o.overwrite && pc == 0);
+template <class T>
+CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, std::int64_t n0, std::int64_t n1,
+                          float* a_buf, float* b_buf) {
+  for (std::int64_t jc = n0; jc < n1; jc += T::NC) {
+    const std::int64_t nc = std::min(T::NC, n1 - jc);
+    for (std::int64_t pc = 0; pc < o.K; pc += T::KC) {
+      const std::int64_t kc = std::min(T::KC, o.K - pc);
+      pack_b<T>(o, jc, nc, n1, pc, kc, b_buf);
+      for (std::int64_t ic = m0; ic < m1; ic += T::MC) {
+        const std::int64_t mc = std::min(T::MC, m1 - ic);
+        pack_a<T>(o, ic, mc, m1, pc, kc, a_buf);
+        macro_kernel<T>(mc, nc, kc, a_buf, b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha, o.overwrite && pc == 0);
       }
     }
   }
 }
 
+// The per-thread body, compiled for each instruction set (chosen once per process, below).
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void rectangle_avx2(const Operands& o, std::int64_t m0,
+                                                                                 std::int64_t m1, std::int64_t n0,
+                                                                                 std::int64_t n1, float* a_buf,
+                                                                                 float* b_buf) {
+  rectangle<Avx2Tile>(o, m0, m1, n0, n1, a_buf, b_buf);
+}
+
+__attribute__((target("arch=x86-64-v4"))) void rectangle_avx512(const Operands& o, std::int64_t m0, std::int64_t m1,
+                                                               std::int64_t n0, std::int64_t n1, float* a_buf,
+                                                               float* b_buf) {
+  rectangle<Avx512Tile>(o, m0, m1, n0, n1, a_buf, b_buf);
+}
+
+bool cpu_has_avx512() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl") &&
+         __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
+         __builtin_cpu_supports("avx512cd");
+}
+
+// The kernel of this process: CXR_CPU_GEMM=avx2 keeps the AVX2 tile on an AVX-512 machine (to
+// compare); set_cpu_gemm_kernel overrides both.
+std::atomic<CpuGemmKernel> g_kernel{CpuGemmKernel::Auto};
+
+CpuGemmKernel resolved_kernel() {
+  static const CpuGemmKernel automatic = [] {
+    const char* env = std::getenv("CXR_CPU_GEMM");
+    if (env && std::string(env) == "avx2") return CpuGemmKernel::Avx2;
+    return cpu_has_avx512() ? CpuGemmKernel::Avx512 : CpuGemmKernel::Avx2;
+  }();
+  const CpuGemmKernel k = g_kernel.load(std::memory_order_relaxed);
+  return k == CpuGemmKernel::Auto ? automatic : k;
+}
+
 std::int64_t ceil_div(std::int64_t a, std::int64_t b) { return (a + b - 1) / b; }
 
 // tm x tn = threads rectangles with the fewest packed floats per thread, K (M/tm + N/tn); each
-// part at least one register tile. Falls back to fewer threads when no split fits.
-void choose_split(std::int64_t M, std::int64_t N, int threads, int& tm, int& tn) {
+// part at least one register tile (mr x nr). Falls back to fewer threads when no split fits.
+void choose_split(std::int64_t M, std::int64_t N, std::int64_t mr, std::int64_t nr, int threads, int& tm, int& tn) {
   for (; threads > 1; --threads) {
     double best = std::numeric_limits<double>::max();
     tm = tn = 0;
     for (int d = 1; d <= threads; ++d) {
-      if (threads % d != 0 || ceil_div(M, MR) < d || ceil_div(N, NR) < threads / d) continue;
+      if (threads % d != 0 || ceil_div(M, mr) < d || ceil_div(N, nr) < threads / d) continue;
       const double cost = static_cast<double>(ceil_div(M, d)) + static_cast<double>(ceil_div(N, threads / d));
       if (cost < best) best = cost, tm = d, tn = threads / d;
     }
@@ -282,8 +348,10 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
   const Operands o{trans_a, trans_b, M, N, K, alpha, beta == 0.f, A, lda, B, ldb, C, ldc};
 
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
+  const bool avx512 = resolved_kernel() == CpuGemmKernel::Avx512;
+  const std::int64_t MR = avx512 ? Avx512Tile::MR : Avx2Tile::MR, NR = avx512 ? Avx512Tile::NR : Avx2Tile::NR;
   int tm = 1, tn = 1;
-  if (!omp_in_parallel() && flops >= 2e6) choose_split(M, N, omp_get_max_threads(), tm, tn);
+  if (!omp_in_parallel() && flops >= 2e6) choose_split(M, N, MR, NR, omp_get_max_threads(), tm, tn);
   // Rows of a part: a multiple of MR; columns: a multiple of NR (the last part takes the rest).
   const std::int64_t rows = ceil_div(ceil_div(M, MR), tm) * MR, cols = ceil_div(ceil_div(N, NR), tn) * NR;
 
@@ -302,11 +370,27 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
       }
     if (multiply && m0 < m1 && n0 < n1) {
       thread_local std::vector<float> a_buf, b_buf;  // per thread, reused between calls
-      a_buf.resize(static_cast<std::size_t>(MC * KC));
-      b_buf.resize(static_cast<std::size_t>(NC * KC));
-      gemm_rectangle(o, m0, m1, n0, n1, a_buf.data(), b_buf.data());
+      a_buf.resize(static_cast<std::size_t>(kMaxMC * kMaxKC));
+      b_buf.resize(static_cast<std::size_t>(kMaxNC * kMaxKC));
+      if (avx512) rectangle_avx512(o, m0, m1, n0, n1, a_buf.data(), b_buf.data());
+      else rectangle_avx2(o, m0, m1, n0, n1, a_buf.data(), b_buf.data());
     }
   }
+}
+
+void set_cpu_gemm_kernel(CpuGemmKernel k) { g_kernel.store(k, std::memory_order_relaxed); }
+
+CpuGemmKernel cpu_gemm_kernel() { return resolved_kernel(); }
+
+bool cpu_gemm_kernel_available(CpuGemmKernel k) { return k != CpuGemmKernel::Avx512 || cpu_has_avx512(); }
+
+const char* cpu_gemm_kernel_name(CpuGemmKernel k) {
+  switch (k) {
+    case CpuGemmKernel::Auto: return "auto";
+    case CpuGemmKernel::Avx2: return "avx2 (6x16)";
+    case CpuGemmKernel::Avx512: return "avx512 (14x32)";
+  }
+  return "?";
 }
 
 }  // namespace cxr::cpu

@@ -429,6 +429,15 @@ void batch_norm2d_eval_backward(BnActivation act, const float* dy, const T* x, c
   });
 }
 
+void batch_norm2d_recompute(const float* x, const float* weight, const float* bias, const float* saved_mean,
+                            const float* saved_invstd, float* z, std::int64_t N, std::int64_t C, std::int64_t HW) {
+  if (C == 0) return;
+  Tensor affine = empty_affine(C);
+  launch_kernel(bn_train_affine_kernel, blocks_for(C, kThreads), kThreads, 0, weight, bias, saved_mean, saved_invstd,
+                affine.f32(), C);
+  apply<BnActivation::Identity, float>(x, affine.f32(), z, N * C * HW, C, HW);
+}
+
 // The entry points for both activation types: f32, and bf16 bits (mixed precision).
 #define CXR_BATCH_NORM_ENTRY_POINTS(T)                                                                           \
   template void batch_norm2d_forward_train<T>(BnActivation, const T*, const float*, const float*, T*, float*,    \

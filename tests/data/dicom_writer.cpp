@@ -21,6 +21,7 @@
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmjpeg/djencode.h>
 #include <dcmtk/dcmjpeg/djrplol.h>
+#include <dcmtk/dcmjpeg/djrploss.h>
 #if defined(__GNUC__)
 #pragma GCC diagnostic pop
 #endif
@@ -117,10 +118,15 @@ std::vector<std::uint8_t> encode_dicom(const DicomSpec& s) {
   if (s.encoding == DicomSpec::Encoding::implicit_le) xfer = EXS_LittleEndianImplicit;
   if (s.encoding == DicomSpec::Encoding::rle) xfer = EXS_RLELossless;
   if (s.encoding == DicomSpec::Encoding::jpeg_lossless) xfer = EXS_JPEGProcess14SV1;
-  if (s.encoding == DicomSpec::Encoding::rle || s.encoding == DicomSpec::Encoding::jpeg_lossless) {
+  if (s.encoding == DicomSpec::Encoding::jpeg_baseline) xfer = EXS_JPEGProcess1;
+  if (s.encoding == DicomSpec::Encoding::rle || s.encoding == DicomSpec::Encoding::jpeg_lossless ||
+      s.encoding == DicomSpec::Encoding::jpeg_baseline) {
     DJ_RPLossless lossless;
-    check(ds.chooseRepresentation(xfer, s.encoding == DicomSpec::Encoding::rle ? nullptr : &lossless),
-          "chooseRepresentation (compressing)");
+    DJ_RPLossy lossy(90);
+    const DcmRepresentationParameter* parameters = nullptr;
+    if (s.encoding == DicomSpec::Encoding::jpeg_lossless) parameters = &lossless;
+    if (s.encoding == DicomSpec::Encoding::jpeg_baseline) parameters = &lossy;
+    check(ds.chooseRepresentation(xfer, parameters), "chooseRepresentation (compressing)");
     if (!ds.canWriteXfer(xfer)) throw std::runtime_error("dicom_writer: DCMTK cannot compress to that syntax");
   }
 

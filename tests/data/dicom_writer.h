@@ -18,6 +18,7 @@ struct DicomSpec {
     implicit_le,      // Implicit VR Little Endian
     rle,              // RLE Lossless (DCMTK's encoder)
     jpeg_lossless,    // JPEG Lossless, process 14, selection value 1 (DCMTK's encoder; unsigned only)
+    jpeg_baseline,    // JPEG Baseline (process 1), quality 90: 8-bit only, as RSNA Pneumonia stores it
     jpeg2000_fake,    // JPEG 2000 transfer syntax around a few junk bytes (DCMTK cannot decode it)
   };
   int width = 4, height = 3;

@@ -218,6 +218,28 @@ TEST_CASE("dicom: RLE, JPEG lossless and implicit-VR / no-preamble files decode 
   CHECK(decode_gray8(bytes.data(), bytes.size(), "bare.dcm").pixels == plain.pixels);
 }
 
+TEST_CASE("dicom: 8-bit JPEG baseline (RSNA Pneumonia's syntax) decodes within JPEG's loss of the plain file") {
+  DicomSpec s;
+  s.width = 64;
+  s.height = 48;
+  s.bits_allocated = s.bits_stored = 8;
+  for (int y = 0; y < s.height; ++y)
+    for (int x = 0; x < s.width; ++x)  // a smooth ramp (JPEG keeps it well) over all of 0..255: DCMTK's
+      // lossy encoder renders monochrome pixels through dcmimgle first, stretching them to 0..255
+      s.values.push_back(255 * (x + y) / (s.width + s.height - 2));
+  const GrayImage plain = decode(s);
+  DicomSpec j = s;
+  j.encoding = DicomSpec::Encoding::jpeg_baseline;
+  ImageInfo info;
+  const GrayImage g = decode(j, &info);
+  CHECK(info.transfer_syntax_uid == "1.2.840.10008.1.2.4.50");
+  CHECK(info.window_source == WindowSource::none);
+  REQUIRE(g.pixels.size() == plain.pixels.size());
+  int worst = 0;
+  for (std::size_t i = 0; i < g.pixels.size(); ++i) worst = std::max(worst, std::abs(g.pixels[i] - plain.pixels[i]));
+  CHECK(worst <= 4);  // quality 90 on a smooth ramp
+}
+
 TEST_CASE("dicom: RGB becomes gray with the PNG path's weights") {
   DicomSpec s;
   s.width = 5;
@@ -278,6 +300,13 @@ TEST_CASE("dicom: refusals name the file and the problem") {
     const auto bytes = test::encode_dicom(m);
     CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "short.dcm"),
                          doctest::Contains("cannot decode image short.dcm: truncated DICOM pixel data"), Error);
+  }
+  SUBCASE("a zero Rescale Slope") {
+    DicomSpec z = s;
+    z.rescale = {{0.0, 5.0}};
+    const auto bytes = test::encode_dicom(z);
+    CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "flat.dcm"),
+                         doctest::Contains("cannot decode image flat.dcm: DICOM Rescale Slope 0"), Error);
   }
   SUBCASE("DICM but garbage after it") {
     std::vector<std::uint8_t> junk(400, 0xEE);

@@ -84,14 +84,60 @@ const std::vector<GemmCase>& gpu_cases() {
 
 }  // namespace
 
-TEST_CASE("sgemm (blocked, packed) matches the reference at odd sizes and all transposes" *
+namespace {
+
+// The CPU register tile for a scope (the process-wide setting restored after).
+struct GemmKernelScope {
+  explicit GemmKernelScope(cpu::CpuGemmKernel k) { cpu::set_cpu_gemm_kernel(k); }
+  ~GemmKernelScope() { cpu::set_cpu_gemm_kernel(cpu::CpuGemmKernel::Auto); }
+};
+
+std::vector<cpu::CpuGemmKernel> available_kernels() {
+  std::vector<cpu::CpuGemmKernel> ks = {cpu::CpuGemmKernel::Avx2};
+  if (cpu::cpu_gemm_kernel_available(cpu::CpuGemmKernel::Avx512)) ks.push_back(cpu::CpuGemmKernel::Avx512);
+  else MESSAGE("no AVX-512 on this CPU: only the AVX2 tile is checked");
+  return ks;
+}
+
+}  // namespace
+
+TEST_CASE("sgemm (blocked, packed) matches the reference at odd sizes and all transposes, with each register tile" *
           doctest::test_suite("cpu")) {
-  std::uint64_t seed = 1;
-  for (const GemmCase& g : cpu_cases()) {
-    Operands o = make_operands(g, seed++);
-    const std::vector<double> want = expected(g, o);
-    cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, o.a.data(), o.lda, o.b.data(), o.ldb, g.beta, o.c.data(), o.ldc);
-    expect_close(describe(g), o.c, want, gemm_tol(g.K));
+  for (const cpu::CpuGemmKernel k : available_kernels()) {
+    const GemmKernelScope scope(k);
+    CAPTURE(cpu::cpu_gemm_kernel_name(k));
+    std::uint64_t seed = 1;
+    for (const GemmCase& g : cpu_cases()) {
+      Operands o = make_operands(g, seed++);
+      const std::vector<double> want = expected(g, o);
+      cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, o.a.data(), o.lda, o.b.data(), o.ldb, g.beta, o.c.data(), o.ldc);
+      expect_close(describe(g), o.c, want, gemm_tol(g.K));
+    }
+  }
+}
+
+TEST_CASE("sgemm: the AVX-512 and AVX2 register tiles give the same bits" * doctest::test_suite("cpu")) {
+  if (!cpu::cpu_gemm_kernel_available(cpu::CpuGemmKernel::Avx512)) {
+    MESSAGE("no AVX-512 on this CPU: nothing to compare");
+    return;
+  }
+  std::vector<GemmCase> cases = cpu_cases();
+  cases.push_back({false, false, 200, 300, 600, 1, 1.f, 0.f});  // several K blocks and thread parts
+  cases.push_back({true, true, 45, 77, 513, 2, 0.5f, 1.f});
+  std::uint64_t seed = 100;
+  for (const GemmCase& g : cases) {
+    CAPTURE(describe(g));
+    const Operands base = make_operands(g, seed++);
+    std::vector<std::vector<float>> results;
+    for (const cpu::CpuGemmKernel k : {cpu::CpuGemmKernel::Avx2, cpu::CpuGemmKernel::Avx512}) {
+      const GemmKernelScope scope(k);
+      Operands o = base;
+      cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, o.a.data(), o.lda, o.b.data(), o.ldb, g.beta, o.c.data(), o.ldc);
+      results.push_back(o.c);
+    }
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < results[0].size(); ++i) differ += results[0][i] != results[1][i];
+    CHECK(differ == 0);
   }
 }
 

@@ -38,21 +38,6 @@ std::vector<double> train_losses(const std::string& run_dir) {
   return losses;
 }
 
-// The probabilities of predictions.csv (every number after the image name), in order.
-std::vector<double> probabilities(const std::string& csv) {
-  std::ifstream f(csv);
-  std::string line;
-  std::getline(f, line);
-  std::vector<double> p;
-  while (std::getline(f, line)) {
-    std::stringstream ss(line);
-    std::string cell;
-    std::getline(ss, cell, ',');
-    while (std::getline(ss, cell, ',')) p.push_back(std::stod(cell));
-  }
-  return p;
-}
-
 }  // namespace
 
 TEST_CASE("train --precision bf16: the loss goes down, the checkpoint stays f32" * doctest::test_suite("train")) {
@@ -104,7 +89,7 @@ TEST_CASE("predict --precision bf16 on the device agrees with the CPU" *
     REQUIRE(test::run_command(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out", out, "--device",
                                                  device, "--precision", precision, "--overlay", ds.image_path(0),
                                                  "--quiet"}) == 0);
-    return probabilities(out + "/predictions.csv");
+    return test::prediction_probabilities(out + "/predictions.csv");
   };
   const std::vector<double> cpu = predict("cpu", "bf16"), emu = predict("cuda", "bf16"), f32 = predict("cpu", "fp32");
   REQUIRE(cpu.size() == 15);

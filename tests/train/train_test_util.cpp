@@ -63,4 +63,18 @@ std::vector<std::string> logged_losses(const std::string& run_dir) {
   return r;
 }
 
+std::vector<double> prediction_probabilities(const std::string& csv) {
+  std::ifstream f(csv);
+  std::string line;
+  std::getline(f, line);
+  std::vector<double> p;
+  while (std::getline(f, line)) {
+    std::stringstream ss(line);
+    std::string cell;
+    std::getline(ss, cell, ',');
+    while (std::getline(ss, cell, ',')) p.push_back(std::stod(cell));
+  }
+  return p;
+}
+
 }  // namespace cxr::test

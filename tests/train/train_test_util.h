@@ -25,6 +25,10 @@ bool checkpoint_all_finite(const std::string& path);
 // fails when their tensor names or counts differ).
 std::vector<std::string> differing_tensors(const std::string& a, const std::string& b);
 
+// The probabilities of a predict run's predictions.csv (every column after the image name, row
+// by row).
+std::vector<double> prediction_probabilities(const std::string& csv);
+
 // The "loss" field of every line of RUN/metrics.jsonl, as written ("?" where a line has none).
 std::vector<std::string> logged_losses(const std::string& run_dir);
 
