@@ -59,10 +59,17 @@ void Args::parse(int argc, const char* const* argv) {
       value = argv[++i];
     }
     values_[name] = value;
+    all_values_[name].push_back(value);
   }
   for (const auto& s : specs_)
     if (s.is_required && !values_.count(s.name))
       throw UsageError("missing required option --" + s.name + " " + s.value_name);
+}
+
+std::vector<std::string> Args::get_all(const std::string& name) const {
+  spec(name);  // throws on an undeclared name
+  const auto it = all_values_.find(name);
+  return it == all_values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::usage() const {

@@ -54,6 +54,9 @@ class Args {
   long long get_int(const std::string& name) const;
   std::uint64_t get_u64(const std::string& name) const;
   double get_double(const std::string& name) const;
+  // Every value of an option given several times (--data A --data B), in order; get() is the
+  // last one. Empty when not given (the default is not included).
+  std::vector<std::string> get_all(const std::string& name) const;
 
  private:
   struct Spec {
@@ -64,6 +67,7 @@ class Args {
   std::string command_, summary_;
   std::vector<Spec> specs_;
   std::map<std::string, std::string> values_;
+  std::map<std::string, std::vector<std::string>> all_values_;
   bool help_ = false;
 };
 

@@ -9,22 +9,25 @@
 #include "data/splits.h"
 #include "data/synth.h"
 #include "cli/cli_args.h"
+#include "cli/common_flags.h"
+#include "data/formats.h"
 
 namespace cxr::cli {
 
 int run_data_info(int argc, const char* const* argv, std::ostream& out) {
   Args args("train_cxr data-info",
-            "Describe an NIH-format data set folder: images, patients, per-label and box counts,\n"
-            "split sizes and missing image files.");
-  args.required("data", "DIR", "data set folder (Data_Entry_2017[_v2020].csv, images/ ...)")
+            "Describe a data set folder of any format: images, patients, per-label counts with missing and\n"
+            "uncertain labels, views, boxes, split sizes and missing image files.");
+  args.required("data", "DIR", "data set folder (NIH, CheXpert, MIMIC-CXR-JPG, PadChest, RSNA, VinDr, class folders)")
       .flag("json", "print one JSON object on stdout instead of text")
       .option("seed", "K", "seed of the validation carve-out / patient-wise split", "0")
       .option("val-fraction", "F", "fraction of train_val patients held out for validation", "0.1")
       .option("test-fraction", "F", "fraction of patients for test when there are no official lists", "0.2");
+  add_data_format(args);
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
 
   data::Report report;
-  const data::Dataset ds = data::Dataset::load(args.get("data"), report);
+  const data::Dataset ds = data::load_dataset(args.get("data"), reader_arg(args), report);
   data::SplitOptions so;
   so.seed = args.get_u64("seed");
   so.val_fraction = args.get_double("val-fraction");

@@ -15,13 +15,16 @@ namespace fs = std::filesystem;
 int run_eval(int argc, const char* const* argv, std::ostream& out) {
   Args args("train_cxr eval",
             "Evaluate a checkpoint on the test (or validation) split: OUT/metrics.json (per-class and mean AUROC,\n"
-            "AP, accuracy and bias at the checkpoint's thresholds, localisation) and OUT/predictions.csv.");
+            "AP, accuracy and bias at the checkpoint's thresholds, localisation) and OUT/predictions.csv.\n"
+            "Any data set format; labels the set lacks are left out. --data given several times: each set in\n"
+            "OUT/1, OUT/2, ... and the cross-data-set AUROC table in OUT/metrics.json.");
   args.required("checkpoint", "F", "checkpoint (best.safetensors)")
-      .required("data", "DIR", "data set folder")
+      .required("data", "DIR", "data set folder (repeatable)")
       .required("out", "DIR", "output folder (created)")
       .option("split", "test|val", "which split", "test")
       .option("limit", "N", "at most N images (0: all)", "0")
       .option("no-finding", "product|max", "No Finding = prod(1 - p) or 1 - max p", "product");
+  add_data_format(args);
   add_batch_size(args, "images per batch", 32);
   add_device(args, "where to run");
   add_workers(args);
@@ -34,6 +37,8 @@ int run_eval(int argc, const char* const* argv, std::ostream& out) {
   EvaluateOptions o;
   o.checkpoint = args.get("checkpoint");
   o.data_dir = args.get("data");
+  if (args.get_all("data").size() > 1) o.data_dirs = args.get_all("data");
+  o.reader = reader_arg(args);
   o.out_dir = args.get("out");
   o.split = args.get("split");
   o.device = device_arg(args);

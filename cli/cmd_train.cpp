@@ -42,9 +42,11 @@ std::function<void(std::int64_t)> fault_hook(int rank) {
 
 int run_train(int argc, const char* const* argv, std::ostream& out) {
   Args args("train_cxr train",
-            "Train a model on an NIH-format data set (patient-wise train/val split). Writes RUN/last.safetensors,\n"
-            "RUN/best.safetensors (best validation mean AUROC), RUN/metrics.csv and RUN/log.txt.");
-  args.required("data", "DIR", "data set folder")
+            "Train a model on a data set (patient-wise train/val split). Writes RUN/last.safetensors,\n"
+            "RUN/best.safetensors (best validation mean AUROC), RUN/metrics.csv and RUN/log.txt.\n"
+            "--data given several times trains on all the sets at once, over the union of their findings\n"
+            "(a label a set lacks is masked out of the loss); DIR:W samples that set with weight W.");
+  args.required("data", "DIR[:W]", "data set folder (repeatable; :W a sampling weight)")
       .required("out", "RUN", "run folder (created)")
       .option("model", "NAME", "architecture (resnet18, resnet34, resnet50, efficientnet_b0, convnext_tiny, densenet121)",
               "resnet18")
@@ -74,6 +76,7 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
       .option("dist-backend", "mpi|nccl", "distributed runs (mpirun/srun): how gradients travel", "mpi")
       .option("dist-timeout", "S", "distributed runs: a collective not done in S seconds ends the job", "60")
       .option("bucket-mb", "MB", "distributed runs: gradients are all-reduced in buckets of about MB megabytes", "25");
+  add_data_format(args);
   add_batch_size(args, "images per step", 16);
   add_device(args, "where to train");
   add_workers(args);
@@ -84,6 +87,8 @@ int run_train(int argc, const char* const* argv, std::ostream& out) {
   if (auto code = parse_command_line(args, argc, argv, out, std::cerr)) return *code;
   TrainOptions o;
   o.data_dir = args.get("data");
+  o.data_dirs = args.get_all("data");
+  o.reader = reader_arg(args);
   o.out_dir = args.get("out");
   o.model = args.get("model");
   o.image_size = int_arg(args, "image-size");

@@ -85,4 +85,27 @@ std::unique_ptr<dist::Communicator> join_job(Device device, const dist::CommOpti
   return dist::make_communicator(world, options);
 }
 
+Args& add_data_format(Args& args) {
+  std::string names;
+  for (const auto& n : data::format_names()) names += (names.empty() ? "" : "|") + n;
+  return args.option("format", "auto|" + names, "data set format (auto: detected from the folder's files)", "auto")
+      .option("uncertain", "ignore|zeros|ones",
+              "CheXpert/MIMIC uncertain (-1) labels: missing (U-Ignore), negative (U-Zeros), positive (U-Ones)", "ignore")
+      .flag("frontal-only", "CheXpert/MIMIC/PadChest: frontal views (PA, AP) only");
+}
+
+data::ReaderOptions reader_arg(const Args& args) {
+  data::ReaderOptions o;
+  o.format = args.get("format");
+  bool known = o.format == "auto";
+  for (const auto& n : data::format_names()) known |= n == o.format;
+  if (!known) throw UsageError("--format: unknown format '" + o.format + "'");
+  const std::string u = args.get("uncertain");
+  if (u != "ignore" && u != "zeros" && u != "ones")
+    throw UsageError("--uncertain must be ignore, zeros or ones, got '" + u + "'");
+  o.uncertain = data::parse_uncertain_policy(u);
+  o.frontal_only = args.flag_set("frontal-only");
+  return o;
+}
+
 }  // namespace cxr::cli

@@ -7,6 +7,7 @@
 //   --tf32                 train, eval, predict
 //   --kernels cxr|library  train, eval, predict   (kernels/library.h)
 //   --quiet                every command that shows progress
+//   --format, --uncertain, --frontal-only   train, eval, data-info (data/formats.h)
 //
 //   add_device(args, "where to train");  ...  args.parse(...);
 //   o.device = device_arg(args);
@@ -17,6 +18,7 @@
 #include <string>
 
 #include "cli/cli_args.h"
+#include "data/formats.h"
 #include "dist/communicator.h"
 #include "kernels/execution.h"
 #include "tensor/dtype.h"
@@ -30,6 +32,7 @@ Args& add_precision(Args& args);
 Args& add_tf32(Args& args);
 Args& add_kernels(Args& args);
 Args& add_quiet(Args& args, const std::string& help);
+Args& add_data_format(Args& args);
 
 Device device_arg(const Args& args);         // UsageError unless cpu, cuda or cuda-emu
 int workers_arg(const Args& args);
@@ -38,6 +41,7 @@ Precision precision_arg(const Args& args);  // fp32 | bf16; UsageError otherwise
 bool tf32_arg(const Args& args);
 KernelChoice kernels_arg(const Args& args);  // cxr | library; UsageError otherwise
 bool quiet_arg(const Args& args);
+data::ReaderOptions reader_arg(const Args& args);  // UsageError on an unknown format or policy
 
 // The math of a command that records nothing (eval, predict): --precision, --tf32 and --kernels
 // (where declared) set for the command's scope, so a process that runs several commands (the tests)

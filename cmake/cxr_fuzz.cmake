@@ -15,6 +15,8 @@ set(CXR_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-rec
 set(CXR_FUZZ_LIB_SOURCES
   data/csv.cpp data/metadata.cpp data/labels.cpp data/report.cpp data/dataset.cpp data/random.cpp
   data/splits.cpp data/image_io.cpp data/jpeg_decode.cpp data/dicom_decode.cpp data/resize.cpp
+  data/formats.cpp data/format_chexpert.cpp data/format_mimic.cpp data/format_padchest.cpp data/format_rsna.cpp
+  data/format_vindr.cpp data/format_folders.cpp
   checkpoint/safetensors.cpp)
 file(GLOB CXR_FUZZ_TENSOR_SOURCES CONFIGURE_DEPENDS tensor/*.cpp)
 file(GLOB CXR_FUZZ_TENSOR_CU CONFIGURE_DEPENDS tensor/cuda/*.cu)

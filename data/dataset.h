@@ -31,8 +31,14 @@ class Dataset {
   // Adds records and paths by hand (tests, synthetic sets built in memory).
   void add(ImageRecord record, std::string path);
 
+  // Whether record i has a label for global finding g (positive or negative), as opposed to
+  // missing: the set has the finding and the record's row gave a value.
+  bool present(std::int64_t i, int g) const { return has_label(findings & record(i).known, g); }
+
   std::string root;
-  std::string data_entry_file, bbox_file;  // "" when absent
+  std::string format = "nih";              // the reader (data/formats/formats.h)
+  LabelMask findings = kNihFindings;       // the findings this set labels
+  std::string data_entry_file, bbox_file;  // "" when absent (data_entry_file: the main table)
   Metadata meta;
   std::optional<std::vector<std::string>> train_val_list, test_list;  // when the files exist
   std::vector<std::string> image_dirs;  // the folders searched for images

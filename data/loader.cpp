@@ -17,7 +17,7 @@
 namespace cxr::data {
 
 struct DataLoader::Slot {
-  Tensor images, labels, boxes, box_mask;  // pinned host, full batch size
+  Tensor images, labels, boxes, box_mask, label_mask;  // pinned host, full batch size
   std::int64_t ready_batch = -1;           // the batch this slot holds, once filled
   std::int64_t count = 0;                  // samples written
   std::int64_t first_position = 0;         // in the epoch order
@@ -28,7 +28,7 @@ struct DataLoader::Slot {
 };
 
 struct DataLoader::DeviceSet {
-  Tensor images, labels, boxes, box_mask;  // on the device, full batch size
+  Tensor images, labels, boxes, box_mask, label_mask;  // on the device, full batch size
   Event copied;    // on the copy stream, after the batch's copies
   Event consumed;  // on the compute stream, when the consumer moved past the batch
   bool used = false;
@@ -58,9 +58,28 @@ DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices
   sample_opt_.augment_options = opt_.augment_options;
   sample_opt_.normalize = opt_.normalize;
   sample_opt_.seed = opt_.seed;
+  sample_opt_.label_findings = opt_.label_findings;
+  sample_opt_.set_findings = dataset_.findings;
+  {
+    const int K = sample_opt_.classes();
+    LabelMask space = 0;
+    bool unknown = false;
+    for (int k = 0; k < K; ++k) {
+      const int g = opt_.label_findings.empty() ? k : opt_.label_findings[static_cast<std::size_t>(k)];
+      CXR_CHECK(g < kNumFindings, "loader: finding index ", g, " outside the label space");
+      CXR_CHECK(g < 0 || !has_label(space, g), "loader: finding ", g, " twice in the label space");
+      if (g < 0) unknown = true;
+      else space |= bit(g);
+    }
+    masked_ = unknown;
+    for (auto i : indices_) masked_ = masked_ || (space & ~(dataset_.findings & dataset_.record(i).known)) != 0;
+  }
 
+  CXR_CHECK(opt_.sample_weights.empty() || opt_.sample_weights.size() == indices_.size(), "loader: ",
+            opt_.sample_weights.size(), " sample weights for ", indices_.size(), " images");
+  if (!opt_.sample_weights.empty()) opt_.weighted_sampling = true;
   if (opt_.weighted_sampling) {
-    const auto w = sampling_weights(dataset_, indices_);
+    const auto w = opt_.sample_weights.empty() ? sampling_weights(dataset_, indices_) : opt_.sample_weights;
     double total = 0;
     for (double v : w) weights_cdf_.push_back(total += v);
   }
@@ -74,13 +93,14 @@ DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices
   }
 
   const int ring = opt_.prefetch > 0 ? opt_.prefetch : opt_.workers + 2;
-  const std::int64_t B = opt_.batch_size, S = opt_.image_size, C = opt_.normalize.channels;
+  const std::int64_t B = opt_.batch_size, S = opt_.image_size, C = opt_.normalize.channels, K = classes();
   for (int r = 0; r < ring; ++r) {
     auto s = std::make_unique<Slot>();
     s->images = Tensor::empty_pinned({B, C, S, S});
-    s->labels = Tensor::empty_pinned({B, kNumClasses});
-    s->boxes = Tensor::empty_pinned({B, kNumClasses, 4});
-    s->box_mask = Tensor::empty_pinned({B, kNumClasses});
+    s->labels = Tensor::empty_pinned({B, K});
+    s->boxes = Tensor::empty_pinned({B, K, 4});
+    s->box_mask = Tensor::empty_pinned({B, K});
+    if (masked_) s->label_mask = Tensor::empty_pinned({B, K});
     slots_.push_back(std::move(s));
   }
   if (opt_.device != Device::CPU) {
@@ -88,9 +108,10 @@ DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices
     for (int d = 0; d < 2; ++d) {
       auto set = std::make_unique<DeviceSet>();
       set->images = Tensor::empty({B, C, S, S}, DType::F32, opt_.device);
-      set->labels = Tensor::empty({B, kNumClasses}, DType::F32, opt_.device);
-      set->boxes = Tensor::empty({B, kNumClasses, 4}, DType::F32, opt_.device);
-      set->box_mask = Tensor::empty({B, kNumClasses}, DType::F32, opt_.device);
+      set->labels = Tensor::empty({B, K}, DType::F32, opt_.device);
+      set->boxes = Tensor::empty({B, K, 4}, DType::F32, opt_.device);
+      set->box_mask = Tensor::empty({B, K}, DType::F32, opt_.device);
+      if (masked_) set->label_mask = Tensor::empty({B, K}, DType::F32, opt_.device);
       device_sets_.push_back(std::move(set));
     }
   }
@@ -201,7 +222,7 @@ void DataLoader::worker_main() {
 }
 
 void DataLoader::fill(Slot& s, std::int64_t b, SampleScratch& scratch) {
-  const std::int64_t S = opt_.image_size, C = opt_.normalize.channels;
+  const std::int64_t S = opt_.image_size, C = opt_.normalize.channels, K = classes();
   const auto n = static_cast<std::int64_t>(order_.size());
   const std::int64_t lo = std::min(n, origin_ + b * global_batch()), hi = std::min(n, lo + global_batch());
   const auto [begin, end] = shard_range(lo, hi, opt_.rank, opt_.world_size);
@@ -215,13 +236,14 @@ void DataLoader::fill(Slot& s, std::int64_t b, SampleScratch& scratch) {
   float* labels = s.labels.f32();
   float* boxes = s.boxes.f32();
   float* mask = s.box_mask.f32();
+  float* label_mask = masked_ ? s.label_mask.f32() : nullptr;
   for (std::int64_t pos = begin; pos < end; ++pos) {
     if (stopping_) return;
     const std::int64_t idx = order_[static_cast<std::size_t>(pos)];
     const ImageRecord& rec = dataset_.record(idx);
     const std::int64_t k = s.count;
-    const SampleSlot out{images + k * C * S * S, labels + k * kNumClasses, boxes + k * kNumClasses * 4,
-                         mask + k * kNumClasses};
+    const SampleSlot out{images + k * C * S * S, labels + k * K, boxes + k * K * 4, mask + k * K,
+                         label_mask ? label_mask + k * K : nullptr};
     try {
       if (cache_) {
         const std::uint8_t* p = cache_->pixels(idx);
@@ -310,7 +332,13 @@ const Batch* DataLoader::next() {
     batch_.number = k;
     batch_.first_position = s.first_position;
     batch_.box_count = 0;
-    for (std::int64_t i = 0; i < n * kNumClasses; ++i) batch_.box_count += s.box_mask.f32()[i];
+    const std::int64_t K = classes();
+    for (std::int64_t i = 0; i < n * K; ++i) batch_.box_count += s.box_mask.f32()[i];
+    batch_.label_count = static_cast<double>(n * K);
+    if (masked_) {
+      batch_.label_count = 0;
+      for (std::int64_t i = 0; i < n * K; ++i) batch_.label_count += s.label_mask.f32()[i];
+    }
     batch_.indices = s.indices;
     batch_.names = s.names;
     if (device_sets_.empty()) {
@@ -318,6 +346,7 @@ const Batch* DataLoader::next() {
       batch_.labels = s.labels.narrow(0, 0, n);
       batch_.boxes = s.boxes.narrow(0, 0, n);
       batch_.box_mask = s.box_mask.narrow(0, 0, n);
+      if (masked_) batch_.label_mask = s.label_mask.narrow(0, 0, n);
     } else {
       DeviceSet& set = *device_sets_[static_cast<std::size_t>(k % 2)];
       if (set.used) set.consumed.block(*copy_stream_);  // batch k - 2 no longer read
@@ -325,10 +354,12 @@ const Batch* DataLoader::next() {
       batch_.labels = set.labels.narrow(0, 0, n);
       batch_.boxes = set.boxes.narrow(0, 0, n);
       batch_.box_mask = set.box_mask.narrow(0, 0, n);
+      if (masked_) batch_.label_mask = set.label_mask.narrow(0, 0, n);
       batch_.images.copy_async_(s.images.narrow(0, 0, n), *copy_stream_);
       batch_.labels.copy_async_(s.labels.narrow(0, 0, n), *copy_stream_);
       batch_.boxes.copy_async_(s.boxes.narrow(0, 0, n), *copy_stream_);
       batch_.box_mask.copy_async_(s.box_mask.narrow(0, 0, n), *copy_stream_);
+      if (masked_) batch_.label_mask.copy_async_(s.label_mask.narrow(0, 0, n), *copy_stream_);
       set.copied.record(*copy_stream_);
       set.copied.block(Stream::compute());
       set.used = true;

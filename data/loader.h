@@ -63,6 +63,9 @@ struct LoaderOptions {
   bool shuffle = false;
   bool drop_last = false;
   bool weighted_sampling = false;  // draw len(indices) samples per epoch, with replacement
+  // Given (one per entry of indices): weighted sampling with these weights instead of the
+  // class-balancing ones (per-data-set weights of a run on several sets).
+  std::vector<double> sample_weights;
   bool strict = false;
   Device device = Device::CPU;
   std::string cache_dir;     // "" : decode the PNG files every epoch
@@ -72,6 +75,9 @@ struct LoaderOptions {
   // The parts are contiguous and as even as possible (full batches: batch_size each), so the
   // ranks together see exactly the batches one process with batch_size x world_size would.
   int rank = 0, world_size = 1;
+  // The run's label space: output k is global finding label_findings[k] (LabelSpace::findings);
+  // empty: the 14 NIH classes.
+  std::vector<int> label_findings;
 };
 
 // This rank's part [begin, end) of the positions [lo, hi): contiguous, the first (hi - lo) %
@@ -80,14 +86,18 @@ std::pair<std::int64_t, std::int64_t> shard_range(std::int64_t lo, std::int64_t 
 
 struct Batch {
   Tensor images;    // f32 (n, C, S, S), normalised
-  Tensor labels;    // f32 (n, 14), 0 / 1
-  Tensor boxes;     // f32 (n, 14, 4), (cx, cy, w, h) in [0, 1] of the resized image
-  Tensor box_mask;  // f32 (n, 14), 1 where the image has a box of that class
+  Tensor labels;    // f32 (n, K), 0 / 1 (K: the label space, 14 for NIH)
+  Tensor boxes;     // f32 (n, K, 4), (cx, cy, w, h) in [0, 1] of the resized image
+  Tensor box_mask;  // f32 (n, K), 1 where the image has a box of that class
+  // f32 (n, K), 1 where the label is present, 0 where missing. Undefined when no sample of the
+  // loader's indices misses a label of the space (an NIH run): the loss is then unmasked.
+  Tensor label_mask;
   std::vector<std::int64_t> indices;  // data set record of each row
   std::vector<std::string> names;     // its image file name
   std::int64_t number = 0;            // batch number in the epoch
   std::int64_t first_position = 0;    // position in the epoch order of this part's first sample
   double box_count = 0;               // Σ box_mask, counted on the host
+  double label_count = 0;             // Σ label_mask (n K without a mask), on the host
   std::int64_t size() const { return static_cast<std::int64_t>(indices.size()); }
 };
 
@@ -128,6 +138,8 @@ class DataLoader {
   std::string summary() const;  // "epoch 2: 1200 images in 75 batches, 1 skipped (a.png)"
   const LoaderOptions& options() const { return opt_; }
   const ImageCache* cache() const { return cache_ ? &*cache_ : nullptr; }
+  int classes() const { return sample_opt_.classes(); }
+  bool has_missing_labels() const { return masked_; }
 
  private:
   struct Slot;
@@ -143,6 +155,7 @@ class DataLoader {
   SampleOptions sample_opt_;
   std::optional<ImageCache> cache_;
   std::vector<double> weights_cdf_;  // weighted sampling
+  bool masked_ = false;              // some sample misses a label: batches carry label_mask
   std::int64_t num_batches_ = 0;
 
   // Ring of host batches.

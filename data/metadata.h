@@ -28,7 +28,7 @@ namespace cxr::data {
 
 // One hand-drawn box, in the pixels of the image as released (x, y = top-left corner).
 struct Box {
-  int label = -1;  // class index 0..13
+  int label = -1;  // global finding index (data/labels.h); the NIH box list: 0..7
   float x = 0, y = 0, w = 0, h = 0;
 };
 
@@ -40,8 +40,17 @@ struct ImageRecord {
   std::string gender;          // "M" / "F"
   std::string view;            // "PA" / "AP"
   int original_width = 0, original_height = 0;  // of the scan before release; 0 if absent
-  LabelMask labels = 0;        // bit k: class k positive; 0 = "No Finding"
-  std::vector<Box> boxes;      // at most one per class
+  LabelMask labels = 0;        // bit g: finding g positive; 0 = "No Finding"
+  // Finding g has a label in this record when bit g of `known` is set and the data set has
+  // the finding (Dataset::present); otherwise it is *missing* (never counted as negative).
+  LabelMask known = kAllFindings;
+  // Findings the source called uncertain (CheXpert / MIMIC -1), whatever the policy made of
+  // them (data-info counts them).
+  LabelMask uncertain = 0;
+  std::vector<Box> boxes;      // NIH: at most one per class; other sets: every box of the file
+  // The set's own split, when it has one (CheXpert's valid.csv, MIMIC's split.csv, folders):
+  // -1 none, 0 train, 1 validation, 2 test.
+  std::int8_t split = -1;
 };
 
 struct Metadata {
@@ -50,6 +59,9 @@ struct Metadata {
   // What the readers skipped or ignored.
   int malformed_rows = 0;
   std::map<std::string, int> unknown_labels;  // name -> rows
+  // Labels a reader knows but that have no finding in cxr's label space (PadChest's
+  // "aortic elongation", VinDr's "Nodule/Mass", ...): counted, ignored, never warned about.
+  std::map<std::string, int> unmapped_labels;  // name -> rows
   int skipped_boxes = 0;
 
   std::int64_t find(const std::string& name) const;  // -1 when absent

@@ -28,19 +28,29 @@ void prepare_sample(const std::uint8_t* src, int src_w, int src_h, int box_ref_w
   }
   normalize_gray8(pixels, static_cast<std::int64_t>(n), p.brightness, p.contrast, o.normalize, out.image);
 
-  for (int k = 0; k < kNumClasses; ++k) out.labels[k] = has_label(record.labels, k) ? 1.f : 0.f;
-  std::fill(out.boxes, out.boxes + kNumClasses * 4, 0.f);
-  std::fill(out.box_mask, out.box_mask + kNumClasses, 0.f);
+  const int K = o.classes();
+  const LabelMask present = o.set_findings & record.known;
+  auto finding_of = [&](int k) { return o.label_findings.empty() ? k : o.label_findings[static_cast<std::size_t>(k)]; };
+  for (int k = 0; k < K; ++k) {
+    const int g = finding_of(k);
+    out.labels[k] = g >= 0 && has_label(record.labels, g) ? 1.f : 0.f;
+    if (out.label_mask) out.label_mask[k] = g >= 0 && has_label(present, g) ? 1.f : 0.f;
+  }
+  std::fill(out.boxes, out.boxes + K * 4, 0.f);
+  std::fill(out.box_mask, out.box_mask + K, 0.f);
   for (const Box& original : record.boxes) {
-    if (original.label < 0 || original.label >= kNumClasses || box_ref_w <= 0 || box_ref_h <= 0) continue;
+    int k = -1;
+    for (int j = 0; j < K && original.label >= 0; ++j)
+      if (finding_of(j) == original.label) k = j;
+    if (k < 0 || out.box_mask[k] != 0.f || box_ref_w <= 0 || box_ref_h <= 0) continue;
     Box b = scale_box(original, box_ref_w, box_ref_h, S, S);
     if (!p.is_geometric_identity() && !transform_box(b, S, S, p)) continue;
-    float* d = out.boxes + original.label * 4;
+    float* d = out.boxes + k * 4;
     d[0] = (b.x + 0.5f * b.w) / S;
     d[1] = (b.y + 0.5f * b.h) / S;
     d[2] = b.w / S;
     d[3] = b.h / S;
-    out.box_mask[original.label] = 1.f;
+    out.box_mask[k] = 1.f;
   }
 }
 

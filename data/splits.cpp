@@ -45,7 +45,28 @@ Splits make_splits(const Dataset& ds, const SplitOptions& opt, Report& report) {
             "split fractions must lie in [0, 1): val ", opt.val_fraction, ", test ", opt.test_fraction);
   Splits s;
   std::vector<std::int64_t> train_val;
-  const bool official = opt.use_official && ds.train_val_list && ds.test_list;
+  bool per_record = false;  // the set's own split, in its records (CheXpert, MIMIC, VinDr, folders)
+  for (std::int64_t i = 0; i < ds.size() && opt.use_official && !per_record; ++i) per_record = ds.record(i).split >= 0;
+  if (per_record) {
+    s.source = "the set's own split";
+    bool has_val = false;
+    for (std::int64_t i = 0; i < ds.size(); ++i) has_val |= ds.record(i).split == 1;
+    for (std::int64_t i = 0; i < ds.size(); ++i) {
+      const std::int8_t w = ds.record(i).split;
+      if (w == 0) train_val.push_back(i);
+      else if (w == 1) s.val.push_back(i);
+      else if (w == 2) s.test.push_back(i);
+      else ++s.unlisted;
+    }
+    if (has_val) {
+      s.train = std::move(train_val);
+      std::string why;
+      if (!patient_disjoint(ds, s, &why)) report.warn("the set's own split is not patient-disjoint: " + why);
+      return s;
+    }
+    s.source = "the set's own split, validation carved out by patient";
+  }
+  const bool official = !per_record && opt.use_official && ds.train_val_list && ds.test_list;
   if (opt.use_official && (ds.train_val_list.has_value() != ds.test_list.has_value()))
     report.warn("only one of train_val_list.txt and test_list.txt exists in " + ds.root +
                 ": using a seeded patient-wise split instead");
@@ -72,7 +93,7 @@ Splits make_splits(const Dataset& ds, const SplitOptions& opt, Report& report) {
     }
     if (s.unlisted > 0)
       report.warn(detail::concat(s.unlisted, " images are in neither split list (left out)"));
-  } else {
+  } else if (!per_record) {
     s.source = "seeded patient-wise split";
     std::vector<std::int64_t> all(static_cast<std::size_t>(ds.size()));
     for (std::int64_t i = 0; i < ds.size(); ++i) all[static_cast<std::size_t>(i)] = i;

@@ -5,6 +5,9 @@
 // of val_fraction of its patients). Without them, patients are shuffled with the seed and
 // cut into test (test_fraction of the patients), validation (val_fraction of the rest) and
 // train. Indices are into the Dataset's records, in ascending order.
+// A set whose reader gives each record its own split (ImageRecord::split: CheXpert, MIMIC,
+// VinDr, class folders) uses it instead: train / val / test as given, records without one left
+// out, and when the set has no validation part, validation carved out of train by patient.
 #pragma once
 
 #include <cstdint>

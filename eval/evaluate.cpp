@@ -6,9 +6,12 @@
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <limits>
 #include <sstream>
 
 #include "data/dataset.h"
+#include "data/formats.h"
+#include "data/label_space.h"
 #include "data/labels.h"
 #include "data/splits.h"
 #include "dist/communicator.h"
@@ -31,7 +34,7 @@ InferenceResult run_inference(CxrModel& model, data::DataLoader& loader, std::in
   for (const data::Batch& b : loader.epoch(epoch)) {
     HeadOutputs o = model.forward_heads(b.images);
     if (pos_weight.defined()) {
-      CxrLoss l = cxr_loss(o.logits, b.labels, pos_weight, o.boxes, b.boxes, b.box_mask, box_weight);
+      CxrLoss l = cxr_loss(o.logits, b.labels, pos_weight, o.boxes, b.boxes, b.box_mask, box_weight, {}, b.label_mask);
       loss_sum += static_cast<double>(l.loss.item()) * static_cast<double>(b.size());
     }
     std::vector<float> z = o.logits.to_vector();
@@ -43,7 +46,13 @@ InferenceResult run_inference(CxrModel& model, data::DataLoader& loader, std::in
     };
     append(r.probs, z);
     append(r.boxes, bx);
-    append(r.labels, b.labels.to_vector());
+    std::vector<float> y = b.labels.to_vector();
+    if (b.label_mask.defined()) {  // missing labels become NaN: left out of every metric
+      const std::vector<float> present = b.label_mask.to_vector();
+      for (std::size_t k = 0; k < y.size(); ++k)
+        if (present[k] == 0.f) y[k] = std::numeric_limits<float>::quiet_NaN();
+    }
+    append(r.labels, y);
     append(r.target_boxes, b.boxes.to_vector());
     append(r.box_mask, b.box_mask.to_vector());
     r.names.insert(r.names.end(), b.names.begin(), b.names.end());
@@ -123,7 +132,11 @@ void write_labels_csv(const std::string& path, const std::vector<std::string>& n
   f << "\n";
   for (std::size_t i = 0; i < names.size(); ++i) {
     f << names[i];
-    for (std::size_t k = 0; k < c; ++k) f << "," << (labels[i * c + k] != 0.f ? 1 : 0);
+    for (std::size_t k = 0; k < c; ++k) {
+      const float y = labels[i * c + k];
+      f << ",";
+      if (!std::isnan(y)) f << (y != 0.f ? 1 : 0);  // missing: an empty cell
+    }
     f << "\n";
   }
   CXR_CHECK(f.good(), "writing ", path, " failed");
@@ -157,6 +170,7 @@ nlohmann::json metrics_json(const InferenceResult& r, const std::vector<std::str
                        {"bias", num(s.bias())},       {"positives", c.positives},
                        {"negatives", c.negatives},    {"tpr", num(s.tpr())},
                        {"fpr", num(s.fpr())}};
+    if (c.missing > 0) classes[c.name]["missing"] = c.missing;
   }
   j["classes"] = classes;
 
@@ -208,21 +222,22 @@ nlohmann::json metrics_json(const InferenceResult& r, const std::vector<std::str
   return j;
 }
 
-nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) {
-  if (o.checkpoint.empty()) throw UsageError("--checkpoint is required");
-  if (o.data_dir.empty()) throw UsageError("--data is required");
-  if (o.out_dir.empty()) throw UsageError("--out is required");
-  if (o.split != "test" && o.split != "val") throw UsageError("--split must be test or val, got '" + o.split + "'");
-  if (o.no_finding != "product" && o.no_finding != "max")
-    throw UsageError("--no-finding must be product or max, got '" + o.no_finding + "'");
-  if (o.batch_size < 1) throw UsageError("--batch-size must be >= 1");
-  if (o.workers < 1) throw UsageError("--workers must be >= 1");
-  CXR_CHECK(fs::exists(o.checkpoint), "checkpoint ", o.checkpoint, " does not exist");
+namespace {
 
-  LoadedModel lm = load_model_for_inference(o.checkpoint, o.device);
+std::string fixed(const nlohmann::json& v, int prec) {
+  if (!v.is_number()) return "-";
+  std::ostringstream os;
+  os << std::fixed << std::setprecision(prec) << v.get<double>();
+  return os.str();
+}
+
+// One data set: inference over its split, metrics.json, predictions.csv and labels.csv in
+// out_dir; the printed summary unless quiet. Returns the metrics (rank 0; null on the others).
+nlohmann::json evaluate_on(const EvaluateOptions& o, LoadedModel& lm, const std::string& data_dir,
+                           const std::string& out_dir, std::ostream& out) {
   data::Report report;
   if (o.comm != nullptr) report.set_echo_prefix(o.comm->world().message_prefix());
-  const data::Dataset ds = data::Dataset::load(o.data_dir, report);
+  const data::Dataset ds = data::load_dataset(data_dir, o.reader, report);
   data::SplitOptions so;
   auto extra = [&](const char* key) -> const std::string* {
     auto it = lm.meta.extra.find(key);
@@ -233,13 +248,17 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
   const data::Splits splits = data::make_splits(ds, so, report);
   std::vector<std::int64_t> idx = data::split_by_name(splits, o.split);
   if (o.limit > 0 && static_cast<std::int64_t>(idx.size()) > o.limit) idx.resize(static_cast<std::size_t>(o.limit));
-  CXR_CHECK(!idx.empty(), o.data_dir, ": the ", o.split, " split is empty");
+  CXR_CHECK(!idx.empty(), data_dir, ": the ", o.split, " split is empty");
 
+  // The checkpoint's outputs, found in the data set by finding (its aliases included): the
+  // findings the set lacks are missing, not negative.
+  const data::LabelSpace space = data::LabelSpace::from_names(lm.meta.class_names);
   data::LoaderOptions lo;
   lo.batch_size = o.batch_size;
   lo.image_size = static_cast<int>(lm.meta.image_size);
   lo.workers = o.workers;
   lo.device = o.device;
+  lo.label_findings = space.findings();
   for (std::size_t c = 0; c < std::min<std::size_t>(3, lm.meta.mean.size()); ++c) {
     lo.normalize.mean[c] = static_cast<float>(lm.meta.mean[c]);
     lo.normalize.std[c] = static_cast<float>(lm.meta.std[c]);
@@ -264,32 +283,112 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
   j["split"] = o.split;
   j["no_finding_rule"] = o.no_finding;
   j["images_per_s"] = r.seconds > 0 ? static_cast<double>(r.n) / r.seconds : 0.0;
-  fs::create_directories(o.out_dir);
-  const std::string metrics_path = (fs::path(o.out_dir) / "metrics.json").string();
+  if (ds.format != "nih") {
+    j["data"] = data_dir;
+    j["format"] = ds.format;
+  }
+  fs::create_directories(out_dir);
+  const std::string metrics_path = (fs::path(out_dir) / "metrics.json").string();
   write_file_atomic(metrics_path, j.dump(2) + "\n");
-  write_predictions_csv((fs::path(o.out_dir) / "predictions.csv").string(), r.names, r.probs, lm.meta.class_names,
+  write_predictions_csv((fs::path(out_dir) / "predictions.csv").string(), r.names, r.probs, lm.meta.class_names,
                         o.no_finding);
-  write_labels_csv((fs::path(o.out_dir) / "labels.csv").string(), r.names, r.labels, lm.meta.class_names);
+  write_labels_csv((fs::path(out_dir) / "labels.csv").string(), r.names, r.labels, lm.meta.class_names);
   if (!o.quiet) {
     const ClassificationReport rep =
         evaluate_classification(r.probs, r.labels, static_cast<std::int64_t>(lm.meta.class_names.size()),
                                 lm.meta.class_names, lm.meta.thresholds);
-    out << "eval " << o.checkpoint << " on " << o.split << " (" << r.n << " images, "
-        << std::setprecision(4) << (r.seconds > 0 ? r.n / r.seconds : 0.0) << " img/s)\n"
+    out << "eval " << o.checkpoint << " on " << o.split;
+    if (ds.format != "nih") out << " of " << data_dir << " (" << ds.format << ")";
+    out << " (" << r.n << " images, " << std::setprecision(4) << (r.seconds > 0 ? r.n / r.seconds : 0.0)
+        << " img/s)\n"
         << format_report(rep);
     const auto& loc = j["localisation"];
-    auto fixed3 = [](const nlohmann::json& v) {
-      if (!v.is_number()) return std::string("n/a");
-      std::ostringstream os;
-      os << std::fixed << std::setprecision(3) << v.get<double>();
-      return os.str();
-    };
+    auto fixed3 = [](const nlohmann::json& v) { return v.is_number() ? fixed(v, 3) : std::string("n/a"); };
     out << "localisation: " << loc["boxes"] << " boxes, mean IoU " << fixed3(loc["mean_iou"]) << ", accuracy at IoBB";
     for (const auto& [threshold, accuracy] : loc["accuracy_iobb"].items())
       out << " " << threshold << ": " << fixed3(accuracy);
     out << "\n";
-    out << "wrote " << metrics_path << " and " << (fs::path(o.out_dir) / "predictions.csv").string() << "\n";
+    out << "wrote " << metrics_path << " and " << (fs::path(out_dir) / "predictions.csv").string() << "\n";
   }
+  return j;
+}
+
+}  // namespace
+
+nlohmann::json cross_dataset_table(const std::vector<std::string>& sets, const std::vector<nlohmann::json>& metrics,
+                                   const std::vector<std::string>& class_names) {
+  nlohmann::json t;
+  t["sets"] = sets;
+  nlohmann::json auroc = nlohmann::json::object(), ap = nlohmann::json::object();
+  for (const auto& name : class_names) {
+    nlohmann::json a = nlohmann::json::array(), p = nlohmann::json::array();
+    for (const auto& m : metrics) {
+      const auto& c = m["classes"][name];
+      a.push_back(c["auroc"]);
+      p.push_back(c["ap"]);
+    }
+    auroc[name] = a;
+    ap[name] = p;
+  }
+  t["auroc"] = auroc;
+  t["ap"] = ap;
+  nlohmann::json mean = nlohmann::json::array();
+  for (const auto& m : metrics) mean.push_back(m["mean_auroc"]);
+  t["mean_auroc"] = mean;
+  return t;
+}
+
+std::string format_cross_table(const nlohmann::json& t) {
+  std::ostringstream os;
+  const auto& sets = t["sets"];
+  os << std::left << std::setw(28) << "AUROC";
+  for (std::size_t k = 0; k < sets.size(); ++k) os << std::right << std::setw(10) << ("set " + std::to_string(k + 1));
+  os << "\n";
+  for (const auto& [name, row] : t["auroc"].items()) {
+    os << std::left << std::setw(28) << name;
+    for (const auto& v : row) os << std::right << std::setw(10) << fixed(v, 4);
+    os << "\n";
+  }
+  os << std::left << std::setw(28) << "mean (labels the set has)";
+  for (const auto& v : t["mean_auroc"]) os << std::right << std::setw(10) << fixed(v, 4);
+  os << "\n";
+  for (std::size_t k = 0; k < sets.size(); ++k) os << "set " << k + 1 << ": " << sets[k].get<std::string>() << "\n";
+  os << "- : the set has no label for the finding, or no positive or no negative in the split\n";
+  return os.str();
+}
+
+nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) {
+  if (o.checkpoint.empty()) throw UsageError("--checkpoint is required");
+  if (o.data_dir.empty() && o.data_dirs.empty()) throw UsageError("--data is required");
+  if (o.out_dir.empty()) throw UsageError("--out is required");
+  if (o.split != "test" && o.split != "val") throw UsageError("--split must be test or val, got '" + o.split + "'");
+  if (o.no_finding != "product" && o.no_finding != "max")
+    throw UsageError("--no-finding must be product or max, got '" + o.no_finding + "'");
+  if (o.batch_size < 1) throw UsageError("--batch-size must be >= 1");
+  if (o.workers < 1) throw UsageError("--workers must be >= 1");
+  CXR_CHECK(fs::exists(o.checkpoint), "checkpoint ", o.checkpoint, " does not exist");
+
+  LoadedModel lm = load_model_for_inference(o.checkpoint, o.device);
+  const std::vector<std::string> dirs = o.data_dirs.empty() ? std::vector<std::string>{o.data_dir} : o.data_dirs;
+  if (dirs.size() == 1) return evaluate_on(o, lm, dirs[0], o.out_dir, out);
+
+  // Several sets: each in its own folder OUT/<k>/, then the table of AUROC per set and label.
+  std::vector<nlohmann::json> all;
+  for (std::size_t k = 0; k < dirs.size(); ++k)
+    all.push_back(evaluate_on(o, lm, dirs[k], (fs::path(o.out_dir) / std::to_string(k + 1)).string(), out));
+  if (o.comm != nullptr && o.comm->rank() != 0) return nlohmann::json();
+  nlohmann::json j;
+  j["checkpoint"] = o.checkpoint;
+  j["split"] = o.split;
+  j["datasets"] = nlohmann::json::array();
+  for (std::size_t k = 0; k < dirs.size(); ++k)
+    j["datasets"].push_back({{"data", dirs[k]}, {"folder", std::to_string(k + 1)}, {"metrics", all[k]}});
+  j["cross_dataset"] = cross_dataset_table(dirs, all, lm.meta.class_names);
+  fs::create_directories(o.out_dir);
+  const std::string path = (fs::path(o.out_dir) / "metrics.json").string();
+  write_file_atomic(path, j.dump(2) + "\n");
+  if (!o.quiet) out << "\ncross-data-set AUROC on the " << o.split << " splits\n" << format_cross_table(j["cross_dataset"])
+                    << "wrote " << path << "\n";
   return j;
 }
 

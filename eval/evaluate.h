@@ -1,5 +1,8 @@
 // Inference over a data split and the `train_cxr eval` command's work: metrics.json and
-// predictions.csv for a checkpoint on the test (or validation) split.
+// predictions.csv for a checkpoint on the test (or validation) split of any data set
+// (data/formats.h). The checkpoint's outputs are matched to the set's findings by name; a
+// finding the set has no label for is missing (NaN in InferenceResult::labels, an empty cell
+// in labels.csv) and left out of the metrics, so each set is scored on the labels it has.
 //
 // metrics.json: {"mean_auroc", "mean_ap", "mean_accuracy", "mean_abs_bias", "classes":
 // {name: {auroc, ap, threshold, accuracy, bias, positives, negatives, tpr, fpr}},
@@ -21,6 +24,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "data/formats.h"
 #include "data/loader.h"
 #include "models/heads.h"
 #include "checkpoint/checkpoint.h"
@@ -71,6 +75,10 @@ void write_labels_csv(const std::string& path, const std::vector<std::string>& n
 
 struct EvaluateOptions {
   std::string checkpoint, data_dir, out_dir;
+  // Several sets (--data A --data B): each evaluated on its own (OUT/1/, OUT/2/, ...), then
+  // OUT/metrics.json holds every set's metrics and the cross-data-set table. Empty: data_dir.
+  std::vector<std::string> data_dirs;
+  data::ReaderOptions reader;  // --format, --uncertain, --frontal-only
   std::string split = "test";  // test | val
   Device device = Device::CPU;
   int workers = 2;
@@ -85,6 +93,12 @@ struct EvaluateOptions {
 
 // Writes OUT/metrics.json and OUT/predictions.csv; returns the metrics.
 nlohmann::json evaluate_checkpoint(const EvaluateOptions& options, std::ostream& out);
+
+// The table researchers report: per set and label, AUROC and AP (null where the set has no
+// label for the finding), and each set's mean over the labels it has.
+nlohmann::json cross_dataset_table(const std::vector<std::string>& sets, const std::vector<nlohmann::json>& metrics,
+                                   const std::vector<std::string>& class_names);
+std::string format_cross_table(const nlohmann::json& table);
 
 // Metrics of an inference result (classification at `thresholds`, localisation).
 nlohmann::json metrics_json(const InferenceResult& r, const std::vector<std::string>& class_names,

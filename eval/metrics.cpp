@@ -30,15 +30,24 @@ std::int64_t count_positives(const std::vector<int>& labels) {
 
 double ratio(double a, double b) { return b == 0 ? kNaN : a / b; }
 
-std::vector<double> column(const std::vector<float>& m, std::int64_t n, std::int64_t c, std::int64_t j) {
-  std::vector<double> out(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = m[static_cast<std::size_t>(i * c + j)];
-  return out;
-}
-
-std::vector<int> label_column(const std::vector<float>& m, std::int64_t n, std::int64_t c, std::int64_t j) {
-  std::vector<int> out(static_cast<std::size_t>(n));
-  for (std::int64_t i = 0; i < n; ++i) out[static_cast<std::size_t>(i)] = m[static_cast<std::size_t>(i * c + j)] > 0.5f;
+// Class j's scores and labels over the samples whose label is present (not NaN).
+struct PresentColumn {
+  std::vector<double> scores;
+  std::vector<int> labels;
+  std::int64_t missing = 0;
+};
+PresentColumn present_column(const std::vector<float>& s, const std::vector<float>& l, std::int64_t n, std::int64_t c,
+                             std::int64_t j) {
+  PresentColumn out;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const float y = l[static_cast<std::size_t>(i * c + j)];
+    if (std::isnan(y)) {
+      ++out.missing;
+      continue;
+    }
+    out.scores.push_back(s[static_cast<std::size_t>(i * c + j)]);
+    out.labels.push_back(y > 0.5f);
+  }
   return out;
 }
 
@@ -166,14 +175,17 @@ ClassificationReport evaluate_classification(const std::vector<float>& scores, c
             "evaluate_classification: ", thresholds.size(), " thresholds for ", num_classes, " classes");
   ClassificationReport r;
   double sum_auc = 0, sum_ap = 0, sum_acc = 0, sum_bias = 0;
-  int defined = 0;
+  int defined = 0, with_rows = 0;
   for (std::int64_t j = 0; j < num_classes; ++j) {
-    const auto s = column(scores, n, num_classes, j);
-    const auto l = label_column(labels, n, num_classes, j);
+    const PresentColumn col = present_column(scores, labels, n, num_classes, j);
+    const auto& s = col.scores;
+    const auto& l = col.labels;
+    const auto rows = static_cast<std::int64_t>(l.size());
     ClassMetrics m;
     m.name = names.empty() ? "class " + std::to_string(j) : names[static_cast<std::size_t>(j)];
     m.positives = count_positives(l);
-    m.negatives = n - m.positives;
+    m.negatives = rows - m.positives;
+    m.missing = col.missing;
     m.auc = roc_auc(s, l);
     m.ap = average_precision(s, l);
     m.at_threshold = threshold_stats(s, l, thresholds.empty() ? 0.5 : thresholds[static_cast<std::size_t>(j)]);
@@ -184,16 +196,17 @@ ClassificationReport evaluate_classification(const std::vector<float>& scores, c
       sum_ap += m.ap;
       ++defined;
     }
-    if (n > 0) {
+    if (rows > 0) {
       sum_acc += m.at_threshold.accuracy();
       sum_bias += std::fabs(m.at_threshold.bias());
+      ++with_rows;
     }
     r.classes.push_back(m);
   }
   r.mean_auc = defined ? sum_auc / defined : kNaN;
   r.mean_ap = defined ? sum_ap / defined : kNaN;
-  r.mean_accuracy = n > 0 ? sum_acc / static_cast<double>(num_classes) : kNaN;
-  r.mean_abs_bias = n > 0 ? sum_bias / static_cast<double>(num_classes) : kNaN;
+  r.mean_accuracy = with_rows > 0 ? sum_acc / static_cast<double>(with_rows) : kNaN;
+  r.mean_abs_bias = with_rows > 0 ? sum_bias / static_cast<double>(with_rows) : kNaN;
   return r;
 }
 
@@ -201,9 +214,10 @@ std::vector<double> select_thresholds(const std::vector<float>& scores, const st
                                       std::int64_t num_classes, ThresholdRule rule, double fallback) {
   const std::int64_t n = check_matrix(scores, labels, num_classes, "select_thresholds");
   std::vector<double> out;
-  for (std::int64_t j = 0; j < num_classes; ++j)
-    out.push_back(select_threshold(column(scores, n, num_classes, j), label_column(labels, n, num_classes, j), rule,
-                                   fallback));
+  for (std::int64_t j = 0; j < num_classes; ++j) {
+    const PresentColumn col = present_column(scores, labels, n, num_classes, j);
+    out.push_back(select_threshold(col.scores, col.labels, rule, fallback));
+  }
   return out;
 }
 

@@ -64,10 +64,13 @@ double select_threshold(const std::vector<double>& scores, const std::vector<int
                         double fallback = 0.5);
 
 // --- many classes ------------------------------------------------------------------------
-// scores, labels: (N, C) row-major, sample-major (the network's output layout).
+// scores, labels: (N, C) row-major, sample-major (the network's output layout). A NaN label
+// is *missing* (the data set has no label there): that sample is left out of that class's
+// metrics, and a class with no present label is undefined.
 struct ClassMetrics {
   std::string name;
   std::int64_t positives = 0, negatives = 0;
+  std::int64_t missing = 0;  // samples whose label is missing (NaN), left out
   double auc = 0, ap = 0;  // NaN when undefined
   ThresholdStats at_threshold;
 };

@@ -4,7 +4,7 @@
 namespace cxr {
 
 CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tensor& b, const Tensor& t, const Tensor& m,
-                 float box_weight, const LossShare& share) {
+                 float box_weight, const LossShare& share, const Tensor& label_mask) {
   const char* op = "cxr_loss";
   check_f32_input(op, "z", z);
   check_dim(op, "z", z, 2);
@@ -21,6 +21,11 @@ CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tenso
   check_shape(op, "t", t, {n, c, 4});
   check_f32_input(op, "m", m, &z);
   check_shape(op, "m", m, {n, c});
+  if (label_mask.defined()) {
+    check_f32_input(op, "label_mask", label_mask, &z);
+    check_shape(op, "label_mask", label_mask, {n, c});
+  }
+  const float* lm = label_mask.defined() ? label_mask.f32() : nullptr;
 
   CXR_CHECK(share.rows == 0 || share.rows >= n, op, ": the global batch (", share.rows, " rows) is smaller than this "
             "part of it (", n, ")");
@@ -35,10 +40,10 @@ CxrLoss cxr_loss(const Tensor& z, const Tensor& y, const Tensor& pw, const Tenso
   const int classes = static_cast<int>(c);
   if (z.is_cpu())
     cpu::cxr_loss(z.f32(), y.f32(), pw.f32(), b.f32(), t.f32(), m.f32(), n, classes, box_weight, out.f32(), r.dz.f32(),
-                  r.db.f32(), rows_g, share.boxes);
+                  r.db.f32(), rows_g, share.boxes, lm, share.labels);
   else
     cuda::cxr_loss(z.f32(), y.f32(), pw.f32(), b.f32(), t.f32(), m.f32(), n, classes, box_weight, out.f32(), r.dz.f32(),
-                   r.db.f32(), rows_g, share.boxes);
+                   r.db.f32(), rows_g, share.boxes, lm, share.labels);
   return r;
 }
 

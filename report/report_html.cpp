@@ -172,11 +172,20 @@ ReportData load_report_data(const ReportOptions& o) {
         const CsvTable l = read_csv_table((ev / "labels.csv").string());
         CXR_CHECK(l.rows.size() == p.rows.size(), "labels.csv has ", l.rows.size(),
                   " rows, predictions.csv ", p.rows.size());
-        for (const auto& name : d.class_names) {
+        for (std::size_t c = 0; c < d.class_names.size(); ++c) {
+          const std::string& name = d.class_names[c];
           const auto v = l.numbers(name);
           CXR_CHECK(!v.empty(), "labels.csv has no column ", name);
+          // An empty cell is a label the data set does not have (missing): that image is left
+          // out of this class's curves, as eval leaves it out of the metrics.
           std::vector<int> lab;
-          for (double x : v) lab.push_back(x != 0 && std::isfinite(x) ? 1 : 0);
+          std::vector<double> kept;
+          for (std::size_t i = 0; i < v.size(); ++i) {
+            if (!std::isfinite(v[i])) continue;
+            lab.push_back(v[i] != 0 ? 1 : 0);
+            if (i < d.scores[c].size()) kept.push_back(d.scores[c][i]);
+          }
+          d.scores[c] = std::move(kept);
           d.labels.push_back(lab);
         }
       } else {

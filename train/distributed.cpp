@@ -18,17 +18,18 @@ void broadcast_state(dist::Communicator& comm, Module& model) {
   broadcast_buffers(comm, model);
 }
 
-StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal) {
+StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal, double labels) {
   StepAgreement a;
-  if (comm.size() == 1) return {rows, 0, boxes, signal};
-  const std::vector<double> all =
-      comm.all_gather(std::vector<double>{static_cast<double>(rows), boxes, static_cast<double>(signal)});
+  if (comm.size() == 1) return {rows, 0, boxes, labels, signal};
+  const std::vector<double> all = comm.all_gather(
+      std::vector<double>{static_cast<double>(rows), boxes, static_cast<double>(signal), labels});
   for (int r = 0; r < comm.size(); ++r) {
-    const double* v = &all[static_cast<std::size_t>(r) * 3];
+    const double* v = &all[static_cast<std::size_t>(r) * 4];
     if (r < comm.rank()) a.row_begin += static_cast<std::int64_t>(v[0]);
     a.rows += static_cast<std::int64_t>(v[0]);
     a.boxes += v[1];
     a.signal = std::max(a.signal, static_cast<int>(v[2]));
+    a.labels += v[3];
   }
   return a;
 }

@@ -1,7 +1,7 @@
 // The data-parallel parts of a training run (docs/distributed.md), as PyTorch DDP has them, on
 // a dist::Communicator (single process: each is the identity and costs nothing):
 //   broadcast_state     rank 0's weights and buffers everywhere (start, --resume, --init-from)
-//   agree_on_step       before each step: the global batch's rows and boxes (the loss's
+//   agree_on_step       before each step: the global batch's rows, boxes and present labels (the loss's
 //                       denominators), this rank's first row in it (dropout masks), and
 //                       whether any rank was interrupted (every rank stops at the same step)
 //   gather_inference    (eval/gather_inference.h) each rank's validation predictions, in rank
@@ -29,9 +29,11 @@ struct StepAgreement {
   std::int64_t rows = 0;       // of the global batch
   std::int64_t row_begin = 0;  // this rank's first row in it
   double boxes = 0;            // Σ box_mask over the global batch
+  double labels = 0;           // Σ label_mask over the global batch (the masked BCE's divisor)
   int signal = 0;              // an interrupting signal seen by any rank (the largest), else 0
 };
-StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal);
+StepAgreement agree_on_step(dist::Communicator& comm, std::int64_t rows, double boxes, int signal,
+                            double labels = 0);
 // Whether any rank saw an interrupting signal (the largest one), else 0.
 int agree_on_signal(dist::Communicator& comm, int signal);
 

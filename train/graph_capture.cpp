@@ -40,7 +40,8 @@ std::vector<std::size_t> CapturedStep::run(TrainStep& step, const data::Batch& b
   copy_into(static_.images, b.images);
   copy_into(static_.labels, b.labels);
   copy_into(static_.boxes, b.boxes);
-  copy_into(static_.box_mask, b.box_mask);  // the step reads only the four tensors
+  copy_into(static_.box_mask, b.box_mask);  // the step reads only these tensors
+  if (b.label_mask.defined()) copy_into(static_.label_mask, b.label_mask);
   if (graph_) {
     graph_->replay();
     ++replays_;

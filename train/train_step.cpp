@@ -42,7 +42,7 @@ void TrainStep::restore_buffers() {
 StepGradients TrainStep::forward_backward(const data::Batch& b, std::int64_t step, bool run_hooks) {
   HeadOutputs o = model_.forward_heads(b.images);
   CxrLoss l = cxr_loss(o.logits, b.labels, config_.pos_weight, o.boxes, b.boxes, b.box_mask, config_.box_loss_weight,
-                       share_);
+                       share_, b.label_mask);  // label_mask undefined (NIH): the unmasked loss
   model_.zero_grad();
   if (reducer_) reducer_->begin();  // gradient buckets start their all-reduce during backward
   model_.backward_heads(l.dz, l.db);

@@ -23,7 +23,9 @@
 #include <omp.h>
 
 #include "data/class_balance.h"
+#include "data/data_sources.h"
 #include "data/dataset.h"
+#include "data/label_space.h"
 #include "data/labels.h"
 #include "data/loader.h"
 #include "data/splits.h"
@@ -80,6 +82,8 @@ struct RunData {
   data::Report report;
   data::Dataset dataset;
   data::Splits splits;
+  data::DataSets sets;        // which records came from which --data (dataset moved out of it)
+  data::LabelSpace space;     // the run's outputs: one set's findings, or the union of several
   std::vector<std::int64_t> train_idx, val_idx;
   data::LoaderOptions loader_options;
   std::unique_ptr<data::DataLoader> train_loader, val_loader;
@@ -88,17 +92,28 @@ struct RunData {
 std::unique_ptr<RunData> load_data(const TrainOptions& opt, dist::Communicator& comm, RunLog& log) {
   auto d = std::make_unique<RunData>();
   d->report.set_echo_prefix(comm.world().message_prefix());
-  d->dataset = data::Dataset::load(opt.data_dir, d->report);
   data::SplitOptions so;
   so.seed = opt.seed;
   so.val_fraction = opt.val_fraction;
-  d->splits = data::make_splits(d->dataset, so, d->report);
+  std::vector<data::DataSource> sources;
+  for (const auto& a : opt.data_dirs.empty() ? std::vector<std::string>{opt.data_dir} : opt.data_dirs)
+    sources.push_back(data::parse_data_source(a));
+  d->sets = data::load_data_sets(sources, opt.reader, so, d->report);
+  d->dataset = std::move(d->sets.dataset);
+  d->splits = d->sets.splits;
+  d->space = data::choose_label_space(d->sets.findings);
   d->train_idx = limited(d->splits.train, opt.limit);
   d->val_idx = limited(d->splits.val, opt.limit);
   const std::int64_t global_batch = static_cast<std::int64_t>(opt.batch_size) * comm.size();
   CXR_CHECK(!d->train_idx.empty(), opt.data_dir, ": the training split is empty");
   CXR_CHECK(!d->val_idx.empty(), opt.data_dir, ": the validation split is empty (more patients or a larger "
                                                "validation fraction are needed)");
+  if (sources.size() > 1 || d->dataset.format != "nih") {
+    std::string names;
+    for (const auto& n : d->space.names()) names += (names.empty() ? "" : ", ") + n;
+    log.say("data: " + d->dataset.format + ", label space of " + std::to_string(d->space.size()) + " findings (" +
+            names + ")");
+  }
   log.say("data: " + std::to_string(d->dataset.size()) + " images (" + d->splits.source + "), train " +
           std::to_string(d->train_idx.size()) + ", val " + std::to_string(d->val_idx.size()) + ", test " +
           std::to_string(d->splits.test.size()));
@@ -111,7 +126,9 @@ std::unique_ptr<RunData> load_data(const TrainOptions& opt, dist::Communicator& 
   lo.strict = opt.strict;
   lo.device = opt.device;
   lo.cache_dir = opt.cache_dir;
+  lo.label_findings = d->space.findings();
   data::LoaderOptions train_lo = lo;
+  train_lo.sample_weights = data::source_sample_weights(d->sets, sources, d->train_idx);
   train_lo.augment = opt.augment;
   train_lo.shuffle = true;
   // A last batch of one image would make BatchNorm's batch statistics degenerate. Several
@@ -135,9 +152,9 @@ std::unique_ptr<RunData> load_data(const TrainOptions& opt, dist::Communicator& 
 }
 
 // The model: every random choice from the seed; weights from --init-from unless resuming.
-std::unique_ptr<CxrModel> build_model(const TrainOptions& opt, dist::Communicator& comm, RunLog& log) {
+std::unique_ptr<CxrModel> build_model(const TrainOptions& opt, int classes, dist::Communicator& comm, RunLog& log) {
   manual_seed(opt.seed);
-  std::unique_ptr<CxrModel> model = make_model(opt.model, data::kNumClasses);
+  std::unique_ptr<CxrModel> model = make_model(opt.model, classes);
   set_mask_streams(*model, opt.seed, {});
   if (!opt.init_from.empty() && !opt.resume) {
     const SafetensorsFile f = read_safetensors(opt.init_from);
@@ -166,11 +183,16 @@ ScheduleConfig make_schedule(const TrainOptions& opt, std::int64_t steps_per_epo
 }
 
 // What every checkpoint of the run says about it (docs/training.md, "Checkpoints").
-CheckpointMeta base_metadata(const TrainOptions& opt, const data::LoaderOptions& lo) {
+CheckpointMeta base_metadata(const TrainOptions& opt, const RunData& d) {
+  const data::LoaderOptions& lo = d.loader_options;
   CheckpointMeta m;
   m.architecture = opt.model;
   m.image_size = opt.image_size;
-  m.class_names.assign(data::kClassNames.begin(), data::kClassNames.end());
+  m.class_names = d.space.names();  // the label space (NIH alone: the 14 NIH names, as ever)
+  if (d.dataset.format != "nih") {
+    m.extra["data_format"] = d.dataset.format;
+    m.extra["uncertain"] = data::uncertain_policy_name(opt.reader.uncertain);
+  }
   m.mean.assign(lo.normalize.mean.begin(), lo.normalize.mean.end());
   m.std.assign(lo.normalize.std.begin(), lo.normalize.std.end());
   m.extra["split_seed"] = std::to_string(opt.seed);
@@ -265,13 +287,13 @@ EpochPass train_epoch(Run& r, int e) {
     const data::Batch& b = *bp;
     std::int64_t rows = b.size();
     if (several) {  // the global batch's size and boxes, this rank's rows in it, and any interrupt
-      const StepAgreement a = agree_on_step(r.comm, b.size(), b.box_count, InterruptHandlers::pending());
+      const StepAgreement a = agree_on_step(r.comm, b.size(), b.box_count, InterruptHandlers::pending(), b.label_count);
       if (a.signal != 0) {
         InterruptHandlers::raise_pending(a.signal);  // every rank stops before the same step
         break;
       }
       rows = a.rows;
-      r.step.set_loss_share({.rows = a.rows, .boxes = a.boxes});
+      r.step.set_loss_share({.rows = a.rows, .boxes = a.boxes, .labels = a.labels});
       set_mask_shard({.row_begin = a.row_begin, .global_rows = a.rows});
     }
     pass.lr = learning_rate(r.schedule, r.state.step);
@@ -333,9 +355,10 @@ bool end_epoch(Run& r, int e, const EpochPass& pass, bool frozen) {
   InferenceResult vr = gather_inference(
       r.comm, run_inference(r.model, *r.data.val_loader, 0, r.pos_weight, static_cast<float>(opt.box_loss_weight)));
   check_replicas(r.comm, r.model, "after epoch " + std::to_string(e + 1));
-  const std::vector<double> thresholds = select_thresholds(vr.probs, vr.labels, data::kNumClasses, ThresholdRule::youden);
+  const auto classes = static_cast<std::int64_t>(r.base_meta.class_names.size());
+  const std::vector<double> thresholds = select_thresholds(vr.probs, vr.labels, classes, ThresholdRule::youden);
   const ClassificationReport rep =
-      evaluate_classification(vr.probs, vr.labels, data::kNumClasses, r.base_meta.class_names, thresholds);
+      evaluate_classification(vr.probs, vr.labels, classes, r.base_meta.class_names, thresholds);
 
   EpochRecord rec;
   rec.epoch = e + 1;
@@ -494,12 +517,12 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
 
   // Data, class balance, model, optimiser, schedule, and where a resumed run stands.
   std::unique_ptr<RunData> data = load_data(opt, comm, log);
-  std::array<float, data::kNumClasses> pw{};
-  pw.fill(1.f);
-  if (opt.pos_weight_auto) pw = data::positive_weights(data::count_classes(data->dataset, data->train_idx));
-  const Tensor pos_weight =
-      Tensor::from_vector(std::vector<float>(pw.begin(), pw.end()), {data::kNumClasses}).to(opt.device);
-  std::unique_ptr<CxrModel> model = build_model(opt, comm, log);
+  const int classes = data->space.size();
+  std::vector<float> pw(static_cast<std::size_t>(classes), 1.f);
+  if (opt.pos_weight_auto)
+    pw = data::positive_weights(data::count_classes(data->dataset, data->train_idx), data->space.findings());
+  const Tensor pos_weight = Tensor::from_vector(pw, {classes}).to(opt.device);
+  std::unique_ptr<CxrModel> model = build_model(opt, classes, comm, log);
   Optimizer optim(*model, {.kind = parse_optimizer_kind(opt.optimizer), .weight_decay = opt.weight_decay});
   const ScheduleConfig schedule =
       make_schedule(opt, std::max<std::int64_t>(1, data->train_loader->batches_per_epoch()));
@@ -530,7 +553,7 @@ TrainResult train_model(const TrainOptions& opt, std::ostream& out) {
   // What the run writes as it goes.
   const std::string csv_path = (dir / "metrics.csv").string();
   const bool append = opt.resume && fs::exists(csv_path);
-  const CheckpointMeta base_meta = base_metadata(opt, data->loader_options);
+  const CheckpointMeta base_meta = base_metadata(opt, *data);
   MetricsCsv csv(file_of("metrics.csv"), append, base_meta.class_names);
   StepLog step_log(file_of("metrics.jsonl"), append);  // per step (eval/progress.h)
 

@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "data/formats.h"
+
 #include "kernels/execution.h"
 #include "tensor/dtype.h"
 #include "train/train_step.h"
@@ -39,6 +41,10 @@ class Communicator;
 
 struct TrainOptions {
   std::string data_dir, out_dir;
+  // Several data sets (--data A --data B:W, data/data_sources.h): every one, data_dir unused;
+  // empty: data_dir alone. The run's label space is the union of their findings.
+  std::vector<std::string> data_dirs;
+  data::ReaderOptions reader;       // --format, --uncertain, --frontal-only
   std::string model = "resnet18";
   int image_size = 224;
   int epochs = 10;

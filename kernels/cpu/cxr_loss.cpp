@@ -1,5 +1,5 @@
 // CPU reference of the fused loss (see kernels/cxr_loss.h for the math). Reads like the math:
-// first the mask total, then the BCE over the logits, then the masked box MSE.
+// first the mask totals, then the BCE over the (present) logits, then the masked box MSE.
 #include "kernels/cxr_loss.h"
 
 #include <algorithm>
@@ -8,21 +8,30 @@ namespace cxr::cpu {
 
 template <typename T>
 void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const T* m, std::int64_t n, int classes,
-              T box_weight, T* out3, T* dz, T* db, std::int64_t rows_g, double boxes_g) {
+              T box_weight, T* out3, T* dz, T* db, std::int64_t rows_g, double boxes_g, const T* lm,
+              double labels_g) {
   const std::int64_t nc = n * classes;
   double mask_total = 0.0;
   for (std::int64_t i = 0; i < nc; ++i) mask_total += static_cast<double>(m[i]);
   if (boxes_g >= 0) mask_total = boxes_g;  // part of a global batch: its box count
   const double box_denom = std::max(1.0, 4.0 * mask_total);
   const std::int64_t nc_g = rows_g * classes;
-  const double inv_nc = nc_g > 0 ? 1.0 / static_cast<double>(nc_g) : 0.0;
+  double inv_nc = nc_g > 0 ? 1.0 / static_cast<double>(nc_g) : 0.0;
+  if (lm) {  // the mean over the present labels: L = Σ l (or the global batch's)
+    double label_total = 0.0;
+    for (std::int64_t i = 0; i < nc; ++i) label_total += static_cast<double>(lm[i]);
+    if (labels_g >= 0) label_total = labels_g;
+    inv_nc = label_total > 0 ? 1.0 / label_total : 0.0;
+  }
 
   double bce = 0.0;
   for (std::int64_t i = 0; i < nc; ++i) {
     const int c = static_cast<int>(i % classes);
     T d;
-    bce += static_cast<double>(loss_math::bce_term<T>(z[i], y[i], pw[c], &d));
-    dz[i] = static_cast<T>(static_cast<double>(d) * inv_nc);
+    const T term = loss_math::bce_term<T>(z[i], y[i], pw[c], &d);
+    const T l = lm ? lm[i] : T(1);
+    bce += static_cast<double>(l * term);
+    dz[i] = static_cast<T>(static_cast<double>(l * d) * inv_nc);
   }
 
   double sq = 0.0;
@@ -44,9 +53,10 @@ void cxr_loss(const T* z, const T* y, const T* pw, const T* b, const T* t, const
 }
 
 template void cxr_loss<float>(const float*, const float*, const float*, const float*, const float*, const float*,
-                              std::int64_t, int, float, float*, float*, float*, std::int64_t, double);
+                              std::int64_t, int, float, float*, float*, float*, std::int64_t, double, const float*,
+                              double);
 template void cxr_loss<double>(const double*, const double*, const double*, const double*, const double*, const double*,
                                std::int64_t, int, double, double*, double*, double*, std::int64_t,
-                               double);
+                               double, const double*, double);
 
 }  // namespace cxr::cpu

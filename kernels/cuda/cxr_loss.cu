@@ -5,7 +5,8 @@
 //   thread per pair: its logit (BCE term + dz) and its 4 box coordinates (masked squared
 //   error + db). Steps of every block:
 //   1. Σ m over the WHOLE mask (N*C floats, from L2; every block computes the same exact
-//      integer-valued sum), so each block knows max(1, 4 Σ m) and writes db directly.
+//      integer-valued sum), so each block knows max(1, 4 Σ m) and writes db directly; with a
+//      label mask l, Σ l likewise (the BCE divisor L), so dz is written directly too.
 //      Redundant reads: grid * N*C*4 bytes = 14 KB x 14 blocks at N = 256, negligible;
 //      it would become quadratic only for N in the tens of thousands.
 //   2. its pairs: dz, db written once, per-thread partial BCE / squared error in f32.
@@ -14,7 +15,8 @@
 //      memset before the launch) after a __threadfence; the block that draws the last ticket
 //      sums all partials in a fixed order and writes {loss, bce, mse}. Deterministic (no
 //      float atomics), one launch.
-// Traffic per pair: reads z, y, m, 4 b, 4 t, pw (cached) = 44 B, writes dz + 4 db = 20 B;
+// Traffic per pair: reads z, y, m, 4 b, 4 t, pw (cached) = 44 B (+ l: 4 B, and Σ l's pass),
+// writes dz + 4 db = 20 B;
 // N = 256: 3584 pairs, 230 KB: launch-latency bound (a few us) on any GPU.
 #include "kernels/common/cuda.cuh"
 #include "kernels/cuda/reduce.cuh"
@@ -30,14 +32,21 @@ __global__ void cxr_loss_kernel(const float* __restrict__ z, const float* __rest
                                 const float* __restrict__ b, const float* __restrict__ t, const float* __restrict__ m,
                                 std::int64_t nc, int classes, float box_weight, float* __restrict__ out3,
                                 float* __restrict__ dz, float* __restrict__ db, float* partials, unsigned* counter,
-                                std::int64_t nc_g, float boxes_g) {
+                                std::int64_t nc_g, float boxes_g, const float* __restrict__ lm, float labels_g) {
   // 1. the mask total (exact: a sum of 0/1 values below 2^24), or the global batch's (LossShare)
   float mask_part = 0.0f;
   for (std::int64_t i = threadIdx.x; i < nc; i += blockDim.x) mask_part += m[i];
   const float local_total = block_sum(mask_part);
   const float mask_total = boxes_g >= 0.0f ? boxes_g : local_total;
   const float box_denom = fmaxf(1.0f, 4.0f * mask_total);
-  const float inv_nc = nc_g > 0 ? 1.0f / static_cast<float>(nc_g) : 0.0f;  // N = 0: zeros, as on the CPU
+  float inv_nc = nc_g > 0 ? 1.0f / static_cast<float>(nc_g) : 0.0f;  // N = 0: zeros, as on the CPU
+  if (lm) {  // block-uniform branch: the mean over the present labels
+    float label_part = 0.0f;
+    for (std::int64_t i = threadIdx.x; i < nc; i += blockDim.x) label_part += lm[i];
+    const float local_labels = block_sum(label_part);
+    const float label_total = labels_g >= 0.0f ? labels_g : local_labels;
+    inv_nc = label_total > 0.0f ? 1.0f / label_total : 0.0f;
+  }
   const float box_grad_scale = 2.0f * box_weight / box_denom;
 
   // 2. this thread's (sample, class) pair
@@ -45,8 +54,9 @@ __global__ void cxr_loss_kernel(const float* __restrict__ z, const float* __rest
   const std::int64_t i = static_cast<std::int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i < nc) {
     float d;
-    bce_part = loss_math::bce_term<float>(z[i], y[i], pw[i % classes], &d);
-    dz[i] = d * inv_nc;
+    const float l = lm ? lm[i] : 1.0f;
+    bce_part = l * loss_math::bce_term<float>(z[i], y[i], pw[i % classes], &d);
+    dz[i] = (l * d) * inv_nc;
     const float mk = m[i];
     for (int j = 0; j < 4; ++j) {
       const float s = loss_math::sigmoid<float>(b[i * 4 + j]);
@@ -92,14 +102,14 @@ __global__ void cxr_loss_kernel(const float* __restrict__ z, const float* __rest
 
 void cxr_loss(const float* z, const float* y, const float* pw, const float* b, const float* t, const float* m,
               std::int64_t n, int classes, float box_weight, float* out3, float* dz, float* db, std::int64_t rows_g,
-              double boxes_g) {
+              double boxes_g, const float* lm, double labels_g) {
   const std::int64_t nc = n * classes;
   const unsigned grid = blocks_for(nc, kThreads);
   Tensor work = Tensor::empty({2 * static_cast<std::int64_t>(grid) + 1}, DType::F32, Device::CUDA);
   unsigned* counter = reinterpret_cast<unsigned*>(work.f32() + 2 * grid);
   CXR_CUDA_CHECK(cudaMemsetAsync(counter, 0, sizeof(unsigned), compute_stream()));
   launch_kernel(cxr_loss_kernel, grid, kThreads, 0, z, y, pw, b, t, m, nc, classes, box_weight, out3, dz, db,
-                work.f32(), counter, rows_g * classes, static_cast<float>(boxes_g));
+                work.f32(), counter, rows_g * classes, static_cast<float>(boxes_g), lm, static_cast<float>(labels_g));
 }
 
 }  // namespace cxr::cuda

@@ -163,3 +163,147 @@ TEST_CASE("cxr_loss with a LossShare: the parts of a batch add up to the whole" 
                                 LossShare{.rows = 2}),
                        doctest::Contains("global batch"), cxr::Error);
 }
+
+// --- the label mask (labels missing from a data set) -------------------------------------
+
+namespace {
+
+// Label mask: sample 0 misses every label, sample 1 has every label, the rest at random.
+Generator label_mask() {
+  return [k = std::int64_t{0}](std::mt19937_64& rng) mutable {
+    const std::int64_t sample = k++ / kClasses;
+    const float r = std::bernoulli_distribution(0.6)(rng) ? 1.f : 0.f;
+    if (sample == 0) return 0.f;
+    if (sample == 1) return 1.f;
+    return r;
+  };
+}
+
+OpCase masked_loss_case(std::int64_t n) {
+  OpCase c = loss_case(n);
+  c.inputs.push_back({{n, kClasses}, label_mask(), false});  // l
+  c.forward = [](Tensors& in) {
+    CxrLoss r = cxr_loss(in[0], in[1], in[2], in[3], in[4], in[5], kBoxWeight, {}, in[6]);
+    return Tensors{r.loss, r.bce, r.mse, r.dz, r.db};
+  };
+  c.backward = [](const Tensors& in, const Tensors&, const Tensors& dout) {
+    CxrLoss r = cxr_loss(in[0], in[1], in[2], in[3], in[4], in[5], kBoxWeight, {}, in[6]);
+    std::vector<Tensor> g{r.dz, r.db};
+    scale_(g, dout[0]);
+    return Tensors{g[0], Tensor(), Tensor(), g[1], Tensor(), Tensor(), Tensor()};
+  };
+  c.reference = [n](const Doubles& in) {
+    std::vector<double> out3(3), dz(n * kClasses), db(n * kClasses * 4);
+    cpu::cxr_loss<double>(in[0].data(), in[1].data(), in[2].data(), in[3].data(), in[4].data(), in[5].data(), n,
+                          kClasses, kBoxWeight, out3.data(), dz.data(), db.data(), n, -1.0, in[6].data());
+    return Doubles{{out3[0]}, {out3[1]}, {out3[2]}, dz, db};
+  };
+  return c;
+}
+
+}  // namespace
+
+CXR_OP_CASE("cxr_loss N=6 with missing labels") {
+  return masked_loss_case(6);
+}
+CXR_OP_CASE("cxr_loss N=40 with missing labels (three blocks)") {
+  return masked_loss_case(40);
+}
+
+std::vector<Device> loss_devices() {
+  std::vector<Device> devices{Device::CPU};
+  if (backend::has_device()) devices.push_back(Device::CUDA);
+  return devices;
+}
+
+TEST_CASE("cxr_loss: an all-ones label mask gives the unmasked loss bit for bit" * doctest::test_suite("cpu")) {
+  for (Device dev : loss_devices()) {
+    CAPTURE(device_name(dev));
+    for (const std::int64_t n : {3, 50}) {
+      std::mt19937_64 rng(5 + static_cast<unsigned>(n));
+      Tensor z = Tensor::randn({n, kClasses}, rng, 0.f, 2.f).to(dev);
+      Tensor b = Tensor::randn({n, kClasses, 4}, rng, 0.f, 1.f).to(dev);
+      Tensor t = Tensor::uniform({n, kClasses, 4}, rng, 0.f, 1.f).to(dev);
+      Tensor y = Tensor::zeros({n, kClasses}), m = Tensor::zeros({n, kClasses});
+      for (std::int64_t i = 0; i < n * kClasses; i += 3) y.f32()[i] = 1.f;
+      for (std::int64_t i = 0; i < n * kClasses; i += 5) m.f32()[i] = 1.f;
+      Tensor pw = Tensor::uniform({kClasses}, rng, 0.5f, 4.f).to(dev);
+      const CxrLoss plain = cxr_loss(z, y.to(dev), pw, b, t, m.to(dev), kBoxWeight);
+      const CxrLoss masked =
+          cxr_loss(z, y.to(dev), pw, b, t, m.to(dev), kBoxWeight, {}, Tensor::full({n, kClasses}, 1.f).to(dev));
+      CHECK(masked.loss.to_vector() == plain.loss.to_vector());
+      CHECK(masked.bce.to_vector() == plain.bce.to_vector());
+      CHECK(masked.dz.to_vector() == plain.dz.to_vector());
+      CHECK(masked.db.to_vector() == plain.db.to_vector());
+    }
+  }
+}
+
+TEST_CASE("cxr_loss: a missing label's target is ignored and its gradient is 0" * doctest::test_suite("cpu")) {
+  for (Device dev : loss_devices()) {
+    CAPTURE(device_name(dev));
+    // 2 samples x 3 classes; sample 1 misses classes 0 and 2: the mean is over 4 labels.
+    Tensor z = Tensor::from_vector({0.5f, -1.f, 2.f, 1.5f, 0.3f, -0.7f}, {2, 3});
+    Tensor y = Tensor::from_vector({1.f, 0.f, 1.f, 0.f, 1.f, 0.f}, {2, 3});
+    Tensor y2 = Tensor::from_vector({1.f, 0.f, 1.f, 1.f, 1.f, 1.f}, {2, 3});  // differs only where missing
+    Tensor l = Tensor::from_vector({1.f, 1.f, 1.f, 0.f, 1.f, 0.f}, {2, 3});
+    Tensor pw = Tensor::from_vector({2.f, 1.f, 3.f}, {3});
+    Tensor b = Tensor::zeros({2, 3, 4}), t = Tensor::zeros({2, 3, 4}), m = Tensor::zeros({2, 3});
+    const CxrLoss r = cxr_loss(z.to(dev), y.to(dev), pw.to(dev), b.to(dev), t.to(dev), m.to(dev), 1.f, {}, l.to(dev));
+    const CxrLoss r2 = cxr_loss(z.to(dev), y2.to(dev), pw.to(dev), b.to(dev), t.to(dev), m.to(dev), 1.f, {}, l.to(dev));
+    auto sp = [](double x) { return std::log1p(std::exp(x)); };
+    const double expect = (2 * sp(-0.5) + sp(-1.0) + 3 * sp(-2.0) + sp(-0.3)) / 4.0;
+    CHECK(r.bce.item() == doctest::Approx(expect).epsilon(1e-6));
+    CHECK(r2.bce.item() == r.bce.item());
+    const std::vector<float> dz = r.dz.to_vector();
+    CHECK(dz[3] == 0.f);
+    CHECK(dz[5] == 0.f);
+    CHECK(dz[4] == doctest::Approx((1.0 / (1.0 + std::exp(-0.3)) - 1.0) / 4.0).epsilon(1e-6));
+    // Nothing present: 0, not NaN.
+    const CxrLoss none =
+        cxr_loss(z.to(dev), y.to(dev), pw.to(dev), b.to(dev), t.to(dev), m.to(dev), 1.f, {}, Tensor::zeros({2, 3}).to(dev));
+    CHECK(none.bce.item() == 0.f);
+    for (float v : none.dz.to_vector()) CHECK(v == 0.f);
+  }
+  CHECK_THROWS_WITH_AS(cxr_loss(Tensor::zeros({2, 3}), Tensor::zeros({2, 3}), Tensor::zeros({3}), Tensor::zeros({2, 3, 4}),
+                                Tensor::zeros({2, 3, 4}), Tensor::zeros({2, 3}), 1.f, {}, Tensor::zeros({2, 4})),
+                       doctest::Contains("label_mask"), cxr::Error);
+}
+
+TEST_CASE("cxr_loss with a label mask and a LossShare: the parts add up to the whole" * doctest::test_suite("cpu")) {
+  for (Device dev : loss_devices()) {
+    CAPTURE(device_name(dev));
+    std::mt19937_64 rng(17);
+    const std::int64_t n = 9, split = 5;
+    Tensor z = Tensor::randn({n, kClasses}, rng, 0.f, 2.f);
+    Tensor b = Tensor::randn({n, kClasses, 4}, rng, 0.f, 1.f);
+    Tensor t = Tensor::uniform({n, kClasses, 4}, rng, 0.f, 1.f);
+    Tensor y = Tensor::zeros({n, kClasses}), m = Tensor::zeros({n, kClasses}), l = Tensor::zeros({n, kClasses});
+    double labels = 0;
+    for (std::int64_t i = 0; i < n * kClasses; ++i) {
+      y.f32()[i] = i % 3 == 0 ? 1.f : 0.f;
+      m.f32()[i] = i % 7 == 0 ? 1.f : 0.f;
+      l.f32()[i] = (i / kClasses) % 2 == 0 || i % kClasses < 5 ? 1.f : 0.f;  // odd rows miss classes 5..13
+      labels += l.f32()[i];
+    }
+    double boxes = 0;
+    for (std::int64_t i = 0; i < n * kClasses; ++i) boxes += m.f32()[i];
+    Tensor pw = Tensor::full({kClasses}, 1.5f);
+    const CxrLoss whole =
+        cxr_loss(z.to(dev), y.to(dev), pw.to(dev), b.to(dev), t.to(dev), m.to(dev), kBoxWeight, {}, l.to(dev));
+    const std::vector<float> whole_dz = whole.dz.to_vector();
+    double loss_sum = 0;
+    std::int64_t row = 0;
+    for (const std::int64_t rows : {split, n - split}) {
+      auto part = [&](const Tensor& x) { return x.narrow(0, row, rows).contiguous().to(dev); };
+      const CxrLoss p = cxr_loss(part(z), part(y), pw.to(dev), part(b), part(t), part(m), kBoxWeight,
+                                 LossShare{.rows = n, .boxes = boxes, .labels = labels}, part(l));
+      loss_sum += p.loss.item();
+      const std::vector<float> dz = p.dz.to_vector();
+      for (std::size_t i = 0; i < dz.size(); ++i)
+        CHECK(dz[i] == doctest::Approx(whole_dz[static_cast<std::size_t>(row * kClasses) + i]).epsilon(1e-6));
+      row += rows;
+    }
+    CHECK(loss_sum == doctest::Approx(whole.loss.item()).epsilon(1e-6));
+  }
+}
