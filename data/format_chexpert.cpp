@@ -48,13 +48,8 @@ std::string resolve(const fs::path& root, const std::string& rel) {
 void read_table(const fs::path& root, const std::string& file, std::int8_t split, const ReaderOptions& o,
                 Dataset& ds, Report& report) {
   const std::string source = (root / file).string();
-  std::ifstream in(source, std::ios::binary);
-  CXR_CHECK(in.good(), "cannot open ", source);
-  LineReader reader(in);
-  const auto header_line = reader.next();
-  CXR_CHECK(header_line.has_value(), source, ": empty file, expected a CheXpert header (Path,Sex,Age,...)");
-  CsvHeader h{source, {}};
-  for (const auto& c : split_csv_line(*header_line)) h.names.emplace_back(trim(c));
+  CsvRows rows(source, "a CheXpert header (Path,Sex,Age,...)", report, ds.meta.malformed_rows);
+  const CsvHeader& h = rows.header();
   const int path_col = h.require("Path");
   const int sex_col = h.find("Sex"), age_col = h.find("Age");
   const int fl_col = h.require("Frontal/Lateral"), view_col = h.find("AP/PA");
@@ -72,26 +67,17 @@ void read_table(const fs::path& root, const std::string& file, std::int8_t split
     ds.findings |= bit(g);
   }
   CXR_CHECK(!label_cols.empty(), source, ": no label column (expected CheXpert's 14, e.g. 'Cardiomegaly')");
-  while (auto line = reader.next()) {
-    const int ln = reader.line_number();
-    const auto f = split_csv_line(*line);
-    auto malformed = [&](const std::string& why) {
-      report.warn(detail::concat(source, ":", ln, ": malformed row skipped: ", why));
-      ++ds.meta.malformed_rows;
-    };
-    if (f.size() != h.names.size()) {
-      malformed(detail::concat("expected ", h.names.size(), " fields, found ", f.size()));
-      continue;
-    }
+  while (rows.next()) {
+    const auto& f = rows.fields();
     ImageRecord r;
-    r.name = std::string(trim(f[static_cast<std::size_t>(path_col)]));
+    r.name = rows.cell(path_col);
     r.patient_id = patient_of(r.name);
-    if (r.patient_id < 0) { malformed("no 'patientNNNNN' in Path '" + r.name + "'"); continue; }
-    if (sex_col >= 0) r.gender = std::string(trim(f[static_cast<std::size_t>(sex_col)]));
+    if (r.patient_id < 0) { rows.skip("no 'patientNNNNN' in Path '" + r.name + "'"); continue; }
+    if (sex_col >= 0) r.gender = rows.cell(sex_col);
     if (age_col >= 0) r.age_years = parse_age_years(f[static_cast<std::size_t>(age_col)]);
-    const std::string fl(trim(f[static_cast<std::size_t>(fl_col)]));
-    if (fl != "Frontal" && fl != "Lateral") { malformed("Frontal/Lateral is '" + fl + "'"); continue; }
-    r.view = fl == "Lateral" ? "LL" : view_col >= 0 ? std::string(trim(f[static_cast<std::size_t>(view_col)])) : "";
+    const std::string fl = rows.cell(fl_col);
+    if (fl != "Frontal" && fl != "Lateral") { rows.skip("Frontal/Lateral is '" + fl + "'"); continue; }
+    r.view = fl == "Lateral" ? "LL" : view_col >= 0 ? rows.cell(view_col) : "";
     if (o.frontal_only && fl != "Frontal") continue;
     r.known = 0;
     r.split = split;
@@ -100,14 +86,14 @@ void read_table(const fs::path& root, const std::string& file, std::int8_t split
       const std::string& cell = f[static_cast<std::size_t>(c)];
       const CellValue v = parse_label_cell(cell);
       if (v == CellValue::bad) {
-        malformed("label " + h.names[static_cast<std::size_t>(c)] + " is '" + cell + "' (expected 1.0, 0.0, -1.0 or blank)");
+        rows.skip("label " + h.names[static_cast<std::size_t>(c)] + " is '" + cell + "' (expected 1.0, 0.0, -1.0 or blank)");
         bad = true;
         break;
       }
       apply_label(r, g, v, o.uncertain);
     }
     if (bad) continue;
-    if (ds.meta.find(r.name) >= 0) { malformed("duplicate Path " + r.name); continue; }
+    if (ds.meta.find(r.name) >= 0) { rows.skip("duplicate Path " + r.name); continue; }
     std::string path = resolve(root, r.name);
     ds.add(std::move(r), std::move(path));
   }

@@ -37,25 +37,10 @@ struct Table {
 };
 
 Table read_table(const fs::path& path, Report& report, int& malformed) {
-  const std::string source = path.string();
-  std::ifstream in(path, std::ios::binary);
-  CXR_CHECK(in.good(), "cannot open ", source);
-  LineReader reader(in);
-  const auto header = reader.next();
-  CXR_CHECK(header.has_value(), source, ": empty file, expected a header");
+  CsvRows rows(path.string(), "a header", report, malformed);
   Table t;
-  t.header.source = source;
-  for (const auto& c : split_csv_line(*header)) t.header.names.emplace_back(trim(c));
-  while (auto line = reader.next()) {
-    auto f = split_csv_line(*line);
-    if (f.size() != t.header.names.size()) {
-      report.warn(detail::concat(source, ":", reader.line_number(), ": malformed row skipped: expected ",
-                                 t.header.names.size(), " fields, found ", f.size()));
-      ++malformed;
-      continue;
-    }
-    t.rows.emplace_back(reader.line_number(), std::move(f));
-  }
+  t.header = rows.header();
+  while (rows.next()) t.rows.emplace_back(rows.line(), rows.fields());
   return t;
 }
 

@@ -139,47 +139,34 @@ Dataset load_padchest(const std::string& dir, const ReaderOptions& o, Report& re
   ds.root = dir;
   ds.findings = padchest_findings();
   ds.data_entry_file = source;
-  std::ifstream in(source, std::ios::binary);
-  CXR_CHECK(in.good(), "cannot open ", source);
-  LineReader reader(in);
-  CsvHeader h{source, {}};
-  for (const auto& c : split_csv_line(*reader.next())) h.names.emplace_back(trim(c));
+  CsvRows rows(source, "a PadChest header (ImageID,...,PatientID,...,Labels,...)", report, ds.meta.malformed_rows);
+  const CsvHeader& h = rows.header();
   const int image = h.require("ImageID"), labels = h.require("Labels"), patient = h.require("PatientID");
   const int projection = h.find("Projection"), dir_col = h.find("ImageDir"), sex = h.find("PatientSex_DICOM");
   CXR_CHECK(!o.frontal_only || projection >= 0, source, ": no column 'Projection' for the frontal-only filter");
   PatientIds patients;
-  while (auto line = reader.next()) {
-    const int ln = reader.line_number();
-    const auto f = split_csv_line(*line);
-    auto malformed = [&](const std::string& why) {
-      report.warn(detail::concat(source, ":", ln, ": malformed row skipped: ", why));
-      ++ds.meta.malformed_rows;
-    };
-    if (f.size() != h.names.size()) {
-      malformed(detail::concat("expected ", h.names.size(), " fields, found ", f.size()));
-      continue;
-    }
-    auto cell = [&](int c) { return std::string(trim(f[static_cast<std::size_t>(c)])); };
+  while (rows.next()) {
+    auto cell = [&](int c) { return rows.cell(c); };
     ImageRecord r;
     r.name = cell(image);
-    if (r.name.empty()) { malformed("empty ImageID"); continue; }
+    if (r.name.empty()) { rows.skip("empty ImageID"); continue; }
     const std::string pid = cell(patient);
-    if (pid.empty()) { malformed("empty PatientID"); continue; }
+    if (pid.empty()) { rows.skip("empty PatientID"); continue; }
     r.patient_id = patients.id(pid);
     if (projection >= 0) r.view = cell(projection);
     if (sex >= 0) r.gender = cell(sex);
     if (o.frontal_only && !is_frontal_view(r.view)) continue;
-    if (cell(labels).empty()) { malformed("no labels (empty Labels cell)"); continue; }
-    const auto list = parse_padchest_labels(f[static_cast<std::size_t>(labels)]);
-    if (!list) { malformed("Labels '" + cell(labels) + "' is not a list like ['pleural effusion', 'cardiomegaly']"); continue; }
-    if (list->empty()) { malformed("no labels"); continue; }
+    if (cell(labels).empty()) { rows.skip("no labels (empty Labels cell)"); continue; }
+    const auto list = parse_padchest_labels(rows.fields()[static_cast<std::size_t>(labels)]);
+    if (!list) { rows.skip("Labels '" + cell(labels) + "' is not a list like ['pleural effusion', 'cardiomegaly']"); continue; }
+    if (list->empty()) { rows.skip("no labels"); continue; }
     for (const auto& name : *list) {
       if (name == "normal") continue;
       const int g = padchest_finding(name);
       if (g >= 0) r.labels |= bit(g);
       else ++ds.meta.unmapped_labels[name];
     }
-    if (ds.meta.find(r.name) >= 0) { malformed("duplicate ImageID " + r.name); continue; }
+    if (ds.meta.find(r.name) >= 0) { rows.skip("duplicate ImageID " + r.name); continue; }
     std::string path;
     std::vector<fs::path> candidates;
     if (dir_col >= 0 && !cell(dir_col).empty()) candidates.push_back(root / cell(dir_col) / r.name);

@@ -36,32 +36,17 @@ Dataset load_rsna(const std::string& dir, const ReaderOptions&, Report& report) 
   ds.root = dir;
   ds.findings = bit(finding::kPneumonia) | bit(finding::kLungOpacity);
   ds.data_entry_file = source;
-  std::ifstream in(source, std::ios::binary);
-  CXR_CHECK(in.good(), "cannot open ", source);
-  LineReader reader(in);
-  const auto header = reader.next();
-  CXR_CHECK(header.has_value(), source, ": empty file, expected the header patientId,x,y,width,height,Target");
-  CsvHeader h{source, {}};
-  for (const auto& c : split_csv_line(*header)) h.names.emplace_back(trim(c));
+  CsvRows rows(source, "the header patientId,x,y,width,height,Target", report, ds.meta.malformed_rows);
+  const CsvHeader& h = rows.header();
   const int id = h.require("patientId"), target = h.require("Target");
   const int cx = h.require("x"), cy = h.require("y"), cw = h.require("width"), ch = h.require("height");
   PatientIds patients;
-  while (auto line = reader.next()) {
-    const int ln = reader.line_number();
-    const auto f = split_csv_line(*line);
-    auto malformed = [&](const std::string& why) {
-      report.warn(detail::concat(source, ":", ln, ": malformed row skipped: ", why));
-      ++ds.meta.malformed_rows;
-    };
-    if (f.size() != h.names.size()) {
-      malformed(detail::concat("expected ", h.names.size(), " fields, found ", f.size()));
-      continue;
-    }
-    auto cell = [&](int c) { return std::string(trim(f[static_cast<std::size_t>(c)])); };
+  while (rows.next()) {
+    auto cell = [&](int c) { return rows.cell(c); };
     const std::string pid = cell(id);
     const auto t = parse_int(cell(target));
-    if (pid.empty()) { malformed("empty patientId"); continue; }
-    if (!t || (*t != 0 && *t != 1)) { malformed("Target '" + cell(target) + "' (expected 0 or 1)"); continue; }
+    if (pid.empty()) { rows.skip("empty patientId"); continue; }
+    if (!t || (*t != 0 && *t != 1)) { rows.skip("Target '" + cell(target) + "' (expected 0 or 1)"); continue; }
     Box b;
     if (*t == 1) {
       float v[4];
@@ -72,7 +57,7 @@ Dataset load_rsna(const std::string& dir, const ReaderOptions&, Report& report) 
         ok = ok && d && std::isfinite(*d) && std::fabs(*d) < 1e7;
         v[k] = ok ? static_cast<float>(*d) : 0.f;
       }
-      if (!ok || v[2] <= 0 || v[3] <= 0) { malformed("Target 1 without a box (x, y, width, height)"); continue; }
+      if (!ok || v[2] <= 0 || v[3] <= 0) { rows.skip("Target 1 without a box (x, y, width, height)"); continue; }
       b = Box{finding::kPneumonia, v[0], v[1], v[2], v[3]};
     }
     std::int64_t i = ds.meta.find(pid + ".dcm");
@@ -85,7 +70,7 @@ Dataset load_rsna(const std::string& dir, const ReaderOptions&, Report& report) 
       ds.add(std::move(r), std::move(path));
       i = ds.size() - 1;
     } else if (has_label(ds.record(i).labels, finding::kPneumonia) != (*t == 1)) {
-      report.warn(detail::concat(source, ":", ln, ": Target ", *t, " disagrees with an earlier row of ", pid,
+      report.warn(detail::concat(source, ":", rows.line(), ": Target ", *t, " disagrees with an earlier row of ", pid,
                                  " (positive kept)"));
     }
     ImageRecord& r = ds.meta.images[static_cast<std::size_t>(i)];

@@ -84,13 +84,8 @@ Dataset load_vindr(const std::string& dir, const ReaderOptions&, Report& report)
     any = true;
     const std::string source = labels_path.string();
     if (ds.data_entry_file.empty()) ds.data_entry_file = source;
-    std::ifstream in(labels_path, std::ios::binary);
-    CXR_CHECK(in.good(), "cannot open ", source);
-    LineReader reader(in);
-    const auto header = reader.next();
-    CXR_CHECK(header.has_value(), source, ": empty file, expected the header image_id,rad_id,<classes>");
-    CsvHeader h{source, {}};
-    for (const auto& c : split_csv_line(*header)) h.names.emplace_back(trim(c));
+    CsvRows rows(source, "the header image_id,rad_id,<classes>", report, ds.meta.malformed_rows);
+    const CsvHeader& h = rows.header();
     const int id = h.require("image_id");
     const int rad = h.find("rad_id");
     std::vector<std::pair<int, int>> cols;  // (column, finding)
@@ -111,26 +106,16 @@ Dataset load_vindr(const std::string& dir, const ReaderOptions&, Report& report)
     std::map<std::string, Votes> votes;  // image_id -> its readers' votes, in file order of first row
     std::vector<std::string> order;
     std::map<std::string, std::map<std::string, int>> unmapped;  // image -> name -> votes
-    while (auto line = reader.next()) {
-      const int ln = reader.line_number();
-      const auto f = split_csv_line(*line);
-      if (f.size() != h.names.size()) {
-        report.warn(detail::concat(source, ":", ln, ": malformed row skipped: expected ", h.names.size(),
-                                   " fields, found ", f.size()));
-        ++ds.meta.malformed_rows;
-        continue;
-      }
-      const std::string image(trim(f[static_cast<std::size_t>(id)]));
+    while (rows.next()) {
+      const std::string image = rows.cell(id);
       std::array<int, kNumFindings> row{};
       std::vector<std::string> row_unmapped;
       bool bad = false;
       for (const auto& [c, g] : cols) {
-        const std::string cell(trim(f[static_cast<std::size_t>(c)]));
+        const std::string cell = rows.cell(c);
         const auto v = parse_double(cell);
         if (!v || (*v != 0.0 && *v != 1.0)) {
-          report.warn(detail::concat(source, ":", ln, ": malformed row skipped: ", h.names[static_cast<std::size_t>(c)],
-                                     " is '", cell, "' (expected 0 or 1)"));
-          ++ds.meta.malformed_rows;
+          rows.skip(detail::concat(h.names[static_cast<std::size_t>(c)], " is '", cell, "' (expected 0 or 1)"));
           bad = true;
           break;
         }
@@ -170,26 +155,17 @@ Dataset load_vindr(const std::string& dir, const ReaderOptions&, Report& report)
     if (!fs::is_regular_file(boxes_path, ec)) continue;
     const std::string bsource = boxes_path.string();
     if (ds.bbox_file.empty()) ds.bbox_file = bsource;
-    std::ifstream bin(boxes_path, std::ios::binary);
-    LineReader breader(bin);
-    const auto bheader = breader.next();
-    CXR_CHECK(bheader.has_value(), bsource, ": empty file, expected image_id,rad_id,class_name,x_min,y_min,x_max,y_max");
-    CsvHeader bh{bsource, {}};
-    for (const auto& c : split_csv_line(*bheader)) bh.names.emplace_back(trim(c));
+    CsvRows box_rows(bsource, "image_id,rad_id,class_name,x_min,y_min,x_max,y_max", report, ds.meta.skipped_boxes,
+                     "box");
+    const CsvHeader& bh = box_rows.header();
     const int bid = bh.require("image_id"), bclass = bh.require("class_name");
     const int brad = bh.find("rad_id");
     const int bx0 = bh.require("x_min"), by0 = bh.require("y_min"), bx1 = bh.require("x_max"), by1 = bh.require("y_max");
     std::map<std::pair<std::string, int>, std::string> chosen_reader;  // (image, finding) -> rad_id
     std::vector<std::tuple<std::string, std::string, Box>> boxes;        // (image, rad, box)
-    while (auto line = breader.next()) {
-      const int ln = breader.line_number();
-      const auto f = split_csv_line(*line);
-      auto skip = [&](const std::string& why) {
-        report.warn(detail::concat(bsource, ":", ln, ": box skipped: ", why));
-        ++ds.meta.skipped_boxes;
-      };
-      if (f.size() != bh.names.size()) { skip(detail::concat("expected ", bh.names.size(), " fields, found ", f.size())); continue; }
-      auto cell = [&](int c) { return std::string(trim(f[static_cast<std::size_t>(c)])); };
+    while (box_rows.next()) {
+      auto skip = [&](const std::string& why) { box_rows.skip(why); };
+      auto cell = [&](int c) { return box_rows.cell(c); };
       const std::string cls = cell(bclass);
       if (cls == "No finding") continue;
       const int g = vindr_finding(cls);

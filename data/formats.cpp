@@ -11,6 +11,32 @@ namespace fs = std::filesystem;
 
 namespace cxr::data {
 
+CsvRows::CsvRows(const std::string& path, const std::string& expected, Report& report, int& skipped,
+                 std::string what)
+    : in_(path, std::ios::binary), reader_(in_), header_{path, {}}, report_(report), skipped_(skipped),
+      what_(std::move(what)) {
+  CXR_CHECK(in_.good(), "cannot open ", path);
+  const auto header = reader_.next();
+  CXR_CHECK(header.has_value(), path, ": empty file, expected ", expected);
+  for (const auto& c : split_csv_line(*header)) header_.names.emplace_back(trim(c));
+}
+
+bool CsvRows::next() {
+  while (auto line = reader_.next()) {
+    fields_ = split_csv_line(*line);
+    if (fields_.size() == header_.names.size()) return true;
+    skip(detail::concat("expected ", header_.names.size(), " fields, found ", fields_.size()));
+  }
+  return false;
+}
+
+std::string CsvRows::cell(int column) const { return std::string(trim(fields_.at(static_cast<std::size_t>(column)))); }
+
+void CsvRows::skip(const std::string& why) {
+  report_.warn(detail::concat(header_.source, ":", line(), ": ", what_, " skipped: ", why));
+  ++skipped_;
+}
+
 UncertainPolicy parse_uncertain_policy(const std::string& name) {
   if (name == "ignore") return UncertainPolicy::ignore;
   if (name == "zeros") return UncertainPolicy::zeros;

@@ -20,12 +20,14 @@
 #pragma once
 
 #include <cstdint>
+#include <fstream>
 #include <optional>
 #include <string_view>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
+#include "data/csv.h"
 #include "data/dataset.h"
 #include "data/report.h"
 
@@ -65,6 +67,36 @@ struct CsvHeader {
   int find(const std::string& name) const;  // -1 when absent
   // The column's index; throws "FILE: no column 'NAME' in the header (found: ...)".
   int require(const std::string& name) const;
+};
+
+// A reader's CSV table, row by row: opens `path` (an error naming it when it cannot), reads the
+// header (names trimmed; an empty file is an error "FILE: empty file, expected EXPECTED"), then
+// yields the rows with as many fields as the header. A row with another count is reported as
+// "FILE:LINE: <what> skipped: expected N fields, found M" and counted in `skipped`; so is a row
+// the reader rejects with skip(why).
+//   CsvRows rows(path, "the header patientId,x,...", report, ds.meta.malformed_rows);
+//   const int id = rows.header().require("patientId");
+//   while (rows.next()) { if (rows.cell(id).empty()) { rows.skip("empty patientId"); continue; } ... }
+class CsvRows {
+ public:
+  CsvRows(const std::string& path, const std::string& expected, Report& report, int& skipped,
+          std::string what = "malformed row");
+  const CsvHeader& header() const { return header_; }
+  const std::string& source() const { return header_.source; }
+  bool next();  // the next row with the header's field count; false at the end
+  int line() const { return reader_.line_number(); }
+  const std::vector<std::string>& fields() const { return fields_; }
+  std::string cell(int column) const;  // trimmed
+  void skip(const std::string& why);   // reports and counts the current row (the caller moves on)
+
+ private:
+  std::ifstream in_;
+  LineReader reader_;
+  CsvHeader header_;
+  Report& report_;
+  int& skipped_;
+  std::string what_;
+  std::vector<std::string> fields_;
 };
 
 // String patient ids (PadChest's long numbers, RSNA's UUIDs, CheXpert's "patient00001") to

@@ -16,6 +16,7 @@
 
 #include "data/dicom_decode.h"
 #include "fuzz/fuzz_check.h"
+#include "fuzz/fuzz_image_check.h"
 #include "tensor/error.h"
 
 using namespace cxr::data;
@@ -30,11 +31,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
                e.what());
     return 0;
   }
-  FUZZ_CHECK(img.width > 0 && img.height > 0, "decoded %dx%d", img.width, img.height);
-  FUZZ_CHECK(static_cast<std::uint64_t>(img.width) * static_cast<std::uint64_t>(img.height) <= kMaxImagePixels,
-             "decoded %dx%d, more than the limit", img.width, img.height);
-  FUZZ_CHECK(img.pixels.size() == static_cast<std::size_t>(img.width) * img.height, "%zu pixels for %dx%d",
-             img.pixels.size(), img.width, img.height);
+  check_decoded_geometry(img);
   FUZZ_CHECK(info.format == ImageFormat::dicom && info.bits_stored >= 1 && info.bits_stored <= 16 &&
                  (info.channels == 1 || info.channels == 3) && !info.transfer_syntax_uid.empty(),
              "info: format %d, %d bits, %d channels, syntax '%s'", static_cast<int>(info.format), info.bits_stored,

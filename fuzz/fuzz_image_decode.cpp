@@ -17,6 +17,7 @@
 #include "data/image_io.h"
 #include "data/resize.h"
 #include "fuzz/fuzz_check.h"
+#include "fuzz/fuzz_image_check.h"
 #include "tensor/error.h"
 
 using namespace cxr::data;
@@ -28,11 +29,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   } catch (const cxr::Error&) {
     return 0;
   }
-  FUZZ_CHECK(img.width > 0 && img.height > 0, "decoded %dx%d", img.width, img.height);
-  FUZZ_CHECK(static_cast<std::uint64_t>(img.width) * static_cast<std::uint64_t>(img.height) <= kMaxImagePixels,
-             "decoded %dx%d, more than the limit", img.width, img.height);
-  FUZZ_CHECK(img.pixels.size() == static_cast<std::size_t>(img.width) * img.height, "%zu pixels for %dx%d",
-             img.pixels.size(), img.width, img.height);
+  check_decoded_geometry(img);
 
   const GrayImage same = resize_gray8(img, img.width, img.height);
   FUZZ_CHECK(same.pixels == img.pixels, "resize to the same size changed pixels");
