@@ -43,7 +43,7 @@ const char* direction_name(Direction dir) {
 }
 
 struct ConvKey {
-  std::array<int, 17> dims{};
+  std::array<int, 16> dims{};
   cudnnDataType_t type = CUDNN_DATA_FLOAT;
   cudnnMathType_t math = CUDNN_FMA_MATH;
   Direction dir = Direction::Forward;
@@ -315,7 +315,7 @@ ConvPlan search(Direction dir, const Conv2dDims& d, cudnnDataType_t type, DType 
 }
 
 ConvKey key_of(Direction dir, const Conv2dDims& d, cudnnDataType_t type, cudnnMathType_t math) {
-  return ConvKey{{d.N, d.C, d.H, d.W, d.K, d.R, d.S, d.P, d.Q, d.sh, d.sw, d.ph, d.pw, d.dh, d.dw, d.G, 0},
+  return ConvKey{{d.N, d.C, d.H, d.W, d.K, d.R, d.S, d.P, d.Q, d.sh, d.sw, d.ph, d.pw, d.dh, d.dw, d.G},
                  type, math, dir};
 }
 

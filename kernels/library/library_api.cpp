@@ -34,10 +34,6 @@ void resolve(void* handle, const char* library, const char* name, Fn& fn) {
             " (too old or not the library this build expects)");
 }
 
-std::string cublas_version_string(std::size_t v) {  // major*10000 + minor*100 + patch
-  return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
-}
-
 LibraryApi load() {
   LibraryApi api;
   std::string tried;
@@ -48,7 +44,7 @@ LibraryApi load() {
   const std::string cudnn_path;
 #endif
   void* cudnn = open_first({cudnn_soname, cudnn_path}, tried);
-  CXR_CHECK(cudnn, "--kernels library needs cuDNN ", cudnn_version_string(kMinCudnnVersion), " or newer (",
+  CXR_CHECK(cudnn, "--kernels library needs cuDNN ", version_string(kMinCudnnVersion), " or newer (",
             cudnn_soname, "), not loaded: ", tried, ". Install cuDNN 9 (or add it to LD_LIBRARY_PATH), or run with ",
             "--kernels cxr");
 #define CXR_RESOLVE_CUDNN(name) resolve(cudnn, cudnn_soname.c_str(), #name, api.cudnn.name);
@@ -56,9 +52,9 @@ LibraryApi load() {
 #undef CXR_RESOLVE_CUDNN
   const std::size_t cudnn_version = api.cudnn.cudnnGetVersion();
   CXR_CHECK(cudnn_version >= static_cast<std::size_t>(kMinCudnnVersion) && cudnn_version / 10000 == CUDNN_MAJOR,
-            "--kernels library needs cuDNN ", cudnn_version_string(kMinCudnnVersion), " or newer (major version ",
-            CUDNN_MAJOR, ", as built against ", cudnn_version_string(CUDNN_VERSION), "), found ",
-            cudnn_version_string(cudnn_version), ". Update cuDNN, or run with --kernels cxr");
+            "--kernels library needs cuDNN ", version_string(kMinCudnnVersion), " or newer (major version ",
+            CUDNN_MAJOR, ", as built against ", version_string(CUDNN_VERSION), "), found ",
+            version_string(cudnn_version), ". Update cuDNN, or run with --kernels cxr");
 
   tried.clear();
   const std::string lt_soname = "libcublasLt.so." + std::to_string(CUBLAS_VER_MAJOR);
@@ -75,15 +71,15 @@ LibraryApi load() {
 #undef CXR_RESOLVE_LT
   const std::size_t lt_version = api.lt.cublasLtGetVersion();
   CXR_CHECK(lt_version / 10000 == CUBLAS_VER_MAJOR, "--kernels library needs cuBLASLt ", CUBLAS_VER_MAJOR,
-            ".x (as built), found ", cublas_version_string(lt_version));
-  api.description = "cuDNN " + cudnn_version_string(cudnn_version) + " (" + cudnn_soname + "), cuBLASLt " +
-                    cublas_version_string(lt_version) + " (" + lt_soname + ")";
+            ".x (as built), found ", version_string(lt_version));
+  api.description = "cuDNN " + version_string(cudnn_version) + " (" + cudnn_soname + "), cuBLASLt " +
+                    version_string(lt_version) + " (" + lt_soname + ")";
   return api;
 }
 
 }  // namespace
 
-std::string cudnn_version_string(std::size_t v) {
+std::string version_string(std::size_t v) {
   return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
 }
 

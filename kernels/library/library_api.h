@@ -63,7 +63,7 @@ const LibraryApi& library_api();
 void check_cudnn(cudnnStatus_t status, const char* what);
 void check_cublas(cublasStatus_t status, const char* what);
 
-// "9.19.0" from cuDNN's version number (major*10000 + minor*100 + patch, cuDNN 9).
-std::string cudnn_version_string(std::size_t version);
+// "9.19.0" from a version number major*10000 + minor*100 + patch (cuDNN 9's and cuBLASLt's).
+std::string version_string(std::size_t version);
 
 }  // namespace cxr::library
