@@ -24,6 +24,7 @@
 #endif
 #include <dcmtk/config/osconfig.h>  // first, as DCMTK requires
 #include <dcmtk/dcmdata/dccodec.h>
+#include <dcmtk/dcmdata/dcpxitem.h>
 #include <dcmtk/dcmdata/dcrledrg.h>
 #include <dcmtk/dcmdata/dctk.h>
 #include <dcmtk/dcmimage/diregist.h>  // colour images (RGB, YBR, palette) for DicomImage
@@ -48,6 +49,56 @@ void init_dcmtk() {
     DJLSDecoderRegistration::registerCodecs();   // JPEG-LS lossless and near-lossless
     DcmRLEDecoderRegistration::registerCodecs();  // RLE lossless
   });
+}
+
+// DCMTK 3.6.7 (Debian 12) reads the sample precision of a JPEG fragment by walking its markers
+// (DJCodecDecoder::scanJpegDataForBitDepth), and that walk never moves past a TEM marker (FF01):
+// a corrupt fragment with one before the frame header hangs the decoder forever. This is the
+// same walk, run first, so that such a file is refused instead. It follows DCMTK's steps
+// exactly (a segment's length field is trusted, FFFF moves one byte, reserved FF02..FFBF two);
+// it returns true where DCMTK's walk would reach FF01 before it stops.
+bool dcmtk_precision_scan_hangs(const Uint8* data, Uint32 length) {
+  if (data == nullptr) return false;
+  const auto u16 = [&](Uint32 at) { return static_cast<unsigned>(data[at] << 8 | data[at + 1]); };
+  Uint32 offset = 0;
+  while (offset + 4 < length) {
+    const unsigned marker = u16(offset);
+    if (marker == 0xff01) return true;
+    const bool sof = marker >= 0xffc0 && marker <= 0xffcf && marker != 0xffc4 && marker != 0xffc8 && marker != 0xffcc;
+    if (sof) return false;  // DCMTK reads the precision here
+    if (marker >= 0xffd0 && marker <= 0xffd9) {
+      offset += 2;  // RSTn, SOI, EOI: no length
+    } else if (marker >= 0xffc4 && marker <= 0xfffe) {
+      offset += u16(offset + 2) + 2;  // DHT, JPG, DAC, SOS, DQT, DNL, DRI, DHP, EXP, APPn, JPGn, COM
+    } else if (marker == 0xffff) {
+      offset += 1;
+    } else if (data[offset] == 0xff && data[offset + 1] > 2 && data[offset + 1] <= 0xbf) {
+      offset += 2;  // reserved markers
+    } else {
+      return false;  // DCMTK gives up: not a marker
+    }
+  }
+  return false;
+}
+
+// Refuses encapsulated JPEG pixel data that would hang DCMTK's precision scan (above).
+void check_jpeg_fragments(DcmDataset& ds, E_TransferSyntax xfer, const std::string& name,
+                          const std::string& syntax) {
+  if (DcmXfer(xfer).getJPEGProcess8Bit() == 0) return;  // not a dcmjpeg transfer syntax
+  DcmElement* element = nullptr;
+  if (ds.findAndGetElement(DCM_PixelData, element).bad() || element == nullptr) return;
+  DcmPixelSequence* fragments = nullptr;
+  if (static_cast<DcmPixelData*>(element)->getEncapsulatedRepresentation(xfer, nullptr, fragments).bad() ||
+      fragments == nullptr)
+    return;
+  for (unsigned long i = 1; i < fragments->card(); ++i) {  // item 0: the offset table
+    DcmPixelItem* item = nullptr;
+    Uint8* bytes = nullptr;
+    if (fragments->getItem(item, i).bad() || item == nullptr || item->getUint8Array(bytes).bad()) continue;
+    CXR_CHECK(!dcmtk_precision_scan_hangs(bytes, item->getLength()), "cannot decode image ", name,
+              ": corrupt compressed pixel data (", syntax, "): fragment ", i,
+              " has a TEM marker (FF01) before its JPEG frame header");
+  }
 }
 
 // The p-th percentile by nearest rank, p in [0, 100]: sorted[floor or ceil (p / 100 (n - 1))].
@@ -213,6 +264,7 @@ GrayImage decode(const std::uint8_t* bytes, std::size_t size, const std::string&
               ": its pixel data is compressed in ", syntax,
               ", which DCMTK (free edition) has no decoder for; DCMTK decodes JPEG baseline / extended / lossless, "
               "JPEG-LS and RLE");
+    check_jpeg_fragments(ds, xfer, name, syntax);
     const OFCondition c = ds.chooseRepresentation(EXS_LittleEndianExplicit, nullptr);
     CXR_CHECK(c.good() && ds.canWriteXfer(EXS_LittleEndianExplicit), "cannot decode image ", name,
               ": corrupt compressed pixel data (", syntax, "): DCMTK: ", c.text());

@@ -401,4 +401,27 @@ TEST_CASE("fuzz regression: a DICOM element declaring more bytes than the file h
                        doctest::Contains("cannot decode image huge_element.dcm: not a readable DICOM file"), Error);
 }
 
+// fuzz_dicom_decode (CI, 2026-12-06): a JPEG fragment with a TEM marker (FF01) before its
+// frame header hung DCMTK 3.6.7's precision scan (DJCodecDecoder::scanJpegDataForBitDepth does
+// not move past FF01). The decoder now walks the fragment the same way first and refuses it.
+TEST_CASE("fuzz regression: a JPEG fragment with a TEM marker before its frame header is refused, not a hang") {
+  DicomSpec s;
+  s.width = 16;
+  s.height = 8;
+  s.bits_allocated = s.bits_stored = 8;
+  for (int i = 0; i < s.width * s.height; ++i) s.values.push_back(i * 2);
+  s.encoding = DicomSpec::Encoding::jpeg_baseline;
+  auto bytes = test::encode_dicom(s);
+  REQUIRE_NOTHROW(decode_gray8(bytes.data(), bytes.size(), "baseline.dcm"));
+  // The fragment's SOI (FF D8), then its first marker segment: make that marker a TEM.
+  const std::uint8_t soi[] = {0xFF, 0xD8, 0xFF};
+  const auto at = std::search(bytes.begin(), bytes.end(), soi, soi + 3);
+  REQUIRE(at != bytes.end());
+  at[3] = 0x01;
+  CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "tem.dcm"),
+                       doctest::Contains("cannot decode image tem.dcm: corrupt compressed pixel data"), Error);
+  CHECK_THROWS_WITH_AS(decode_gray8(bytes.data(), bytes.size(), "tem.dcm"),
+                       doctest::Contains("TEM marker (FF01)"), Error);
+}
+
 }  // TEST_SUITE
