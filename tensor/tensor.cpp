@@ -13,6 +13,7 @@
 
 #include "tensor/allocator.h"
 #include "tensor/backend.h"
+#include "tensor/host_allocator.h"
 #include "tensor/bf16.h"
 #include "tensor/stream.h"
 #include "tensor/tensor_kernels.h"
@@ -51,7 +52,7 @@ Storage::Storage(std::size_t nbytes, Device dev, bool pin) : bytes(nbytes), devi
   } else if (pinned) {
     data = pinned_alloc(bytes);
   } else {
-    data = std::aligned_alloc(64, std::max<std::size_t>(64, (bytes + 63) / 64 * 64));
+    data = host_alloc(bytes);
     CXR_CHECK(data != nullptr, "out of host memory allocating ", bytes, " bytes");
   }
 }
@@ -59,7 +60,7 @@ Storage::Storage(std::size_t nbytes, Device dev, bool pin) : bytes(nbytes), devi
 Storage::~Storage() {
   if (device == Device::CUDA) device_release(data);
   else if (pinned) pinned_release(data);
-  else std::free(data);
+  else host_release(data, bytes);
 }
 
 // --- construction ---------------------------------------------------------------------------
