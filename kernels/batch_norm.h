@@ -145,6 +145,18 @@ CXR_HD T bn_act_grad(T dy, T z) {
 // CPU: one type T for everything (float, or double for the test references); a bf16 x is
 // widened to f32 before these are called and y rounded after them (kernels/batch_norm.cpp).
 namespace cpu {
+// Evaluation's batch norm as a convolution's epilogue (kernels/conv2d_bn.h): per channel c the
+// frozen statistics, applied to one (image, channel) plane of h in place,
+//   h[i] = act((h[i] - mean_c) invstd_c weight_c + bias_c),
+// with exactly the arithmetic of batch_norm2d_forward_eval (the same bits).
+struct BnEvalChannels {
+  const float *mean, *invstd, *weight, *bias;
+  BnActivation act = BnActivation::Identity;
+};
+void batch_norm2d_eval_plane(const BnEvalChannels& bn, std::int64_t c, float* h, std::int64_t HW);
+// invstd_c = 1 / sqrt(running_var_c + eps), in T, as the evaluation forward computes it.
+template <typename T>
+void batch_norm2d_eval_invstd(const T* running_var, T eps, T* invstd, std::int64_t C);
 template <typename T>
 void batch_norm2d_recompute(const T* x, const T* weight, const T* bias, const T* saved_mean, const T* saved_invstd,
                             T* z, std::int64_t N, std::int64_t C, std::int64_t HW);

@@ -92,6 +92,10 @@ Conv2dGrads conv2d_backward(const Tensor& x, const Tensor& w, const Tensor& dy, 
                             bool with_bias);
 
 namespace cpu {
+struct BnEvalChannels;  // kernels/batch_norm.h
+}  // namespace cpu
+
+namespace cpu {
 
 template <typename T>
 void conv2d_forward_reference(const Conv2dDims& d, const T* x, const T* w, const T* b, T* y);  // b may be null
@@ -102,7 +106,11 @@ void conv2d_backward_weight_reference(const Conv2dDims& d, const T* dy, const T*
 template <typename T>
 void conv2d_backward_bias_reference(const Conv2dDims& d, const T* dy, T* db);
 
-void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y);
+// bn: null, or evaluation's batch norm applied to each (image, channel) plane of y as soon as
+// the convolution has written it (the plane still in cache; kernels/conv2d_bn.h): y then holds
+// act(batch_norm(conv)), the same bits as the two ops one after the other.
+void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
+                    const BnEvalChannels* bn = nullptr);
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx);
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw);
 void conv2d_backward_bias(const Conv2dDims& d, const float* dy, float* db);

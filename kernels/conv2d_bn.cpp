@@ -3,6 +3,8 @@
 // kernel on CUDA or the CPU reference statistics, then the batch norm.
 #include "kernels/conv2d_bn.h"
 
+#include <vector>
+
 #include "kernels/cast.h"
 #include "kernels/execution.h"
 #include "kernels/library.h"
@@ -27,9 +29,41 @@ Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Te
   return r;
 }
 
+namespace {
+
+// Evaluation's batch norm as the CPU convolution's epilogue: y = act(batch_norm(conv(x))) with no
+// h tensor (kernels/conv2d_bn.h). The batch norm's checks are batch_norm2d_eval's.
+Tensor conv2d_bn_eval_cpu(const Tensor& x, const Tensor& w, const Tensor& conv_bias, const Conv2dParams& p,
+                          const BatchNormArgs& bn) {
+  const Conv2dDims d = conv2d_dims(x.shape(), w.shape(), p);
+  if (conv_bias.defined()) {
+    CXR_CHECK(conv_bias.is_cpu() && conv_bias.dtype() == DType::F32 && conv_bias.is_contiguous() &&
+                  conv_bias.shape() == Shape{d.K},
+              "conv2d: bias must be a contiguous f32 (", d.K, ") CPU tensor, got ", conv_bias.str());
+  }
+  for (const Tensor* t : {&bn.weight, &bn.bias, &bn.running_mean, &bn.running_var})
+    CXR_CHECK(t->defined() && t->is_cpu() && t->dtype() == DType::F32 && t->is_contiguous() &&
+                  t->shape() == Shape{d.K},
+              "batch_norm2d (evaluation): weight, bias and running statistics must be contiguous f32 (", d.K,
+              ") CPU tensors, one per channel of the convolution's output; got ", t->defined() ? t->str() : "none");
+  std::vector<float> invstd(static_cast<std::size_t>(d.K));
+  cpu::batch_norm2d_eval_invstd(bn.running_var.f32(), bn.eps, invstd.data(), d.K);
+  const cpu::BnEvalChannels channels{bn.running_mean.f32(), invstd.data(), bn.weight.f32(), bn.bias.f32(), bn.act};
+  Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, Device::CPU);
+  cpu::conv2d_forward(d, x.f32(), w.f32(), conv_bias.defined() ? conv_bias.f32() : nullptr, y.f32(), &channels);
+  return y;
+}
+
+}  // namespace
+
 Conv2dBnOutput conv2d_bn_forward(const Tensor& x, const Tensor& w, const Tensor& conv_bias, const Conv2dParams& p,
-                                 DType y_dtype, const BatchNormArgs& bn) {
+                                 DType y_dtype, const BatchNormArgs& bn, bool want_h) {
   Conv2dBnOutput r;
+  if (!bn.training && !want_h && x.is_cpu() && w.is_cpu() && x.dtype() == DType::F32 && w.dtype() == DType::F32 &&
+      y_dtype == DType::F32 && x.is_contiguous() && w.is_contiguous()) {
+    r.y = conv2d_bn_eval_cpu(x, w, conv_bias, p, bn);
+    return r;
+  }
   Tensor running_mean = bn.running_mean, running_var = bn.running_var;  // handles: updated in place
   // The library path's convolutions (cuDNN) have no statistics epilogue.
   r.stats_in_epilogue = bn.training && x.is_cuda() && !library::wanted(x) && execution().fuse_conv_batch_norm_statistics &&

@@ -30,6 +30,13 @@
 //   SGEMM, depthwise ones their kernel and then a separate statistics pass over h (no saving).
 // CPU: the convolution, then the per-channel double sums of batch norm's statistics
 //   (cpu::channel_mean_var, the reference; no fusion).
+// Evaluation on the CPU when nobody needs h (want_h false: inference under a NoGradGuard):
+//   the batch norm (and its activation) runs as the convolution's epilogue, on each
+//   (image, channel) plane of y right after the convolution wrote it (cpu::conv2d_forward's
+//   bn argument): h is never a tensor of its own, one pass over the output (read h, write y)
+//   and its allocation are saved, and the bits are those of the two ops one after the other.
+//   (Folding the batch norm into the weights, as inference engines do, would save the epilogue
+//   too, but rounds differently from the model as trained and checked against PyTorch.)
 //
 // Memory traffic, in passes over h (N K P Q floats), of a training forward:
 //                       statistics by the batch norm          statistics in the epilogue
@@ -67,7 +74,8 @@ Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Te
 
 struct Conv2dBnOutput {
   Tensor y;                         // (N, K, P, Q) act(batch_norm(h)), h's dtype
-  Tensor h;                         // (N, K, P, Q) the convolution's output, the batch norm's x
+  Tensor h;                         // (N, K, P, Q) the convolution's output, the batch norm's x;
+                                    // undefined where the evaluation epilogue made y directly
   Tensor saved_mean, saved_invstd;  // (K) for batch_norm2d_backward; undefined in evaluation
   bool stats_in_epilogue = false;   // whether the statistics came from the convolution's epilogue
 };
@@ -76,9 +84,10 @@ struct Conv2dBnOutput {
 // (y_dtype: h's dtype), the batch norm's (BatchNormArgs, kernels/batch_norm.h) as
 // batch_norm2d_train / batch_norm2d_eval's. Backward
 // is the two ops' backwards: batch_norm2d_backward (or _eval_backward) from h and the saved
-// statistics, then the convolution's.
+// statistics, then the convolution's. want_h: whether the caller keeps h for a backward; when
+// not, an evaluation forward on the CPU (f32) runs the batch norm as the convolution's epilogue.
 Conv2dBnOutput conv2d_bn_forward(const Tensor& x, const Tensor& w, const Tensor& conv_bias, const Conv2dParams& p,
-                                 DType y_dtype, const BatchNormArgs& bn);
+                                 DType y_dtype, const BatchNormArgs& bn, bool want_h = true);
 
 namespace cuda {
 // partial (tiles, K, 2) of M = N P Q values per channel (the convolution's per-tile

@@ -21,7 +21,8 @@ Tensor conv_bn_forward(Conv2d& conv, BatchNorm2d& bn, const Tensor& x) {
   // --sync-bn: the batch norm needs the global batch's statistics, so the two ops run apart.
   if (bn.training() && sync_batch_norm_comm() != nullptr) return bn.forward(conv.forward(x));
   const Conv2d::Operands in = conv.forward_operands(x);
-  Conv2dBnOutput r = conv2d_bn_forward(in.x, in.weight, in.bias, conv.params(), in.y_dtype, bn.op_args());
+  Conv2dBnOutput r = conv2d_bn_forward(in.x, in.weight, in.bias, conv.params(), in.y_dtype, bn.op_args(),
+                                       /*want_h=*/bn.keeps_for_backward());
   conv.keep_for_backward(in);
   bn.keep_forward(r.h, r.saved_mean, r.saved_invstd);
   if (r.stats_in_epilogue) g_conv_bn_fused.fetch_add(1);

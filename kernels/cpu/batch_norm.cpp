@@ -243,10 +243,21 @@ void batch_norm2d_forward_train_from_stats(BnActivation act, const T* x, const T
 }
 
 template <typename T>
+void batch_norm2d_eval_invstd(const T* running_var, T eps, T* invstd, std::int64_t C) {
+  for (std::int64_t c = 0; c < C; ++c) invstd[c] = T(1) / std::sqrt(running_var[c] + eps);
+}
+
+void batch_norm2d_eval_plane(const BnEvalChannels& bn, std::int64_t c, float* h, std::int64_t HW) {
+  dispatch(bn.act, [&]<BnActivation A>() {
+    apply_plane<A>(h, h, HW, bn.mean[c], bn.invstd[c], bn.weight[c], bn.bias[c]);
+  });
+}
+
+template <typename T>
 void batch_norm2d_forward_eval(BnActivation act, const T* x, const T* weight, const T* bias, const T* running_mean,
                                const T* running_var, T* y, std::int64_t N, std::int64_t C, std::int64_t HW, T eps) {
   std::vector<T> invstd(static_cast<std::size_t>(C));
-  for (std::int64_t c = 0; c < C; ++c) invstd[c] = T(1) / std::sqrt(running_var[c] + eps);
+  batch_norm2d_eval_invstd(running_var, eps, invstd.data(), C);
   dispatch(act,
            [&]<BnActivation A>() { apply_loop<A>(x, weight, bias, running_mean, invstd.data(), y, N, C, HW); });
 }
@@ -276,6 +287,7 @@ void batch_norm2d_recompute(const T* x, const T* weight, const T* bias, const T*
 }
 
 #define CXR_INSTANTIATE(T)                                                                                        \
+  template void batch_norm2d_eval_invstd<T>(const T*, T, T*, std::int64_t);                                       \
   template void batch_norm2d_recompute<T>(const T*, const T*, const T*, const T*, const T*, T*, std::int64_t,     \
                                           std::int64_t, std::int64_t);                                            \
   template void batch_norm2d_forward_train<T>(BnActivation, const T*, const T*, const T*, T*, T*, T*, T*, T*,     \

@@ -44,6 +44,7 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
 #include "kernels/gemm.h"
 
@@ -281,7 +282,7 @@ void to_columns(const float* src, std::int64_t image, std::int64_t rows, std::in
 
 // Scatter, the inverse of to_columns, adding bias[i] to row i when bias is given.
 void from_columns(const float* src, std::int64_t rows, std::int64_t PQ, int nb, float* dst, std::int64_t image,
-                  const float* bias) {
+                  const float* bias, const BnEvalChannels* bn = nullptr, std::int64_t channel0 = 0) {
 #pragma omp parallel for collapse(2) schedule(static) if (rows * PQ * nb > kParallelFloats)
   for (int n = 0; n < nb; ++n)
     for (std::int64_t i = 0; i < rows; ++i) {
@@ -289,6 +290,7 @@ void from_columns(const float* src, std::int64_t rows, std::int64_t PQ, int nb, 
       float* out = dst + n * image + i * PQ;
       const float add = bias ? bias[i] : 0.f;
       for (std::int64_t j = 0; j < PQ; ++j) out[j] = in[j] + add;
+      if (bn) batch_norm2d_eval_plane(*bn, channel0 + i, out, PQ);
     }
 }
 
@@ -370,13 +372,16 @@ CXR_PLANE_VARIANTS(depthwise_forward_plane,
                    (const Conv2dDims& d, const float* plane, const float* wc, float bias, float* out),
                    (d, plane, wc, bias, out))
 
-void depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
+void depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
+                       const BnEvalChannels* bn) {
   const auto plane_fn = d.Q >= kWideRow ? depthwise_forward_plane_wide : depthwise_forward_plane_narrow;
 #pragma omp parallel for schedule(static)
   for (int nc = 0; nc < d.N * d.C; ++nc) {
     const int c = nc % d.C;
+    float* out = y + static_cast<std::int64_t>(nc) * d.P * d.Q;
     plane_fn(d, x + static_cast<std::int64_t>(nc) * d.H * d.W, w + static_cast<std::int64_t>(c) * d.R * d.S,
-                            b ? b[c] : 0.f, y + static_cast<std::int64_t>(nc) * d.P * d.Q);
+             b ? b[c] : 0.f, out);
+    if (bn) batch_norm2d_eval_plane(*bn, c, out, static_cast<std::int64_t>(d.P) * d.Q);
   }
 }
 
@@ -472,8 +477,9 @@ void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float
 
 }  // namespace
 
-void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y) {
-  if (d.depthwise()) return depthwise_forward(d, x, w, b, y);
+void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
+                    const BnEvalChannels* bn) {
+  if (d.depthwise()) return depthwise_forward(d, x, w, b, y, bn);
   const Geometry e(d);
   const int panel = panel_images(d);
   for (int n0 = 0; n0 < d.N; n0 += panel) {
@@ -489,10 +495,14 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
         if (bg)
           for (int k = 0; k < e.Kg; ++k) std::fill(yg + k * e.PQ, yg + (k + 1) * e.PQ, bg[k]);
         sgemm(false, false, e.Kg, e.PQ, e.CRS, 1.f, wg, e.CRS, col, e.PQ, bg ? 1.f : 0.f, yg, e.PQ);
+        if (bn) {
+#pragma omp parallel for schedule(static) if (e.Kg * e.PQ > kParallelFloats)
+          for (int k = 0; k < e.Kg; ++k) batch_norm2d_eval_plane(*bn, g * e.Kg + k, yg + k * e.PQ, e.PQ);
+        }
       } else {
         float* out = panel_buffer(1, e.Kg * cols);
         sgemm(false, false, e.Kg, cols, e.CRS, 1.f, wg, e.CRS, col, cols, 0.f, out, cols);
-        from_columns(out, e.Kg, e.PQ, nb, yg, d.K * e.PQ, bg);
+        from_columns(out, e.Kg, e.PQ, nb, yg, d.K * e.PQ, bg, bn, g * e.Kg);
       }
     }
   }

@@ -1,0 +1,108 @@
+// conv2d_bn_forward in evaluation on the CPU with want_h = false (kernels/conv2d_bn.h): the batch
+// norm and its activation run as the convolution's epilogue, on each (image, channel) plane as it
+// is written. y must be bit for bit what conv2d_forward then batch_norm2d_eval give (the same
+// arithmetic, one pass fewer), for every body of cpu::conv2d_forward: one image written in place
+// (and its 1x1 stride-1 form), panels of several images (im2col and 1x1 gathers), groups,
+// depthwise (wide and narrow rows), with and without a conv bias, for each fused activation.
+// Also: h is not returned, want_h = true (or training) still returns h, bad batch-norm
+// arguments are refused with the tensor named.
+#include <doctest/doctest.h>
+
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "kernels/batch_norm.h"
+#include "kernels/conv2d.h"
+#include "kernels/conv2d_bn.h"
+#include "tensor/tensor.h"
+
+using namespace cxr;
+
+namespace {
+
+struct EvalCase {
+  const char* name;
+  Shape x, w;
+  int stride, pad, groups;
+  bool conv_bias;
+};
+
+BatchNormArgs eval_args(std::int64_t K, BnActivation act, std::mt19937_64& rng) {
+  BatchNormArgs bn;
+  bn.weight = Tensor::randn({K}, rng, 1.f, 0.3f);
+  bn.bias = Tensor::randn({K}, rng, 0.f, 0.5f);
+  bn.running_mean = Tensor::randn({K}, rng, 0.f, 0.5f);
+  bn.running_var = Tensor::uniform({K}, rng, 0.2f, 2.f);
+  bn.act = act;
+  bn.eps = 1e-5f;
+  bn.training = false;
+  return bn;
+}
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && std::memcmp(a.f32(), b.f32(), static_cast<std::size_t>(a.numel()) * 4) == 0;
+}
+
+}  // namespace
+
+TEST_SUITE("cpu") {
+
+TEST_CASE("conv2d_bn eval epilogue on the CPU: the same bits as the convolution then the batch norm") {
+  const EvalCase cases[] = {
+      {"3x3, one image (in place)", {1, 8, 9, 11}, {16, 8, 3, 3}, 1, 1, 1, true},
+      {"3x3 stride 2, a panel of images", {6, 8, 9, 11}, {12, 8, 3, 3}, 2, 1, 1, false},
+      {"1x1 stride 1, one image (x is the columns)", {1, 16, 7, 7}, {24, 16, 1, 1}, 1, 0, 1, false},
+      {"1x1 stride 1, a panel (gathered)", {8, 16, 7, 7}, {24, 16, 1, 1}, 1, 0, 1, true},
+      {"grouped 3x3, a panel", {5, 12, 8, 8}, {18, 4, 3, 3}, 1, 1, 3, true},
+      {"depthwise 3x3, wide rows", {2, 6, 30, 30}, {6, 1, 3, 3}, 1, 1, 6, false},
+      {"depthwise 5x5 stride 2, narrow rows", {3, 6, 14, 14}, {6, 1, 5, 5}, 2, 2, 6, true},
+  };
+  std::mt19937_64 rng(17);
+  for (const EvalCase& c : cases)
+    for (BnActivation act : {BnActivation::Identity, BnActivation::ReLU, BnActivation::SiLU}) {
+      CAPTURE(c.name);
+      CAPTURE(static_cast<int>(act));
+      const Tensor x = Tensor::randn(c.x, rng, 0.2f, 1.f);
+      const Tensor w = Tensor::randn(c.w, rng, 0.f, 0.3f);
+      const Tensor b = c.conv_bias ? Tensor::randn({c.w[0]}, rng, 0.f, 0.5f) : Tensor();
+      Conv2dParams p;
+      p.stride_h = p.stride_w = c.stride;
+      p.pad_h = p.pad_w = c.pad;
+      p.groups = c.groups;
+      const BatchNormArgs bn = eval_args(c.w[0], act, rng);
+
+      const Tensor h = conv2d_forward(x, w, b, p);
+      const Tensor want = batch_norm2d_eval(act, h, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps);
+      const Conv2dBnOutput fused = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/false);
+      CHECK_FALSE(fused.h.defined());
+      CHECK(same_bits(fused.y, want));
+      const Conv2dBnOutput kept = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/true);
+      REQUIRE(kept.h.defined());
+      CHECK(same_bits(kept.h, h));
+      CHECK(same_bits(kept.y, want));
+    }
+}
+
+TEST_CASE("conv2d_bn eval epilogue: training still returns h; bad batch-norm arguments name the tensor") {
+  std::mt19937_64 rng(3);
+  const Tensor x = Tensor::randn({2, 4, 6, 6}, rng, 0.f, 1.f);
+  const Tensor w = Tensor::randn({5, 4, 3, 3}, rng, 0.f, 0.3f);
+  Conv2dParams p;
+  p.pad_h = p.pad_w = 1;
+  BatchNormArgs bn = eval_args(5, BnActivation::ReLU, rng);
+  bn.training = true;
+  BatchNormArgs train = bn;
+  train.running_mean = bn.running_mean.clone();
+  train.running_var = bn.running_var.clone();
+  const Conv2dBnOutput t = conv2d_bn_forward(x, w, Tensor(), p, DType::F32, train, /*want_h=*/false);
+  CHECK(t.h.defined());  // training needs h for its backward whatever the caller says
+  CHECK(t.saved_mean.defined());
+
+  BatchNormArgs wrong = eval_args(4, BnActivation::ReLU, rng);  // 4 channels for a 5-channel output
+  CHECK_THROWS_WITH(conv2d_bn_forward(x, w, Tensor(), p, DType::F32, wrong, false),
+                    doctest::Contains("batch_norm2d (evaluation): weight, bias and running statistics must be "
+                                      "contiguous f32 (5) CPU tensors"));
+}
+
+}  // TEST_SUITE
