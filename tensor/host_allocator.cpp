@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <unordered_map>
 #include <vector>
 
 namespace cxr {
@@ -16,6 +17,7 @@ namespace {
 
 constexpr std::size_t kLargeLimit = std::size_t{1} << 20;  // cached from here up
 constexpr std::size_t kGranule = std::size_t{2} << 20;     // and rounded to this
+constexpr std::size_t kCacheOverPeak = 2;                   // cached bytes <= this x the peak in use
 
 #if defined(__SANITIZE_ADDRESS__)
 constexpr bool kCache = false;
@@ -34,19 +36,23 @@ std::size_t round_large(std::size_t bytes) { return (bytes + kGranule - 1) / kGr
 struct HostCache {
   std::mutex mutex;
   std::map<std::size_t, std::vector<void*>> free_blocks;  // rounded size -> blocks
+  std::unordered_map<void*, std::size_t> live;             // block handed out -> its size
   HostMemoryStats stats;
 
   void* allocate(std::size_t bytes) {
     const std::size_t size = round_large(bytes);
     {
       std::lock_guard<std::mutex> lock(mutex);
-      auto it = free_blocks.find(size);
-      if (it != free_blocks.end() && !it->second.empty()) {
+      // The smallest cached block that holds the request, if it is at most twice its size.
+      auto it = free_blocks.lower_bound(size);
+      if (it != free_blocks.end() && it->first <= 2 * size) {
+        const std::size_t block = it->first;
         void* p = it->second.back();
         it->second.pop_back();
-        stats.cached -= size;
+        if (it->second.empty()) free_blocks.erase(it);
+        stats.cached -= block;
         ++stats.cache_hits;
-        note_in_use_locked(size);
+        take_locked(p, block);
         return p;
       }
     }
@@ -61,18 +67,20 @@ struct HostCache {
     madvise(p, size, MADV_HUGEPAGE);
     std::lock_guard<std::mutex> lock(mutex);
     ++stats.system_allocs;
-    note_in_use_locked(size);
+    take_locked(p, size);
     return p;
   }
 
-  void release(void* p, std::size_t bytes) {
-    const std::size_t size = round_large(bytes);
+  void release(void* p) {
     {
       std::lock_guard<std::mutex> lock(mutex);
-      stats.in_use -= size;
-      if (stats.cached + size <= stats.peak_in_use) {
-        free_blocks[size].push_back(p);
-        stats.cached += size;
+      auto it = live.find(p);
+      const std::size_t block = it->second;
+      live.erase(it);
+      stats.in_use -= block;
+      if (stats.cached + block <= kCacheOverPeak * stats.peak_in_use) {
+        free_blocks[block].push_back(p);
+        stats.cached += block;
         return;
       }
     }
@@ -90,8 +98,9 @@ struct HostCache {
       for (void* p : list) std::free(p);
   }
 
-  void note_in_use_locked(std::size_t size) {
-    stats.in_use += size;
+  void take_locked(void* p, std::size_t block) {
+    live[p] = block;
+    stats.in_use += block;
     stats.peak_in_use = std::max(stats.peak_in_use, stats.in_use);
   }
 };
@@ -111,7 +120,7 @@ void* host_alloc(std::size_t bytes) {
 void host_release(void* ptr, std::size_t bytes) {
   if (ptr == nullptr) return;
   if (!kCache || bytes < kLargeLimit) return std::free(ptr);
-  cache().release(ptr, bytes);
+  cache().release(ptr);
 }
 
 HostMemoryStats host_memory_stats() {
