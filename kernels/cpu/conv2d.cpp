@@ -17,14 +17,17 @@
 // Why panels: at 64x64 ResNet-18's layer4 has PQ = 2 x 2, layer3 4 x 4. One GEMM per image
 // then has N = 4 or 16 columns, so a 16-wide register tile is mostly padding and packing the
 // 512 x 4608 weights costs as much as multiplying them; over a panel of 32 images N = 128.
-// Panel size: about kPanelColumns = 4096 GEMM columns (ceil(4096 / PQ) images), fewer when a
+// Panel size: about kPanelColumns = 256 GEMM columns (ceil(256 / PQ) images), fewer when a
 // panel buffer (max(C' R S, K') x nb PQ floats) would pass kPanelFloats (8 MiB), at least one
-// image, spread evenly over the panels. ResNet-18 at 64x64, batch 32: stem (PQ = 1024) 8
-// panels of 4 images, layer1 (PQ = 256, C' R S = 576) 3 panels of 11, 11, 10, layer2 2 of 16,
-// layer3 and layer4 the whole batch. Single-threaded, 256 to 4096 columns are within noise of
-// each other (col falls out of L2 and im2col slows down about as much as the GEMM gains);
-// with two threads on a shared machine fewer panels mean fewer OpenMP joins, which is what
-// a descheduled thread makes expensive.
+// image, spread evenly over the panels. ResNet-18 at 64x64, batch 32: stem (PQ = 1024) and
+// layer1 (PQ = 256) one image at a time, layer2 (PQ = 64) 8 panels of 4, layer3 (PQ = 16) 2
+// of 16, layer4 (PQ = 4) the whole batch; at 224 px every layer but the last one or two runs
+// image by image. 256 columns are plenty for the 32-wide register tile, and each image beyond
+// one costs a gather of its columns and a scatter of its outputs (memmove and from_columns were
+// 9 % of a ResNet-50 training step at 224 px with 4096). Measured, 2 threads, Xeon (AVX-512),
+// images/s with 4096 -> 256 columns: ResNet-50 224 px b16 training 4.4 -> 4.7-4.9, ResNet-18
+// 64 px b32 training 100 -> 109, ResNet-18 224 px b32 inference 31 -> 32-34 (128 to 512 within
+// the machine's noise of each other).
 // With one image per panel nothing is gathered or scattered: the GEMM reads and writes the
 // tensors in place. 1x1 stride 1 pad 0: col is x itself (gathered to (C', nb PQ) when nb > 1;
 // no im2col, no col2im); 1x1 stride 2 goes through im2col, which then is just a subsampling
@@ -153,7 +156,7 @@ void valid_range(int off, int stride, int size, int out, int& lo, int& hi) {
 constexpr std::int64_t kParallelFloats = 1 << 15;
 // Panels: about kPanelColumns GEMM columns, and each panel buffer at most kPanelFloats
 // floats (8 MiB) unless one image alone needs more.
-constexpr std::int64_t kPanelColumns = 4096;
+constexpr std::int64_t kPanelColumns = 256;
 constexpr std::int64_t kPanelFloats = std::int64_t{1} << 21;
 
 // Images per panel (see the top of the file).
