@@ -154,6 +154,12 @@ struct BnEvalChannels {
   BnActivation act = BnActivation::Identity;
 };
 void batch_norm2d_eval_plane(const BnEvalChannels& bn, std::int64_t c, float* h, std::int64_t HW);
+// g[j] = dy[j] act'(z[j]), z[j] = (x[j] - mean) invstd weight + bias, for len values of one
+// channel: the backward's g, by the one code path (vectorised SiLU included) that every CPU
+// batch-norm backward uses, so that their sums agree bit for bit (kernels/batch_norm_sync.h).
+template <typename T>
+void batch_norm2d_act_grad(BnActivation act, const T* x, const T* dy, T mean, T invstd, T weight, T bias, T* g,
+                           std::int64_t len);
 // invstd_c = 1 / sqrt(running_var_c + eps), in T, as the evaluation forward computes it.
 template <typename T>
 void batch_norm2d_eval_invstd(const T* running_var, T eps, T* invstd, std::int64_t C);

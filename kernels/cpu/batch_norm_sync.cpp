@@ -11,51 +11,51 @@
 // g, the sums and dx by the same expressions, in the same order, as batch_norm2d_backward's loop:
 // on the whole batch the sums are its dbias and dweight bit for bit, and dx differs from its dx
 // only through sum_g and sum_gxhat arriving rounded to T.
+// g comes from batch_norm2d_act_grad (kernels/batch_norm.h), the function the whole-batch
+// backward takes it from, 256 values at a time.
 // Parallel over channels (the sums: one channel's values in order, so any thread count gives the
 // same bits) and over (image, channel) planes (dx, no sums).
 // Passes over the N*C*HW values: batch_stats reads x twice; backward_reduce reads x, dy;
 // backward_elemt reads x, dy and writes dx.
 #include "kernels/batch_norm_sync.h"
 
+#include <algorithm>
+
+#include "kernels/batch_norm.h"
+
 namespace cxr::cpu {
 
 namespace {
 
-// Calls f.template operator()<A>() with the activation as a compile-time constant.
-template <typename F>
-void dispatch(BnActivation act, F&& f) {
-  switch (act) {
-    case BnActivation::Identity: return f.template operator()<BnActivation::Identity>();
-    case BnActivation::ReLU: return f.template operator()<BnActivation::ReLU>();
-    case BnActivation::SiLU: return f.template operator()<BnActivation::SiLU>();
-  }
-}
+constexpr std::int64_t kChunk = 256;
 
-template <BnActivation A, typename T>
-void reduce_loop(const T* dy, const T* x, const T* weight, const T* bias, const T* mean_c, const T* invstd_c,
-                 T* sum_g, T* sum_gxhat, std::int64_t N, std::int64_t C, std::int64_t HW) {
+template <typename T>
+void reduce_loop(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias, const T* mean_c,
+                 const T* invstd_c, T* sum_g, T* sum_gxhat, std::int64_t N, std::int64_t C, std::int64_t HW) {
 #pragma omp parallel for schedule(static) if (N * C * HW > (1 << 16))
   for (std::int64_t c = 0; c < C; ++c) {
     const T mean_t = mean_c[c], invstd_t = invstd_c[c], w = weight[c], b = bias[c];
     const double mean = mean_t, invstd = invstd_t;
     double sg = 0.0, sgxh = 0.0;
+    T g[kChunk];
     for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i = 0; i < HW; ++i) {
-        const std::int64_t k = (n * C + c) * HW + i;
-        const T z = (x[k] - mean_t) * invstd_t * w + b;
-        const T g = bn_act_grad<A>(dy[k], z);
-        sg += g;
-        sgxh += g * (x[k] - mean) * invstd;
+      for (std::int64_t i0 = 0; i0 < HW; i0 += kChunk) {
+        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kChunk, HW - i0);
+        batch_norm2d_act_grad(act, x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
+        for (std::int64_t j = 0; j < len; ++j) {
+          sg += g[j];
+          sgxh += g[j] * (x[k0 + j] - mean) * invstd;
+        }
       }
     sum_g[c] = static_cast<T>(sg);
     sum_gxhat[c] = static_cast<T>(sgxh);
   }
 }
 
-template <BnActivation A, typename T>
-void elemt_loop(const T* dy, const T* x, const T* weight, const T* bias, const T* mean_c, const T* invstd_c,
-                const T* sum_g, const T* sum_gxhat, T* dx, std::int64_t N, std::int64_t C, std::int64_t HW,
-                std::int64_t count) {
+template <typename T>
+void elemt_loop(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias, const T* mean_c,
+                const T* invstd_c, const T* sum_g, const T* sum_gxhat, T* dx, std::int64_t N, std::int64_t C,
+                std::int64_t HW, std::int64_t count) {
   const double M = static_cast<double>(count);
 #pragma omp parallel for collapse(2) schedule(static) if (N * C * HW > (1 << 16))
   for (std::int64_t n = 0; n < N; ++n)
@@ -63,12 +63,14 @@ void elemt_loop(const T* dy, const T* x, const T* weight, const T* bias, const T
       const T mean_t = mean_c[c], invstd_t = invstd_c[c], w = weight[c], b = bias[c];
       const double mean = mean_t, invstd = invstd_t, sg = sum_g[c], sgxh = sum_gxhat[c];
       const double scale = static_cast<double>(w) * invstd;
-      for (std::int64_t i = 0; i < HW; ++i) {
-        const std::int64_t k = (n * C + c) * HW + i;
-        const T z = (x[k] - mean_t) * invstd_t * w + b;
-        const T g = bn_act_grad<A>(dy[k], z);
-        const double xhat = (x[k] - mean) * invstd;
-        dx[k] = static_cast<T>(scale * (g - sg / M - xhat * sgxh / M));
+      T g[kChunk];
+      for (std::int64_t i0 = 0; i0 < HW; i0 += kChunk) {
+        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kChunk, HW - i0);
+        batch_norm2d_act_grad(act, x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
+        for (std::int64_t j = 0; j < len; ++j) {
+          const double xhat = (x[k0 + j] - mean) * invstd;
+          dx[k0 + j] = static_cast<T>(scale * (g[j] - sg / M - xhat * sgxh / M));
+        }
       }
     }
 }
@@ -84,18 +86,14 @@ template <typename T>
 void batch_norm2d_backward_reduce(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias,
                                   const T* mean, const T* invstd, T* sum_g, T* sum_gxhat, std::int64_t N,
                                   std::int64_t C, std::int64_t HW) {
-  dispatch(act, [&]<BnActivation A>() {
-    reduce_loop<A>(dy, x, weight, bias, mean, invstd, sum_g, sum_gxhat, N, C, HW);
-  });
+  reduce_loop(act, dy, x, weight, bias, mean, invstd, sum_g, sum_gxhat, N, C, HW);
 }
 
 template <typename T>
 void batch_norm2d_backward_elemt(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias,
                                  const T* mean, const T* invstd, const T* sum_g, const T* sum_gxhat, T* dx,
                                  std::int64_t N, std::int64_t C, std::int64_t HW, std::int64_t count) {
-  dispatch(act, [&]<BnActivation A>() {
-    elemt_loop<A>(dy, x, weight, bias, mean, invstd, sum_g, sum_gxhat, dx, N, C, HW, count);
-  });
+  elemt_loop(act, dy, x, weight, bias, mean, invstd, sum_g, sum_gxhat, dx, N, C, HW, count);
 }
 
 #define CXR_INSTANTIATE(T)                                                                                        \
