@@ -32,7 +32,8 @@ Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Te
 namespace {
 
 // Evaluation's batch norm as the CPU convolution's epilogue: y = act(batch_norm(conv(x))) with no
-// h tensor (kernels/conv2d_bn.h). The batch norm's checks are batch_norm2d_eval's.
+// h tensor (kernels/conv2d_bn.h). x and w are checked by the caller's conditions and
+// conv2d_dims; the conv bias and the batch norm's four (K) tensors here, each error naming them.
 Tensor conv2d_bn_eval_cpu(const Tensor& x, const Tensor& w, const Tensor& conv_bias, const Conv2dParams& p,
                           const BatchNormArgs& bn) {
   const Conv2dDims d = conv2d_dims(x.shape(), w.shape(), p);

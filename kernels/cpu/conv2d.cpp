@@ -14,6 +14,9 @@
 //                    dx[n, g] = col2im(col)                        scatter-add of the patches
 //   backward-weight: dw[g] += dY (K', nb PQ) col^T (nb PQ, C' R S) sgemm, trans B
 //   backward-bias:   db[k] = sum_{n,p,q} dy[n,k,p,q]
+//   forward with bn (evaluation's batch norm as the epilogue, kernels/conv2d_bn.h): each
+//                    (image, channel) plane of y gets act(batch_norm) right after it is written
+//                    (in from_columns, after the in-place GEMM, in the depthwise plane loop)
 // Why panels: at 64x64 ResNet-18's layer4 has PQ = 2 x 2, layer3 4 x 4. One GEMM per image
 // then has N = 4 or 16 columns, so a 16-wide register tile is mostly padding and packing the
 // 512 x 4608 weights costs as much as multiplying them; over a panel of 32 images N = 128.
