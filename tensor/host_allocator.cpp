@@ -130,4 +130,6 @@ HostMemoryStats host_memory_stats() {
 
 void empty_host_cache() { cache().empty(); }
 
+bool host_cache_enabled() { return kCache; }
+
 }  // namespace cxr

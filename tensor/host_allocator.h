@@ -36,5 +36,6 @@ struct HostMemoryStats {
 };
 HostMemoryStats host_memory_stats();
 void empty_host_cache();
+bool host_cache_enabled();  // false in AddressSanitizer builds
 
 }  // namespace cxr

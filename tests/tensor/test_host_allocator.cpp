@@ -1,8 +1,7 @@
 // The host block cache (tensor/host_allocator.h): large CPU tensors reuse released blocks of
 // the same rounded size (or up to twice it), small ones bypass it, the cache stays below twice
-// the peak in use, and
-// empty_host_cache() gives everything back. (Sanitizer builds turn the cache off: the checks
-// that need it are skipped there, the rest still run.)
+// the peak in use, and empty_host_cache() gives everything back. AddressSanitizer builds turn
+// the cache off: these cases are skipped there (doctest reports them as skipped).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -12,27 +11,10 @@
 
 using namespace cxr;
 
-namespace {
-
-bool cache_enabled() {
-  empty_host_cache();
-  const auto before = host_memory_stats();
-  void* p = host_alloc(std::size_t{3} << 20);
-  const bool counted = host_memory_stats().system_allocs > before.system_allocs;
-  host_release(p, std::size_t{3} << 20);
-  empty_host_cache();
-  return counted;
-}
-
-}  // namespace
-
 TEST_SUITE("tensor") {
 
-TEST_CASE("host allocator: a released large block is handed out again for the same rounded size") {
-  if (!cache_enabled()) {
-    MESSAGE("skipped: the host cache is off in this build (AddressSanitizer)");
-    return;
-  }
+TEST_CASE("host allocator: a released large block is handed out again for the same rounded size" *
+          doctest::skip(!host_cache_enabled())) {
   empty_host_cache();
   const auto s0 = host_memory_stats();
   const std::size_t bytes = (std::size_t{5} << 20) + 12345;  // rounds to 6 MiB
@@ -65,11 +47,8 @@ TEST_CASE("host allocator: a released large block is handed out again for the sa
   CHECK(host_memory_stats().cached == 0);
 }
 
-TEST_CASE("host allocator: small requests bypass the cache; the cache stays below the peak in use") {
-  if (!cache_enabled()) {
-    MESSAGE("skipped: the host cache is off in this build (AddressSanitizer)");
-    return;
-  }
+TEST_CASE("host allocator: small requests bypass the cache; the cache stays below twice the peak in use" *
+          doctest::skip(!host_cache_enabled())) {
   empty_host_cache();
   const auto s0 = host_memory_stats();
   void* small = host_alloc(1000);
@@ -89,11 +68,8 @@ TEST_CASE("host allocator: small requests bypass the cache; the cache stays belo
   empty_host_cache();
 }
 
-TEST_CASE("host allocator: CPU tensors of a repeated shape reuse their memory, and their values are their own") {
-  if (!cache_enabled()) {
-    MESSAGE("skipped: the host cache is off in this build (AddressSanitizer)");
-    return;
-  }
+TEST_CASE("host allocator: CPU tensors of a repeated shape reuse their memory, and their values are their own" *
+          doctest::skip(!host_cache_enabled())) {
   empty_host_cache();
   const auto s0 = host_memory_stats();
   for (int step = 0; step < 4; ++step) {
