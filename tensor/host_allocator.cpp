@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <new>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -30,6 +31,15 @@ constexpr bool kCache = true;
 #else
 constexpr bool kCache = true;
 #endif
+
+// The cache in this process: built in, and not turned off by CXR_HOST_CACHE=0.
+bool cache_on() {
+  static const bool on = [] {
+    const char* v = std::getenv("CXR_HOST_CACHE");
+    return kCache && !(v != nullptr && std::string(v) == "0");
+  }();
+  return on;
+}
 
 std::size_t round_large(std::size_t bytes) { return (bytes + kGranule - 1) / kGranule * kGranule; }
 
@@ -113,13 +123,13 @@ HostCache& cache() {
 }  // namespace
 
 void* host_alloc(std::size_t bytes) {
-  if (!kCache || bytes < kLargeLimit) return std::aligned_alloc(64, std::max<std::size_t>(64, (bytes + 63) / 64 * 64));
+  if (!cache_on() || bytes < kLargeLimit) return std::aligned_alloc(64, std::max<std::size_t>(64, (bytes + 63) / 64 * 64));
   return cache().allocate(bytes);
 }
 
 void host_release(void* ptr, std::size_t bytes) {
   if (ptr == nullptr) return;
-  if (!kCache || bytes < kLargeLimit) return std::free(ptr);
+  if (!cache_on() || bytes < kLargeLimit) return std::free(ptr);
   cache().release(ptr);
 }
 
@@ -130,6 +140,6 @@ HostMemoryStats host_memory_stats() {
 
 void empty_host_cache() { cache().empty(); }
 
-bool host_cache_enabled() { return kCache; }
+bool host_cache_enabled() { return cache_on(); }
 
 }  // namespace cxr

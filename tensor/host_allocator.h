@@ -16,7 +16,8 @@
 // capped at the peak still took ~50 fresh blocks per ConvNeXt-Tiny forward at batch 32; this
 // policy takes none after the first forward, holding 2.0-2.3x the peak for resnet50,
 // efficientnet_b0 and convnext_tiny). empty_host_cache() returns it all.
-// Built with AddressSanitizer the cache is off, so that a use after free stays visible.
+// Built with AddressSanitizer the cache is off, so that a use after free stays visible;
+// CXR_HOST_CACHE=0 turns it off in any build (plain aligned_alloc / free, as before it existed).
 #pragma once
 
 #include <cstddef>
@@ -36,6 +37,6 @@ struct HostMemoryStats {
 };
 HostMemoryStats host_memory_stats();
 void empty_host_cache();
-bool host_cache_enabled();  // false in AddressSanitizer builds
+bool host_cache_enabled();  // false in AddressSanitizer builds and with CXR_HOST_CACHE=0
 
 }  // namespace cxr
