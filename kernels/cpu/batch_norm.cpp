@@ -20,7 +20,9 @@
 //   eval              forward read x + write y; backward read x, dy + write dx
 // Measured (OMP_NUM_THREADS=1, shared 2-core EPYC, interleaved repeats; docs/models.md): a
 // training forward + backward of BN + ReLU on 8x256x56x56 takes 0.42-0.47x the time of BN then
-// the ReLU op, BN + SiLU on 8x96x112x112 0.83-0.88x (SiLU's exp dominates on the CPU).
+// the ReLU op, BN + SiLU on 8x96x112x112 0.83-0.88x (SiLU's exp dominates on the CPU). In f32
+// with AVX2, SiLU's value and gradient go 8 lanes at a time through glibc's vector expf
+// (kernels/cpu/vector_math.h; z still by the scalar expression, operation by operation).
 // A bf16 x is widened to f32 and y rounded to bf16 around these loops, by the tensor-level ops
 // (kernels/batch_norm.cpp). The statistics (batch_norm2d_channel_moments, channel_mean_var) are
 // also the reference of a convolution's output statistics (kernels/conv2d_bn.h).
@@ -93,7 +95,6 @@ void channel_statistics_from_moments(T mean_t, T var_t, T* saved_mean, T* saved_
   }
 }
 
-// One (image, channel) plane of HW values: y = act((x - mean) invstd weight + bias).
 // SiLU in f32 with glibc's 8-lane expf where the CPU has AVX2 (kernels/cpu/vector_math.h): z by
 // the scalar expression operation by operation, then the lanes' silu / silu'.
 struct BnSilu8 {
@@ -109,6 +110,7 @@ struct BnSiluGrad8 : BnSilu8 {
   CXR_AVX2 __m256 operator()(__m256 x, __m256 dy) const { return _mm256_mul_ps(dy, vec8::silu_derivative(z(x))); }
 };
 
+// One (image, channel) plane of HW values: y = act((x - mean) invstd weight + bias).
 template <BnActivation A, typename T>
 inline void apply_plane(const T* xp, T* yp, std::int64_t HW, T mean, T invstd, T weight, T bias) {
   if constexpr (A == BnActivation::SiLU && std::is_same_v<T, float>) {
