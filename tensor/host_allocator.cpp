@@ -85,6 +85,10 @@ struct HostCache {
     {
       std::lock_guard<std::mutex> lock(mutex);
       auto it = live.find(p);
+      if (it == live.end()) {  // not a cache block (cannot happen through Storage): the system's
+        std::free(p);
+        return;
+      }
       const std::size_t block = it->second;
       live.erase(it);
       stats.in_use -= block;
