@@ -157,6 +157,9 @@ void batch_norm2d_eval_plane(const BnEvalChannels& bn, std::int64_t c, float* h,
 // g[j] = dy[j] act'(z[j]), z[j] = (x[j] - mean) invstd weight + bias, for len values of one
 // channel: the backward's g, by the one code path (vectorised SiLU included) that every CPU
 // batch-norm backward uses, so that their sums agree bit for bit (kernels/batch_norm_sync.h).
+// The chunk the evaluation and sync backward loops take it in (a stack buffer of g); the
+// training backward takes a whole plane at a time.
+constexpr std::int64_t kBnGradChunk = 256;
 template <typename T>
 void batch_norm2d_act_grad(BnActivation act, const T* x, const T* dy, T mean, T invstd, T weight, T bias, T* g,
                            std::int64_t len);

@@ -45,6 +45,20 @@ void over_blocks(std::int64_t n, F&& f) {
   for (std::int64_t b = 0; b < blocks; ++b) f(b * kBlock, std::min(kBlock, n - b * kBlock));
 }
 
+// out = F<a>(x, b) over n floats through the 8-lane code (b: dy, or null), when a has a vector
+// form (not ReLU) and the CPU has AVX2; false (nothing done) otherwise.
+template <template <Activation> class F>
+bool vector_path(Activation a, const float* x, const float* b, float* out, std::int64_t n) {
+  if (a == Activation::ReLU || !vec8::has_avx2()) return false;
+  const auto run = [&]<Activation A>() {
+    over_blocks(n, [&](std::int64_t i, std::int64_t len) { vec8::map8(x + i, b ? b + i : nullptr, out + i, len, F<A>{}); });
+  };
+  if (a == Activation::SiLU) run.template operator()<Activation::SiLU>();
+  else if (a == Activation::Sigmoid) run.template operator()<Activation::Sigmoid>();
+  else run.template operator()<Activation::GELU>();
+  return true;
+}
+
 // The activation is a template parameter so that each loop is branch-free and vectorisable.
 template <Activation A, typename T>
 void forward_loop(const T* x, T* y, std::int64_t n) {
@@ -63,14 +77,7 @@ void backward_loop(const T* x, const T* dy, T* dx, std::int64_t n) {
 template <typename T>
 void activation_forward(Activation a, const T* x, T* y, std::int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    if (a != Activation::ReLU && vec8::has_avx2()) {
-      const auto run = [&]<Activation A>() {
-        over_blocks(n, [&](std::int64_t i, std::int64_t len) { vec8::map8(x + i, nullptr, y + i, len, Value8<A>{}); });
-      };
-      if (a == Activation::SiLU) return run.template operator()<Activation::SiLU>();
-      if (a == Activation::Sigmoid) return run.template operator()<Activation::Sigmoid>();
-      return run.template operator()<Activation::GELU>();
-    }
+    if (vector_path<Value8>(a, x, nullptr, y, n)) return;
   }
   switch (a) {
     case Activation::ReLU: return forward_loop<Activation::ReLU>(x, y, n);
@@ -83,14 +90,7 @@ void activation_forward(Activation a, const T* x, T* y, std::int64_t n) {
 template <typename T>
 void activation_backward(Activation a, const T* x, const T* dy, T* dx, std::int64_t n) {
   if constexpr (std::is_same_v<T, float>) {
-    if (a != Activation::ReLU && vec8::has_avx2()) {
-      const auto run = [&]<Activation A>() {
-        over_blocks(n, [&](std::int64_t i, std::int64_t len) { vec8::map8(x + i, dy + i, dx + i, len, Grad8<A>{}); });
-      };
-      if (a == Activation::SiLU) return run.template operator()<Activation::SiLU>();
-      if (a == Activation::Sigmoid) return run.template operator()<Activation::Sigmoid>();
-      return run.template operator()<Activation::GELU>();
-    }
+    if (vector_path<Grad8>(a, x, dy, dx, n)) return;
   }
   switch (a) {
     case Activation::ReLU: return backward_loop<Activation::ReLU>(x, dy, dx, n);

@@ -150,7 +150,6 @@ void train_loop(const T* x, const T* weight, const T* bias, T* y, T* saved_mean,
 
 // g[j] = dy act'(z) for `len` consecutive values of one (image, channel) plane. A plain float
 // loop, so the compiler vectorises it (relu' as a compare + blend, no branch to mispredict).
-constexpr std::int64_t kChunk = 256;
 template <BnActivation A, typename T>
 inline void grad_chunk(const T* x, const T* dy, T mean, T invstd, T w, T b, T* g, std::int64_t len) {
   if constexpr (A == BnActivation::SiLU && std::is_same_v<T, float>) {
@@ -217,11 +216,11 @@ void eval_backward_loop(const T* dy, const T* x, const T* weight, const T* bias,
     const double invstd = 1.0 / std::sqrt(static_cast<double>(running_var[c]) + static_cast<double>(eps));
     const double mean = mean_t;
     const double scale = static_cast<double>(w) * invstd;
-    T g[kChunk];
+    T g[kBnGradChunk];
     double sg = 0.0, sgxh = 0.0;
     for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i0 = 0; i0 < HW; i0 += kChunk) {
-        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kChunk, HW - i0);
+      for (std::int64_t i0 = 0; i0 < HW; i0 += kBnGradChunk) {
+        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kBnGradChunk, HW - i0);
         grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
         for (std::int64_t j = 0; j < len; ++j) {
           const double xhat = (x[k0 + j] - mean) * invstd;

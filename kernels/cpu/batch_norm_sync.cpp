@@ -27,8 +27,6 @@ namespace cxr::cpu {
 
 namespace {
 
-constexpr std::int64_t kChunk = 256;
-
 template <typename T>
 void reduce_loop(BnActivation act, const T* dy, const T* x, const T* weight, const T* bias, const T* mean_c,
                  const T* invstd_c, T* sum_g, T* sum_gxhat, std::int64_t N, std::int64_t C, std::int64_t HW) {
@@ -37,10 +35,10 @@ void reduce_loop(BnActivation act, const T* dy, const T* x, const T* weight, con
     const T mean_t = mean_c[c], invstd_t = invstd_c[c], w = weight[c], b = bias[c];
     const double mean = mean_t, invstd = invstd_t;
     double sg = 0.0, sgxh = 0.0;
-    T g[kChunk];
+    T g[kBnGradChunk];
     for (std::int64_t n = 0; n < N; ++n)
-      for (std::int64_t i0 = 0; i0 < HW; i0 += kChunk) {
-        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kChunk, HW - i0);
+      for (std::int64_t i0 = 0; i0 < HW; i0 += kBnGradChunk) {
+        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kBnGradChunk, HW - i0);
         batch_norm2d_act_grad(act, x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
         for (std::int64_t j = 0; j < len; ++j) {
           sg += g[j];
@@ -63,9 +61,9 @@ void elemt_loop(BnActivation act, const T* dy, const T* x, const T* weight, cons
       const T mean_t = mean_c[c], invstd_t = invstd_c[c], w = weight[c], b = bias[c];
       const double mean = mean_t, invstd = invstd_t, sg = sum_g[c], sgxh = sum_gxhat[c];
       const double scale = static_cast<double>(w) * invstd;
-      T g[kChunk];
-      for (std::int64_t i0 = 0; i0 < HW; i0 += kChunk) {
-        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kChunk, HW - i0);
+      T g[kBnGradChunk];
+      for (std::int64_t i0 = 0; i0 < HW; i0 += kBnGradChunk) {
+        const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kBnGradChunk, HW - i0);
         batch_norm2d_act_grad(act, x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
         for (std::int64_t j = 0; j < len; ++j) {
           const double xhat = (x[k0 + j] - mean) * invstd;
