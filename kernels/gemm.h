@@ -36,6 +36,27 @@ void gemm_reference(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, 
 void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
 
+// op(B) given as the columns of a convolution instead of a matrix (implicit im2col). For a
+// convolution with stride 1 whose output rows are as wide as its input rows (Q = W: "same"
+// padding across), image n, channel c:
+//   B[(c R + r) S + s][n P W + p W + q] = x[n, c, p - ph + r dh, q - pw + s dw]   (0 outside)
+// so K = C R S and N = images P W. sgemm_conv_columns packs B's slivers straight from x: the
+// (C R S, N) matrix im2col would write and the GEMM read back (9x the input for a 3x3) never
+// exists. R S at most kMaxConvTaps.
+struct ConvColumns {
+  const float* x = nullptr;  // image 0, channel 0
+  std::int64_t image = 0;    // floats from one image to the next
+  int C = 0, H = 0, W = 0, R = 0, S = 0, ph = 0, pw = 0, dh = 1, dw = 1, P = 0, images = 1;
+};
+constexpr int kMaxConvTaps = 49;  // up to 7 x 7
+
+// C = alpha A op(B) + beta C, B the columns above, A (M, K) stored with lda, C (M, N) with ldc:
+//   trans_b false: op(B) = B,   K = C R S, N = images P W   (forward, backward-data)
+//   trans_b true:  op(B) = B^T, K = images P W, N = C R S   (backward-weight: dy B^T)
+// The same bits as sgemm over the explicit im2col matrix.
+void sgemm_conv_columns(bool trans_b, std::int64_t M, float alpha, const float* A, std::int64_t lda,
+                        const ConvColumns& cols, float beta, float* C, std::int64_t ldc);
+
 // sgemm's register tile: Auto (the default) takes AVX-512 where the CPU has it (unless
 // CXR_CPU_GEMM=avx2), else AVX2. Both give the same bits; the setter is for tests and benchmarks.
 enum class CpuGemmKernel { Auto, Avx2, Avx512 };

@@ -31,6 +31,15 @@
 // images/s with 4096 -> 256 columns: ResNet-50 224 px b16 training 4.4 -> 4.7-4.9, ResNet-18
 // 64 px b32 training 100 -> 109, ResNet-18 224 px b32 inference 31 -> 32-34 (128 to 512 within
 // the machine's noise of each other).
+// Implicit im2col (stride 1 and Q = W: every 3x3 / 7x7 "same" convolution of the models): col
+// is never written. The GEMM packs its B slivers straight from x (sgemm_conv_columns,
+// kernels/gemm.h), forward and backward-weight; backward-data is then the forward convolution
+// of dy with the flipped, transposed weights w'[c, k, R-1-r, S-1-s] and padding dh (R-1) - ph,
+// whose columns come straight from dy, so there is no col2im either. For a 3x3 layer im2col
+// wrote 9x the input per pass and the GEMM read it back; now only the input is read.
+// Measured (Xeon, 2 threads, resnet18 224 px b16 training, per-layer GFLOP/s): 64 x 56 x 56
+// forward 145 -> 185 (batch 16, bench_conv2d), the whole step 12.0 -> 13.4 images/s.
+// Other shapes (strides of 2, the 7x7 stem, 1x1 with stride) keep im2col and col2im.
 // With one image per panel nothing is gathered or scattered: the GEMM reads and writes the
 // tensors in place. 1x1 stride 1 pad 0: col is x itself (gathered to (C', nb PQ) when nb > 1;
 // no im2col, no col2im); 1x1 stride 2 goes through im2col, which then is just a subsampling
@@ -42,8 +51,9 @@
 // between threads -- backward-weight accumulates the panels into dw one after the other --
 // so every result is bit-identical run to run and for any thread count.
 // Memory traffic per panel and pass, next to 2 K' C' R S nb PQ FLOPs: im2col writes and the
-// GEMM reads C' R S nb PQ floats (col2im the same in reverse); the gathers and scatters move
-// K' nb PQ (and C' nb PQ for 1x1) floats.
+// GEMM reads C' R S nb PQ floats (col2im the same in reverse), none of it with implicit
+// columns (the B slivers are read from x R S times, from cache); the gathers and scatters move
+// K' nb PQ (and C' nb PQ for 1x1) floats; backward-data's flip reads and writes the weights.
 #include <omp.h>
 
 #include <algorithm>
@@ -300,9 +310,9 @@ void from_columns(const float* src, std::int64_t rows, std::int64_t PQ, int nb, 
     }
 }
 
-// The two panel buffers of the calling thread, reused between calls.
+// The panel buffers of the calling thread (columns, outputs, flipped weights), reused between calls.
 float* panel_buffer(int which, std::int64_t size) {
-  thread_local std::vector<float> buffers[2];
+  thread_local std::vector<float> buffers[3];
   std::vector<float>& b = buffers[which];
   if (static_cast<std::int64_t>(b.size()) < size) b.resize(static_cast<std::size_t>(size));
   return b.data();
@@ -316,6 +326,69 @@ struct Geometry {
       : Cg(d.Cg()), Kg(d.Kg()), CRS(static_cast<std::int64_t>(d.Cg()) * d.R * d.S),
         PQ(static_cast<std::int64_t>(d.P) * d.Q), HW(static_cast<std::int64_t>(d.H) * d.W) {}
 };
+
+// Stride 1 and output rows as wide as the input's (Q = W): the GEMMs read the columns straight
+// from the input (sgemm_conv_columns, implicit im2col) instead of an im2col matrix.
+bool implicit_columns(const Conv2dDims& d) {
+  return d.sh == 1 && d.sw == 1 && d.Q == d.W && !d.pointwise() && d.R * d.S <= kMaxConvTaps;
+}
+
+// The columns of group g's channels of a panel of nb images (x: image 0, channel 0 of the group).
+ConvColumns columns_of(const Conv2dDims& d, const Geometry& e, const float* xg, int nb) {
+  ConvColumns c;
+  c.x = xg;
+  c.image = d.C * e.HW;
+  c.C = e.Cg, c.H = d.H, c.W = d.W, c.R = d.R, c.S = d.S, c.ph = d.ph, c.pw = d.pw, c.dh = d.dh, c.dw = d.dw;
+  c.P = d.P, c.images = nb;
+  return c;
+}
+
+// Backward-data of a stride-1 convolution as a forward one: dx[c, h, v] = sum_{k, r, s}
+// dy[k, h + ph - r dh, v + pw - s dw] w[k, c, r, s] is the convolution of dy (K' channels,
+// P x Q) with the flipped, transposed weights w'[c, k, r', s'] = w[k, c, R-1-r', S-1-s'] and
+// padding dh (R-1) - ph, dw (S-1) - pw, which gives H x W back. When it too has Q' = W' (it does
+// when the forward one has Q = W), its columns come straight from dy: no col2im, no column
+// matrix.
+// The flip reads and writes the K' C' R S weights once per call, a transposing pass; im2col's
+// matrix costs C' R S floats per output pixel. So the flipped convolution is taken when the
+// batch has at least 2 K' output pixels: measured (bench_conv2d, one thread, batch 2) it lost
+// at 14 x 14 x 256 (392 pixels: 4.0 -> 4.8 ms) and 7 x 7 x 512 (98: 6.5 -> 8.8 ms) and won at
+// 56 x 56 x 64 (6,272: 5.6 -> 4.1 ms).
+bool implicit_backward_data(const Conv2dDims& d) {
+  const std::int64_t pixels = static_cast<std::int64_t>(d.N) * d.H * d.W;
+  return implicit_columns(d) && d.dh * (d.R - 1) >= d.ph && d.dw * (d.S - 1) >= d.pw && pixels >= 2 * d.Kg();
+}
+
+// w' of every group, (G, C', K' R S), in 32 x 32 blocks of (k, c): a block reads 32 runs of
+// 32 R S floats of w and writes 32 runs of 32 R S floats of w' (a plain loop over k for each c
+// wrote each R S run a whole K' R S apart and missed the cache every time: 3 ms for ResNet's
+// 512 x 512 x 3 x 3).
+const float* flipped_weights(const Conv2dDims& d, const Geometry& e, const float* w) {
+  float* out = panel_buffer(2, static_cast<std::int64_t>(d.K) * e.CRS);
+  const int RS = d.R * d.S;
+  constexpr int kBlock = 32;
+  for (int g = 0; g < d.G; ++g)
+    for (int k0 = 0; k0 < e.Kg; k0 += kBlock)
+      for (int c0 = 0; c0 < e.Cg; c0 += kBlock)
+        for (int k = k0; k < std::min(k0 + kBlock, e.Kg); ++k)
+          for (int c = c0; c < std::min(c0 + kBlock, e.Cg); ++c) {
+            const float* from = w + (static_cast<std::int64_t>(g * e.Kg + k) * e.Cg + c) * RS;
+            float* to = out + ((static_cast<std::int64_t>(g) * e.Cg + c) * e.Kg + k) * RS;
+            for (int t = 0; t < RS; ++t) to[t] = from[RS - 1 - t];
+          }
+  return out;
+}
+
+// The columns of the flipped convolution: dy of group g for a panel of nb images.
+ConvColumns dy_columns_of(const Conv2dDims& d, const Geometry& e, const float* dyg, int nb) {
+  ConvColumns c;
+  c.x = dyg;
+  c.image = d.K * e.PQ;
+  c.C = e.Kg, c.H = d.P, c.W = d.Q, c.R = d.R, c.S = d.S;
+  c.ph = d.dh * (d.R - 1) - d.ph, c.pw = d.dw * (d.S - 1) - d.pw, c.dh = d.dh, c.dw = d.dw;
+  c.P = d.H, c.images = nb;
+  return c;
+}
 
 // The B operand of the forward and backward-weight GEMMs for group g of a panel: im2col, or for
 // 1x1 stride 1 the input itself (gathered when the panel holds several images).
@@ -490,24 +563,30 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
   const int panel = panel_images(d);
   for (int n0 = 0; n0 < d.N; n0 += panel) {
     const int nb = std::min(panel, d.N - n0);
-    const std::int64_t cols = nb * e.PQ;
     for (int g = 0; g < d.G; ++g) {
       const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
       float* yg = y + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ;
       const float* wg = w + g * e.Kg * e.CRS;
       const float* bg = b ? b + g * e.Kg : nullptr;
-      const float* col = panel_columns(d, e, xg, nb);
+      const bool implicit = implicit_columns(d);
+      const ConvColumns cols = columns_of(d, e, xg, nb);
+      const float* col = implicit ? nullptr : panel_columns(d, e, xg, nb);
+      // Y (Kg, ld) = w[g] (Kg, C' R S) times the columns
+      const auto product = [&](float beta, float* out, std::int64_t ld) {
+        if (implicit) sgemm_conv_columns(false, e.Kg, 1.f, wg, e.CRS, cols, beta, out, ld);
+        else sgemm(false, false, e.Kg, ld, e.CRS, 1.f, wg, e.CRS, col, ld, beta, out, ld);
+      };
       if (nb == 1) {  // straight into y, the bias preloaded
         if (bg)
           for (int k = 0; k < e.Kg; ++k) std::fill(yg + k * e.PQ, yg + (k + 1) * e.PQ, bg[k]);
-        sgemm(false, false, e.Kg, e.PQ, e.CRS, 1.f, wg, e.CRS, col, e.PQ, bg ? 1.f : 0.f, yg, e.PQ);
+        product(bg ? 1.f : 0.f, yg, e.PQ);
         if (bn) {
 #pragma omp parallel for schedule(static) if (e.Kg * e.PQ > kParallelFloats)
           for (int k = 0; k < e.Kg; ++k) batch_norm2d_eval_plane(*bn, g * e.Kg + k, yg + k * e.PQ, e.PQ);
         }
       } else {
-        float* out = panel_buffer(1, e.Kg * cols);
-        sgemm(false, false, e.Kg, cols, e.CRS, 1.f, wg, e.CRS, col, cols, 0.f, out, cols);
+        float* out = panel_buffer(1, e.Kg * nb * e.PQ);
+        product(0.f, out, nb * e.PQ);
         from_columns(out, e.Kg, e.PQ, nb, yg, d.K * e.PQ, bg, bn, g * e.Kg);
       }
     }
@@ -518,13 +597,28 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
   if (d.depthwise()) return depthwise_backward_data(d, dy, w, dx);
   const Geometry e(d);
   const int panel = panel_images(d);
+  const float* flipped = implicit_backward_data(d) ? flipped_weights(d, e, w) : nullptr;
   for (int n0 = 0; n0 < d.N; n0 += panel) {
     const int nb = std::min(panel, d.N - n0);
     const std::int64_t cols = nb * e.PQ;
     for (int g = 0; g < d.G; ++g) {
-      const float* dyg = panel_dy(d, e, dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ, nb);
+      const float* dy_images = dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ;
       float* dxg = dx + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
       const float* wg = w + g * e.Kg * e.CRS;
+      if (flipped) {  // the flipped convolution of dy, its columns read from dy itself
+        const ConvColumns dy_cols = dy_columns_of(d, e, dy_images, nb);
+        const float* wf = flipped + g * e.Cg * e.Kg * d.R * d.S;
+        const std::int64_t lda = static_cast<std::int64_t>(e.Kg) * d.R * d.S;
+        if (nb == 1) {
+          sgemm_conv_columns(false, e.Cg, 1.f, wf, lda, dy_cols, 0.f, dxg, e.HW);
+        } else {
+          float* out = panel_buffer(1, e.Cg * nb * e.HW);
+          sgemm_conv_columns(false, e.Cg, 1.f, wf, lda, dy_cols, 0.f, out, nb * e.HW);
+          from_columns(out, e.Cg, e.HW, nb, dxg, d.C * e.HW, nullptr);
+        }
+        continue;
+      }
+      const float* dyg = panel_dy(d, e, dy_images, nb);
       if (d.pointwise() && nb == 1) {  // dx = w^T dy in place
         sgemm(true, false, e.Cg, e.PQ, e.Kg, 1.f, wg, e.CRS, dyg, e.PQ, 0.f, dxg, e.PQ);
         continue;
@@ -548,8 +642,13 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
     for (int g = 0; g < d.G; ++g) {
       const float* dyg = panel_dy(d, e, dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ, nb);
       const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
+      float* dwg = dw + g * e.Kg * e.CRS;
+      if (implicit_columns(d)) {
+        sgemm_conv_columns(true, e.Kg, 1.f, dyg, cols, columns_of(d, e, xg, nb), 1.f, dwg, e.CRS);
+        continue;
+      }
       const float* col = panel_columns(d, e, xg, nb);
-      sgemm(false, true, e.Kg, e.CRS, cols, 1.f, dyg, cols, col, cols, 1.f, dw + g * e.Kg * e.CRS, e.CRS);
+      sgemm(false, true, e.Kg, e.CRS, cols, 1.f, dyg, cols, col, cols, 1.f, dwg, e.CRS);
     }
   }
 }
