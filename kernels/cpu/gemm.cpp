@@ -144,6 +144,14 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
                              bool first) {
   using V = typename T::Vec;
   constexpr std::int64_t MR = T::MR, NV = T::NV, L = T::L, NR = T::NR;
+  // Ask for C's lines (for writing) before the k loop, so that fetching them overlaps the FMAs:
+  // C is often fresh memory (a convolution's output) and, with a short K (1x1 convolutions:
+  // K = 64, 256 FMAs per element of the tile), waiting for its lines at the stores halved the
+  // rate (cold C, M 256 N 3136 K 64, one thread: 45 GFLOP/s against 108 with C in cache).
+  for (std::int64_t i = 0; i < mr; ++i) {
+    __builtin_prefetch(c + i * ldc, 1);
+    __builtin_prefetch(c + i * ldc + std::min(nr, NR) - 1, 1);
+  }
   V acc[MR][NV];
   for (int i = 0; i < MR; ++i)
     for (int v = 0; v < NV; ++v) acc[i][v] = V{};
