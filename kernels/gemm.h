@@ -43,6 +43,8 @@ void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int6
 // so K = C R S and N = images P W. sgemm_conv_columns packs B's slivers straight from x: the
 // (C R S, N) matrix im2col would write and the GEMM read back (9x the input for a 3x3) never
 // exists. R S at most kMaxConvTaps.
+enum class CpuGemmKernel;
+
 struct ConvColumns {
   const float* x = nullptr;  // image 0, channel 0
   std::int64_t image = 0;    // floats from one image to the next
@@ -56,6 +58,33 @@ constexpr int kMaxConvTaps = 49;  // up to 7 x 7
 // The same bits as sgemm over the explicit im2col matrix.
 void sgemm_conv_columns(bool trans_b, std::int64_t M, float alpha, const float* A, std::int64_t lda,
                         const ConvColumns& cols, float beta, float* C, std::int64_t ldc);
+
+// op(A) packed once for several products that share it (a convolution's weights over its panels
+// of images): sgemm would otherwise pack it again in every call, in every thread. `room` (at
+// least floats_for(M, K) floats) holds the packed copy and must outlive the PackedA; the
+// register tile is the one in force when it is packed. The products give the same bits as
+// sgemm with A itself.
+class PackedA {
+ public:
+  static std::int64_t floats_for(std::int64_t M, std::int64_t K);
+  PackedA(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* room);
+  std::int64_t M() const { return M_; }
+  std::int64_t K() const { return K_; }
+  CpuGemmKernel kernel() const { return kernel_; }
+  const float* data() const { return data_; }
+
+ private:
+  std::int64_t M_, K_;
+  CpuGemmKernel kernel_;
+  const float* data_;
+};
+
+// C = alpha op(A) B + beta C with A packed (B stored (K, N), ldb); and the forward product of
+// convolution columns with A packed.
+void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::int64_t ldb, float beta, float* C,
+           std::int64_t ldc);
+void sgemm_conv_columns(bool trans_b, const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C,
+                        std::int64_t ldc);
 
 // sgemm's register tile: Auto (the default) takes AVX-512 where the CPU has it (unless
 // CXR_CPU_GEMM=avx2), else AVX2. Both give the same bits; the setter is for tests and benchmarks.

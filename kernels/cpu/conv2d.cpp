@@ -58,6 +58,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <optional>
 #include <vector>
 
 #include "kernels/batch_norm.h"
@@ -310,13 +311,17 @@ void from_columns(const float* src, std::int64_t rows, std::int64_t PQ, int nb, 
     }
 }
 
-// The panel buffers of the calling thread (columns, outputs, flipped weights), reused between calls.
+// The panel buffers of the calling thread (columns, outputs, flipped weights, packed weights),
+// reused between calls.
 float* panel_buffer(int which, std::int64_t size) {
-  thread_local std::vector<float> buffers[3];
+  thread_local std::vector<float> buffers[4];
   std::vector<float>& b = buffers[which];
   if (static_cast<std::int64_t>(b.size()) < size) b.resize(static_cast<std::size_t>(size));
   return b.data();
 }
+
+// Room for a PackedA of an M x K operand (the weights of a pass, packed once for its panels).
+float* packing_room(std::int64_t M, std::int64_t K) { return panel_buffer(3, PackedA::floats_for(M, K)); }
 
 // The sizes of one convolution as the panel loops use them.
 struct Geometry {
@@ -561,20 +566,21 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
   if (d.depthwise()) return depthwise_forward(d, x, w, b, y, bn);
   const Geometry e(d);
   const int panel = panel_images(d);
+  std::optional<PackedA> packed;  // w[g], packed once for every panel (per panel with groups)
   for (int n0 = 0; n0 < d.N; n0 += panel) {
     const int nb = std::min(panel, d.N - n0);
     for (int g = 0; g < d.G; ++g) {
       const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
       float* yg = y + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ;
-      const float* wg = w + g * e.Kg * e.CRS;
       const float* bg = b ? b + g * e.Kg : nullptr;
+      if (!packed || d.G > 1) packed.emplace(false, e.Kg, e.CRS, w + g * e.Kg * e.CRS, e.CRS, packing_room(e.Kg, e.CRS));
       const bool implicit = implicit_columns(d);
       const ConvColumns cols = columns_of(d, e, xg, nb);
       const float* col = implicit ? nullptr : panel_columns(d, e, xg, nb);
       // Y (Kg, ld) = w[g] (Kg, C' R S) times the columns
       const auto product = [&](float beta, float* out, std::int64_t ld) {
-        if (implicit) sgemm_conv_columns(false, e.Kg, 1.f, wg, e.CRS, cols, beta, out, ld);
-        else sgemm(false, false, e.Kg, ld, e.CRS, 1.f, wg, e.CRS, col, ld, beta, out, ld);
+        if (implicit) sgemm_conv_columns(false, *packed, 1.f, cols, beta, out, ld);
+        else sgemm(*packed, ld, 1.f, col, ld, beta, out, ld);
       };
       if (nb == 1) {  // straight into y, the bias preloaded
         if (bg)
@@ -598,33 +604,36 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
   const Geometry e(d);
   const int panel = panel_images(d);
   const float* flipped = implicit_backward_data(d) ? flipped_weights(d, e, w) : nullptr;
+  const std::int64_t KRS = static_cast<std::int64_t>(e.Kg) * d.R * d.S;
+  std::optional<PackedA> packed;  // w'[g] (C', K' R S) or w[g]^T (C' R S, K'), packed once for every panel
   for (int n0 = 0; n0 < d.N; n0 += panel) {
     const int nb = std::min(panel, d.N - n0);
     const std::int64_t cols = nb * e.PQ;
     for (int g = 0; g < d.G; ++g) {
       const float* dy_images = dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ;
       float* dxg = dx + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
-      const float* wg = w + g * e.Kg * e.CRS;
+      if (!packed || d.G > 1) {
+        if (flipped) packed.emplace(false, e.Cg, KRS, flipped + g * e.Cg * KRS, KRS, packing_room(e.Cg, KRS));
+        else packed.emplace(true, e.CRS, e.Kg, w + g * e.Kg * e.CRS, e.CRS, packing_room(e.CRS, e.Kg));
+      }
       if (flipped) {  // the flipped convolution of dy, its columns read from dy itself
         const ConvColumns dy_cols = dy_columns_of(d, e, dy_images, nb);
-        const float* wf = flipped + g * e.Cg * e.Kg * d.R * d.S;
-        const std::int64_t lda = static_cast<std::int64_t>(e.Kg) * d.R * d.S;
         if (nb == 1) {
-          sgemm_conv_columns(false, e.Cg, 1.f, wf, lda, dy_cols, 0.f, dxg, e.HW);
+          sgemm_conv_columns(false, *packed, 1.f, dy_cols, 0.f, dxg, e.HW);
         } else {
           float* out = panel_buffer(1, e.Cg * nb * e.HW);
-          sgemm_conv_columns(false, e.Cg, 1.f, wf, lda, dy_cols, 0.f, out, nb * e.HW);
+          sgemm_conv_columns(false, *packed, 1.f, dy_cols, 0.f, out, nb * e.HW);
           from_columns(out, e.Cg, e.HW, nb, dxg, d.C * e.HW, nullptr);
         }
         continue;
       }
       const float* dyg = panel_dy(d, e, dy_images, nb);
       if (d.pointwise() && nb == 1) {  // dx = w^T dy in place
-        sgemm(true, false, e.Cg, e.PQ, e.Kg, 1.f, wg, e.CRS, dyg, e.PQ, 0.f, dxg, e.PQ);
+        sgemm(*packed, e.PQ, 1.f, dyg, e.PQ, 0.f, dxg, e.PQ);
         continue;
       }
       float* col = panel_buffer(0, e.CRS * cols);
-      sgemm(true, false, e.CRS, cols, e.Kg, 1.f, wg, e.CRS, dyg, cols, 0.f, col, cols);
+      sgemm(*packed, cols, 1.f, dyg, cols, 0.f, col, cols);
       if (d.pointwise()) from_columns(col, e.Cg, e.PQ, nb, dxg, d.C * e.HW, nullptr);
       else col2im(d, col, nb, dxg);
     }

@@ -22,6 +22,14 @@
 //   shared with other jobs could cost a scheduler slice each; v2 split C into MC x chunk
 //   tasks, each repacking its own A block and B chunk, which for the small-N GEMMs of
 //   per-image convolutions packed as many floats as it multiplied.)
+//   When a thread's rows fit one A block (M <= MC), each B sliver is packed right before the A
+//   block sweeps it instead of a whole NC panel first (rectangle()).
+// Operands that are not plain matrices:
+//   op(A) packed once (PackedA): K blocks of padded-M slivers, shared by every thread and every
+//     call that passes it (a convolution's weights over its panels of images);
+//   op(B) = convolution columns (ConvColumns, implicit im2col): the B slivers are packed from
+//     the image itself, with lane masks for the padding (pack_b_columns, and
+//     pack_b_columns_transposed for backward-weight's columns^T).
 // Packing makes every operand layout (both transposes) look the same to the micro-kernel and
 // pads partial slivers with zeros, so edges only matter when the tile is written back.
 // Two of the packings are transposes: op(A) = A stored (M, K) (slivers want MR rows side by
@@ -196,6 +204,7 @@ struct Operands {
   std::int64_t ldc;
   const ConvColumns* cols = nullptr;  // when set, op(B) is these convolution columns (B, ldb unused)
   std::uint64_t call = 0;             // with cols: this call's number (pack_b_columns_transposed's tables)
+  const float* a_packed = nullptr;    // when set, op(A) already packed (PackedA; A, lda unused)
 };
 
 // op(A)[ic:ic+mc, pc:pc+kc] -> mc/MR slivers, Ap[s][k][i] = op(A)(ic + s MR + i, pc + k),
@@ -435,14 +444,22 @@ CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, 
 template <class T>
 CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, std::int64_t n0, std::int64_t n1,
                           float* a_buf, float* b_buf) {
+  // The A block of rows [ic, ic + mc) and K block pc: packed here, or read from o.a_packed
+  // (see PackedA: K blocks of padded-M slivers).
+  const std::int64_t m_padded = (o.M + T::MR - 1) / T::MR * T::MR;
+  const auto a_block = [&](std::int64_t ic, std::int64_t mc, std::int64_t pc, std::int64_t kc) -> const float* {
+    if (o.a_packed) return o.a_packed + pc * m_padded + ic / T::MR * kc * T::MR;
+    pack_a<T>(o, ic, mc, m1, pc, kc, a_buf);
+    return a_buf;
+  };
   if (m1 - m0 <= T::MC) {
     for (std::int64_t pc = 0; pc < o.K; pc += T::KC) {
       const std::int64_t kc = std::min(T::KC, o.K - pc);
-      pack_a<T>(o, m0, m1 - m0, m1, pc, kc, a_buf);
+      const float* ap = a_block(m0, m1 - m0, pc, kc);
       for (std::int64_t jr = n0; jr < n1; jr += T::NR) {
         const std::int64_t nr = std::min(T::NR, n1 - jr);
         pack_b<T>(o, jr, nr, n1, pc, kc, b_buf);
-        macro_kernel<T>(m1 - m0, nr, kc, a_buf, b_buf, o.C + m0 * o.ldc + jr, o.ldc, o.alpha, o.overwrite && pc == 0);
+        macro_kernel<T>(m1 - m0, nr, kc, ap, b_buf, o.C + m0 * o.ldc + jr, o.ldc, o.alpha, o.overwrite && pc == 0);
       }
     }
     return;
@@ -454,8 +471,8 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
       pack_b<T>(o, jc, nc, n1, pc, kc, b_buf);
       for (std::int64_t ic = m0; ic < m1; ic += T::MC) {
         const std::int64_t mc = std::min(T::MC, m1 - ic);
-        pack_a<T>(o, ic, mc, m1, pc, kc, a_buf);
-        macro_kernel<T>(mc, nc, kc, a_buf, b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha, o.overwrite && pc == 0);
+        macro_kernel<T>(mc, nc, kc, a_block(ic, mc, pc, kc), b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha,
+                        o.overwrite && pc == 0);
       }
     }
   }
@@ -473,6 +490,27 @@ __attribute__((target("arch=x86-64-v4"))) void rectangle_avx512(const Operands& 
                                                                std::int64_t n0, std::int64_t n1, float* a_buf,
                                                                float* b_buf) {
   rectangle<Avx512Tile>(o, m0, m1, n0, n1, a_buf, b_buf);
+}
+
+// PackedA's layout: K blocks of KC rows in order, each ceil(M / MR) slivers of kc x MR (pack_a's),
+// so block pc starts pc * M_padded floats in and the sliver of row ic at (ic / MR) kc MR within.
+template <class T>
+CXR_INLINE void pack_a_all(const Operands& o, float* room) {
+  const std::int64_t m_padded = (o.M + T::MR - 1) / T::MR * T::MR;
+  const std::int64_t blocks = (o.K + T::KC - 1) / T::KC;
+#pragma omp parallel for schedule(static) if (!omp_in_parallel() && m_padded * o.K > (1 << 16))
+  for (std::int64_t b = 0; b < blocks; ++b) {
+    const std::int64_t pc = b * T::KC, kc = std::min(T::KC, o.K - pc);
+    pack_a<T>(o, 0, o.M, o.M, pc, kc, room + pc * m_padded);
+  }
+}
+
+__attribute__((target_clones("arch=x86-64-v3", "default"))) void pack_a_all_avx2(const Operands& o, float* room) {
+  pack_a_all<Avx2Tile>(o, room);
+}
+
+__attribute__((target("arch=x86-64-v4"))) void pack_a_all_avx512(const Operands& o, float* room) {
+  pack_a_all<Avx512Tile>(o, room);
 }
 
 bool cpu_has_avx512() {
@@ -519,14 +557,14 @@ void choose_split(std::int64_t M, std::int64_t N, std::int64_t mr, std::int64_t 
 namespace {
 
 // sgemm and sgemm_conv_columns: C split among the threads, each running its rectangle.
-void run(const Operands& o, float beta) {
+void run(const Operands& o, float beta, CpuGemmKernel packed_kernel = CpuGemmKernel::Auto) {
   const std::int64_t M = o.M, N = o.N, K = o.K, ldc = o.ldc;
   float* C = o.C;
   if (M <= 0 || N <= 0) return;
   const bool multiply = K > 0 && o.alpha != 0.f;
 
   const double flops = 2.0 * static_cast<double>(M) * static_cast<double>(N) * static_cast<double>(K);
-  const bool avx512 = resolved_kernel() == CpuGemmKernel::Avx512;
+  const bool avx512 = (o.a_packed ? packed_kernel : resolved_kernel()) == CpuGemmKernel::Avx512;
   const std::int64_t MR = avx512 ? Avx512Tile::MR : Avx2Tile::MR, NR = avx512 ? Avx512Tile::NR : Avx2Tile::NR;
   int tm = 1, tn = 1;
   if (!omp_in_parallel() && flops >= 2e6) choose_split(M, N, MR, NR, omp_get_max_threads(), tm, tn);
@@ -556,15 +594,8 @@ void run(const Operands& o, float beta) {
   }
 }
 
-}  // namespace
-
-void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
-           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
-  run(Operands{trans_a, trans_b, M, N, K, alpha, beta == 0.f, A, lda, B, ldb, C, ldc}, beta);
-}
-
-void sgemm_conv_columns(bool trans_b, std::int64_t M, float alpha, const float* A, std::int64_t lda,
-                        const ConvColumns& cols, float beta, float* C, std::int64_t ldc) {
+Operands columns_operands(bool trans_b, std::int64_t M, float alpha, const float* A, std::int64_t lda,
+                          const ConvColumns& cols, float beta, float* C, std::int64_t ldc) {
   CXR_CHECK(cols.R * cols.S <= kMaxConvTaps, "sgemm_conv_columns: a ", cols.R, " x ", cols.S, " kernel has ",
             cols.R * cols.S, " taps, at most ", kMaxConvTaps, " are supported");
   const std::int64_t pixels = static_cast<std::int64_t>(cols.images) * cols.P * cols.W;
@@ -574,7 +605,48 @@ void sgemm_conv_columns(bool trans_b, std::int64_t M, float alpha, const float* 
   static std::atomic<std::uint64_t> calls{0};
   o.cols = &cols;
   o.call = ++calls;
-  run(o, beta);
+  return o;
+}
+
+}  // namespace
+
+void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
+           std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
+  run(Operands{trans_a, trans_b, M, N, K, alpha, beta == 0.f, A, lda, B, ldb, C, ldc}, beta);
+}
+
+std::int64_t PackedA::floats_for(std::int64_t M, std::int64_t K) {
+  const auto padded = [M](std::int64_t mr) { return (M + mr - 1) / mr * mr; };
+  return std::max(padded(Avx2Tile::MR), padded(Avx512Tile::MR)) * K;  // M padded to the tile's MR
+}
+
+PackedA::PackedA(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* room)
+    : M_(M), K_(K), kernel_(resolved_kernel()), data_(room) {
+  const Operands o{trans_a, false, M, 0, K, 1.f, false, A, lda, nullptr, 0, nullptr, 0};
+  if (M <= 0 || K <= 0) return;
+  if (kernel_ == CpuGemmKernel::Avx512) pack_a_all_avx512(o, room);
+  else pack_a_all_avx2(o, room);
+}
+
+void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::int64_t ldb, float beta, float* C,
+           std::int64_t ldc) {
+  Operands o{false, false, a.M(), N, a.K(), alpha, beta == 0.f, nullptr, 0, B, ldb, C, ldc};
+  o.a_packed = a.data();
+  run(o, beta, a.kernel());
+}
+
+void sgemm_conv_columns(bool trans_b, const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C,
+                        std::int64_t ldc) {
+  CXR_CHECK(!trans_b, "sgemm_conv_columns: a packed A is for the forward products (trans_b false)");
+  Operands o = columns_operands(false, a.M(), alpha, nullptr, 0, cols, beta, C, ldc);
+  CXR_CHECK(o.K == a.K(), "sgemm_conv_columns: the packed A has K = ", a.K(), ", the columns ", o.K, " rows");
+  o.a_packed = a.data();
+  run(o, beta, a.kernel());
+}
+
+void sgemm_conv_columns(bool trans_b, std::int64_t M, float alpha, const float* A, std::int64_t lda,
+                        const ConvColumns& cols, float beta, float* C, std::int64_t ldc) {
+  run(columns_operands(trans_b, M, alpha, A, lda, cols, beta, C, ldc), beta);
 }
 
 void set_cpu_gemm_kernel(CpuGemmKernel k) { g_kernel.store(k, std::memory_order_relaxed); }

@@ -1,8 +1,8 @@
 // The CPU convolution's implicit im2col (cpu::sgemm_conv_columns, kernels/gemm.h): the GEMM packs its
 // B slivers straight from the image instead of from an im2col matrix.
 //   - sgemm_conv_columns gives the same bits as sgemm over the explicit im2col matrix, for
-//     op(B) = columns (forward) and columns^T (backward-weight), with each register tile and at
-//     1 and 2 threads: the packing is the only thing that changed.
+//     op(B) = columns (forward, also with A packed once) and columns^T (backward-weight), with
+//     each register tile and at 1 and 2 threads: the packing is the only thing that changed.
 //   - conv2d's forward, backward-data (the flipped convolution of dy) and backward-weight on the
 //     shapes that take these paths against the float reference: planes wider and narrower than
 //     a sliver, panels of several images (slivers that straddle two images), dilation, groups,
@@ -98,6 +98,11 @@ TEST_CASE("sgemm_conv_columns equals sgemm over the explicit im2col matrix, bit 
         cpu::sgemm(false, false, cc.M, N, K, 1.f, a.data(), K, col.data(), N, 0.f, want.data(), N);
         cpu::sgemm_conv_columns(false, cc.M, 1.f, a.data(), K, v, 0.f, got.data(), N);
         CHECK(got == want);
+        std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(cc.M, K)));
+        std::vector<float> got_packed(want.size(), -1.f);
+        cpu::sgemm_conv_columns(false, cpu::PackedA(false, cc.M, K, a.data(), K, room.data()), 1.f, v, 0.f,
+                                got_packed.data(), N);
+        CHECK(got_packed == want);
         std::vector<float> want_t = c0, got_t = c0;
         cpu::sgemm(false, true, cc.M, K, N, 0.5f, dy.data(), N, col.data(), N, 1.f, want_t.data(), K);
         cpu::sgemm_conv_columns(true, cc.M, 0.5f, dy.data(), N, v, 1.f, got_t.data(), K);

@@ -141,6 +141,37 @@ TEST_CASE("sgemm: the AVX-512 and AVX2 register tiles give the same bits" * doct
   }
 }
 
+TEST_CASE("sgemm with op(A) packed once (PackedA) gives the bits of sgemm, with each tile and thread count" *
+          doctest::test_suite("cpu")) {
+  std::vector<GemmCase> cases;
+  for (const GemmCase& g : cpu_cases())
+    if (!g.tb) cases.push_back(g);  // PackedA's products take B as stored
+  cases.push_back({false, false, 200, 300, 600, 1, 1.f, 0.f});  // several K and M blocks, both thread splits
+  cases.push_back({true, false, 45, 77, 513, 2, 0.5f, 1.f});
+  cases.push_back({true, false, 300, 20, 70, 0});  // thread parts split M
+  std::uint64_t seed = 300;
+  for (const cpu::CpuGemmKernel k : available_kernels())
+    for (int threads : {1, 2})
+      for (const GemmCase& g : cases) {
+        const GemmKernelScope scope(k);
+        const ThreadCountScope t(threads);
+        CAPTURE(cpu::cpu_gemm_kernel_name(k));
+        CAPTURE(threads);
+        CAPTURE(describe(g));
+        const Operands base = make_operands(g, seed++);
+        Operands want = base, got = base;
+        cpu::sgemm(g.ta, false, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, g.beta,
+                   want.c.data(), want.ldc);
+        std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(g.M, g.K)), -1.f);
+        const cpu::PackedA packed(g.ta, g.M, g.K, got.a.data(), got.lda, room.data());
+        for (int use = 0; use < 2; ++use) {  // the same packing, used twice
+          got.c = base.c;
+          cpu::sgemm(packed, g.N, g.alpha, got.b.data(), got.ldb, g.beta, got.c.data(), got.ldc);
+          CHECK(got.c == want.c);
+        }
+      }
+}
+
 TEST_CASE("gemm_reference<float> agrees with gemm_reference<double>" * doctest::test_suite("cpu")) {
   const GemmCase g{true, false, 9, 11, 13, 2, 1.5f, 0.5f};
   Operands o = make_operands(g, 42);
