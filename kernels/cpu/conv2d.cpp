@@ -45,7 +45,9 @@
 // no im2col, no col2im); 1x1 stride 2 goes through im2col, which then is just a subsampling
 // copy (C' PQ floats per image).
 // depthwise (G == C == K): direct loops, R S FMAs per output, memory bound; a GEMM of
-// K' = C' = 1 would waste the micro-kernel.
+// K' = C' = 1 would waste the micro-kernel. Stride 1 goes through a zero-padded copy of each
+// plane, 8 outputs per vector (kernels/cpu/depthwise_padded.h); strides of 2 keep the loops
+// below.
 // Threads: sgemm splits C among all OpenMP threads (kernels/cpu/gemm.cpp); im2col, col2im and
 // the gathers run in parallel over (image, channel) with disjoint writes. No sum is split
 // between threads -- backward-weight accumulates the panels into dw one after the other --
@@ -63,6 +65,7 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
+#include "kernels/cpu/depthwise_padded.h"
 #include "kernels/gemm.h"
 
 namespace cxr::cpu {
@@ -413,7 +416,8 @@ const float* panel_dy(const Conv2dDims& d, const Geometry& e, const float* dyg, 
   return rows;
 }
 
-// The depthwise loops work on one (image, channel) plane at a time. Each plane body exists twice:
+// The depthwise loops of strided convolutions (stride 1: depthwise_padded.h) work on one
+// (image, channel) plane at a time. Each plane body exists twice:
 // wide (unit-stride rows in loops of their own, backward-weight's row sums in eight lanes,
 // compiled for AVX2 + FMA by target_clones, the baseline where the CPU lacks it) and narrow (the
 // plain loops, baseline code). Rows of at least kWideRow outputs take the wide one: measured on
@@ -456,8 +460,29 @@ CXR_PLANE_VARIANTS(depthwise_forward_plane,
                    (const Conv2dDims& d, const float* plane, const float* wc, float bias, float* out),
                    (d, plane, wc, bias, out))
 
+// Stride 1: the padded-plane kernels (kernels/cpu/depthwise_padded.h); the plane of the
+// forward (and backward-weight), and of backward-data as the forward of dy with the flipped
+// filter.
+bool depthwise_padded(const Conv2dDims& d) { return d.sh == 1 && d.sw == 1; }
+DepthwisePlane forward_plane(const Conv2dDims& d) { return {d.H, d.W, d.P, d.Q, d.R, d.S, d.dh, d.dw, d.ph, d.pw}; }
+DepthwisePlane backward_data_plane(const Conv2dDims& d) {
+  return {d.P, d.Q, d.H, d.W, d.R, d.S, d.dh, d.dw, (d.R - 1) * d.dh - d.ph, (d.S - 1) * d.dw - d.pw};
+}
+
 void depthwise_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
                        const BnEvalChannels* bn) {
+  if (depthwise_padded(d)) {
+    const DepthwisePlane plane = forward_plane(d);
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < d.N * d.C; ++nc) {
+      const int c = nc % d.C;
+      float* out = y + static_cast<std::int64_t>(nc) * d.P * d.Q;
+      depthwise_plane_forward(plane, x + static_cast<std::int64_t>(nc) * d.H * d.W,
+                              w + static_cast<std::int64_t>(c) * d.R * d.S, b ? b[c] : 0.f, out);
+      if (bn) batch_norm2d_eval_plane(*bn, c, out, static_cast<std::int64_t>(d.P) * d.Q);
+    }
+    return;
+  }
   const auto plane_fn = d.Q >= kWideRow ? depthwise_forward_plane_wide : depthwise_forward_plane_narrow;
 #pragma omp parallel for schedule(static)
   for (int nc = 0; nc < d.N * d.C; ++nc) {
@@ -495,6 +520,19 @@ CXR_PLANE_VARIANTS(depthwise_backward_data_plane, (const Conv2dDims& d, const fl
                    (d, g, wc, plane))
 
 void depthwise_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
+  const DepthwisePlane flipped_plane = backward_data_plane(d);
+  if (depthwise_padded(d) && flipped_plane.ph >= 0 && flipped_plane.pw >= 0) {
+    const int RS = d.R * d.S;
+    std::vector<float> flipped(static_cast<std::size_t>(d.C) * RS);
+    for (int c = 0; c < d.C; ++c)
+      for (int t = 0; t < RS; ++t) flipped[static_cast<std::size_t>(c) * RS + t] = w[static_cast<std::int64_t>(c) * RS + RS - 1 - t];
+#pragma omp parallel for schedule(static)
+    for (int nc = 0; nc < d.N * d.C; ++nc)
+      depthwise_plane_forward(flipped_plane, dy + static_cast<std::int64_t>(nc) * d.P * d.Q,
+                              flipped.data() + static_cast<std::size_t>(nc % d.C) * RS, 0.f,
+                              dx + static_cast<std::int64_t>(nc) * d.H * d.W);
+    return;
+  }
   const auto plane_fn = d.Q >= kWideRow ? depthwise_backward_data_plane_wide : depthwise_backward_data_plane_narrow;
 #pragma omp parallel for schedule(static)
   for (int nc = 0; nc < d.N * d.C; ++nc) {
@@ -553,6 +591,22 @@ CXR_PLANE_VARIANTS(depthwise_backward_weight_channel,
                    (const Conv2dDims& d, const float* dy, const float* x, int c, float* dwc), (d, dy, x, c, dwc))
 
 void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
+  if (depthwise_padded(d)) {  // per channel: the planes' f32 sums added in image order, in double
+    const DepthwisePlane plane = forward_plane(d);
+    const int RS = d.R * d.S;
+#pragma omp parallel for schedule(static)
+    for (int c = 0; c < d.C; ++c) {
+      std::vector<double> sum(static_cast<std::size_t>(RS), 0.0);
+      std::vector<float> g(static_cast<std::size_t>(RS));
+      for (int n = 0; n < d.N; ++n) {
+        const std::int64_t nc = static_cast<std::int64_t>(n) * d.C + c;
+        depthwise_plane_weight_grad(plane, x + nc * d.H * d.W, dy + nc * d.P * d.Q, g.data());
+        for (int t = 0; t < RS; ++t) sum[static_cast<std::size_t>(t)] += g[static_cast<std::size_t>(t)];
+      }
+      for (int t = 0; t < RS; ++t) dw[static_cast<std::int64_t>(c) * RS + t] = static_cast<float>(sum[static_cast<std::size_t>(t)]);
+    }
+    return;
+  }
   const auto channel_fn =
       d.Q >= kWideRow ? depthwise_backward_weight_channel_wide : depthwise_backward_weight_channel_narrow;
 #pragma omp parallel for schedule(static)
