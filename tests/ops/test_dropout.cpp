@@ -1,6 +1,8 @@
 // dropout / drop_path in the op registry, and the counter-based RNG behind their masks.
 #include <bit>
 #include <cmath>
+#include <random>
+#include <vector>
 
 #include "kernels/common/random.h"
 #include "kernels/dropout.h"
@@ -113,6 +115,30 @@ TEST_CASE("dropout keeps about 1 - p of a large tensor and scales by 1 / (1 - p)
   CHECK(count_zeros(dropout(x, {1.f, 77, 0, true}).to_vector()) == x.numel());
   CHECK(dropout(x, {0.5f, 77, 0, true}).to_vector() != dropout(x, {0.5f, 77, 1, true}).to_vector());
   CHECK_THROWS_WITH_AS(dropout(x, {1.5f, 0, 0, true}), doctest::Contains("p must be in [0, 1]"), cxr::Error);
+}
+
+TEST_CASE("dropout and drop_path: every element is the definition's, across thread chunks and long groups" *
+          doctest::test_suite("cpu")) {
+  // y_i = x_i * [keep(seed, offset + i / group)] * scale, element by element, against the fast
+  // loop's runs (groups longer than its chunks of 2^14 elements and shorter ones, ragged ends,
+  // two threads).
+  const ThreadCountScope threads(2);
+  std::mt19937_64 rng(3);
+  std::normal_distribution<float> nd;
+  for (const std::int64_t group : {std::int64_t{1}, std::int64_t{3}, std::int64_t{2500}, std::int64_t{37000}}) {
+    CAPTURE(group);
+    const std::int64_t n = 5 * 37000 + 11;
+    std::vector<float> x(static_cast<std::size_t>(n)), y(x.size());
+    for (float& v : x) v = nd(rng);
+    const float p = 0.3f, scale = 1.f / (1.f - p);
+    cpu::dropout_apply<float>(x.data(), y.data(), n, group, p, scale, 11, 5);
+    std::int64_t wrong = 0;
+    for (std::int64_t i = 0; i < n; ++i) {
+      const float want = dropout_keep(11, 5 + static_cast<std::uint64_t>(i / group), p) ? x[i] * scale : 0.f;
+      wrong += y[i] != want;
+    }
+    CHECK(wrong == 0);
+  }
 }
 
 TEST_CASE("dropout and drop_path masks are identical on the CPU and the device" * doctest::test_suite(gpu_suite()) *
