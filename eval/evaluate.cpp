@@ -16,6 +16,7 @@
 #include "data/splits.h"
 #include "dist/communicator.h"
 #include "eval/gather_inference.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "kernels/cxr_loss.h"
 #include "models/model_factory.h"
 #include "eval/metrics.h"
@@ -30,6 +31,7 @@ InferenceResult run_inference(CxrModel& model, data::DataLoader& loader, std::in
   const double t0 = steady_seconds();
   model.eval();
   NoGradGuard no_grad;  // nothing is cached for a backward
+  const cpu::FrozenWeightsScope frozen;  // no weight changes during the pass: each is packed once
   double loss_sum = 0;
   for (const data::Batch& b : loader.epoch(epoch)) {
     HeadOutputs o = model.forward_heads(b.images);

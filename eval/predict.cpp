@@ -11,6 +11,7 @@
 #include "data/image_io.h"
 #include "data/normalize.h"
 #include "data/resize.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "eval/cam.h"
 #include "eval/evaluate.h"
 #include "eval/overlay.h"
@@ -105,6 +106,7 @@ PredictSummary predict_images(const PredictOptions& o, std::ostream& out) {
     fs::create_directories(overlay_dir);
   }
   const double t0 = steady_seconds();
+  const cpu::FrozenWeightsScope frozen;  // the weights do not change: each is packed once
   for (std::size_t start = 0; start < o.images.size(); start += static_cast<std::size_t>(o.batch_size)) {
     const std::size_t n = std::min(o.images.size() - start, static_cast<std::size_t>(o.batch_size));
     Tensor x = Tensor::empty({static_cast<std::int64_t>(n), norm.channels, S, S});

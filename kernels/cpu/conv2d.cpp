@@ -66,6 +66,7 @@
 #include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
 #include "kernels/cpu/depthwise_padded.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "kernels/gemm.h"
 
 namespace cxr::cpu {
@@ -620,21 +621,28 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
   if (d.depthwise()) return depthwise_forward(d, x, w, b, y, bn);
   const Geometry e(d);
   const int panel = panel_images(d);
-  std::optional<PackedA> packed;  // w[g], packed once for every panel (per panel with groups)
+  // w[g], packed once for every panel (per panel with groups), or once for the whole scope when
+  // the weights are frozen (kernels/cpu/frozen_weights.h)
+  std::optional<PackedA> packed;
+  const PackedA* weights = nullptr;
   for (int n0 = 0; n0 < d.N; n0 += panel) {
     const int nb = std::min(panel, d.N - n0);
     for (int g = 0; g < d.G; ++g) {
       const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
       float* yg = y + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ;
       const float* bg = b ? b + g * e.Kg : nullptr;
-      if (!packed || d.G > 1) packed.emplace(false, e.Kg, e.CRS, w + g * e.Kg * e.CRS, e.CRS, packing_room(e.Kg, e.CRS));
+      if (!weights || d.G > 1) {
+        const float* wg = w + g * e.Kg * e.CRS;
+        weights = frozen_packed_a(false, e.Kg, e.CRS, wg, e.CRS);
+        if (!weights) weights = &packed.emplace(false, e.Kg, e.CRS, wg, e.CRS, packing_room(e.Kg, e.CRS));
+      }
       const bool implicit = implicit_columns(d);
       const ConvColumns cols = columns_of(d, e, xg, nb);
       const float* col = implicit ? nullptr : panel_columns(d, e, xg, nb);
       // Y (Kg, ld) = w[g] (Kg, C' R S) times the columns
       const auto product = [&](float beta, float* out, std::int64_t ld) {
-        if (implicit) sgemm_conv_columns(false, *packed, 1.f, cols, beta, out, ld);
-        else sgemm(*packed, ld, 1.f, col, ld, beta, out, ld);
+        if (implicit) sgemm_conv_columns(false, *weights, 1.f, cols, beta, out, ld);
+        else sgemm(*weights, ld, 1.f, col, ld, beta, out, ld);
       };
       if (nb == 1) {  // straight into y, the bias preloaded
         if (bg)

@@ -1,0 +1,107 @@
+// The frozen-weights cache (see kernels/cpu/frozen_weights.h): a map from an operand's identity
+// to its packed copy, behind one mutex, alive while any FrozenWeightsScope is open.
+#include "kernels/cpu/frozen_weights.h"
+
+#include <array>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <tuple>
+#include <vector>
+
+namespace cxr::cpu {
+
+namespace {
+
+constexpr int kSamples = 16;
+
+struct Key {
+  const float* A;
+  bool trans_a;
+  std::int64_t M, K, lda;
+  CpuGemmKernel kernel;
+  std::array<std::uint32_t, kSamples> samples;  // the bits of 16 values spread over the operand
+
+  bool operator<(const Key& o) const {
+    return std::tie(A, trans_a, M, K, lda, kernel, samples) <
+           std::tie(o.A, o.trans_a, o.M, o.K, o.lda, o.kernel, o.samples);
+  }
+};
+
+struct Entry {
+  std::vector<float> room;
+  std::unique_ptr<PackedA> packed;
+};
+
+struct Cache {
+  std::mutex mutex;
+  int scopes = 0;
+  std::map<Key, Entry> entries;
+};
+
+Cache& cache() {
+  static Cache c;
+  return c;
+}
+
+// Value i of kSamples, spread evenly over the stored rows x columns of the operand.
+std::array<std::uint32_t, kSamples> sample(bool trans_a, std::int64_t M, std::int64_t K, const float* A,
+                                           std::int64_t lda) {
+  const std::int64_t rows = trans_a ? K : M, cols = trans_a ? M : K, n = rows * cols;
+  std::array<std::uint32_t, kSamples> s{};
+  for (int i = 0; i < kSamples; ++i) {
+    const std::int64_t e = n <= 1 ? 0 : (n - 1) * i / (kSamples - 1);
+    std::memcpy(&s[static_cast<std::size_t>(i)], A + (e / cols) * lda + e % cols, sizeof(float));
+  }
+  return s;
+}
+
+}  // namespace
+
+FrozenWeightsScope::FrozenWeightsScope() {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  ++c.scopes;
+}
+
+FrozenWeightsScope::~FrozenWeightsScope() {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  if (--c.scopes == 0) c.entries.clear();
+}
+
+bool weights_frozen() {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  return c.scopes > 0;
+}
+
+const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda) {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  if (c.scopes == 0 || M <= 0 || K <= 0) return nullptr;
+  const Key key{A, trans_a, M, K, lda, cpu_gemm_kernel(), sample(trans_a, M, K, A, lda)};
+  Entry& e = c.entries[key];
+  if (!e.packed) {
+    e.room.resize(static_cast<std::size_t>(PackedA::floats_for(M, K)));
+    e.packed = std::make_unique<PackedA>(trans_a, M, K, A, lda, e.room.data());
+  }
+  return e.packed.get();
+}
+
+std::size_t frozen_weights_entries() {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  return c.entries.size();
+}
+
+std::size_t frozen_weights_bytes() {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  std::size_t bytes = 0;
+  for (const auto& [key, e] : c.entries) bytes += e.room.size() * sizeof(float);
+  return bytes;
+}
+
+}  // namespace cxr::cpu

@@ -1,0 +1,45 @@
+// Frozen weights: packing a convolution's weights once for a whole evaluation.
+//
+// sgemm reorders op(A) into register-tile slivers before it multiplies (kernels/gemm.h:
+// PackedA). A convolution's A is its weights, so every forward packs them again: a read and a
+// write of the whole tensor, which for one image at 224 px is about as long as the product
+// itself in ResNet's last stage (512 x 4608 weights times 49 pixels).
+//
+// Inside a FrozenWeightsScope the CPU convolutions keep the packed copy of each weight operand
+// they see and reuse it on later calls. The one who opens the scope promises that no weight
+// changes while it is open: evaluation and validation (eval/evaluate.cpp: run_inference),
+// prediction (eval/predict.cpp) and bench_inference open one; training never does. Scopes
+// nest and share one cache, freed when the outermost one closes.
+//
+// An entry is found by the operand's address, shape, leading dimension, transposition and
+// register tile, and 16 of its values at fixed places (so a temporary copy of a parameter,
+// such as an autocast rounding, that lands at an address another one used finds its own
+// entry, not the other's).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "kernels/gemm.h"
+
+namespace cxr::cpu {
+
+class FrozenWeightsScope {
+ public:
+  FrozenWeightsScope();
+  ~FrozenWeightsScope();
+  FrozenWeightsScope(const FrozenWeightsScope&) = delete;
+  FrozenWeightsScope& operator=(const FrozenWeightsScope&) = delete;
+};
+
+bool weights_frozen();
+
+// op(A) (M x K, A stored with lda, transposed or not) packed, from the cache (packed on the first
+// call); nullptr outside a FrozenWeightsScope.
+const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda);
+
+// The cache now: entries and bytes (tests, diagnostics).
+std::size_t frozen_weights_entries();
+std::size_t frozen_weights_bytes();
+
+}  // namespace cxr::cpu
