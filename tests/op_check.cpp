@@ -61,6 +61,16 @@ Tensor autocast_operand(const Tensor& x) { return autocast_bf16() ? to_bf16(x) :
 ThreadCountScope::ThreadCountScope(int threads) : saved_(omp_get_max_threads()) { omp_set_num_threads(threads); }
 ThreadCountScope::~ThreadCountScope() { omp_set_num_threads(saved_); }
 
+GemmKernelScope::GemmKernelScope(cpu::CpuGemmKernel k) { cpu::set_cpu_gemm_kernel(k); }
+GemmKernelScope::~GemmKernelScope() { cpu::set_cpu_gemm_kernel(cpu::CpuGemmKernel::Auto); }
+
+std::vector<cpu::CpuGemmKernel> available_gemm_kernels() {
+  std::vector<cpu::CpuGemmKernel> ks = {cpu::CpuGemmKernel::Avx2};
+  if (cpu::cpu_gemm_kernel_available(cpu::CpuGemmKernel::Avx512)) ks.push_back(cpu::CpuGemmKernel::Avx512);
+  else MESSAGE("no AVX-512 on this CPU: only the AVX2 tile is checked");
+  return ks;
+}
+
 namespace {
 
 std::string index_str(std::size_t i) { return std::to_string(i); }

@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "kernels/execution.h"
+#include "kernels/gemm.h"
 #include "tensor/tensor.h"
 
 namespace cxr::test {
@@ -158,6 +159,19 @@ class ThreadCountScope {
  private:
   int saved_;
 };
+
+// The CPU GEMM's register tile for a scope (the process-wide setting restored after).
+class GemmKernelScope {
+ public:
+  explicit GemmKernelScope(cpu::CpuGemmKernel k);
+  ~GemmKernelScope();
+  GemmKernelScope(const GemmKernelScope&) = delete;
+  GemmKernelScope& operator=(const GemmKernelScope&) = delete;
+};
+
+// The register tiles this CPU runs: AVX2, and AVX-512 where the CPU has it (a MESSAGE says when
+// it does not).
+std::vector<cpu::CpuGemmKernel> available_gemm_kernels();
 
 }  // namespace cxr::test
 

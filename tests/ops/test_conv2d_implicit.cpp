@@ -20,17 +20,6 @@ using namespace cxr::test;
 
 namespace {
 
-struct GemmKernelScope {
-  explicit GemmKernelScope(cpu::CpuGemmKernel k) { cpu::set_cpu_gemm_kernel(k); }
-  ~GemmKernelScope() { cpu::set_cpu_gemm_kernel(cpu::CpuGemmKernel::Auto); }
-};
-
-std::vector<cpu::CpuGemmKernel> kernels() {
-  std::vector<cpu::CpuGemmKernel> ks = {cpu::CpuGemmKernel::Avx2};
-  if (cpu::cpu_gemm_kernel_available(cpu::CpuGemmKernel::Avx512)) ks.push_back(cpu::CpuGemmKernel::Avx512);
-  return ks;
-}
-
 // The explicit matrix: col[(c R + r) S + s][n P W + p W + q] (written out the slow way).
 std::vector<float> explicit_columns(const cpu::ConvColumns& v) {
   const std::int64_t N = static_cast<std::int64_t>(v.images) * v.P * v.W;
@@ -87,7 +76,7 @@ TEST_CASE("sgemm_conv_columns equals sgemm over the explicit im2col matrix, bit 
     const std::vector<float> a = randn(static_cast<std::size_t>(cc.M * K), rng);    // (M, K): forward
     const std::vector<float> dy = randn(static_cast<std::size_t>(cc.M * N), rng);   // (M, N): backward-weight
     const std::vector<float> c0 = randn(static_cast<std::size_t>(cc.M * K), rng);   // beta = 1 start
-    for (const cpu::CpuGemmKernel k : kernels())
+    for (const cpu::CpuGemmKernel k : available_gemm_kernels())
       for (int threads : {1, 2}) {
         const GemmKernelScope scope(k);
         const ThreadCountScope t(threads);
@@ -127,7 +116,7 @@ TEST_CASE("conv2d on the implicit-columns paths equals the reference (forward, b
       {{2, 4, 9, 11}, {6, 4, 3, 3}, 0, 1, 1, 1},      // P = H - 2 (no padding across rows)
   };
   std::mt19937_64 rng(21);
-  for (const cpu::CpuGemmKernel k : kernels())
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
     for (int threads : {1, 2})
       for (const Case& c : cases) {
         const GemmKernelScope scope(k);

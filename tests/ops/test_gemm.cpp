@@ -84,26 +84,10 @@ const std::vector<GemmCase>& gpu_cases() {
 
 }  // namespace
 
-namespace {
-
-// The CPU register tile for a scope (the process-wide setting restored after).
-struct GemmKernelScope {
-  explicit GemmKernelScope(cpu::CpuGemmKernel k) { cpu::set_cpu_gemm_kernel(k); }
-  ~GemmKernelScope() { cpu::set_cpu_gemm_kernel(cpu::CpuGemmKernel::Auto); }
-};
-
-std::vector<cpu::CpuGemmKernel> available_kernels() {
-  std::vector<cpu::CpuGemmKernel> ks = {cpu::CpuGemmKernel::Avx2};
-  if (cpu::cpu_gemm_kernel_available(cpu::CpuGemmKernel::Avx512)) ks.push_back(cpu::CpuGemmKernel::Avx512);
-  else MESSAGE("no AVX-512 on this CPU: only the AVX2 tile is checked");
-  return ks;
-}
-
-}  // namespace
 
 TEST_CASE("sgemm (blocked, packed) matches the reference at odd sizes and all transposes, with each register tile" *
           doctest::test_suite("cpu")) {
-  for (const cpu::CpuGemmKernel k : available_kernels()) {
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels()) {
     const GemmKernelScope scope(k);
     CAPTURE(cpu::cpu_gemm_kernel_name(k));
     std::uint64_t seed = 1;
@@ -150,7 +134,7 @@ TEST_CASE("sgemm with op(A) packed once (PackedA) gives the bits of sgemm, with 
   cases.push_back({true, false, 45, 77, 513, 2, 0.5f, 1.f});
   cases.push_back({true, false, 300, 20, 70, 0});  // thread parts split M
   std::uint64_t seed = 300;
-  for (const cpu::CpuGemmKernel k : available_kernels())
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
     for (int threads : {1, 2})
       for (const GemmCase& g : cases) {
         const GemmKernelScope scope(k);
