@@ -527,7 +527,8 @@ void depthwise_backward_data(const Conv2dDims& d, const float* dy, const float* 
     const int RS = d.R * d.S;
     std::vector<float> flipped(static_cast<std::size_t>(d.C) * RS);
     for (int c = 0; c < d.C; ++c)
-      for (int t = 0; t < RS; ++t) flipped[static_cast<std::size_t>(c) * RS + t] = w[static_cast<std::int64_t>(c) * RS + RS - 1 - t];
+      for (int t = 0; t < RS; ++t)
+        flipped[static_cast<std::size_t>(c) * RS + t] = w[static_cast<std::int64_t>(c) * RS + RS - 1 - t];
 #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < d.N * d.C; ++nc)
       depthwise_plane_forward(flipped_plane, dy + static_cast<std::int64_t>(nc) * d.P * d.Q,
@@ -582,7 +583,8 @@ CXR_INLINE_BODY void depthwise_backward_weight_channel(const Conv2dDims& d, cons
         for (int p = 0; p < d.P; ++p) {
           const int h = p * d.sh - d.ph + r * d.dh;
           if (h < 0 || h >= d.H) continue;
-          sum += row_dot<kWide>(g + p * d.Q, plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw, d.sw, q_lo, q_hi);
+          sum += row_dot<kWide>(g + p * d.Q, plane + static_cast<std::int64_t>(h) * d.W + s * d.dw - d.pw, d.sw, q_lo,
+                                q_hi);
         }
       }
       dwc[r * d.S + s] = static_cast<float>(sum);
@@ -605,7 +607,8 @@ void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float
         depthwise_plane_weight_grad(plane, x + nc * d.H * d.W, dy + nc * d.P * d.Q, g.data());
         for (int t = 0; t < RS; ++t) sum[static_cast<std::size_t>(t)] += g[static_cast<std::size_t>(t)];
       }
-      for (int t = 0; t < RS; ++t) dw[static_cast<std::int64_t>(c) * RS + t] = static_cast<float>(sum[static_cast<std::size_t>(t)]);
+      for (int t = 0; t < RS; ++t)
+        dw[static_cast<std::int64_t>(c) * RS + t] = static_cast<float>(sum[static_cast<std::size_t>(t)]);
     }
     return;
   }

@@ -55,7 +55,9 @@ CXR_INLINE Padded pad_plane(const DepthwisePlane& d, const float* in, std::vecto
     const int h = i - d.ph;
     if (h < 0 || h >= d.H) continue;
     const int j0 = std::max(0, d.pw), j1 = std::min(Wb, d.W + d.pw);  // columns inside the plane
-    if (j0 < j1) std::memcpy(room.data() + static_cast<std::int64_t>(i) * Wb + j0, in + static_cast<std::int64_t>(h) * d.W + j0 - d.pw, sizeof(float) * (j1 - j0));
+    if (j0 < j1)
+      std::memcpy(room.data() + static_cast<std::int64_t>(i) * Wb + j0,
+                  in + static_cast<std::int64_t>(h) * d.W + j0 - d.pw, sizeof(float) * (j1 - j0));
   }
   return {room.data(), Hb, Wb};
 }
@@ -83,7 +85,8 @@ CXR_INLINE void weight_grad_body(const DepthwisePlane& d, const float* in, const
   const int Qv = round_up(d.Q, kLanes);
   dy_room.assign(static_cast<std::size_t>(d.P) * Qv, 0.f);  // dy with zero lanes past Q
   for (int p = 0; p < d.P; ++p)
-    std::memcpy(dy_room.data() + static_cast<std::int64_t>(p) * Qv, dy + static_cast<std::int64_t>(p) * d.Q, sizeof(float) * d.Q);
+    std::memcpy(dy_room.data() + static_cast<std::int64_t>(p) * Qv, dy + static_cast<std::int64_t>(p) * d.Q,
+                sizeof(float) * d.Q);
   for (int r = 0; r < d.R; ++r) {
     v8 acc[kMaxS] = {};
     for (int p = 0; p < d.P; ++p) {

@@ -231,7 +231,8 @@ CXR_INLINE void pack_a(const Operands& o, std::int64_t ic, std::int64_t mc, std:
           for (std::int64_t i = 0; i < MR; ++i) ap[k * MR + i] = src[i];
         }
       else
-        for (std::int64_t k = 0; k < kc; ++k) std::memcpy(ap + k * MR, o.A + (pc + k) * o.lda + row0, sizeof(float) * mr);
+        for (std::int64_t k = 0; k < kc; ++k)
+          std::memcpy(ap + k * MR, o.A + (pc + k) * o.lda + row0, sizeof(float) * mr);
     } else {  // op(A)(i, k) = A[i, k]: a transpose, 8 rows x 8 k at a time through registers
       std::int64_t k = 0;
       if (mr == MR)

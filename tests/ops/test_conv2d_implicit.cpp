@@ -71,7 +71,8 @@ TEST_CASE("sgemm_conv_columns equals sgemm over the explicit im2col matrix, bit 
     v.image = static_cast<std::int64_t>(cc.C + 1) * cc.H * cc.W;  // a channel of another group between images
     const std::vector<float> x = randn(static_cast<std::size_t>(v.image * cc.images), rng);
     v.x = x.data();
-    const std::int64_t K = static_cast<std::int64_t>(cc.C) * cc.R * cc.S, N = static_cast<std::int64_t>(cc.images) * v.P * cc.W;
+    const std::int64_t K = static_cast<std::int64_t>(cc.C) * cc.R * cc.S,
+                       N = static_cast<std::int64_t>(cc.images) * v.P * cc.W;
     const std::vector<float> col = explicit_columns(v);
     const std::vector<float> a = randn(static_cast<std::size_t>(cc.M * K), rng);    // (M, K): forward
     const std::vector<float> dy = randn(static_cast<std::size_t>(cc.M * N), rng);   // (M, N): backward-weight
