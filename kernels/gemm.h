@@ -80,11 +80,10 @@ class PackedA {
 };
 
 // C = alpha op(A) B + beta C with A packed (B stored (K, N), ldb); and the forward product of
-// convolution columns with A packed.
+// convolution columns with A packed (op(B) = the columns, as with trans_b false above).
 void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::int64_t ldb, float beta, float* C,
            std::int64_t ldc);
-void sgemm_conv_columns(bool trans_b, const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C,
-                        std::int64_t ldc);
+void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C, std::int64_t ldc);
 
 // sgemm's register tile: Auto (the default) takes AVX-512 where the CPU has it (unless
 // CXR_CPU_GEMM=avx2), else AVX2. Both give the same bits; the setter is for tests and benchmarks.

@@ -525,14 +525,11 @@ void depthwise_backward_data(const Conv2dDims& d, const float* dy, const float* 
   const DepthwisePlane flipped_plane = backward_data_plane(d);
   if (depthwise_padded(d) && flipped_plane.ph >= 0 && flipped_plane.pw >= 0) {
     const int RS = d.R * d.S;
-    std::vector<float> flipped(static_cast<std::size_t>(d.C) * RS);
-    for (int c = 0; c < d.C; ++c)
-      for (int t = 0; t < RS; ++t)
-        flipped[static_cast<std::size_t>(c) * RS + t] = w[static_cast<std::int64_t>(c) * RS + RS - 1 - t];
+    const float* flipped = flipped_weights(d, Geometry(d), w);  // each channel's filter reversed (C' = K' = 1)
 #pragma omp parallel for schedule(static)
     for (int nc = 0; nc < d.N * d.C; ++nc)
       depthwise_plane_forward(flipped_plane, dy + static_cast<std::int64_t>(nc) * d.P * d.Q,
-                              flipped.data() + static_cast<std::size_t>(nc % d.C) * RS, 0.f,
+                              flipped + static_cast<std::int64_t>(nc % d.C) * RS, 0.f,
                               dx + static_cast<std::int64_t>(nc) * d.H * d.W);
     return;
   }
@@ -629,6 +626,7 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
   // the weights are frozen (kernels/cpu/frozen_weights.h)
   std::optional<PackedA> packed;
   const PackedA* weights = nullptr;
+  const bool implicit = implicit_columns(d);
   for (int n0 = 0; n0 < d.N; n0 += panel) {
     const int nb = std::min(panel, d.N - n0);
     for (int g = 0; g < d.G; ++g) {
@@ -640,12 +638,11 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
         weights = frozen_packed_a(false, e.Kg, e.CRS, wg, e.CRS);
         if (!weights) weights = &packed.emplace(false, e.Kg, e.CRS, wg, e.CRS, packing_room(e.Kg, e.CRS));
       }
-      const bool implicit = implicit_columns(d);
       const ConvColumns cols = columns_of(d, e, xg, nb);
       const float* col = implicit ? nullptr : panel_columns(d, e, xg, nb);
       // Y (Kg, ld) = w[g] (Kg, C' R S) times the columns
       const auto product = [&](float beta, float* out, std::int64_t ld) {
-        if (implicit) sgemm_conv_columns(false, *weights, 1.f, cols, beta, out, ld);
+        if (implicit) sgemm_conv_columns(*weights, 1.f, cols, beta, out, ld);
         else sgemm(*weights, ld, 1.f, col, ld, beta, out, ld);
       };
       if (nb == 1) {  // straight into y, the bias preloaded
@@ -685,10 +682,10 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
       if (flipped) {  // the flipped convolution of dy, its columns read from dy itself
         const ConvColumns dy_cols = dy_columns_of(d, e, dy_images, nb);
         if (nb == 1) {
-          sgemm_conv_columns(false, *packed, 1.f, dy_cols, 0.f, dxg, e.HW);
+          sgemm_conv_columns(*packed, 1.f, dy_cols, 0.f, dxg, e.HW);
         } else {
           float* out = panel_buffer(1, e.Cg * nb * e.HW);
-          sgemm_conv_columns(false, *packed, 1.f, dy_cols, 0.f, out, nb * e.HW);
+          sgemm_conv_columns(*packed, 1.f, dy_cols, 0.f, out, nb * e.HW);
           from_columns(out, e.Cg, e.HW, nb, dxg, d.C * e.HW, nullptr);
         }
         continue;

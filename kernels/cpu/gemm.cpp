@@ -158,7 +158,7 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
   // rate (cold C, M 256 N 3136 K 64, one thread: 45 GFLOP/s against 108 with C in cache).
   for (std::int64_t i = 0; i < mr; ++i) {
     __builtin_prefetch(c + i * ldc, 1);
-    __builtin_prefetch(c + i * ldc + std::min(nr, NR) - 1, 1);
+    __builtin_prefetch(c + i * ldc + nr - 1, 1);
   }
   V acc[MR][NV];
   for (int i = 0; i < MR; ++i)
@@ -563,10 +563,6 @@ void choose_split(std::int64_t M, std::int64_t N, std::int64_t mr, std::int64_t 
   tm = tn = 1;
 }
 
-}  // namespace
-
-namespace {
-
 // sgemm and sgemm_conv_columns: C split among the threads, each running its rectangle.
 void run(const Operands& o, float beta, CpuGemmKernel packed_kernel = CpuGemmKernel::Auto) {
   const std::int64_t M = o.M, N = o.N, K = o.K, ldc = o.ldc;
@@ -646,9 +642,7 @@ void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::i
   run(o, beta, a.kernel());
 }
 
-void sgemm_conv_columns(bool trans_b, const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C,
-                        std::int64_t ldc) {
-  CXR_CHECK(!trans_b, "sgemm_conv_columns: a packed A is for the forward products (trans_b false)");
+void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C, std::int64_t ldc) {
   Operands o = columns_operands(false, a.M(), alpha, nullptr, 0, cols, beta, C, ldc);
   CXR_CHECK(o.K == a.K(), "sgemm_conv_columns: the packed A has K = ", a.K(), ", the columns ", o.K, " rows");
   o.a_packed = a.data();

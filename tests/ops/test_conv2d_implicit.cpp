@@ -90,7 +90,7 @@ TEST_CASE("sgemm_conv_columns equals sgemm over the explicit im2col matrix, bit 
         CHECK(got == want);
         std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(cc.M, K)));
         std::vector<float> got_packed(want.size(), -1.f);
-        cpu::sgemm_conv_columns(false, cpu::PackedA(false, cc.M, K, a.data(), K, room.data()), 1.f, v, 0.f,
+        cpu::sgemm_conv_columns(cpu::PackedA(false, cc.M, K, a.data(), K, room.data()), 1.f, v, 0.f,
                                 got_packed.data(), N);
         CHECK(got_packed == want);
         std::vector<float> want_t = c0, got_t = c0;
