@@ -4,6 +4,12 @@
 //                                 depthwise loops), batch 2, all OpenMP threads, wall clock
 //   conv2d/cpu/<pass>/r18_64_*    the same at every conv shape of ResNet-18 at 64x64 pixels,
 //                                 batch 32: the CPU training benchmark (docs/speed.md)
+//   conv2d/cpu3x3/<algo>/<pass>/<layer>/batch:<n>
+//                                 ResNet's and DenseNet's 3x3 stride-1 convolutions at the
+//                                 batches of training and inference, by the direct path
+//                                 (implicit im2col + GEMM) and by Winograd F(2x2, 3x3)
+//                                 (kernels/cpu/winograd.h): the measurements behind
+//                                 conv2d.cpp's winograd_pays
 //   conv2d/cuda/<pass>/<layer>    the CUDA kernels (implicit GEMM, depthwise), batch 64
 //   conv2d/cudnn/<pass>/<layer>   cuDNN on the same tensors (FP32 FMA math, no TF32; the
 //                                 algorithm cuDNN's heuristics rank first), batch 64
@@ -14,9 +20,11 @@
 #include <functional>
 #include <random>
 #include <string>
+#include <utility>
 
 #include "bench/bench_util.h"
 #include "kernels/conv2d.h"
+#include "kernels/cpu/winograd.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
 #include "tensor/tensor.h"
@@ -58,6 +66,15 @@ const Layer kResnet18At64[] = {
     {"r18_64_l3_3x3_256x4", 256, 4, 256, 3, 1, 1, 1},
     {"r18_64_l4_3x3s2_256x4", 256, 4, 512, 3, 2, 1, 1},
     {"r18_64_l4_3x3_512x2", 512, 2, 512, 3, 1, 1, 1},
+};
+
+// ResNet's 3x3 stride-1 convolutions: 224 px (layers 1-4) and 64 px; DenseNet's (growth 32).
+const Layer kResnet3x3[] = {
+    {"r34_l1_3x3_64x56", 64, 56, 64, 3, 1, 1, 1},     {"r34_l2_3x3_128x28", 128, 28, 128, 3, 1, 1, 1},
+    {"r34_l3_3x3_256x14", 256, 14, 256, 3, 1, 1, 1},  {"r34_l4_3x3_512x7", 512, 7, 512, 3, 1, 1, 1},
+    {"r34_64_l1_3x3_64x16", 64, 16, 64, 3, 1, 1, 1},  {"r34_64_l2_3x3_128x8", 128, 8, 128, 3, 1, 1, 1},
+    {"r34_64_l3_3x3_256x4", 256, 4, 256, 3, 1, 1, 1}, {"r34_64_l4_3x3_512x2", 512, 2, 512, 3, 1, 1, 1},
+    {"d121_3x3_128to32x56", 128, 56, 32, 3, 1, 1, 1}, {"d121_3x3_128to32x7", 128, 7, 32, 3, 1, 1, 1},
 };
 
 using Pass = bench::ConvPass;
@@ -115,6 +132,12 @@ void bench_cpu(benchmark::State& st, Layer l, Pass pass, int batch) {
   set_flops(st, pr.d.flops());
 }
 
+void bench_cpu_3x3(benchmark::State& st, Layer l, Pass pass, int batch, cpu::Conv3x3Algorithm algo) {
+  cpu::set_cpu_conv3x3_algorithm(algo);
+  bench_cpu(st, l, pass, batch);
+  cpu::set_cpu_conv3x3_algorithm(cpu::Conv3x3Algorithm::Auto);
+}
+
 void bench_cuda(benchmark::State& st, Layer l, Pass pass) {
   if (!have_gpu()) return st.SkipWithError("no GPU");
   Problem pr(l, kGpuBatch, Device::CUDA);
@@ -165,6 +188,17 @@ void register_all() {
                                    l, pass, kCpuTrainBatch)
           ->UseRealTime()
           ->Unit(benchmark::kMillisecond);
+  for (const auto& [algo, name] : {std::pair{cpu::Conv3x3Algorithm::Direct, "direct"},
+                                   std::pair{cpu::Conv3x3Algorithm::Winograd, "winograd"}})
+    for (Pass pass : {Pass::Fwd, Pass::BwdData})
+      for (const Layer& l : kResnet3x3)
+        for (int batch : {1, 16, 32})
+          benchmark::RegisterBenchmark(("conv2d/cpu3x3/" + std::string(name) + "/" + pass_name(pass) + "/" + l.name +
+                                        "/batch:" + std::to_string(batch))
+                                           .c_str(),
+                                       bench_cpu_3x3, l, pass, batch, algo)
+              ->UseRealTime()
+              ->Unit(benchmark::kMillisecond);
 }
 
 }  // namespace

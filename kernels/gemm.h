@@ -16,6 +16,7 @@
 //   matmul                  Tensor level: 2-D tensors on either device
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 
 #include "tensor/tensor.h"
@@ -64,19 +65,31 @@ void sgemm_conv_columns(bool trans_b, std::int64_t M, float alpha, const float* 
 // least floats_for(M, K) floats) holds the packed copy and must outlive the PackedA; the
 // register tile is the one in force when it is packed. The products give the same bits as
 // sgemm with A itself.
+//
+// An A can also be written straight into the packing by the one who computes it (Winograd's
+// filter transform, kernels/cpu/winograd.cpp): PackedA(M, K, room) lays out the room and zeroes
+// the padding rows, and element (i, k) of op(A) then belongs at room[offset(i, k)].
 class PackedA {
  public:
   static std::int64_t floats_for(std::int64_t M, std::int64_t K);
   PackedA(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* room);
+  PackedA(std::int64_t M, std::int64_t K, float* room);
   std::int64_t M() const { return M_; }
   std::int64_t K() const { return K_; }
   CpuGemmKernel kernel() const { return kernel_; }
   const float* data() const { return data_; }
+  std::int64_t tile_rows() const { return mr_; }  // MR: offset(i, k + 1) - offset(i, k) within a K block
+  std::int64_t k_block() const { return kc_; }    // KC: K blocks start at multiples of it
+  std::int64_t offset(std::int64_t i, std::int64_t k) const {
+    const std::int64_t pc = k / kc_ * kc_, kc = std::min(kc_, K_ - pc);
+    return pc * m_padded_ + (i / mr_) * kc * mr_ + (k - pc) * mr_ + i % mr_;
+  }
 
  private:
   std::int64_t M_, K_;
   CpuGemmKernel kernel_;
   const float* data_;
+  std::int64_t mr_ = 1, kc_ = 1, m_padded_ = 0;  // the tile's rows, its K block, M rounded up to mr
 };
 
 // C = alpha op(A) B + beta C with A packed (B stored (K, N), ldb); and the forward product of
