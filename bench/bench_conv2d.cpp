@@ -190,7 +190,7 @@ void register_all() {
           ->Unit(benchmark::kMillisecond);
   for (const auto& [algo, name] : {std::pair{cpu::Conv3x3Algorithm::Direct, "direct"},
                                    std::pair{cpu::Conv3x3Algorithm::Winograd, "winograd"}})
-    for (Pass pass : {Pass::Fwd, Pass::BwdData})
+    for (Pass pass : {Pass::Fwd, Pass::BwdData, Pass::BwdWeight})
       for (const Layer& l : kResnet3x3)
         for (int batch : {1, 16, 32})
           benchmark::RegisterBenchmark(("conv2d/cpu3x3/" + std::string(name) + "/" + pass_name(pass) + "/" + l.name +

@@ -423,6 +423,21 @@ bool winograd_pays(const Conv2dDims& d) {
   const std::int64_t tiles = static_cast<std::int64_t>(d.N) * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
   return d.C >= 32 && d.K >= 32 && tiles >= kWinogradMinTiles;
 }
+// Backward-weight writes V and Mg out for every tile (kernels/cpu/winograd.h), and its GEMMs
+// read them back from memory: measured the same way, it ran 1.1-1.3x the direct path with 128
+// channels or more on both sides and at least 256 tiles (ResNet-34's layers 2-4 at 224 px,
+// batch 16 and 32; layer 2 at 64 px, batch 32), and 0.8-0.96x with 64 channels (56 x 56 and
+// 16 x 16 planes: 51 MB of V and Mg at batch 16) or 32 tiles.
+bool winograd_pays_backward_weight(const Conv2dDims& d) {
+  if (!winograd_fits(d)) return false;
+  switch (cpu_conv3x3_algorithm()) {
+    case Conv3x3Algorithm::Direct: return false;
+    case Conv3x3Algorithm::Winograd: return true;
+    case Conv3x3Algorithm::Auto: break;
+  }
+  const std::int64_t tiles = static_cast<std::int64_t>(d.N) * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
+  return d.C >= 128 && d.K >= 128 && tiles >= 256;
+}
 // The same convolution's backward-data as a forward one (the flipped convolution, see
 // implicit_backward_data): K channels in, C out.
 Conv2dDims flipped_dims(const Conv2dDims& d) {
@@ -744,6 +759,7 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
   if (d.depthwise()) return depthwise_backward_weight(d, dy, x, dw);
   const Geometry e(d);
   const int panel = panel_images(d);
+  if (winograd_pays_backward_weight(d)) return winograd3x3_backward_weight({d.N, d.C, d.K, d.H, d.W}, x, dy, dw);
   std::fill(dw, dw + static_cast<std::int64_t>(d.K) * e.CRS, 0.f);
   for (int n0 = 0; n0 < d.N; n0 += panel) {  // panels in order: a fixed summation order
     const int nb = std::min(panel, d.N - n0);

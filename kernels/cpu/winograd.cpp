@@ -158,6 +158,43 @@ CXR_CLONES void output_transform(const Layout& l, const Band& b, const float* m,
   }
 }
 
+// Backward-weight's transform of the output gradient: Mg[xi][k][col0 + i tw + tj] =
+// (A g A^T)[xi], g the tile's 2 x 2 block of dy (0 past the plane), for channel k of the band
+// (m: Mg[0][k][col0], planes plane_stride apart). buf: 2 rows x band_width floats a tile row.
+CXR_CLONES void gradient_transform(const Layout& l, const Band& b, const float* plane, float* buf, float* m,
+                                   std::int64_t plane_stride) {
+  const int Wb = l.band_width;
+  for (int u = 0; u < 2 * b.rows; ++u) {
+    float* row = buf + static_cast<std::int64_t>(u) * Wb;
+    const int h = 2 * b.ti0 + u;
+    std::fill(row, row + Wb, 0.f);
+    if (h < l.H) std::memcpy(row, plane + static_cast<std::int64_t>(h) * l.W, sizeof(float) * l.W);
+  }
+  for (int i = 0; i < b.rows; ++i)
+    for (int tj = 0; tj < l.tw; tj += kLanes) {
+      v8 g[2][2];
+      for (int a = 0; a < 2; ++a) {
+        const float* r = buf + static_cast<std::int64_t>(2 * i + a) * Wb + 2 * tj;
+        const v8 lo = load8(r), hi = load8(r + kLanes);
+        g[a][0] = even(lo, hi), g[a][1] = odd(lo, hi);
+      }
+      v8 t[4][2];  // A g, A = A^T's transpose (4 x 2)
+      for (int j = 0; j < 2; ++j) {
+        t[0][j] = g[0][j];
+        t[1][j] = g[0][j] + g[1][j];
+        t[2][j] = g[0][j] - g[1][j];
+        t[3][j] = -g[1][j];
+      }
+      float* out = m + static_cast<std::int64_t>(i) * l.tw + tj;
+      for (int a = 0; a < 4; ++a) {  // (A g) A^T
+        store8(out + (4 * a + 0) * plane_stride, t[a][0]);
+        store8(out + (4 * a + 1) * plane_stride, t[a][0] + t[a][1]);
+        store8(out + (4 * a + 2) * plane_stride, t[a][0] - t[a][1]);
+        store8(out + (4 * a + 3) * plane_stride, -t[a][1]);
+      }
+    }
+}
+
 // The bands of block [r0, r1) of the N th tile rows: one per image it touches.
 template <class F>
 void for_each_band(const Layout& l, std::int64_t r0, std::int64_t r1, F&& f) {
@@ -177,9 +214,10 @@ std::int64_t plane_stride(std::int64_t floats) {
   return (floats + cycle - 1) / cycle * cycle + 16;
 }
 
-// Room that outlives a call on the calling thread (the packed U).
-float* room(std::int64_t floats) {
-  thread_local std::vector<float> b;
+// Room that outlives a call on the calling thread: the packed U; backward-weight's V, Mg and dU.
+float* room(std::int64_t floats, int which = 0) {
+  thread_local std::vector<float> buffers[4];
+  std::vector<float>& b = buffers[which];
   if (static_cast<std::int64_t>(b.size()) < floats) b.resize(static_cast<std::size_t>(floats));
   return b.data();
 }
@@ -296,6 +334,59 @@ void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, c
           output_transform(l, band, M + k * l.ld + band.col0, m_plane, b ? b[k] : 0.f,
                            y + (static_cast<std::int64_t>(band.n) * s.K + k) * HW, bn, k);
       });
+    }
+  }
+}
+
+
+void winograd3x3_backward_weight(const Winograd3x3& s, const float* x, const float* dy, float* dw) {
+  const std::int64_t KC = static_cast<std::int64_t>(s.K) * s.C;
+  if (s.N <= 0 || s.H <= 0 || s.W <= 0) return std::fill(dw, dw + 9 * KC, 0.f);
+  const Layout l(s, 1);
+  const std::int64_t HW = static_cast<std::int64_t>(s.H) * s.W, image_tiles = static_cast<std::int64_t>(l.th) * l.tw;
+  const std::int64_t ld = (l.tile_rows * l.tw + kLanes + 15) / 16 * 16;  // every tile, plus the last vector's slack
+  const std::int64_t v_plane = plane_stride(s.C * ld), m_plane = plane_stride(s.K * ld);
+  float* V = room(kPositions * v_plane, 1);
+  float* M = room(kPositions * m_plane, 2);
+  float* dU = room(kPositions * KC, 3);
+  // The transforms of every tile, a channel per thread at a time: images in order, so that the
+  // last vector of an image's tile row, which runs into the next image's columns, is overwritten.
+#pragma omp parallel
+  {
+    thread_local std::vector<float> band_room;
+    band_room.resize(static_cast<std::size_t>((2 * l.th + 2) * l.band_width));
+#pragma omp for schedule(static) nowait
+    for (int c = 0; c < s.C; ++c)
+      for (int n = 0; n < s.N; ++n)
+        input_transform(l, Band{n, 0, l.th, n * image_tiles}, x + (static_cast<std::int64_t>(n) * s.C + c) * HW,
+                        band_room.data(), V + c * ld + n * image_tiles, v_plane);
+#pragma omp for schedule(static)
+    for (int k = 0; k < s.K; ++k)
+      for (int n = 0; n < s.N; ++n)
+        gradient_transform(l, Band{n, 0, l.th, n * image_tiles}, dy + (static_cast<std::int64_t>(n) * s.K + k) * HW,
+                           band_room.data(), M + k * ld + n * image_tiles, m_plane);
+  }
+  // dU[xi] (K, C) = Mg[xi] V[xi]^T, summed over the tiles
+  for (int xi = 0; xi < kPositions; ++xi)
+    sgemm(false, true, s.K, s.C, l.tile_rows * l.tw, 1.f, M + xi * m_plane, ld, V + xi * v_plane, ld, 0.f,
+          dU + xi * KC, s.C);
+  // dw = G^T dU G, G^T = | 1 1/2  1/2 0 |
+  //                      | 0 1/2 -1/2 0 |
+  //                      | 0 1/2  1/2 1 |
+#pragma omp parallel for schedule(static) if (KC > 4096)
+  for (std::int64_t f = 0; f < KC; ++f) {
+    float u[4][4], t[3][4];
+    for (int xi = 0; xi < kPositions; ++xi) u[xi / 4][xi % 4] = dU[xi * KC + f];
+    for (int j = 0; j < 4; ++j) {
+      t[0][j] = u[0][j] + 0.5f * (u[1][j] + u[2][j]);
+      t[1][j] = 0.5f * (u[1][j] - u[2][j]);
+      t[2][j] = 0.5f * (u[1][j] + u[2][j]) + u[3][j];
+    }
+    float* g = dw + f * 9;
+    for (int r = 0; r < 3; ++r) {
+      g[3 * r + 0] = t[r][0] + 0.5f * (t[r][1] + t[r][2]);
+      g[3 * r + 1] = 0.5f * (t[r][1] - t[r][2]);
+      g[3 * r + 2] = 0.5f * (t[r][1] + t[r][2]) + t[r][3];
     }
   }
 }

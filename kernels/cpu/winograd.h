@@ -44,6 +44,14 @@ enum class Conv3x3Algorithm { Auto, Direct, Winograd };
 void set_cpu_conv3x3_algorithm(Conv3x3Algorithm a);  // process-wide
 Conv3x3Algorithm cpu_conv3x3_algorithm();
 
+// The weight gradient dw (K, C, 3, 3) = the correlation of x with dy (N, K, H, W), overwritten:
+// with Mg = A g A^T of each 2 x 2 block g of dy and V of x's tiles as above,
+//   dw[k, c] = G^T [ sum_tiles Mg[k] . V[c] ] G
+// (y = A^T (U . V) A is linear in U = G w G^T). V and Mg of every tile are written out (16 (C + K)
+// floats a tile) and the 16 sums over the tiles are GEMMs with a long K (the tiles), split
+// among the threads by their output: the result does not depend on the thread count.
+void winograd3x3_backward_weight(const Winograd3x3& s, const float* x, const float* dy, float* dw);
+
 // U = G g G^T for every (k, c): u[(xi K + k) C + c], xi = 4 a + b (16 K C floats). The forward
 // writes the same values straight into the GEMM's packing; this plain layout is for tests.
 void winograd3x3_filter_transform(int K, int C, const float* w, float* u);

@@ -5,8 +5,8 @@
 //     rows that cross images, channel counts past one GEMM block (K > MC, C > KC), with and
 //     without a bias, with each register tile, at 1 and 2 threads (the same bits at both);
 //   - the evaluation batch norm applied inside equals the one applied after, bit for bit;
-//   - conv2d's forward and backward-data through this path (Conv3x3Algorithm::Winograd) equal
-//     the reference, and backward-weight (which never takes it) is unchanged.
+//   - backward-weight equals the double reference, the same bits at 1 and 2 threads;
+//   - conv2d's three passes through this path (Conv3x3Algorithm::Winograd) equal the reference.
 #include <cmath>
 #include <random>
 #include <vector>
@@ -132,7 +132,7 @@ TEST_CASE("winograd3x3_forward applies the evaluation batch norm as a pass after
   CHECK(fused == after);
 }
 
-TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data; backward-weight direct)" *
+TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data, backward-weight)" *
           doctest::test_suite("cpu")) {
   struct Algorithm {
     explicit Algorithm(cpu::Conv3x3Algorithm a) { cpu::set_cpu_conv3x3_algorithm(a); }
@@ -149,19 +149,62 @@ TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data;
     Tensor x = Tensor::randn(xs, rng), w = Tensor::randn(ws, rng), b = Tensor::randn({K}, rng);
     Tensor dy = Tensor::randn({d.N, d.K, d.P, d.Q}, rng);
     const std::vector<double> xd = to_doubles(x), wd = to_doubles(w), bd = to_doubles(b), dyd = to_doubles(dy);
-    std::vector<double> y_ref(dyd.size()), dx_ref(xd.size());
+    std::vector<double> y_ref(dyd.size()), dx_ref(xd.size()), dw_ref(wd.size());
     cpu::conv2d_forward_reference<double>(d, xd.data(), wd.data(), bd.data(), y_ref.data());
     cpu::conv2d_backward_data_reference<double>(d, dyd.data(), wd.data(), dx_ref.data());
-    Tensor dw_direct;
-    {
-      const Algorithm direct(cpu::Conv3x3Algorithm::Direct);
-      dw_direct = conv2d_backward_weight(dy, x, ws, p);
-    }
+    cpu::conv2d_backward_weight_reference<double>(d, dyd.data(), xd.data(), dw_ref.data());
     const Algorithm winograd(cpu::Conv3x3Algorithm::Winograd);
-    const double scale = std::sqrt(9.0 * K);
     const auto values = [](const Tensor& t) { return std::vector<float>(t.f32(), t.f32() + t.numel()); };
+    const double scale = std::sqrt(9.0 * K), pixels = std::sqrt(static_cast<double>(d.N) * d.H * d.W);
     expect_close("y", values(conv2d_forward(x, w, b, p)), y_ref, {2e-6 * scale, 1e-5});
     expect_close("dx", values(conv2d_backward_data(dy, w, xs, p)), dx_ref, {2e-6 * scale, 1e-5});
-    CHECK(to_doubles(conv2d_backward_weight(dy, x, ws, p)) == to_doubles(dw_direct));
+    expect_close("dw", values(conv2d_backward_weight(dy, x, ws, p)), dw_ref, {6e-6 * pixels, 1e-5});
+  }
+}
+
+TEST_CASE("winograd3x3_backward_weight equals the weight gradient, the same bits at any thread count" *
+          doctest::test_suite("cpu")) {
+  const std::vector<cpu::Winograd3x3> shapes = {
+      {1, 1, 1, 1, 1}, {2, 3, 5, 2, 2}, {2, 7, 9, 5, 6}, {3, 16, 20, 7, 7}, {1, 4, 6, 30, 37}, {2, 33, 40, 9, 20},
+  };
+  std::mt19937_64 rng(17);
+  for (const cpu::Winograd3x3& s : shapes) {
+    CAPTURE(s.N);
+    CAPTURE(s.C);
+    CAPTURE(s.K);
+    CAPTURE(s.H);
+    CAPTURE(s.W);
+    const std::int64_t HW = static_cast<std::int64_t>(s.H) * s.W;
+    const std::vector<float> x = randn(static_cast<std::size_t>(s.N * s.C * HW), rng);
+    const std::vector<float> dy = randn(static_cast<std::size_t>(s.N * s.K * HW), rng);
+    // dw[k, c, r, t] = sum_{n, h, v} dy[n, k, h, v] x[n, c, h - 1 + r, v - 1 + t], in double
+    std::vector<double> want(static_cast<std::size_t>(s.K) * s.C * 9, 0.0);
+    for (int n = 0; n < s.N; ++n)
+      for (int k = 0; k < s.K; ++k)
+        for (int c = 0; c < s.C; ++c)
+          for (int r = 0; r < 3; ++r)
+            for (int t = 0; t < 3; ++t) {
+              double sum = 0.0;
+              for (int h = 0; h < s.H; ++h)
+                for (int v = 0; v < s.W; ++v) {
+                  const int hh = h - 1 + r, vv = v - 1 + t;
+                  if (hh < 0 || hh >= s.H || vv < 0 || vv >= s.W) continue;
+                  sum += static_cast<double>(dy[(n * s.K + k) * HW + h * s.W + v]) * x[(n * s.C + c) * HW + hh * s.W + vv];
+                }
+              want[static_cast<std::size_t>((k * s.C + c) * 9 + r * 3 + t)] += sum;
+            }
+    std::vector<float> first;
+    for (const cpu::CpuGemmKernel k : available_gemm_kernels())
+      for (int threads : {1, 2}) {
+        const GemmKernelScope scope(k);
+        const ThreadCountScope t(threads);
+        CAPTURE(cpu::cpu_gemm_kernel_name(k));
+        CAPTURE(threads);
+        std::vector<float> dw(want.size(), std::nanf(""));
+        cpu::winograd3x3_backward_weight(s, x.data(), dy.data(), dw.data());
+        expect_close("dw", dw, want, {2e-6 * std::sqrt(static_cast<double>(s.N * HW)) * 3, 1e-5});
+        if (first.empty()) first = dw;
+        else CHECK(dw == first);
+      }
   }
 }
