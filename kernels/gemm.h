@@ -74,6 +74,8 @@ class PackedA {
   static std::int64_t floats_for(std::int64_t M, std::int64_t K);
   PackedA(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* room);
   PackedA(std::int64_t M, std::int64_t K, float* room);
+  // A packing made earlier by the constructor above and filled since (kept by frozen_derived).
+  static PackedA view(std::int64_t M, std::int64_t K, const float* packed);
   std::int64_t M() const { return M_; }
   std::int64_t K() const { return K_; }
   CpuGemmKernel kernel() const { return kernel_; }

@@ -17,6 +17,7 @@ namespace {
 constexpr int kSamples = 16;
 
 struct Key {
+  int kind;  // 0: a PackedA of A; otherwise frozen_derived's kind
   const float* A;
   bool trans_a;
   std::int64_t M, K, lda;
@@ -24,14 +25,15 @@ struct Key {
   std::array<std::uint32_t, kSamples> samples;  // the bits of 16 values spread over the operand
 
   bool operator<(const Key& o) const {
-    return std::tie(A, trans_a, M, K, lda, kernel, samples) <
-           std::tie(o.A, o.trans_a, o.M, o.K, o.lda, o.kernel, o.samples);
+    return std::tie(kind, A, trans_a, M, K, lda, kernel, samples) <
+           std::tie(o.kind, o.A, o.trans_a, o.M, o.K, o.lda, o.kernel, o.samples);
   }
 };
 
 struct Entry {
   std::vector<float> room;
-  std::unique_ptr<PackedA> packed;
+  std::unique_ptr<PackedA> packed;  // kind 0
+  bool made = false;                // other kinds: room filled
 };
 
 struct Cache {
@@ -81,13 +83,28 @@ const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, con
   Cache& c = cache();
   const std::lock_guard<std::mutex> lock(c.mutex);
   if (c.scopes == 0 || M <= 0 || K <= 0) return nullptr;
-  const Key key{A, trans_a, M, K, lda, cpu_gemm_kernel(), sample(trans_a, M, K, A, lda)};
+  const Key key{0, A, trans_a, M, K, lda, cpu_gemm_kernel(), sample(trans_a, M, K, A, lda)};
   Entry& e = c.entries[key];
   if (!e.packed) {
     e.room.resize(static_cast<std::size_t>(PackedA::floats_for(M, K)));
     e.packed = std::make_unique<PackedA>(trans_a, M, K, A, lda, e.room.data());
   }
   return e.packed.get();
+}
+
+const float* frozen_derived(int kind, const float* w, std::int64_t rows, std::int64_t cols, std::int64_t floats,
+                            const std::function<void(float*)>& make) {
+  Cache& c = cache();
+  const std::lock_guard<std::mutex> lock(c.mutex);
+  if (c.scopes == 0 || rows <= 0 || cols <= 0) return nullptr;
+  const Key key{kind, w, false, rows, cols, cols, cpu_gemm_kernel(), sample(false, rows, cols, w, cols)};
+  Entry& e = c.entries[key];
+  if (!e.made) {
+    e.room.resize(static_cast<std::size_t>(floats));
+    make(e.room.data());
+    e.made = true;
+  }
+  return e.room.data();
 }
 
 std::size_t frozen_weights_entries() {

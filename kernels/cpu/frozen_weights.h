@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 
 #include "kernels/gemm.h"
 
@@ -37,6 +38,13 @@ bool weights_frozen();
 // op(A) (M x K, A stored with lda, transposed or not) packed, from the cache (packed on the first
 // call); nullptr outside a FrozenWeightsScope.
 const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda);
+
+// Another copy derived from a weight tensor w (rows x cols floats, row-major) and kept the same
+// way: Winograd's transformed and packed filters (kernels/cpu/winograd.cpp). `kind` tells the
+// copies of one w apart; make(room) fills `floats` floats on the first call. nullptr outside a
+// FrozenWeightsScope.
+const float* frozen_derived(int kind, const float* w, std::int64_t rows, std::int64_t cols, std::int64_t floats,
+                            const std::function<void(float*)>& make);
 
 // The cache now: entries and bytes (tests, diagnostics).
 std::size_t frozen_weights_entries();

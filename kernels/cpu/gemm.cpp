@@ -627,13 +627,20 @@ std::int64_t PackedA::floats_for(std::int64_t M, std::int64_t K) {
   return std::max(padded(Avx2Tile::MR), padded(Avx512Tile::MR)) * K;  // M padded to the tile's MR
 }
 
+PackedA PackedA::view(std::int64_t M, std::int64_t K, const float* packed) {
+  PackedA a(M, K, nullptr);
+  a.data_ = packed;
+  return a;
+}
+
 PackedA::PackedA(std::int64_t M, std::int64_t K, float* room) : M_(M), K_(K), kernel_(resolved_kernel()), data_(room) {
   const bool avx512 = kernel_ == CpuGemmKernel::Avx512;
   mr_ = avx512 ? Avx512Tile::MR : Avx2Tile::MR;
   kc_ = avx512 ? Avx512Tile::KC : Avx2Tile::KC;
   m_padded_ = (M + mr_ - 1) / mr_ * mr_;
-  for (std::int64_t k = 0; k < K; ++k)  // the padding rows of the last sliver
-    for (std::int64_t i = M; i < m_padded_; ++i) room[offset(i, k)] = 0.f;
+  if (room)
+    for (std::int64_t k = 0; k < K; ++k)  // the padding rows of the last sliver
+      for (std::int64_t i = M; i < m_padded_; ++i) room[offset(i, k)] = 0.f;
 }
 
 PackedA::PackedA(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda, float* room)

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "kernels/batch_norm.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "kernels/gemm.h"
 
 namespace cxr::cpu {
@@ -44,6 +45,7 @@ typedef float v8 __attribute__((vector_size(32)));
 constexpr int kLanes = 8;         // tiles per vector
 constexpr int kPositions = 16;    // xi = 4 a + b
 constexpr int kBlockTiles = 128;  // tiles per block (rounded up to whole tile rows)
+constexpr int kFrozenWinogradFilters = 1;  // frozen_derived's kind for the packed U
 
 CXR_INLINE v8 load8(const float* p) {
   v8 v;
@@ -298,15 +300,22 @@ void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, c
   const Layout l(s, omp_in_parallel() ? 1 : omp_get_max_threads());
   // the 16 packings are written side by side (pack_filters): apart by a line more than a multiple of 4 KiB
   const std::int64_t packed_floats = plane_stride(PackedA::floats_for(s.K, s.C));
-  float* packed_room = room(kPositions * packed_floats);
-  std::vector<PackedA> U;
-  float* rooms[kPositions];
-  U.reserve(kPositions);
-  for (int xi = 0; xi < kPositions; ++xi) {
-    rooms[xi] = packed_room + xi * packed_floats;
-    U.emplace_back(s.K, s.C, rooms[xi]);
+  const auto make = [&](float* packed) {
+    float* rooms[kPositions];
+    for (int xi = 0; xi < kPositions; ++xi) rooms[xi] = packed + xi * packed_floats;
+    pack_filters(s.K, s.C, w, rooms, PackedA(s.K, s.C, rooms[0]));
+    for (int xi = 1; xi < kPositions; ++xi) PackedA(s.K, s.C, rooms[xi]);  // their padding rows
+  };
+  // within a FrozenWeightsScope (evaluation) once per weight tensor, else every call
+  const float* packed = frozen_derived(kFrozenWinogradFilters, w, s.K, s.C * 9, kPositions * packed_floats, make);
+  if (!packed) {
+    float* fresh = room(kPositions * packed_floats);
+    make(fresh);
+    packed = fresh;
   }
-  pack_filters(s.K, s.C, w, rooms, U[0]);
+  std::vector<PackedA> U;
+  U.reserve(kPositions);
+  for (int xi = 0; xi < kPositions; ++xi) U.push_back(PackedA::view(s.K, s.C, packed + xi * packed_floats));
 
   const std::int64_t HW = static_cast<std::int64_t>(s.H) * s.W;
   const std::int64_t blocks = (l.tile_rows + l.rows_per_block - 1) / l.rows_per_block;

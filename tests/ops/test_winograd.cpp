@@ -6,13 +6,17 @@
 //     without a bias, with each register tile, at 1 and 2 threads (the same bits at both);
 //   - the evaluation batch norm applied inside equals the one applied after, bit for bit;
 //   - backward-weight equals the double reference, the same bits at 1 and 2 threads;
+//   - inside a FrozenWeightsScope the packed filters are made once per weight tensor (and
+//     again for other values at the same address), with the same bits;
 //   - conv2d's three passes through this path (Conv3x3Algorithm::Winograd) equal the reference.
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <vector>
 
 #include "kernels/batch_norm.h"
 #include "kernels/conv2d.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "kernels/cpu/winograd.h"
 #include "tests/op_check.h"
 
@@ -207,4 +211,30 @@ TEST_CASE("winograd3x3_backward_weight equals the weight gradient, the same bits
         else CHECK(dw == first);
       }
   }
+}
+
+TEST_CASE("winograd3x3_forward inside a FrozenWeightsScope keeps one packing per weight tensor, the same bits" *
+          doctest::test_suite("cpu")) {
+  const cpu::Winograd3x3 s{2, 20, 24, 9, 9};
+  std::mt19937_64 rng(19);
+  const std::vector<float> x = randn(static_cast<std::size_t>(s.N) * s.C * s.H * s.W, rng);
+  std::vector<float> w = randn(static_cast<std::size_t>(s.K) * s.C * 9, rng);
+  const std::vector<float> w2 = randn(w.size(), rng);
+  std::vector<float> want(static_cast<std::size_t>(s.N) * s.K * s.H * s.W), want2(want.size());
+  cpu::winograd3x3_forward(s, x.data(), w.data(), nullptr, want.data());
+  cpu::winograd3x3_forward(s, x.data(), w2.data(), nullptr, want2.data());
+  const cpu::FrozenWeightsScope scope;
+  REQUIRE(cpu::frozen_weights_entries() == 0);
+  for (int call = 0; call < 2; ++call) {
+    std::vector<float> y(want.size());
+    cpu::winograd3x3_forward(s, x.data(), w.data(), nullptr, y.data());
+    CHECK(y == want);
+    CHECK(cpu::frozen_weights_entries() == 1);
+  }
+  // other values at the same address (a temporary copy reusing it) get their own packing
+  std::vector<float> y(want.size());
+  std::copy(w2.begin(), w2.end(), w.begin());
+  cpu::winograd3x3_forward(s, x.data(), w.data(), nullptr, y.data());
+  CHECK(y == want2);
+  CHECK(cpu::frozen_weights_entries() == 2);
 }
