@@ -256,9 +256,12 @@ void col2im(const Conv2dDims& d, float* col, int nb, float* dx) {
   const std::int64_t HW = static_cast<std::int64_t>(d.H) * d.W;
   const int Cg = d.Cg(), Q = d.Q;
   const bool same = d.sh == 1 && d.sw == 1 && d.Q == d.W;
+  // Channel-major: the R S rows of channel c in col hold every image of the panel, so they are
+  // used up while in L1 (image-major loops over small planes, 2 x 2 at 64 px with 4 floats per
+  // image in each row, went through col's 2.4 MB once per image: a third of backward-data's time).
 #pragma omp parallel for collapse(2) schedule(static) if (Cg * d.R * d.S * ld > kParallelFloats)
-  for (int n = 0; n < nb; ++n)
-    for (int c = 0; c < Cg; ++c) {
+  for (int c = 0; c < Cg; ++c)
+    for (int n = 0; n < nb; ++n) {
       float* plane = dx + (static_cast<std::int64_t>(n) * d.C + c) * HW;
       for (std::int64_t i = 0; i < HW; ++i) plane[i] = 0.f;
       for (int r = 0; r < d.R; ++r)
