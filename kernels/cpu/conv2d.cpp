@@ -718,8 +718,7 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
   if (d.depthwise()) return depthwise_backward_data(d, dy, w, dx);
   const Geometry e(d);
-  if (const Conv2dDims f = flipped_dims(d); winograd_pays(f))
-    return winograd3x3_forward({f.N, f.C, f.K, f.H, f.W}, dy, flipped_weights(d, e, w), nullptr, dx);
+  if (winograd_pays(flipped_dims(d))) return winograd3x3_backward_data({d.N, d.C, d.K, d.H, d.W}, dy, w, dx);
   const int panel = panel_images(d);
   const float* flipped = implicit_backward_data(d) ? flipped_weights(d, e, w) : nullptr;
   const std::int64_t KRS = static_cast<std::int64_t>(e.Kg) * d.R * d.S;

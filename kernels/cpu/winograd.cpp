@@ -45,7 +45,8 @@ typedef float v8 __attribute__((vector_size(32)));
 constexpr int kLanes = 8;         // tiles per vector
 constexpr int kPositions = 16;    // xi = 4 a + b
 constexpr int kBlockTiles = 128;  // tiles per block (rounded up to whole tile rows)
-constexpr int kFrozenWinogradFilters = 1;  // frozen_derived's kind for the packed U
+constexpr int kFrozenWinogradFilters = 1;  // frozen_derived's kinds for the packed U
+constexpr int kFrozenWinogradFlippedFilters = 2;
 
 CXR_INLINE v8 load8(const float* p) {
   v8 v;
@@ -265,7 +266,9 @@ CXR_INLINE void filter_tile(const float* g, float* u) {
 // (the MR filters are read from MR rows of w, each front to back); in the order of w, each
 // value went to a line of its own, 16 x C x 56 bytes apart, and this pass took as long as
 // the products it feeds (ResNet's 512 x 512 x 3 x 3).
-void pack_filters(int K, int C, const float* w, float* const* rooms, const PackedA& layout) {
+// flipped: the filters of the flipped convolution (backward-data, see winograd3x3_backward_data),
+// (k, c) = w[c, k] rotated by 180 degrees, read from w itself.
+void pack_filters(int K, int C, const float* w, bool flipped, float* const* rooms, const PackedA& layout) {
   const std::int64_t mr = layout.tile_rows(), slivers = (K + mr - 1) / mr;
 #pragma omp parallel for schedule(static) if (!omp_in_parallel() && static_cast<std::int64_t>(K) * C > 4096)
   for (std::int64_t sliver = 0; sliver < slivers; ++sliver) {
@@ -276,7 +279,13 @@ void pack_filters(int K, int C, const float* w, float* const* rooms, const Packe
       std::int64_t at = layout.offset(k0, pc);
       for (std::int64_t c = pc; c < end; ++c, at += mr)
         for (std::int64_t i = 0; i < rows; ++i) {
-          filter_tile(w + ((k0 + i) * C + c) * 9, u);
+          if (flipped) {
+            const float* from = w + (c * K + k0 + i) * 9;
+            const float g[9] = {from[8], from[7], from[6], from[5], from[4], from[3], from[2], from[1], from[0]};
+            filter_tile(g, u);
+          } else {
+            filter_tile(w + ((k0 + i) * C + c) * 9, u);
+          }
           for (int xi = 0; xi < kPositions; ++xi) rooms[xi][at + i] = u[xi];
         }
     }
@@ -294,8 +303,11 @@ void winograd3x3_filter_transform(int K, int C, const float* w, float* u) {
   }
 }
 
-void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, const float* b, float* y,
-                         const BnEvalChannels* bn) {
+namespace {
+
+// y = conv(x, U) for the filters of w (flipped: w's flipped convolution's), see winograd3x3_forward.
+void forward(const Winograd3x3& s, const float* x, const float* w, bool flipped, const float* b, float* y,
+             const BnEvalChannels* bn) {
   if (s.N <= 0 || s.K <= 0 || s.H <= 0 || s.W <= 0) return;
   const Layout l(s, omp_in_parallel() ? 1 : omp_get_max_threads());
   // the 16 packings are written side by side (pack_filters): apart by a line more than a multiple of 4 KiB
@@ -303,11 +315,12 @@ void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, c
   const auto make = [&](float* packed) {
     float* rooms[kPositions];
     for (int xi = 0; xi < kPositions; ++xi) rooms[xi] = packed + xi * packed_floats;
-    pack_filters(s.K, s.C, w, rooms, PackedA(s.K, s.C, rooms[0]));
+    pack_filters(s.K, s.C, w, flipped, rooms, PackedA(s.K, s.C, rooms[0]));
     for (int xi = 1; xi < kPositions; ++xi) PackedA(s.K, s.C, rooms[xi]);  // their padding rows
   };
   // within a FrozenWeightsScope (evaluation) once per weight tensor, else every call
-  const float* packed = frozen_derived(kFrozenWinogradFilters, w, s.K, s.C * 9, kPositions * packed_floats, make);
+  const float* packed = frozen_derived(flipped ? kFrozenWinogradFlippedFilters : kFrozenWinogradFilters, w, s.K,
+                                       s.C * 9, kPositions * packed_floats, make);
   if (!packed) {
     float* fresh = room(kPositions * packed_floats);
     make(fresh);
@@ -347,6 +360,17 @@ void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, c
   }
 }
 
+
+}  // namespace
+
+void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, const float* b, float* y,
+                         const BnEvalChannels* bn) {
+  forward(s, x, w, false, b, y, bn);
+}
+
+void winograd3x3_backward_data(const Winograd3x3& s, const float* dy, const float* w, float* dx) {
+  forward({s.N, s.K, s.C, s.H, s.W}, dy, w, true, nullptr, dx, nullptr);
+}
 
 void winograd3x3_backward_weight(const Winograd3x3& s, const float* x, const float* dy, float* dw) {
   const std::int64_t KC = static_cast<std::int64_t>(s.K) * s.C;

@@ -44,6 +44,11 @@ enum class Conv3x3Algorithm { Auto, Direct, Winograd };
 void set_cpu_conv3x3_algorithm(Conv3x3Algorithm a);  // process-wide
 Conv3x3Algorithm cpu_conv3x3_algorithm();
 
+// The input gradient dx (N, C, H, W) = the convolution of dy (N, K, H, W) with the flipped
+// filters w'[c, k] = w[k, c] rotated by 180 degrees (padding 1 again): the forward above, its
+// filters transformed from w itself (no flipped copy).
+void winograd3x3_backward_data(const Winograd3x3& s, const float* dy, const float* w, float* dx);
+
 // The weight gradient dw (K, C, 3, 3) = the correlation of x with dy (N, K, H, W), overwritten:
 // with Mg = A g A^T of each 2 x 2 block g of dy and V of x's tiles as above,
 //   dw[k, c] = G^T [ sum_tiles Mg[k] . V[c] ] G

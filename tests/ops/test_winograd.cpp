@@ -4,6 +4,7 @@
 //     odd and even sides, tile rows longer and shorter than a vector of 8 tiles, blocks of tile
 //     rows that cross images, channel counts past one GEMM block (K > MC, C > KC), with and
 //     without a bias, with each register tile, at 1 and 2 threads (the same bits at both);
+//   - backward-data equals the forward with the flipped filters (reference), at 1 and 2 threads;
 //   - the evaluation batch norm applied inside equals the one applied after, bit for bit;
 //   - backward-weight equals the double reference, the same bits at 1 and 2 threads;
 //   - inside a FrozenWeightsScope the packed filters are made once per weight tensor (and
@@ -114,6 +115,32 @@ TEST_CASE("winograd3x3_forward equals the 3x3 convolution, the same bits at any 
           if (first.empty()) first = y;
           else CHECK(y == first);
         }
+    }
+  }
+}
+
+TEST_CASE("winograd3x3_backward_data is the convolution with the flipped filters, the same bits at any thread count" *
+          doctest::test_suite("cpu")) {
+  const std::vector<cpu::Winograd3x3> shapes = {{2, 7, 9, 5, 6}, {3, 16, 20, 7, 7}, {1, 130, 33, 9, 20}};
+  std::mt19937_64 rng(23);
+  for (const cpu::Winograd3x3& s : shapes) {
+    CAPTURE(s.C);
+    CAPTURE(s.K);
+    const std::vector<float> dy = randn(static_cast<std::size_t>(s.N) * s.K * s.H * s.W, rng);
+    const std::vector<float> w = randn(static_cast<std::size_t>(s.K) * s.C * 9, rng);
+    std::vector<float> flipped(w.size());  // w'[c, k, t] = w[k, c, 8 - t]
+    for (int k = 0; k < s.K; ++k)
+      for (int c = 0; c < s.C; ++c)
+        for (int t = 0; t < 9; ++t) flipped[(c * s.K + k) * 9 + t] = w[(k * s.C + c) * 9 + 8 - t];
+    const std::vector<double> want = reference({s.N, s.K, s.C, s.H, s.W}, dy, flipped, nullptr);
+    std::vector<float> first;
+    for (int threads : {1, 2}) {
+      const ThreadCountScope t(threads);
+      std::vector<float> dx(want.size(), std::nanf(""));
+      cpu::winograd3x3_backward_data(s, dy.data(), w.data(), dx.data());
+      expect_close("dx", dx, want, {2e-6 * std::sqrt(9.0 * s.K), 1e-5});
+      if (first.empty()) first = dx;
+      else CHECK(dx == first);
     }
   }
 }
