@@ -41,6 +41,9 @@
 // back): forward 6.6 -> 4.0 ms, backward-data 5.6 -> 4.1, backward-weight 6.1 -> 4.9; resnet18
 // 224 px b16 training step 12.1 -> 13.3 images/s (2 threads).
 // Other shapes (strides of 2, the 7x7 stem, 1x1 with stride) keep im2col and col2im.
+// Winograd F(2x2, 3x3) (kernels/cpu/winograd.h) takes the 3x3, stride-1, padding-1 convolutions
+// with enough channels and tiles (winograd_pays below): 16 instead of 36 multiply-adds per 2 x 2
+// outputs and channel pair, forward and backward-data; backward-weight with 128+ channels.
 // With one image per panel nothing is gathered or scattered: the GEMM reads and writes the
 // tensors in place. 1x1 stride 1 pad 0: col is x itself (gathered to (C', nb PQ) when nb > 1;
 // no im2col, no col2im); 1x1 stride 2 goes through im2col, which then is just a subsampling
@@ -410,37 +413,30 @@ bool winograd_fits(const Conv2dDims& d) {
   return d.R == 3 && d.S == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.ph == 1 && d.pw == 1 &&
          d.G == 1;
 }
+// Winograd for this 3x3 shape: the switch (CXR_CPU_CONV3X3, tests), else at least
+// min_channels on both sides and min_tiles 2 x 2 output tiles.
+bool winograd_taken(const Conv2dDims& d, int min_channels, std::int64_t min_tiles) {
+  if (!winograd_fits(d)) return false;
+  switch (cpu_conv3x3_algorithm()) {
+    case Conv3x3Algorithm::Direct: return false;
+    case Conv3x3Algorithm::Winograd: return true;
+    case Conv3x3Algorithm::Auto: break;
+  }
+  const std::int64_t tiles = static_cast<std::int64_t>(d.N) * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
+  return d.C >= min_channels && d.K >= min_channels && tiles >= min_tiles;
+}
 // Measured (bench_conv2d conv2d/cpu3x3, 2 threads, Xeon; docs/speed.md), Winograd against the
 // direct path: 1.1-1.9x faster at every ResNet-34 and DenseNet-121 3x3 shape with 49 tiles or
 // more (14 x 14 for one image: 1.1x), and slower with 32 tiles or fewer (7 x 7 for one image:
 // 0.47x; 2 x 2 planes in a batch of 32: 0.7x), where transforming the K C filters costs more
 // than the products save. Fewer than 32 channels on either side was not measured.
-constexpr std::int64_t kWinogradMinTiles = 48;
-bool winograd_pays(const Conv2dDims& d) {
-  if (!winograd_fits(d)) return false;
-  switch (cpu_conv3x3_algorithm()) {
-    case Conv3x3Algorithm::Direct: return false;
-    case Conv3x3Algorithm::Winograd: return true;
-    case Conv3x3Algorithm::Auto: break;
-  }
-  const std::int64_t tiles = static_cast<std::int64_t>(d.N) * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
-  return d.C >= 32 && d.K >= 32 && tiles >= kWinogradMinTiles;
-}
+bool winograd_pays(const Conv2dDims& d) { return winograd_taken(d, 32, 48); }
 // Backward-weight writes V and Mg out for every tile (kernels/cpu/winograd.h), and its GEMMs
-// read them back from memory: measured the same way, it ran 1.1-1.3x the direct path with 128
+// read them back from memory: measured the same way, it ran 1.1-1.5x the direct path with 128
 // channels or more on both sides and at least 256 tiles (ResNet-34's layers 2-4 at 224 px,
-// batch 16 and 32; layer 2 at 64 px, batch 32), and 0.8-0.96x with 64 channels (56 x 56 and
-// 16 x 16 planes: 51 MB of V and Mg at batch 16) or 32 tiles.
-bool winograd_pays_backward_weight(const Conv2dDims& d) {
-  if (!winograd_fits(d)) return false;
-  switch (cpu_conv3x3_algorithm()) {
-    case Conv3x3Algorithm::Direct: return false;
-    case Conv3x3Algorithm::Winograd: return true;
-    case Conv3x3Algorithm::Auto: break;
-  }
-  const std::int64_t tiles = static_cast<std::int64_t>(d.N) * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
-  return d.C >= 128 && d.K >= 128 && tiles >= 256;
-}
+// batch 16 and 32; layer 2 at 64 px, batch 32), and 0.6-0.96x with 64 channels (56 x 56 and
+// 16 x 16 planes: 51 MB of V and Mg at batch 16) or 64 tiles and fewer.
+bool winograd_pays_backward_weight(const Conv2dDims& d) { return winograd_taken(d, 128, 256); }
 // The same convolution's backward-data as a forward one (the flipped convolution, see
 // implicit_backward_data): K channels in, C out.
 Conv2dDims flipped_dims(const Conv2dDims& d) {

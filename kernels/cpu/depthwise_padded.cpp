@@ -20,23 +20,15 @@
 #include <cstring>
 #include <vector>
 
+#include "kernels/cpu/lanes8.h"
+
 namespace cxr::cpu {
 
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define CXR_INLINE __attribute__((always_inline)) inline
-#define CXR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+using namespace lanes8;
 
-constexpr int kLanes = 8;
 constexpr int kMaxS = 8;  // backward-weight keeps S vector sums of one filter row in registers
-
-CXR_INLINE v8 load8(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 int round_up(int v, int m) { return (v + m - 1) / m * m; }
 

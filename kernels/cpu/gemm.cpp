@@ -658,7 +658,8 @@ void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::i
   run(o, beta, a.kernel());
 }
 
-void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C, std::int64_t ldc) {
+void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C,
+                        std::int64_t ldc) {
   Operands o = columns_operands(false, a.M(), alpha, nullptr, 0, cols, beta, C, ldc);
   CXR_CHECK(o.K == a.K(), "sgemm_conv_columns: the packed A has K = ", a.K(), ", the columns ", o.K, " rows");
   o.a_packed = a.data();

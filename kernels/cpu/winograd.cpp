@@ -11,6 +11,8 @@
 //      (kernels/gemm.h: sgemm with U[xi] packed once for the whole call, PackedA);
 //   3. output transform: Y = A^T M A for 8 tiles at a time, the bias added, the 2 x 2 outputs
 //      interleaved back into two rows of y (the evaluation batch norm applied to those rows).
+// Backward-data is the same with the flipped filters; backward-weight (winograd3x3_backward_weight)
+// transforms every tile of x and dy first and sums over them with 16 GEMMs.
 // Memory traffic per block of T tiles: the input rows once (4 T C floats), V (16 T C) written
 // and read and M (16 T K) written and read within L2, the output once (4 T K); U (16 K C,
 // packed) read once per block from L2 / L3. FLOPs: 2 x 16 K C per tile (against 2 x 36 K C for
@@ -30,33 +32,23 @@
 
 #include "kernels/batch_norm.h"
 #include "kernels/cpu/frozen_weights.h"
+#include "kernels/cpu/lanes8.h"
 #include "kernels/gemm.h"
 
 namespace cxr::cpu {
 
 namespace {
 
-typedef float v8 __attribute__((vector_size(32)));
-#pragma GCC diagnostic ignored "-Wpsabi"
-#define CXR_INLINE __attribute__((always_inline)) inline
-#define CXR_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#define CXR_CLONES_V4 __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+using namespace lanes8;
 
-constexpr int kLanes = 8;         // tiles per vector
 constexpr int kPositions = 16;    // xi = 4 a + b
 // tiles per block (rounded up to whole tile rows; see Layout)
 constexpr std::int64_t kBlockWork = 49152, kMinBlockTiles = 128, kMaxBlockTiles = 256;
 constexpr int kFrozenWinogradFilters = 1;  // frozen_derived's kinds for the packed U
 constexpr int kFrozenWinogradFlippedFilters = 2;
 
-CXR_INLINE v8 load8(const float* p) {
-  v8 v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-CXR_INLINE void store8(float* p, v8 v) { std::memcpy(p, &v, sizeof v); }
-CXR_INLINE v8 even(v8 lo, v8 hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
-CXR_INLINE v8 odd(v8 lo, v8 hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
+CXR_INLINE v8 even(const v8& lo, const v8& hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
+CXR_INLINE v8 odd(const v8& lo, const v8& hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
 
 // The sizes of one call as the block loops use them.
 struct Layout {
@@ -247,7 +239,9 @@ Conv3x3Algorithm cpu_conv3x3_algorithm() {
   static const Conv3x3Algorithm from_env = [] {
     const char* env = std::getenv("CXR_CPU_CONV3X3");
     const std::string v = env ? env : "";
-    return v == "direct" ? Conv3x3Algorithm::Direct : v == "winograd" ? Conv3x3Algorithm::Winograd : Conv3x3Algorithm::Auto;
+    return v == "direct"     ? Conv3x3Algorithm::Direct
+           : v == "winograd" ? Conv3x3Algorithm::Winograd
+                             : Conv3x3Algorithm::Auto;
   }();
   const Conv3x3Algorithm a = g_algorithm.load(std::memory_order_relaxed);
   return a == Conv3x3Algorithm::Auto ? from_env : a;
@@ -371,7 +365,6 @@ void forward(const Winograd3x3& s, const float* x, const float* w, bool flipped,
     }
   }
 }
-
 
 }  // namespace
 

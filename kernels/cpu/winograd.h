@@ -1,7 +1,7 @@
 // 3x3 convolutions on the CPU by Winograd's minimal filtering, F(2x2, 3x3) (Lavin and Gray,
 // "Fast Algorithms for Convolutional Neural Networks", 2016). Used by kernels/cpu/conv2d.cpp for
-// the forward and the backward-data of the dense 3x3, stride-1, "same" convolutions that make
-// up most of ResNet (kernels/cpu/conv2d.cpp: winograd_pays says which shapes).
+// the three passes of the dense 3x3, stride-1, "same" convolutions that make up most of ResNet
+// (kernels/cpu/conv2d.cpp: winograd_pays and winograd_pays_backward_weight say which shapes).
 //
 // A 2 x 2 block of outputs of one channel k needs a 4 x 4 tile d of each input channel c:
 //   y[k] (2 x 2) = A^T [ sum_c U[k, c] . V[c] ] A,   U = G g[k, c] G^T,   V = B^T d[c] B

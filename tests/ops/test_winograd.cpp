@@ -4,7 +4,8 @@
 //     odd and even sides, tile rows longer and shorter than a vector of 8 tiles, blocks of tile
 //     rows that cross images, channel counts past one GEMM block (K > MC, C > KC), with and
 //     without a bias, with each register tile, at 1 and 2 threads (the same bits at both);
-//   - backward-data equals the forward with the flipped filters (reference), at 1 and 2 threads;
+//   - backward-data equals the forward with the flipped filters (reference), the same bits at 1
+//     and 2 threads;
 //   - the evaluation batch norm applied inside equals the one applied after, bit for bit;
 //   - backward-weight equals the double reference, the same bits at 1 and 2 threads;
 //   - inside a FrozenWeightsScope the packed filters are made once per weight tensor (and
@@ -55,6 +56,24 @@ std::vector<double> reference(const cpu::Winograd3x3& s, const std::vector<float
   return y;
 }
 
+// run() with each register tile at 1 and 2 threads, its result checked by check(); every result
+// the same bits as the first.
+template <class Run, class Check>
+void at_every_tile_and_thread_count(Run&& run, Check&& check) {
+  std::vector<float> first;
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
+    for (int threads : {1, 2}) {
+      const GemmKernelScope scope(k);
+      const ThreadCountScope t(threads);
+      CAPTURE(cpu::cpu_gemm_kernel_name(k));
+      CAPTURE(threads);
+      const std::vector<float> got = run();
+      check(got);
+      if (first.empty()) first = got;
+      else CHECK(got == first);
+    }
+}
+
 }  // namespace
 
 TEST_CASE("winograd3x3_filter_transform is G g G^T" * doctest::test_suite("cpu")) {
@@ -70,7 +89,8 @@ TEST_CASE("winograd3x3_filter_transform is G g G^T" * doctest::test_suite("cpu")
         for (int b = 0; b < 4; ++b) {
           double want = 0.0;
           for (int r = 0; r < 3; ++r)
-            for (int s = 0; s < 3; ++s) want += G[a][r] * w[static_cast<std::size_t>((k * C + c) * 9 + r * 3 + s)] * G[b][s];
+            for (int s = 0; s < 3; ++s)
+              want += G[a][r] * w[static_cast<std::size_t>((k * C + c) * 9 + r * 3 + s)] * G[b][s];
           CHECK(u[static_cast<std::size_t>(((4 * a + b) * K + k) * C + c)] == doctest::Approx(want).epsilon(1e-6));
         }
 }
@@ -99,22 +119,15 @@ TEST_CASE("winograd3x3_forward equals the 3x3 convolution, the same bits at any 
     const std::vector<float> b = randn(static_cast<std::size_t>(s.K), rng);
     for (const bool bias : {false, true}) {
       const std::vector<double> want = reference(s, x, w, bias ? b.data() : nullptr);
-      std::vector<float> first;
-      for (const cpu::CpuGemmKernel k : available_gemm_kernels())
-        for (int threads : {1, 2}) {
-          const GemmKernelScope scope(k);
-          const ThreadCountScope t(threads);
-          CAPTURE(cpu::cpu_gemm_kernel_name(k));
-          CAPTURE(threads);
-          CAPTURE(bias);
-          std::vector<float> y(want.size(), std::nanf(""));
-          cpu::winograd3x3_forward(s, x.data(), w.data(), bias ? b.data() : nullptr, y.data());
+      CAPTURE(bias);
+      at_every_tile_and_thread_count(
+          [&] {
+            std::vector<float> y(want.size(), std::nanf(""));
+            cpu::winograd3x3_forward(s, x.data(), w.data(), bias ? b.data() : nullptr, y.data());
+            return y;
+          },
           // a sum of 9 C products of N(0, 1) values: rounding grows with sqrt(9 C)
-          const double scale = std::sqrt(9.0 * s.C);
-          expect_close("y", y, want, {2e-6 * scale, 1e-5});
-          if (first.empty()) first = y;
-          else CHECK(y == first);
-        }
+          [&](const std::vector<float>& y) { expect_close("y", y, want, {2e-6 * std::sqrt(9.0 * s.C), 1e-5}); });
     }
   }
 }
@@ -133,15 +146,13 @@ TEST_CASE("winograd3x3_backward_data is the convolution with the flipped filters
       for (int c = 0; c < s.C; ++c)
         for (int t = 0; t < 9; ++t) flipped[(c * s.K + k) * 9 + t] = w[(k * s.C + c) * 9 + 8 - t];
     const std::vector<double> want = reference({s.N, s.K, s.C, s.H, s.W}, dy, flipped, nullptr);
-    std::vector<float> first;
-    for (int threads : {1, 2}) {
-      const ThreadCountScope t(threads);
-      std::vector<float> dx(want.size(), std::nanf(""));
-      cpu::winograd3x3_backward_data(s, dy.data(), w.data(), dx.data());
-      expect_close("dx", dx, want, {2e-6 * std::sqrt(9.0 * s.K), 1e-5});
-      if (first.empty()) first = dx;
-      else CHECK(dx == first);
-    }
+    at_every_tile_and_thread_count(
+        [&] {
+          std::vector<float> dx(want.size(), std::nanf(""));
+          cpu::winograd3x3_backward_data(s, dy.data(), w.data(), dx.data());
+          return dx;
+        },
+        [&](const std::vector<float>& dx) { expect_close("dx", dx, want, {2e-6 * std::sqrt(9.0 * s.K), 1e-5}); });
   }
 }
 
@@ -220,23 +231,19 @@ TEST_CASE("winograd3x3_backward_weight equals the weight gradient, the same bits
                 for (int v = 0; v < s.W; ++v) {
                   const int hh = h - 1 + r, vv = v - 1 + t;
                   if (hh < 0 || hh >= s.H || vv < 0 || vv >= s.W) continue;
-                  sum += static_cast<double>(dy[(n * s.K + k) * HW + h * s.W + v]) * x[(n * s.C + c) * HW + hh * s.W + vv];
+                  const double g = dy[(n * s.K + k) * HW + h * s.W + v];
+                  sum += g * x[(n * s.C + c) * HW + hh * s.W + vv];
                 }
               want[static_cast<std::size_t>((k * s.C + c) * 9 + r * 3 + t)] += sum;
             }
-    std::vector<float> first;
-    for (const cpu::CpuGemmKernel k : available_gemm_kernels())
-      for (int threads : {1, 2}) {
-        const GemmKernelScope scope(k);
-        const ThreadCountScope t(threads);
-        CAPTURE(cpu::cpu_gemm_kernel_name(k));
-        CAPTURE(threads);
-        std::vector<float> dw(want.size(), std::nanf(""));
-        cpu::winograd3x3_backward_weight(s, x.data(), dy.data(), dw.data());
-        expect_close("dw", dw, want, {2e-6 * std::sqrt(static_cast<double>(s.N * HW)) * 3, 1e-5});
-        if (first.empty()) first = dw;
-        else CHECK(dw == first);
-      }
+    const double pixels = std::sqrt(static_cast<double>(s.N * HW));
+    at_every_tile_and_thread_count(
+        [&] {
+          std::vector<float> dw(want.size(), std::nanf(""));
+          cpu::winograd3x3_backward_weight(s, x.data(), dy.data(), dw.data());
+          return dw;
+        },
+        [&](const std::vector<float>& dw) { expect_close("dw", dw, want, {6e-6 * pixels, 1e-5}); });
   }
 }
 
