@@ -414,7 +414,10 @@ bool winograd_fits(const Conv2dDims& d) {
          d.G == 1;
 }
 // Winograd for this 3x3 shape: the switch (CXR_CPU_CONV3X3, tests), else at least
-// min_channels on both sides and min_tiles 2 x 2 output tiles.
+// min_channels on both sides and min_tiles 2 x 2 output tiles. With the weights frozen
+// (evaluation, prediction) the tiles of one image count, not the batch's: the two paths round
+// differently, and an image's prediction must not depend on the batch it came in (a sharded
+// evaluation writes the single-process predictions bit for bit: tests/dist, step 3).
 bool winograd_taken(const Conv2dDims& d, int min_channels, std::int64_t min_tiles) {
   if (!winograd_fits(d)) return false;
   switch (cpu_conv3x3_algorithm()) {
@@ -422,7 +425,8 @@ bool winograd_taken(const Conv2dDims& d, int min_channels, std::int64_t min_tile
     case Conv3x3Algorithm::Winograd: return true;
     case Conv3x3Algorithm::Auto: break;
   }
-  const std::int64_t tiles = static_cast<std::int64_t>(d.N) * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
+  const std::int64_t images = weights_frozen() ? 1 : d.N;
+  const std::int64_t tiles = images * ((d.P + 1) / 2) * ((d.Q + 1) / 2);
   return d.C >= min_channels && d.K >= min_channels && tiles >= min_tiles;
 }
 // Measured (bench_conv2d conv2d/cpu3x3, 2 threads, Xeon; docs/speed.md), Winograd against the
