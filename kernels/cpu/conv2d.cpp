@@ -717,8 +717,8 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
 
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
   if (d.depthwise()) return depthwise_backward_data(d, dy, w, dx);
-  const Geometry e(d);
   if (winograd_pays(flipped_dims(d))) return winograd3x3_backward_data({d.N, d.C, d.K, d.H, d.W}, dy, w, dx);
+  const Geometry e(d);
   const int panel = panel_images(d);
   const float* flipped = implicit_backward_data(d) ? flipped_weights(d, e, w) : nullptr;
   const std::int64_t KRS = static_cast<std::int64_t>(e.Kg) * d.R * d.S;
@@ -759,9 +759,9 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
   if (d.depthwise()) return depthwise_backward_weight(d, dy, x, dw);
+  if (winograd_pays_backward_weight(d)) return winograd3x3_backward_weight({d.N, d.C, d.K, d.H, d.W}, x, dy, dw);
   const Geometry e(d);
   const int panel = panel_images(d);
-  if (winograd_pays_backward_weight(d)) return winograd3x3_backward_weight({d.N, d.C, d.K, d.H, d.W}, x, dy, dw);
   std::fill(dw, dw + static_cast<std::int64_t>(d.K) * e.CRS, 0.f);
   for (int n0 = 0; n0 < d.N; n0 += panel) {  // panels in order: a fixed summation order
     const int nb = std::min(panel, d.N - n0);

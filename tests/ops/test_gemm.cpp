@@ -84,7 +84,6 @@ const std::vector<GemmCase>& gpu_cases() {
 
 }  // namespace
 
-
 TEST_CASE("sgemm (blocked, packed) matches the reference at odd sizes and all transposes, with each register tile" *
           doctest::test_suite("cpu")) {
   for (const cpu::CpuGemmKernel k : available_gemm_kernels()) {
