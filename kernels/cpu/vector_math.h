@@ -35,6 +35,9 @@ CXR_AVX2 inline __m256 neg(__m256 x) { return _mm256_xor_ps(x, set(-0.f)); }  //
 CXR_AVX2 inline __m256 exp(__m256 x) { return _ZGVdN8v_expf(x); }
 CXR_AVX2 inline __m256 erf(__m256 x) { return _ZGVdN8v_erff(x); }
 
+// relu(x) = x > 0 ? x : 0 (NaN and -0 give +0, as the scalar compare does)
+CXR_AVX2 inline __m256 positive(__m256 x) { return _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_GT_OQ); }
+CXR_AVX2 inline __m256 relu(__m256 x) { return _mm256_and_ps(positive(x), x); }
 // sigmoid(x) = 1 / (1 + exp(-x))
 CXR_AVX2 inline __m256 sigmoid(__m256 x) { return _mm256_div_ps(set(1.f), _mm256_add_ps(set(1.f), exp(neg(x)))); }
 // silu(x) = x / (1 + exp(-x))
@@ -46,6 +49,8 @@ CXR_AVX2 inline __m256 gelu(__m256 x) {
 }
 
 // The derivatives (kernels/activation.h activation_derivative).
+// relu' = x > 0 ? 1 : 0
+CXR_AVX2 inline __m256 relu_derivative(__m256 x) { return _mm256_and_ps(positive(x), set(1.f)); }
 // sigmoid' = s (1 - s)
 CXR_AVX2 inline __m256 sigmoid_derivative(__m256 x) {
   const __m256 s = sigmoid(x);
