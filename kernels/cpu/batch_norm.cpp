@@ -4,7 +4,8 @@
 //   backward: g = dy act'(z), then batch norm's backward with g in place of dy.
 //
 // Shapes: x, y, dy, dx (N, C, HW); statistics and parameters (C). Per channel, the statistics
-// take two passes over its N*HW values (mean, then centred squares), accumulated in double;
+// take two passes over its N*HW values (mean, then centred squares), accumulated in double
+// (four interleaved lanes, LaneSums in kernels/batch_norm.h);
 // channels (or images x channels) run in parallel. Each loop has the activation as a template
 // parameter (branch-free, vectorised: the relu gradient is a select, not a product that GCC
 // turns into a mispredicted branch), and no z tensor is stored: z is computed where it is
@@ -40,17 +41,20 @@ namespace cxr::cpu {
 template <typename T>
 ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int64_t C, std::int64_t HW,
                                             std::int64_t c) {
-  double sum = 0.0;
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t i = 0; i < HW; ++i) sum += x[(n * C + c) * HW + i];
-  const double mean = sum / static_cast<double>(N * HW);
-  double ss = 0.0;
-  for (std::int64_t n = 0; n < N; ++n)
-    for (std::int64_t i = 0; i < HW; ++i) {
-      const double d = x[(n * C + c) * HW + i] - mean;
-      ss += d * d;
-    }
-  return {mean, ss};
+  LaneSums sum, ss;
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* xp = x + (n * C + c) * HW;
+    sum.add(HW, [&](std::int64_t i) { return static_cast<double>(xp[i]); });
+  }
+  const double mean = sum.total() / static_cast<double>(N * HW);
+  for (std::int64_t n = 0; n < N; ++n) {
+    const T* xp = x + (n * C + c) * HW;
+    ss.add(HW, [&](std::int64_t i) {
+      const double d = xp[i] - mean;
+      return d * d;
+    });
+  }
+  return {mean, ss.total()};
 }
 
 template <typename T>
@@ -165,34 +169,38 @@ inline void grad_chunk(const T* x, const T* dy, T mean, T invstd, T w, T b, T* g
 // Training backward, one channel c at a time: g = dy act'(z) for the channel's M values (z
 // recomputed from x) into a per-thread buffer of M values (cache-resident for the layer sizes
 // here; computing g once keeps silu's exp to one per value), then the two double sums and dx.
+// Without an activation g is dy itself (no copy).
 template <BnActivation A, typename T>
 void backward_loop(const T* dy, const T* x, const T* weight, const T* bias, const T* saved_mean,
                    const T* saved_invstd, T* dx, T* dweight, T* dbias, std::int64_t N, std::int64_t C,
                    std::int64_t HW) {
   const double M = static_cast<double>(N * HW);
+  constexpr bool kGIsDy = A == BnActivation::Identity;
 #pragma omp parallel if (N * C * HW > (1 << 16))
   {
-    std::vector<T> g_channel(static_cast<std::size_t>(N * HW));
+    std::vector<T> g_channel(kGIsDy ? 0 : static_cast<std::size_t>(N * HW));
+    // g of image n's plane of channel c.
+    const auto g_plane = [&](std::int64_t n, std::int64_t c) -> T* {
+      return kGIsDy ? const_cast<T*>(dy) + (n * C + c) * HW : g_channel.data() + n * HW;
+    };
 #pragma omp for schedule(static)
     for (std::int64_t c = 0; c < C; ++c) {
       const T mean_t = saved_mean[c], invstd_t = saved_invstd[c], w = weight[c], b = bias[c];
       const double mean = mean_t, invstd = invstd_t;
-      double sg = 0.0, sgxh = 0.0;
+      LaneSums sum_g, sum_gxhat;
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k0 = (n * C + c) * HW;
-        T* g = g_channel.data() + n * HW;
-        grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g, HW);
-        for (std::int64_t i = 0; i < HW; ++i) {
-          sg += g[i];
-          sgxh += g[i] * (x[k0 + i] - mean) * invstd;
-        }
+        T* g = g_plane(n, c);
+        if constexpr (!kGIsDy) grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g, HW);
+        add_grad_sums(g, x + k0, mean, invstd, HW, sum_g, sum_gxhat);
       }
+      const double sg = sum_g.total(), sgxh = sum_gxhat.total();
       dbias[c] = static_cast<T>(sg);
       dweight[c] = static_cast<T>(sgxh);
       const double scale = static_cast<double>(w) * invstd;
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k0 = (n * C + c) * HW;
-        const T* g = g_channel.data() + n * HW;
+        const T* g = g_plane(n, c);
         for (std::int64_t i = 0; i < HW; ++i) {
           const double xhat = (x[k0 + i] - mean) * invstd;
           dx[k0 + i] = static_cast<T>(scale * (g[i] - sg / M - xhat * sgxh / M));
@@ -217,20 +225,17 @@ void eval_backward_loop(const T* dy, const T* x, const T* weight, const T* bias,
     const double mean = mean_t;
     const double scale = static_cast<double>(w) * invstd;
     T g[kBnGradChunk];
-    double sg = 0.0, sgxh = 0.0;
+    LaneSums sum_g, sum_gxhat;
     for (std::int64_t n = 0; n < N; ++n)
       for (std::int64_t i0 = 0; i0 < HW; i0 += kBnGradChunk) {
         const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kBnGradChunk, HW - i0);
         grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
-        for (std::int64_t j = 0; j < len; ++j) {
-          const double xhat = (x[k0 + j] - mean) * invstd;
-          sg += g[j];
-          sgxh += g[j] * xhat;
-          dx[k0 + j] = static_cast<T>(g[j] * scale);
-        }
+        sum_g.add(len, [&](std::int64_t j) { return static_cast<double>(g[j]); });
+        sum_gxhat.add(len, [&](std::int64_t j) { return g[j] * ((x[k0 + j] - mean) * invstd); });
+        for (std::int64_t j = 0; j < len; ++j) dx[k0 + j] = static_cast<T>(g[j] * scale);
       }
-    dbias[c] = static_cast<T>(sg);
-    dweight[c] = static_cast<T>(sgxh);
+    dbias[c] = static_cast<T>(sum_g.total());
+    dweight[c] = static_cast<T>(sum_gxhat.total());
   }
 }
 

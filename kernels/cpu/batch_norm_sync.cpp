@@ -34,19 +34,16 @@ void reduce_loop(BnActivation act, const T* dy, const T* x, const T* weight, con
   for (std::int64_t c = 0; c < C; ++c) {
     const T mean_t = mean_c[c], invstd_t = invstd_c[c], w = weight[c], b = bias[c];
     const double mean = mean_t, invstd = invstd_t;
-    double sg = 0.0, sgxh = 0.0;
+    LaneSums sg, sgxh;
     T g[kBnGradChunk];
     for (std::int64_t n = 0; n < N; ++n)
       for (std::int64_t i0 = 0; i0 < HW; i0 += kBnGradChunk) {
         const std::int64_t k0 = (n * C + c) * HW + i0, len = std::min(kBnGradChunk, HW - i0);
         batch_norm2d_act_grad(act, x + k0, dy + k0, mean_t, invstd_t, w, b, g, len);
-        for (std::int64_t j = 0; j < len; ++j) {
-          sg += g[j];
-          sgxh += g[j] * (x[k0 + j] - mean) * invstd;
-        }
+        add_grad_sums(g, x + k0, mean, invstd, len, sg, sgxh);
       }
-    sum_g[c] = static_cast<T>(sg);
-    sum_gxhat[c] = static_cast<T>(sgxh);
+    sum_g[c] = static_cast<T>(sg.total());
+    sum_gxhat[c] = static_cast<T>(sgxh.total());
   }
 }
 
