@@ -1,8 +1,10 @@
 // CPU reference of layer norm over the last dimension (see kernels/layer_norm.h for the math).
-// Row statistics in two passes (mean, then centred squares), accumulated in double.
+// Row statistics in two passes (mean, then centred squares), accumulated in double; dweight and
+// dbias as double sums over blocks of rows (the same at any thread count).
 // bf16 tensors never reach these loops: kernels/layer_norm.cpp widens them to f32 (exact) and rounds
 // the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/layer_norm.h"
+#include "kernels/cpu/row_block_sums.h"
 
 #include <cmath>
 #include <vector>
@@ -50,17 +52,18 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
       dx[m * C + c] = static_cast<T>(rstd[m] * (g - mg - xh * mgx));
     }
   }
-  // dweight, dbias: column sums over the rows.
-  std::vector<double> dw(C, 0.0), db(C, 0.0);
-  for (std::int64_t m = 0; m < M; ++m)
+  // dweight, dbias: column sums over the rows (in blocks of rows, kernels/cpu/row_block_sums.h).
+  std::vector<double> sums(static_cast<std::size_t>(2 * C));  // dweight, then dbias
+  sum_rows_in_blocks(M, 2 * C, sums.data(), [&](std::int64_t m, double* dw_db) {
     for (std::int64_t c = 0; c < C; ++c) {
       const double xh = (static_cast<double>(x[m * C + c]) - mean[m]) * rstd[m];
-      dw[c] += dy[m * C + c] * xh;
-      db[c] += dy[m * C + c];
+      dw_db[c] += dy[m * C + c] * xh;
+      dw_db[C + c] += dy[m * C + c];
     }
+  });
   for (std::int64_t c = 0; c < C; ++c) {
-    dweight[c] = static_cast<T>(dw[c]);
-    dbias[c] = static_cast<T>(db[c]);
+    dweight[c] = static_cast<T>(sums[static_cast<std::size_t>(c)]);
+    dbias[c] = static_cast<T>(sums[static_cast<std::size_t>(C + c)]);
   }
 }
 

@@ -1,10 +1,11 @@
 // linear on the CPU (math in kernels/linear.h).
 // Reference: the sums as loops, float and double. Fast path: three blocked sgemm calls
 //   y = x w^T (trans B, bias preloaded into y), dx = dy w, dw = dy^T x (trans A),
-// and db as column sums of dy (accumulated in double).
+// and db as column sums of dy (accumulated in double, in blocks of rows).
 #include <algorithm>
 #include <vector>
 
+#include "kernels/cpu/row_block_sums.h"
 #include "kernels/gemm.h"
 #include "kernels/linear.h"
 
@@ -65,15 +66,15 @@ void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const fl
   sgemm(false, false, N, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
   sgemm(true, false, out, in, N, 1.f, dy, out, x, in, 0.f, dw, in);
   if (db) {
-    // db[o] = sum_n dy[n, o] in double, n ascending, summed row by row (dy read in order: the
-    // column-at-a-time loop jumped `out` floats per element, a cache miss each at N in the
-    // thousands, as in ConvNeXt's MLPs). The same additions in the same order per o.
-    std::vector<double> sum(static_cast<std::size_t>(out), 0.0);
-    for (std::int64_t n = 0; n < N; ++n) {
+    // db[o] = sum_n dy[n, o] in double, row by row (dy read in order: the column-at-a-time loop
+    // jumped `out` floats per element, a cache miss each at N in the thousands, as in ConvNeXt's
+    // MLPs), over blocks of rows in parallel (kernels/cpu/row_block_sums.h).
+    std::vector<double> sum(static_cast<std::size_t>(out));
+    sum_rows_in_blocks(N, out, sum.data(), [&](std::int64_t n, double* partial) {
       const float* row = dy + n * out;
 #pragma omp simd
-      for (std::int64_t o = 0; o < out; ++o) sum[static_cast<std::size_t>(o)] += row[o];
-    }
+      for (std::int64_t o = 0; o < out; ++o) partial[o] += row[o];
+    });
     for (std::int64_t o = 0; o < out; ++o) db[o] = static_cast<float>(sum[static_cast<std::size_t>(o)]);
   }
 }

@@ -181,7 +181,8 @@ TEST_CASE("batch norm, batch norm + activation, its sync pieces, layer norm: the
                                                     3 * shape[0] * shape[2] * shape[3]);
       return doubles_of({s.mean, s.var, r.sum_g, r.sum_gxhat, dx});
     });
-  const Tensor lx = randn({512, 256}, 25), ldy = randn({512, 256}, 26);
+  // 600 rows: layer norm's dweight and dbias sum blocks of 256 rows (cpu::kRowBlock), the last ragged.
+  const Tensor lx = randn({600, 256}, 25), ldy = randn({600, 256}, 26);
   const Tensor lw = randn({256}, 27, 1.f, 0.2f), lb = randn({256}, 28);
   expect_thread_independent("layer_norm", [&] {
     const LayerNormOutput o = layer_norm(lx, lw, lb);
@@ -191,8 +192,9 @@ TEST_CASE("batch norm, batch norm + activation, its sync pieces, layer norm: the
 }
 
 TEST_CASE("linear, the loss, pooling and channel scaling: the same at 1, 2 and 3 threads") {
-  const Tensor x = randn({64, 512}, 31), w = randn({256, 512}, 32, 0.f, 0.05f), b = randn({256}, 33);
-  const Tensor dy = randn({64, 256}, 34);
+  // 600 rows of 256 outputs: db sums blocks of rows in parallel (cpu::kRowBlock), the last ragged.
+  const Tensor x = randn({600, 512}, 31), w = randn({256, 512}, 32, 0.f, 0.05f), b = randn({256}, 33);
+  const Tensor dy = randn({600, 256}, 34);
   expect_thread_independent("linear", [&] {
     const LinearGrads g = linear_backward(x, w, dy, true);
     return doubles_of({linear(x, w, b), g.dx, g.dw, g.db});
