@@ -282,6 +282,31 @@ void copy_rows(E* d, const E* s, const std::vector<std::int64_t>& shape, const s
   }
 }
 
+// The (merged) source is `outer` matrices, `outer_stride` apart, each stored as B rows of A
+// contiguous elements, and the copy is their transposes (A rows of B): d[o][a][b] = s[o][b][a].
+// ConvNeXt's permutes between (N, C, HW) and (N, HW, C) are this. A row-by-row gather reads B
+// elements A apart for each destination row, one cache line each; here both sides go in square
+// tiles of kTile x kTile (a tile's source lines stay in L1 while its destination rows are written).
+template <typename E>
+void transpose_matrices(E* d, const E* s, std::int64_t outer, std::int64_t outer_stride, std::int64_t A,
+                        std::int64_t B) {
+  constexpr std::int64_t kTile = 16;
+  const std::int64_t a_tiles = (A + kTile - 1) / kTile, b_tiles = (B + kTile - 1) / kTile;
+  const bool parallel = outer * A * B * static_cast<std::int64_t>(sizeof(E)) >= (std::int64_t(1) << 20);
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
+  for (std::int64_t o = 0; o < outer; ++o)
+    for (std::int64_t at = 0; at < a_tiles; ++at) {
+      const E* so = s + o * outer_stride;
+      E* dout = d + o * A * B;
+      const std::int64_t a0 = at * kTile, a1 = std::min(A, a0 + kTile);
+      for (std::int64_t bt = 0; bt < b_tiles; ++bt) {
+        const std::int64_t b0 = bt * kTile, b1 = std::min(B, b0 + kTile);
+        for (std::int64_t a = a0; a < a1; ++a)
+          for (std::int64_t b = b0; b < b1; ++b) dout[a * B + b] = so[b * A + a];
+      }
+    }
+}
+
 void strided_copy_cpu(void* dst, const void* src, const Shape& shape, const Shape& strides, std::size_t elem) {
   const std::int64_t n = shape_numel(shape);
   if (n == 0) return;
@@ -298,6 +323,23 @@ void strided_copy_cpu(void* dst, const void* src, const Shape& shape, const Shap
     }
   }
   if (sh.empty()) sh = {1}, st = {1};
+  // Transposes of contiguous matrices, one per index of at most one outer dimension.
+  const std::size_t dims = sh.size();
+  if ((dims == 2 || dims == 3) && st[dims - 2] == 1 && st[dims - 1] == sh[dims - 2]) {
+    const std::int64_t outer = dims == 3 ? sh[0] : 1, outer_stride = dims == 3 ? st[0] : 0;
+    const std::int64_t A = sh[dims - 2], B = sh[dims - 1];
+    switch (elem) {
+      case 2: {
+        using E = std::uint16_t;
+        return transpose_matrices(static_cast<E*>(dst), static_cast<const E*>(src), outer, outer_stride, A, B);
+      }
+      case 4: {
+        using E = std::uint32_t;
+        return transpose_matrices(static_cast<E*>(dst), static_cast<const E*>(src), outer, outer_stride, A, B);
+      }
+      default: break;  // the row gather below
+    }
+  }
   const std::int64_t rows = n / sh.back();
   switch (elem) {
     case 1: return copy_rows(static_cast<std::uint8_t*>(dst), static_cast<const std::uint8_t*>(src), sh, st, rows);

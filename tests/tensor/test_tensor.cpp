@@ -2,6 +2,7 @@
 // allocator. The device part runs on whatever CUDA device this binary has (emulated or real).
 #include <doctest/doctest.h>
 
+#include "kernels/cast.h"
 #include "tensor/allocator.h"
 #include "tensor/backend.h"
 #include "tensor/stream.h"
@@ -66,6 +67,33 @@ TEST_CASE("bad shapes and dtypes raise errors that name both sides") {
   CHECK_THROWS_WITH_AS(a.permute({0, 0}), doctest::Contains("invalid axis order"), Error);
   CHECK_THROWS_WITH_AS(Tensor().to_vector(), doctest::Contains("undefined"), Error);
   CHECK_THROWS_WITH_AS(parse_device("tpu"), doctest::Contains("unknown device 'tpu'"), Error);
+}
+
+TEST_CASE("contiguous() of channel-last permutes: every element where its indices say") {
+  // (N, C, H, W) <-> (N, H, W, C) merge into transposes of (C, HW) matrices, which take the tiled
+  // transpose path; sizes that are not multiples of its 16 x 16 tiles, a channel slice (an outer
+  // stride that is not the matrix size), bf16 (2-byte elements) and one large enough for threads.
+  std::mt19937_64 rng(11);
+  for (const Shape& shape : {Shape{2, 5, 3, 7}, Shape{3, 33, 6, 5}, Shape{2, 96, 56, 56}}) {
+    const Tensor x = Tensor::randn(shape, rng);
+    const std::int64_t N = shape[0], C = shape[1], H = shape[2], W = shape[3];
+    const Tensor nhwc = x.permute({0, 2, 3, 1}).contiguous();
+    REQUIRE(nhwc.shape() == Shape{N, H, W, C});
+    const float* src = x.f32();
+    const float* out = nhwc.f32();
+    bool same = true;
+    for (std::int64_t n = 0; n < N; ++n)
+      for (std::int64_t c = 0; c < C; ++c)
+        for (std::int64_t i = 0; i < H * W; ++i)
+          same = same && out[(n * H * W + i) * C + c] == src[(n * C + c) * H * W + i];
+    CHECK_MESSAGE(same, "NCHW -> NHWC of ", x.str());
+    CHECK(nhwc.permute({0, 3, 1, 2}).contiguous().to_vector() == x.to_vector());
+    const Tensor sliced = x.narrow(1, 1, C - 1).permute({0, 2, 3, 1}).contiguous();
+    CHECK(sliced.to_vector() == nhwc.narrow(3, 1, C - 1).contiguous().to_vector());
+    const Tensor half = to_bf16(x);
+    const Tensor half_nhwc = half.permute({0, 2, 3, 1}).contiguous();
+    CHECK(to_f32(half_nhwc).to_vector() == to_f32(to_bf16(nhwc)).to_vector());
+  }
 }
 
 TEST_CASE("seeded random tensors are reproducible") {
