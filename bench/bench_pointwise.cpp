@@ -1,4 +1,5 @@
-// Pointwise and row-wise ops: activations (forward, backward), dropout, layer norm, sum, on the
+// Pointwise and row-wise ops: activations (forward, backward), dropout, layer norm, ConvNeXt's
+// NCHW <-> NHWC permutes, sum, on the
 // CPU and on CUDA at ResNet-50 / EfficientNet-B0 / ConvNeXt-Tiny tensor sizes. On the GPU the
 // activations run beside cudnnActivationForward on the same tensors.
 //
@@ -7,10 +8,11 @@
 //
 // All are memory bound: the GB/s counter uses the minimum traffic (inputs read once, outputs
 // written once): activation forward 8 B/elem, backward 12 B/elem; dropout 8 B/elem; layer norm
-// forward 8 B/elem (+ 8 B/row), backward 12 B/elem; sum 4 B/elem. Compare with the memory
+// forward 8 B/elem (+ 8 B/row), backward 12 B/elem; permutes 8 B/elem; sum 4 B/elem. Compare with the memory
 // bandwidth (H100 SXM: 3.35 TB/s). CPU at batch 8, CUDA at batch 64.
 #include <benchmark/benchmark.h>
 
+#include <cmath>
 #include <functional>
 #include <random>
 
@@ -132,6 +134,16 @@ void layer_norm_bwd(benchmark::State& st, Device dev, Rows r) {
   run(st, dev, 12.0 * m * r.C, [&] { benchmark::DoNotOptimize(layer_norm_backward(dy, x, w, f.mean, f.rstd)); });
 }
 
+// ConvNeXt's permutes: (N, C, H, W) -> (N, H, W, C) made contiguous, and back.
+void permute_nhwc(benchmark::State& st, Device dev, Rows r, bool to_channels_last) {
+  if (bench::skip_without_gpu(st, dev)) return;
+  const std::int64_t N = batch(dev), HW = r.rows_per_image;
+  const std::int64_t side = static_cast<std::int64_t>(std::lround(std::sqrt(static_cast<double>(HW))));
+  Tensor x = to_channels_last ? random({N, r.C, side, side}, dev, 1) : random({N, side, side, r.C}, dev, 1);
+  const std::vector<int> order = to_channels_last ? std::vector<int>{0, 2, 3, 1} : std::vector<int>{0, 3, 1, 2};
+  run(st, dev, 8.0 * N * HW * r.C, [&] { benchmark::DoNotOptimize(x.permute(order).contiguous()); });
+}
+
 void sum_all(benchmark::State& st, Device dev, Size sz) {
   if (bench::skip_without_gpu(st, dev)) return;
   const std::int64_t n = batch(dev) * sz.per_image;
@@ -173,10 +185,11 @@ void register_all() {
       const std::string base = std::string("layer_norm/") + dev_name(dev) + "/" + r.name;
       auto* f = benchmark::RegisterBenchmark((base + "/forward").c_str(), layer_norm_fwd, dev, r);
       auto* b = benchmark::RegisterBenchmark((base + "/backward").c_str(), layer_norm_bwd, dev, r);
-      if (dev == Device::CUDA) {
-        f->UseManualTime();
-        b->UseManualTime();
-      }
+      const std::string perm = std::string("permute/") + dev_name(dev) + "/" + r.name;
+      auto* p = benchmark::RegisterBenchmark((perm + "/to_nhwc").c_str(), permute_nhwc, dev, r, true);
+      auto* q = benchmark::RegisterBenchmark((perm + "/to_nchw").c_str(), permute_nhwc, dev, r, false);
+      if (dev == Device::CUDA)
+        for (benchmark::internal::Benchmark* x : {f, b, p, q}) x->UseManualTime();
     }
   }
 }
