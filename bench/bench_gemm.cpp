@@ -7,10 +7,15 @@
 //                     (ExecutionScope({.allow_tf32 = true}) / CUBLAS_TF32_TENSOR_OP_MATH)
 //   cuda/tiled_bf16/<n>  cuda::gemm_bf16: bf16 A and B, f32 C, BF16 tensor cores
 //   cuda/cublas_bf16/<n> cublasGemmEx on the same bf16 operands, f32 C, CUBLAS_COMPUTE_32F
+//   cpu/linear/<layer>/<pass>  cpu::sgemm on the products of a linear layer as kernels/cpu/linear.cpp
+//                     calls them (fwd: y = x w^T; dx = dy w; dw = dy^T x), at ConvNeXt-Tiny's MLP
+//                     sizes for batch 16 at 224 px (rows = 16 H W pixels, C -> 4C and 4C -> C)
 // GPU rows skip with "no GPU" on machines without one (and on the emulated device).
 #include <benchmark/benchmark.h>
 
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "kernels/cast.h"
@@ -56,6 +61,42 @@ void cpu_naive(benchmark::State& st) {
   set_flops(st, 2.0 * n * n * n);
 }
 
+// One product of a linear layer with `rows` input rows, `in` -> `out` features.
+enum class LinearPass { Forward, Data, Weight };
+void cpu_linear(benchmark::State& st, std::int64_t rows, std::int64_t in, std::int64_t out, LinearPass pass) {
+  std::mt19937_64 rng(1);
+  Tensor x = Tensor::randn({rows, in}, rng), w = Tensor::randn({out, in}, rng), dy = Tensor::randn({rows, out}, rng);
+  Tensor y = Tensor::empty({rows, out}), dx = Tensor::empty({rows, in}), dw = Tensor::empty({out, in});
+  for (auto _ : st) {
+    if (pass == LinearPass::Forward)
+      cpu::sgemm(false, true, rows, out, in, 1.f, x.f32(), in, w.f32(), in, 0.f, y.f32(), out);
+    else if (pass == LinearPass::Data)
+      cpu::sgemm(false, false, rows, in, out, 1.f, dy.f32(), out, w.f32(), in, 0.f, dx.f32(), in);
+    else
+      cpu::sgemm(true, false, out, in, rows, 1.f, dy.f32(), out, x.f32(), in, 0.f, dw.f32(), in);
+    benchmark::ClobberMemory();
+  }
+  set_flops(st, 2.0 * rows * in * out);
+}
+void register_linear_rows() {
+  struct Layer {
+    const char* name;
+    std::int64_t rows, in, out;
+  };
+  const Layer layers[] = {{"cnxt_s1_fc1_96x384", 16 * 56 * 56, 96, 384},
+                          {"cnxt_s1_fc2_384x96", 16 * 56 * 56, 384, 96},
+                          {"cnxt_s3_fc1_384x1536", 16 * 14 * 14, 384, 1536},
+                          {"cnxt_s3_fc2_1536x384", 16 * 14 * 14, 1536, 384}};
+  const std::pair<const char*, LinearPass> passes[] = {
+      {"fwd", LinearPass::Forward}, {"bwd_data", LinearPass::Data}, {"bwd_weight", LinearPass::Weight}};
+  for (const Layer& l : layers)
+    for (const auto& [pass_name, pass] : passes)
+      benchmark::RegisterBenchmark((std::string("gemm/cpu/linear/") + l.name + "/" + pass_name).c_str(), cpu_linear,
+                                   l.rows, l.in, l.out, pass)
+          ->UseRealTime()
+          ->Unit(benchmark::kMillisecond);
+}
+const bool linear_rows_registered = (register_linear_rows(), true);
 // Times `op` with CUDA events on the compute stream, after warm-up.
 template <class Op>
 void time_gpu(benchmark::State& st, double flops, Op op) {
