@@ -762,20 +762,21 @@ void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x
   if (winograd_pays_backward_weight(d)) return winograd3x3_backward_weight({d.N, d.C, d.K, d.H, d.W}, x, dy, dw);
   const Geometry e(d);
   const int panel = panel_images(d);
-  std::fill(dw, dw + static_cast<std::int64_t>(d.K) * e.CRS, 0.f);
+  if (d.N <= 0) return std::fill(dw, dw + static_cast<std::int64_t>(d.K) * e.CRS, 0.f);
   for (int n0 = 0; n0 < d.N; n0 += panel) {  // panels in order: a fixed summation order
     const int nb = std::min(panel, d.N - n0);
     const std::int64_t cols = nb * e.PQ;
+    const float beta = n0 == 0 ? 0.f : 1.f;  // the first panel writes dw (no zeroing pass)
     for (int g = 0; g < d.G; ++g) {
       const float* dyg = panel_dy(d, e, dy + (static_cast<std::int64_t>(n0) * d.K + g * e.Kg) * e.PQ, nb);
       const float* xg = x + (static_cast<std::int64_t>(n0) * d.C + g * e.Cg) * e.HW;
       float* dwg = dw + g * e.Kg * e.CRS;
       if (implicit_columns(d)) {
-        sgemm_conv_columns(true, e.Kg, 1.f, dyg, cols, columns_of(d, e, xg, nb), 1.f, dwg, e.CRS);
+        sgemm_conv_columns(true, e.Kg, 1.f, dyg, cols, columns_of(d, e, xg, nb), beta, dwg, e.CRS);
         continue;
       }
       const float* col = panel_columns(d, e, xg, nb);
-      sgemm(false, true, e.Kg, e.CRS, cols, 1.f, dyg, cols, col, cols, 1.f, dwg, e.CRS);
+      sgemm(false, true, e.Kg, e.CRS, cols, 1.f, dyg, cols, col, cols, beta, dwg, e.CRS);
     }
   }
 }
