@@ -1,6 +1,7 @@
 // The options several subcommands share (see common_flags.h).
 #include "cli/common_flags.h"
 
+#include "data/loader.h"
 #include "kernels/library.h"
 #include "tensor/backend.h"
 
@@ -8,7 +9,12 @@ namespace cxr::cli {
 
 Args& add_device(Args& args, const std::string& help) { return args.option("device", "cpu|cuda", help, "cpu"); }
 
-Args& add_workers(Args& args) { return args.option("workers", "W", "data loader threads", "2"); }
+Args& add_workers(Args& args) {
+  return args.option("workers", "W|auto",
+                     "data loader threads; auto: 2, then per epoch as many as keep up with the model (at most the "
+                     "cores)",
+                     "auto");
+}
 
 Args& add_batch_size(Args& args, const std::string& help, int default_value) {
   return args.option("batch-size", "B", help, std::to_string(default_value));
@@ -47,7 +53,12 @@ Device device_arg(const Args& a) {
 
 int int_arg(const Args& a, const std::string& name) { return static_cast<int>(a.get_int(name)); }
 
-int workers_arg(const Args& a) { return int_arg(a, "workers"); }
+int workers_arg(const Args& a) {
+  if (a.get("workers") == "auto") return data::kAutoWorkers;
+  const int w = int_arg(a, "workers");
+  if (w < 1) throw UsageError("--workers must be a positive number or auto, got " + a.get("workers"));
+  return w;
+}
 
 int batch_size_arg(const Args& a) { return int_arg(a, "batch-size"); }
 

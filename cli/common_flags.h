@@ -1,7 +1,7 @@
 // The options that several subcommands of train_cxr share, each declared (name, value, help,
 // default) and checked here once:
 //   --device cpu|cuda      train, eval, predict
-//   --workers W            train, eval, demo
+//   --workers W|auto       train, eval, demo
 //   --batch-size B         train, eval, predict (each with its own default)
 //   --precision fp32|bf16  train, eval, predict, demo   (kernels/execution.h)
 //   --tf32                 train, eval, predict

@@ -6,8 +6,12 @@
 // consumer takes batches strictly in order 0, 1, 2, ...
 #include "data/loader.h"
 
+#include <sched.h>
+
 #include <algorithm>
 #include <chrono>
+#include <cmath>
+#include <thread>
 
 #include "data/class_balance.h"
 #include "data/image_io.h"
@@ -40,7 +44,8 @@ DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices
   CXR_CHECK(!indices_.empty(), "the data loader was given an empty split: no image to load from ", dataset_.root);
   CXR_CHECK(opt_.batch_size > 0, "batch size must be positive, got ", opt_.batch_size);
   CXR_CHECK(opt_.image_size > 0, "image size must be positive, got ", opt_.image_size);
-  CXR_CHECK(opt_.workers >= 1, "the loader needs at least one worker, got ", opt_.workers);
+  CXR_CHECK(opt_.workers >= 1 || opt_.workers == kAutoWorkers, "the loader needs at least one worker (or ",
+            kAutoWorkers, ": automatic), got ", opt_.workers);
   CXR_CHECK(opt_.world_size >= 1 && opt_.rank >= 0 && opt_.rank < opt_.world_size, "loader: rank ", opt_.rank,
             " of ", opt_.world_size, " processes");
   for (auto i : indices_)
@@ -87,12 +92,13 @@ DataLoader::DataLoader(const Dataset& dataset, std::vector<std::int64_t> indices
     CacheOptions c;
     c.dir = opt_.cache_dir;
     c.size = opt_.cache_size > 0 ? opt_.cache_size : opt_.image_size;
-    c.threads = opt_.workers;
+    c.threads = opt_.workers == kAutoWorkers ? max_auto_workers() : opt_.workers;
     c.strict = opt_.strict;
     cache_.emplace(ImageCache::open_or_build(dataset_, c, report_));
   }
 
-  const int ring = opt_.prefetch > 0 ? opt_.prefetch : opt_.workers + 2;
+  const int most_workers = opt_.workers == kAutoWorkers ? max_auto_workers() : opt_.workers;
+  const int ring = opt_.prefetch > 0 ? opt_.prefetch : most_workers + 2;
   const std::int64_t B = opt_.batch_size, S = opt_.image_size, C = opt_.normalize.channels, K = classes();
   for (int r = 0; r < ring; ++r) {
     auto s = std::make_unique<Slot>();
@@ -152,6 +158,22 @@ std::vector<std::int64_t> DataLoader::epoch_order(std::int64_t e) const {
   return order;
 }
 
+int max_auto_workers() {
+  cpu_set_t set;
+  const int cores = sched_getaffinity(0, sizeof set, &set) == 0 ? CPU_COUNT(&set)
+                                                                : static_cast<int>(std::thread::hardware_concurrency());
+  return std::clamp(cores, 1, 8);
+}
+
+int choose_workers(const EpochStats& last, int max_workers) {
+  max_workers = std::max(1, max_workers);
+  if (last.batches <= 0 || last.filled <= 0) return std::min(2, max_workers);
+  const double fill = last.fill_seconds / static_cast<double>(last.filled);
+  const double step = std::max(1e-6, (last.epoch_seconds - last.wait_seconds) / static_cast<double>(last.batches));
+  const double need = std::ceil(1.25 * fill / step);
+  return static_cast<int>(std::clamp(need, 1.0, static_cast<double>(max_workers)));
+}
+
 std::pair<std::int64_t, std::int64_t> shard_range(std::int64_t lo, std::int64_t hi, int rank, int world) {
   const std::int64_t len = hi - lo, base = len / world, extra = len % world;
   const std::int64_t begin = lo + rank * base + std::min<std::int64_t>(rank, extra);
@@ -183,12 +205,18 @@ void DataLoader::start_epoch_at_sample(std::int64_t e, std::int64_t sample) {
   first_batch_ = first_batch;
   next_claim_ = released_ = next_return_ = first_batch;
   for (auto& s : slots_) s->ready_batch = -1;
+  int workers = opt_.workers;
+  if (workers == kAutoWorkers)
+    workers = stats_.batches > 0 ? choose_workers(stats_, max_auto_workers()) : std::min(2, max_auto_workers());
   stats_ = EpochStats{};
   stats_.epoch = e;
   first_failure_.clear();
+  fill_seconds_ = 0;
+  filled_ = 0;
+  epoch_start_ = std::chrono::steady_clock::now();
   active_ = true;
-  const int w_count = static_cast<int>(std::min<std::int64_t>(opt_.workers, end_batch_ - first_batch));
-  for (int w = 0; w < w_count; ++w) workers_.emplace_back([this] { worker_main(); });
+  workers_now_ = static_cast<int>(std::min<std::int64_t>(workers, end_batch_ - first_batch));
+  for (int w = 0; w < workers_now_; ++w) workers_.emplace_back([this] { worker_main(); });
 }
 
 void DataLoader::stop() {
@@ -201,6 +229,12 @@ void DataLoader::stop() {
   workers_.clear();
   if (copy_stream_) copy_stream_->synchronize();
   held_.reset();
+  if (active_) {  // the epoch's measurements, now that no worker adds to them
+    stats_.workers = workers_now_;
+    stats_.filled = filled_;
+    stats_.fill_seconds = fill_seconds_;
+    stats_.epoch_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start_).count();
+  }
   active_ = false;
 }
 
@@ -214,8 +248,12 @@ void DataLoader::worker_main() {
     const std::int64_t b = next_claim_++;
     Slot& slot = *slots_[static_cast<std::size_t>(b % ring)];
     lock.unlock();
+    const auto t0 = std::chrono::steady_clock::now();
     fill(slot, b, scratch);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     lock.lock();
+    fill_seconds_ += seconds;
+    ++filled_;
     slot.ready_batch = b;
     cv_.notify_all();
   }
@@ -379,7 +417,8 @@ std::string DataLoader::summary() const {
     if (stats_.skipped > 5) s += " ...";
     s += ")";
   }
-  s += detail::concat(", waited ", static_cast<int>(stats_.wait_seconds * 1000), " ms for data");
+  s += detail::concat(", waited ", static_cast<int>(stats_.wait_seconds * 1000), " ms for data, ", workers_now_,
+                      workers_now_ == 1 ? " worker" : " workers", opt_.workers == kAutoWorkers ? " (auto)" : "");
   return s;
 }
 

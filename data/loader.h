@@ -32,6 +32,7 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <exception>
@@ -54,6 +55,8 @@ namespace cxr::data {
 struct LoaderOptions {
   int batch_size = 16;
   int image_size = 224;
+  // Worker threads; kAutoWorkers (0): chosen per epoch from measurements (choose_workers), at
+  // most max_auto_workers() of them.
   int workers = 2;
   int prefetch = 0;          // host batch buffers in the ring; 0: workers + 2
   std::uint64_t seed = 0;
@@ -106,7 +109,24 @@ struct EpochStats {
   std::int64_t batches = 0, images = 0, skipped = 0;
   std::vector<std::string> skipped_names;  // the first 100
   double wait_seconds = 0;  // time next() spent waiting for the workers
+  // Set when the epoch's workers have been joined (its end, or stop()):
+  int workers = 0;               // worker threads of the epoch
+  std::int64_t filled = 0;       // batches the workers filled
+  double fill_seconds = 0;       // their time filling them (decode, augment, normalise), summed
+  double epoch_seconds = 0;      // from the epoch's start to its end
 };
+
+// Automatic worker count (LoaderOptions::workers = kAutoWorkers): the first epoch runs
+// min(2, max_auto_workers()) workers; each later one as many as keep up with the consumer in
+// the epoch before, with a quarter to spare:
+//   fill = fill_seconds / filled          one worker's time for a batch
+//   step = (epoch_seconds - wait_seconds) / batches   the consumer's time for one, without waits
+//   workers = ceil(1.25 fill / step), between 1 and max_auto_workers()
+// A worker waits (no CPU) while the ring is full, so a spare one costs a batch buffer, not a
+// core. Which samples a batch holds never depends on the count (see Determinism above).
+inline constexpr int kAutoWorkers = 0;
+int max_auto_workers();  // the cores this process may run on, at most 8
+int choose_workers(const EpochStats& last, int max_workers);
 
 class DataLoader {
  public:
@@ -130,6 +150,7 @@ class DataLoader {
   void stop();          // ends the epoch early: workers stop and are joined
 
   std::int64_t batches_per_epoch() const { return num_batches_; }
+  int workers() const { return workers_now_; }  // this epoch's worker threads (the last one's after it)
   std::int64_t global_batch() const { return static_cast<std::int64_t>(opt_.batch_size) * opt_.world_size; }
   // The position in the epoch order after batch `number` (a resume point), for any rank.
   std::int64_t position_after(std::int64_t number) const;
@@ -163,6 +184,10 @@ class DataLoader {
   std::mutex mutex_;
   std::condition_variable cv_;
   std::vector<std::thread> workers_;
+  int workers_now_ = 0;
+  double fill_seconds_ = 0;       // this epoch's EpochStats::fill_seconds so far (under mutex_)
+  std::int64_t filled_ = 0;       // and its filled
+  std::chrono::steady_clock::time_point epoch_start_;
   std::atomic<bool> stopping_{false};
   bool active_ = false;  // an epoch is running
   std::int64_t epoch_ = -1;

@@ -367,7 +367,7 @@ nlohmann::json evaluate_checkpoint(const EvaluateOptions& o, std::ostream& out) 
   if (o.no_finding != "product" && o.no_finding != "max")
     throw UsageError("--no-finding must be product or max, got '" + o.no_finding + "'");
   if (o.batch_size < 1) throw UsageError("--batch-size must be >= 1");
-  if (o.workers < 1) throw UsageError("--workers must be >= 1");
+  if (o.workers < 1 && o.workers != data::kAutoWorkers) throw UsageError("--workers must be >= 1 or auto");
   CXR_CHECK(fs::exists(o.checkpoint), "checkpoint ", o.checkpoint, " does not exist");
 
   LoadedModel lm = load_model_for_inference(o.checkpoint, o.device);

@@ -81,7 +81,7 @@ struct EvaluateOptions {
   data::ReaderOptions reader;  // --format, --uncertain, --frontal-only
   std::string split = "test";  // test | val
   Device device = Device::CPU;
-  int workers = 2;
+  int workers = 0;  // loader threads; 0: automatic (data::kAutoWorkers)
   int batch_size = 32;
   std::int64_t limit = 0;       // > 0: the first N images of the split
   std::string no_finding = "product";

@@ -256,6 +256,20 @@ bool set_trainable_for_epoch(CxrModel& model, int e, const TrainOptions& opt) {
   return frozen;
 }
 
+// --workers auto: says when the training loader will change its number of workers for the
+// next epoch, and from what (data::choose_workers; stats() is complete once the epoch ended).
+void note_auto_workers(Run& r, int e, const data::DataLoader& loader) {
+  const data::EpochStats& st = loader.stats();
+  if (r.opt.workers != data::kAutoWorkers || st.workers == 0 || st.batches == 0 || e + 1 >= r.opt.epochs) return;
+  const int next = data::choose_workers(st, data::max_auto_workers());
+  if (next == st.workers) return;
+  const double fill_ms = 1000 * st.fill_seconds / static_cast<double>(std::max<std::int64_t>(1, st.filled));
+  const double step_ms = 1000 * (st.epoch_seconds - st.wait_seconds) / static_cast<double>(st.batches);
+  r.log.say("data: " + std::to_string(next) + (next == 1 ? " loader worker" : " loader workers") + " from epoch " +
+            std::to_string(e + 2) + " (a batch took " + fmt(fill_ms, 1) + " ms to prepare, " + fmt(step_ms, 1) +
+            " ms to train)");
+}
+
 // Epoch e (0-based) from the saved position (a resumed run's first epoch) or its start.
 EpochPass train_epoch(Run& r, int e) {
   data::DataLoader& loader = *r.data.train_loader;
@@ -314,6 +328,7 @@ EpochPass train_epoch(Run& r, int e) {
   if (auto done = r.pipeline.drain()) record(*done);  // before a checkpoint, validation or exit
   r.pipeline.settle(r.state.step);
   pass.train_seconds = steady_seconds() - pass.start;
+  note_auto_workers(r, e, loader);
   return pass;
 }
 
@@ -474,7 +489,7 @@ void validate_train_options(const TrainOptions& o) {
   if (o.schedule != "cosine" && o.schedule != "onecycle" && o.schedule != "step" && o.schedule != "constant")
     throw UsageError("--schedule must be cosine, onecycle, step or constant, got '" + o.schedule + "'");
   if (o.warmup_steps < 0) throw UsageError("--warmup must be >= 0");
-  if (o.workers < 1) throw UsageError("--workers must be >= 1");
+  if (o.workers < 1 && o.workers != data::kAutoWorkers) throw UsageError("--workers must be >= 1 or auto");
   if (o.freeze_backbone_epochs < 0) throw UsageError("--freeze-backbone-epochs must be >= 0");
   if (!(o.box_loss_weight >= 0)) throw UsageError("--box-loss-weight must be >= 0");
   if (o.limit < 0) throw UsageError("--limit must be >= 0");

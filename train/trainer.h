@@ -55,7 +55,7 @@ struct TrainOptions {
   std::string schedule = "cosine";  // cosine | onecycle | step | constant
   std::int64_t warmup_steps = 0;    // linear warmup, in optimiser steps
   Device device = Device::CPU;
-  int workers = 2;
+  int workers = 0;  // loader threads; 0: automatic (data::kAutoWorkers)
   std::uint64_t seed = 0;
   bool resume = false;
   std::string init_from;            // safetensors: backbone (ImageNet) or a whole cxr checkpoint

@@ -114,6 +114,50 @@ TEST_CASE("loader: 1 and 3 workers give identical batches; epochs differ") {
   CHECK(run_epoch(one, 0) == a0);          // an epoch can be replayed
 }
 
+TEST_CASE("loader: automatic workers: as many as keep up with the consumer, and the same batches") {
+  // The rule (choose_workers): ceil(1.25 x one worker's time per batch / the consumer's), 1..max.
+  EpochStats st;
+  st.batches = st.filled = 10;
+  st.fill_seconds = 1.0;   // 100 ms to prepare a batch
+  st.epoch_seconds = 2.5;  // 2.0 s of it consuming: 200 ms a batch
+  st.wait_seconds = 0.5;
+  CHECK(choose_workers(st, 8) == 1);  // 1.25 x 100 / 200 -> 1
+  st.fill_seconds = 8.0;              // 800 ms a batch: 1.25 x 800 / 200 = 5
+  CHECK(choose_workers(st, 8) == 5);
+  CHECK(choose_workers(st, 3) == 3);  // at most the cores
+  st.fill_seconds = 1.6;              // 1.25 x 160 / 200 = 1.0 exactly: 1
+  CHECK(choose_workers(st, 8) == 1);
+  CHECK(choose_workers(EpochStats{}, 8) == 2);  // no measurement yet: 2
+  CHECK(choose_workers(EpochStats{}, 1) == 1);
+  CHECK(max_auto_workers() >= 1);
+  CHECK(max_auto_workers() <= 8);
+
+  // A loader on auto: the first epoch's 2 workers (or 1 core's worth), measured; a consumer much
+  // slower than the decoding then needs 1; every epoch holds the batches of a fixed count.
+  Report report(Report::Echo::Off);
+  const Dataset ds = Dataset::load(test::small_synth_dir(), report);
+  DataLoader fixed(ds, all_indices(ds), training_options(2), report);
+  DataLoader automatic(ds, all_indices(ds), training_options(kAutoWorkers), report);
+  for (std::int64_t e = 0; e < 3; ++e) {
+    std::vector<Snapshot> got;
+    for (const Batch& b : automatic.epoch(e)) {
+      got.push_back({b.images.to_vector(), b.labels.to_vector(), b.boxes.to_vector(), b.box_mask.to_vector(),
+                     b.indices});
+      std::this_thread::sleep_for(std::chrono::milliseconds(40));  // a slow model step
+    }
+    CHECK(got == run_epoch(fixed, e));
+    const EpochStats& a = automatic.stats();
+    CHECK(a.workers == (e == 0 ? std::min(2, max_auto_workers()) : 1));
+    CHECK(a.filled == 6);
+    CHECK(a.fill_seconds > 0);
+    CHECK(a.epoch_seconds >= 6 * 0.040);
+    CHECK(automatic.summary().find(e == 0 && max_auto_workers() > 1 ? "2 workers (auto)" : "1 worker (auto)") !=
+          std::string::npos);
+  }
+  LoaderOptions bad = training_options(-1);
+  CHECK_THROWS_WITH_AS(DataLoader(ds, all_indices(ds), bad, report), doctest::Contains("at least one worker"), Error);
+}
+
 TEST_CASE("loader: stopping mid-epoch is clean, and a new epoch can start at once") {
   Report report(Report::Echo::Off);
   const Dataset ds = Dataset::load(test::small_synth_dir(), report);

@@ -240,6 +240,10 @@ TEST_CASE("train / eval / predict: bad arguments give clear errors") {
                        cli::UsageError);
   CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--epochs", "two"})), doctest::Contains("--epochs"),
                        cli::UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--workers", "0"})),
+                       doctest::Contains("--workers must be a positive number or auto, got 0"), cli::UsageError);
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--workers", "many"})), doctest::Contains("--workers"),
+                       cli::UsageError);
   CHECK_THROWS_AS(test::run_command(cli::run_train, {"--data", dir / "nothing", "--out", dir / "r2", "--quiet"}),
                   Error);
   CHECK_THROWS_WITH_AS(test::run_command(cli::run_train, with({"--resume"})), doctest::Contains("nothing to resume"),
