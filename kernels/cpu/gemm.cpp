@@ -23,7 +23,12 @@
 //   tasks, each repacking its own A block and B chunk, which for the small-N GEMMs of
 //   per-image convolutions packed as many floats as it multiplied.)
 //   When a thread's rows fit one A block (M <= MC), each B sliver is packed right before the A
-//   block sweeps it instead of a whole NC panel first (rectangle()).
+//   block sweeps it instead of a whole NC panel first (rectangle()). When the B panel of all of
+//   K fits in half of L2 (K nc <= 256 Ki floats), it is packed first and the pc loop runs inside
+//   the ic loop (the whole-K order): each C tile takes all its K blocks while in cache. With
+//   that order, a row-major op(A) and at most 128 columns per thread, A is not packed at all:
+//   the micro-kernel broadcasts its elements from the rows in place (micro_kernel<T, true>).
+//   Both keep every addition and its order, so the bits do not change.
 // Operands that are not plain matrices:
 //   op(A) packed once (PackedA): K blocks of padded-M slivers, shared by every thread and every
 //     call that passes it (a convolution's weights over its panels of images);
@@ -112,6 +117,11 @@ struct Tile {
 using Avx2Tile = Tile<v8, 6, 2, 120>;
 using Avx512Tile = Tile<v16, 14, 2, 112>;
 constexpr std::int64_t kMaxMC = 120, kMaxKC = 256, kMaxNC = 3072;  // the buffers fit either tile
+// rectangle's whole-K order when a B panel of all of K is at most this many floats (1 MiB, half
+// of L2).
+constexpr std::int64_t kWholeKFloats = std::int64_t{1} << 18;
+// rectangle reads a row-major op(A) in place when the thread has at most this many columns.
+constexpr std::int64_t kRowsAColumns = 128;
 
 template <class V>
 CXR_INLINE V loadv(const void* p) {
@@ -146,10 +156,14 @@ CXR_INLINE void transpose8x8(v8 r[8]) {
 // the first K block of a beta == 0 product, which writes C without reading it. Each element of
 // C gets the same operations in the same order whatever the tile (fused multiply-adds over k,
 // then one multiply-add into C), so both tiles give the same bits.
-template <class T>
+//
+// kRowsA: ap is not a packed sliver but row 0 of MR rows of a row-major op(A), lda floats apart
+// (element (i, k) at ap[i lda + k]); each row is prefetched 64 floats ahead every 16 k. The same
+// operations on the same values: the same bits as with the sliver packed.
+template <class T, bool kRowsA = false>
 CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, const float* __restrict__ bp,
                              float* __restrict__ c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
-                             bool first) {
+                             bool first, std::int64_t lda = 0) {
   using V = typename T::Vec;
   constexpr std::int64_t MR = T::MR, NV = T::NV, L = T::L, NR = T::NR;
   // Ask for C's lines (for writing) before the k loop, so that fetching them overlaps the FMAs:
@@ -166,10 +180,19 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
   for (std::int64_t k = 0; k < kc; ++k) {
     V b[NV];
     for (int v = 0; v < NV; ++v) b[v] = loadv<V>(bp + v * L);
+    if constexpr (kRowsA) {
+      if (k % 16 == 0)
+        for (int i = 0; i < MR; ++i) __builtin_prefetch(ap + i * lda + 64);
 #pragma GCC unroll 14
-    for (int i = 0; i < MR; ++i)
-      for (int v = 0; v < NV; ++v) acc[i][v] += ap[i] * b[v];
-    ap += MR;
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] += ap[i * lda] * b[v];
+      ap += 1;
+    } else {
+#pragma GCC unroll 14
+      for (int i = 0; i < MR; ++i)
+        for (int v = 0; v < NV; ++v) acc[i][v] += ap[i] * b[v];
+      ap += MR;
+    }
     bp += NR;
   }
   if (mr == MR && nr == NR) {
@@ -447,6 +470,29 @@ CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, 
   }
 }
 
+// macro_kernel with op(A) read in place (row-major A, no transpose): rows [ic, ic + mc) of A from
+// column pc. A partial sliver at the matrix's last rows is packed (rows past m_end read as 0).
+template <class T>
+CXR_INLINE void macro_kernel_rows(const Operands& o, std::int64_t ic, std::int64_t mc, std::int64_t m_end,
+                                  std::int64_t nc, std::int64_t pc, std::int64_t kc, const float* bp, float* c,
+                                  bool first, float* a_edge) {
+  constexpr std::int64_t MR = T::MR, NR = T::NR;
+  const std::int64_t full = std::min(mc, m_end - ic) / MR * MR;  // rows in whole slivers
+  if (full < mc) pack_a<T>(o, ic + full, mc - full, m_end, pc, kc, a_edge);
+  for (std::int64_t jr = 0; jr < nc; jr += NR) {
+    const std::int64_t nr = std::min(NR, nc - jr);
+    const float* b = bp + (jr / NR) * kc * NR;
+    for (std::int64_t ir = 0; ir < mc; ir += MR) {
+      float* cij = c + ir * o.ldc + jr;
+      if (ir < full)
+        micro_kernel<T, true>(kc, o.A + (ic + ir) * o.lda + pc, b, cij, o.ldc, MR, nr, o.alpha, first, o.lda);
+      else
+        micro_kernel<T>(kc, a_edge + ((ir - full) / MR) * kc * MR, b, cij, o.ldc, std::min(MR, mc - ir), nr, o.alpha,
+                        first);
+    }
+  }
+}
+
 // One thread's rectangle C[m0:m1, n0:n1] += alpha op(A) op(B), the serial Goto loops. When its
 // rows fit one A block (m1 - m0 <= MC: the per-image convolutions of 64-112 output channels),
 // each B sliver is packed right before the A block sweeps it, while it is still in L1, instead
@@ -475,8 +521,34 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
     }
     return;
   }
+  // A row-major op(A) (not transposed, not packed) is read in place when the thread's columns
+  // are few (and all of K fits one B panel, below): packing it is a transpose through registers
+  // per float, as much work as the multiply when each packed sliver serves only a few B
+  // slivers (ConvNeXt-Tiny's first-stage linear layers: 96 columns).
+  const bool rows_a = !o.trans_a && !o.a_packed && n1 - n0 <= kRowsAColumns;
   for (std::int64_t jc = n0; jc < n1; jc += T::NC) {
-    const std::int64_t nc = std::min(T::NC, n1 - jc);
+    const std::int64_t nc = std::min(T::NC, n1 - jc), nc_padded = (nc + T::NR - 1) / T::NR * T::NR;
+    if (o.K * nc_padded <= kWholeKFloats) {
+      // Every K block of the B panel packed first (it fits in L2), then each A block runs all
+      // of them while its C tile is still in cache: C goes to memory once instead of once per
+      // K block, and each row of A is read in one sweep. The same additions in the same order
+      // (with one K block, the loops below it).
+      for (std::int64_t pc = 0; pc < o.K; pc += T::KC)
+        pack_b<T>(o, jc, nc, n1, pc, std::min(T::KC, o.K - pc), b_buf + pc * nc_padded);
+      for (std::int64_t ic = m0; ic < m1; ic += T::MC) {
+        const std::int64_t mc = std::min(T::MC, m1 - ic);
+        for (std::int64_t pc = 0; pc < o.K; pc += T::KC) {
+          const std::int64_t kc = std::min(T::KC, o.K - pc);
+          float* c = o.C + ic * o.ldc + jc;
+          if (rows_a)
+            macro_kernel_rows<T>(o, ic, mc, m1, nc, pc, kc, b_buf + pc * nc_padded, c, o.overwrite && pc == 0, a_buf);
+          else
+            macro_kernel<T>(mc, nc, kc, a_block(ic, mc, pc, kc), b_buf + pc * nc_padded, c, o.ldc, o.alpha,
+                            o.overwrite && pc == 0);
+        }
+      }
+      continue;
+    }
     for (std::int64_t pc = 0; pc < o.K; pc += T::KC) {
       const std::int64_t kc = std::min(T::KC, o.K - pc);
       pack_b<T>(o, jc, nc, n1, pc, kc, b_buf);

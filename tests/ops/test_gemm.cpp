@@ -155,6 +155,40 @@ TEST_CASE("sgemm with op(A) packed once (PackedA) gives the bits of sgemm, with 
       }
 }
 
+TEST_CASE("sgemm reads a row-major op(A) in place with the bits of packing it, with each tile and thread count" *
+          doctest::test_suite("cpu")) {
+  // op(A) = A stored (M, K), few columns: read in place (micro_kernel<T, true>), not packed; the
+  // same product with A^T stored and trans_a always packs. Cases: all of K in one B panel (K of
+  // 257-1024) with a partial sliver at the last rows, one K block, K past the whole-K limit,
+  // columns above the in-place limit, padded rows, beta 1, trans_b.
+  const std::vector<GemmCase> cases = {
+      {false, false, 131, 96, 384, 0},  {false, true, 131, 96, 384, 3, 1.f, 1.f}, {false, false, 131, 96, 200, 1},
+      {false, false, 50, 40, 1100, 0},  {false, false, 29, 130, 300, 2},          {false, true, 300, 20, 70, 0},
+      {false, false, 14, 32, 600, 0, 0.5f, 1.f}};
+  std::uint64_t seed = 500;
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
+    for (int threads : {1, 2})
+      for (const GemmCase& g : cases) {
+        const GemmKernelScope scope(k);
+        const ThreadCountScope t(threads);
+        CAPTURE(cpu::cpu_gemm_kernel_name(k));
+        CAPTURE(threads);
+        CAPTURE(describe(g));
+        Operands in_place = make_operands(g, seed++);
+        Operands packed = in_place;
+        std::vector<float> at(static_cast<std::size_t>(g.K * g.M));  // A^T, (K, M)
+        for (std::int64_t i = 0; i < g.M; ++i)
+          for (std::int64_t kk = 0; kk < g.K; ++kk)
+            at[static_cast<std::size_t>(kk * g.M + i)] = in_place.a[static_cast<std::size_t>(i * in_place.lda + kk)];
+        cpu::sgemm(false, g.tb, g.M, g.N, g.K, g.alpha, in_place.a.data(), in_place.lda, in_place.b.data(),
+                   in_place.ldb, g.beta, in_place.c.data(), in_place.ldc);
+        cpu::sgemm(true, g.tb, g.M, g.N, g.K, g.alpha, at.data(), g.M, packed.b.data(), packed.ldb, g.beta,
+                   packed.c.data(), packed.ldc);
+        CHECK(in_place.c == packed.c);
+        expect_close(describe(g), in_place.c, expected(g, make_operands(g, seed - 1)), gemm_tol(g.K));
+      }
+}
+
 TEST_CASE("gemm_reference<float> agrees with gemm_reference<double>" * doctest::test_suite("cpu")) {
   const GemmCase g{true, false, 9, 11, 13, 2, 1.5f, 0.5f};
   Operands o = make_operands(g, 42);
