@@ -293,18 +293,28 @@ void transpose_matrices(E* d, const E* s, std::int64_t outer, std::int64_t outer
   constexpr std::int64_t kTile = 16;
   const std::int64_t a_tiles = (A + kTile - 1) / kTile, b_tiles = (B + kTile - 1) / kTile;
   const bool parallel = outer * A * B * static_cast<std::int64_t>(sizeof(E)) >= (std::int64_t(1) << 20);
+  const auto tile = [&](std::int64_t o, std::int64_t at, std::int64_t bt) {
+    const E* so = s + o * outer_stride;
+    E* dout = d + o * A * B;
+    const std::int64_t a0 = at * kTile, a1 = std::min(A, a0 + kTile), b0 = bt * kTile, b1 = std::min(B, b0 + kTile);
+    for (std::int64_t a = a0; a < a1; ++a)
+      for (std::int64_t b = b0; b < b1; ++b) dout[a * B + b] = so[b * A + a];
+  };
+  // The longer side streams: a strip of kTile source rows (or destination rows) is swept from
+  // end to end, so that each of its rows is read (written) in order, which the hardware
+  // prefetchers follow. ConvNeXt's first stage at batch 64, 2 threads, data from memory:
+  // 7-8 GB/s in the other order, 12 GB/s in this one, both directions.
+  if (A >= B) {
 #pragma omp parallel for collapse(2) schedule(static) if (parallel)
-  for (std::int64_t o = 0; o < outer; ++o)
-    for (std::int64_t at = 0; at < a_tiles; ++at) {
-      const E* so = s + o * outer_stride;
-      E* dout = d + o * A * B;
-      const std::int64_t a0 = at * kTile, a1 = std::min(A, a0 + kTile);
-      for (std::int64_t bt = 0; bt < b_tiles; ++bt) {
-        const std::int64_t b0 = bt * kTile, b1 = std::min(B, b0 + kTile);
-        for (std::int64_t a = a0; a < a1; ++a)
-          for (std::int64_t b = b0; b < b1; ++b) dout[a * B + b] = so[b * A + a];
-      }
-    }
+    for (std::int64_t o = 0; o < outer; ++o)
+      for (std::int64_t bt = 0; bt < b_tiles; ++bt)
+        for (std::int64_t at = 0; at < a_tiles; ++at) tile(o, at, bt);
+  } else {
+#pragma omp parallel for collapse(2) schedule(static) if (parallel)
+    for (std::int64_t o = 0; o < outer; ++o)
+      for (std::int64_t at = 0; at < a_tiles; ++at)
+        for (std::int64_t bt = 0; bt < b_tiles; ++bt) tile(o, at, bt);
+  }
 }
 
 void strided_copy_cpu(void* dst, const void* src, const Shape& shape, const Shape& strides, std::size_t elem) {
