@@ -36,6 +36,12 @@ void gemm_reference(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, 
 // (then on the calling thread only), so callers may parallelise over images themselves.
 void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc);
+// C = alpha op(A) op(B) + bias, bias (N) added to every row (a linear layer's y = x w^T + b):
+// the bits of sgemm with beta = 1 on a C whose rows hold the bias, without writing those rows
+// first (the bias is added where the first K block stores its tile).
+void sgemm_bias(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+                const float* A, std::int64_t lda, const float* B, std::int64_t ldb, const float* bias, float* C,
+                std::int64_t ldc);
 
 // op(B) given as the columns of a convolution instead of a matrix (implicit im2col). For a
 // convolution with stride 1 whose output rows are as wide as its input rows (Q = W: "same"

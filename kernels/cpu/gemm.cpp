@@ -157,13 +157,15 @@ CXR_INLINE void transpose8x8(v8 r[8]) {
 // C gets the same operations in the same order whatever the tile (fused multiply-adds over k,
 // then one multiply-add into C), so both tiles give the same bits.
 //
+// bias (the first K block only): C = alpha acc + bias[j], the column bias of the tile's columns
+// (the bits of adding alpha acc to a C that holds the bias).
 // kRowsA: ap is not a packed sliver but row 0 of MR rows of a row-major op(A), lda floats apart
 // (element (i, k) at ap[i lda + k]); each row is prefetched 64 floats ahead every 16 k. The same
 // operations on the same values: the same bits as with the sliver packed.
 template <class T, bool kRowsA = false>
 CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, const float* __restrict__ bp,
                              float* __restrict__ c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
-                             bool first, std::int64_t lda = 0) {
+                             bool first, const float* bias = nullptr, std::int64_t lda = 0) {
   using V = typename T::Vec;
   constexpr std::int64_t MR = T::MR, NV = T::NV, L = T::L, NR = T::NR;
   // Ask for C's lines (for writing) before the k loop, so that fetching them overlaps the FMAs:
@@ -200,7 +202,8 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
     for (int i = 0; i < MR; ++i) {
       float* row = c + i * ldc;
       for (int v = 0; v < NV; ++v) {
-        if (first) storev(row + v * L, alpha * acc[i][v]);
+        if (first && bias) storev(row + v * L, alpha * acc[i][v] + loadv<V>(bias + v * L));
+        else if (first) storev(row + v * L, alpha * acc[i][v]);
         else storev(row + v * L, loadv<V>(row + v * L) + alpha * acc[i][v]);
       }
     }
@@ -209,7 +212,8 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < NV; ++v) storev(tile[i] + v * L, acc[i][v]);
     for (std::int64_t i = 0; i < mr; ++i)
-      for (std::int64_t j = 0; j < nr; ++j) c[i * ldc + j] = (first ? 0.f : c[i * ldc + j]) + alpha * tile[i][j];
+      for (std::int64_t j = 0; j < nr; ++j)
+        c[i * ldc + j] = (first ? (bias ? bias[j] : 0.f) : c[i * ldc + j]) + alpha * tile[i][j];
   }
 }
 
@@ -228,6 +232,7 @@ struct Operands {
   const ConvColumns* cols = nullptr;  // when set, op(B) is these convolution columns (B, ldb unused)
   std::uint64_t call = 0;             // with cols: this call's number (pack_b_columns_transposed's tables)
   const float* a_packed = nullptr;    // when set, op(A) already packed (PackedA; A, lda unused)
+  const float* bias = nullptr;        // when set (with overwrite): C = alpha op(A) op(B) + bias[j] on each row
 };
 
 // How far ahead (floats) the packing of a row-major A asks for each row: MR rows of at most KC
@@ -458,14 +463,15 @@ CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std:
 // C[0:mc, 0:nc] (+)= alpha * (packed A block) (packed B panel); nc may end in a partial sliver.
 template <class T>
 CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, const float* ap, const float* bp,
-                             float* c, std::int64_t ldc, float alpha, bool first) {
+                             float* c, std::int64_t ldc, float alpha, bool first, const float* bias) {
   constexpr std::int64_t MR = T::MR, NR = T::NR;
   for (std::int64_t jr = 0; jr < nc; jr += NR) {
     const std::int64_t nr = std::min(NR, nc - jr);
     const float* b = bp + (jr / NR) * kc * NR;
     for (std::int64_t ir = 0; ir < mc; ir += MR) {
       const std::int64_t mr = std::min(MR, mc - ir);
-      micro_kernel<T>(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha, first);
+      micro_kernel<T>(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha, first,
+                      bias ? bias + jr : nullptr);
     }
   }
 }
@@ -475,7 +481,7 @@ CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, 
 template <class T>
 CXR_INLINE void macro_kernel_rows(const Operands& o, std::int64_t ic, std::int64_t mc, std::int64_t m_end,
                                   std::int64_t nc, std::int64_t pc, std::int64_t kc, const float* bp, float* c,
-                                  bool first, float* a_edge) {
+                                  bool first, const float* bias, float* a_edge) {
   constexpr std::int64_t MR = T::MR, NR = T::NR;
   const std::int64_t full = std::min(mc, m_end - ic) / MR * MR;  // rows in whole slivers
   if (full < mc) pack_a<T>(o, ic + full, mc - full, m_end, pc, kc, a_edge);
@@ -484,11 +490,12 @@ CXR_INLINE void macro_kernel_rows(const Operands& o, std::int64_t ic, std::int64
     const float* b = bp + (jr / NR) * kc * NR;
     for (std::int64_t ir = 0; ir < mc; ir += MR) {
       float* cij = c + ir * o.ldc + jr;
+      const float* bias_j = bias ? bias + jr : nullptr;
       if (ir < full)
-        micro_kernel<T, true>(kc, o.A + (ic + ir) * o.lda + pc, b, cij, o.ldc, MR, nr, o.alpha, first, o.lda);
+        micro_kernel<T, true>(kc, o.A + (ic + ir) * o.lda + pc, b, cij, o.ldc, MR, nr, o.alpha, first, bias_j, o.lda);
       else
         micro_kernel<T>(kc, a_edge + ((ir - full) / MR) * kc * MR, b, cij, o.ldc, std::min(MR, mc - ir), nr, o.alpha,
-                        first);
+                        first, bias_j);
     }
   }
 }
@@ -516,7 +523,8 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
       for (std::int64_t jr = n0; jr < n1; jr += T::NR) {
         const std::int64_t nr = std::min(T::NR, n1 - jr);
         pack_b<T>(o, jr, nr, n1, pc, kc, b_buf);
-        macro_kernel<T>(m1 - m0, nr, kc, ap, b_buf, o.C + m0 * o.ldc + jr, o.ldc, o.alpha, o.overwrite && pc == 0);
+        macro_kernel<T>(m1 - m0, nr, kc, ap, b_buf, o.C + m0 * o.ldc + jr, o.ldc, o.alpha, o.overwrite && pc == 0,
+                        o.bias ? o.bias + jr : nullptr);
       }
     }
     return;
@@ -528,6 +536,7 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
   const bool rows_a = !o.trans_a && !o.a_packed && n1 - n0 <= kRowsAColumns;
   for (std::int64_t jc = n0; jc < n1; jc += T::NC) {
     const std::int64_t nc = std::min(T::NC, n1 - jc), nc_padded = (nc + T::NR - 1) / T::NR * T::NR;
+    const float* bias = o.bias ? o.bias + jc : nullptr;
     if (o.K * nc_padded <= kWholeKFloats) {
       // Every K block of the B panel packed first (it fits in L2), then each A block runs all
       // of them while its C tile is still in cache: C goes to memory once instead of once per
@@ -541,10 +550,11 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
           const std::int64_t kc = std::min(T::KC, o.K - pc);
           float* c = o.C + ic * o.ldc + jc;
           if (rows_a)
-            macro_kernel_rows<T>(o, ic, mc, m1, nc, pc, kc, b_buf + pc * nc_padded, c, o.overwrite && pc == 0, a_buf);
+            macro_kernel_rows<T>(o, ic, mc, m1, nc, pc, kc, b_buf + pc * nc_padded, c, o.overwrite && pc == 0, bias,
+                                 a_buf);
           else
             macro_kernel<T>(mc, nc, kc, a_block(ic, mc, pc, kc), b_buf + pc * nc_padded, c, o.ldc, o.alpha,
-                            o.overwrite && pc == 0);
+                            o.overwrite && pc == 0, bias);
         }
       }
       continue;
@@ -555,7 +565,7 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
       for (std::int64_t ic = m0; ic < m1; ic += T::MC) {
         const std::int64_t mc = std::min(T::MC, m1 - ic);
         macro_kernel<T>(mc, nc, kc, a_block(ic, mc, pc, kc), b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha,
-                        o.overwrite && pc == 0);
+                        o.overwrite && pc == 0, bias);
       }
     }
   }
@@ -660,7 +670,8 @@ void run(const Operands& o, float beta, CpuGemmKernel packed_kernel = CpuGemmKer
     if (beta != 1.f && !(beta == 0.f && multiply))
       for (std::int64_t i = m0; i < m1; ++i) {
         float* row = C + i * ldc;
-        if (beta == 0.f) std::fill(row + n0, row + n1, 0.f);
+        if (beta == 0.f && o.bias) std::copy(o.bias + n0, o.bias + n1, row + n0);
+        else if (beta == 0.f) std::fill(row + n0, row + n1, 0.f);
         else for (std::int64_t j = n0; j < n1; ++j) row[j] *= beta;
       }
     if (multiply && m0 < m1 && n0 < n1) {
@@ -692,6 +703,14 @@ Operands columns_operands(bool trans_b, std::int64_t M, float alpha, const float
 void sgemm(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha, const float* A,
            std::int64_t lda, const float* B, std::int64_t ldb, float beta, float* C, std::int64_t ldc) {
   run(Operands{trans_a, trans_b, M, N, K, alpha, beta == 0.f, A, lda, B, ldb, C, ldc}, beta);
+}
+
+void sgemm_bias(bool trans_a, bool trans_b, std::int64_t M, std::int64_t N, std::int64_t K, float alpha,
+                const float* A, std::int64_t lda, const float* B, std::int64_t ldb, const float* bias, float* C,
+                std::int64_t ldc) {
+  Operands o{trans_a, trans_b, M, N, K, alpha, true, A, lda, B, ldb, C, ldc};
+  o.bias = bias;
+  run(o, 0.f);
 }
 
 std::int64_t PackedA::floats_for(std::int64_t M, std::int64_t K) {

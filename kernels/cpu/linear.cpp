@@ -1,6 +1,6 @@
 // linear on the CPU (math in kernels/linear.h).
 // Reference: the sums as loops, float and double. Fast path: three blocked sgemm calls
-//   y = x w^T (trans B, bias preloaded into y), dx = dy w, dw = dy^T x (trans A),
+//   y = x w^T + b (trans B, the bias added by the GEMM as it stores y), dx = dy w, dw = dy^T x (trans A),
 // and db as column sums of dy (accumulated in double, in blocks of rows).
 #include <algorithm>
 #include <vector>
@@ -56,9 +56,8 @@ template void linear_backward_reference<double>(std::int64_t, std::int64_t, std:
 
 void linear_forward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w, const float* b,
                     float* y) {
-  if (b)
-    for (std::int64_t n = 0; n < N; ++n) std::copy(b, b + out, y + n * out);
-  sgemm(false, true, N, out, in, 1.f, x, in, w, in, b ? 1.f : 0.f, y, out);
+  if (b) sgemm_bias(false, true, N, out, in, 1.f, x, in, w, in, b, y, out);
+  else sgemm(false, true, N, out, in, 1.f, x, in, w, in, 0.f, y, out);
 }
 
 void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w,

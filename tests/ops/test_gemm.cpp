@@ -189,6 +189,38 @@ TEST_CASE("sgemm reads a row-major op(A) in place with the bits of packing it, w
       }
 }
 
+TEST_CASE("sgemm_bias gives the bits of sgemm with beta 1 on rows that hold the bias" * doctest::test_suite("cpu")) {
+  // Every loop order: one A block (M <= MC), the whole-K order with A packed and in place, the
+  // K-block order (a B panel past half of L2), a partial last tile; K = 0 leaves the bias.
+  std::vector<GemmCase> cases = cpu_cases();
+  cases.push_back({false, true, 131, 96, 384, 0});
+  cases.push_back({true, true, 131, 96, 384, 2});
+  cases.push_back({false, true, 300, 1100, 300, 1});
+  cases.push_back({false, false, 9, 7, 0});
+  std::uint64_t seed = 700;
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
+    for (int threads : {1, 2})
+      for (const GemmCase& g : cases) {
+        const GemmKernelScope scope(k);
+        const ThreadCountScope t(threads);
+        CAPTURE(cpu::cpu_gemm_kernel_name(k));
+        CAPTURE(threads);
+        CAPTURE(describe(g));
+        Operands want = make_operands(g, seed++);
+        Operands got = want;
+        std::vector<float> bias(static_cast<std::size_t>(g.N));
+        std::mt19937_64 rng(seed);
+        std::normal_distribution<float> nd;
+        for (float& v : bias) v = nd(rng);
+        for (std::int64_t i = 0; i < g.M; ++i) std::copy(bias.begin(), bias.end(), want.c.begin() + i * want.ldc);
+        cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, 1.f,
+                   want.c.data(), want.ldc);
+        cpu::sgemm_bias(g.ta, g.tb, g.M, g.N, g.K, g.alpha, got.a.data(), got.lda, got.b.data(), got.ldb, bias.data(),
+                        got.c.data(), got.ldc);
+        CHECK(got.c == want.c);
+      }
+}
+
 TEST_CASE("gemm_reference<float> agrees with gemm_reference<double>" * doctest::test_suite("cpu")) {
   const GemmCase g{true, false, 9, 11, 13, 2, 1.5f, 0.5f};
   Operands o = make_operands(g, 42);
