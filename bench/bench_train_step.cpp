@@ -1,6 +1,6 @@
 // One full training step of a CxrModel, images/s (issue 5, point 9: "speed"):
-//   forward_heads -> fused cxr_loss (random targets, box masks, pos_weight) -> zero_grad ->
-//   backward_heads (no input gradient, as the trainer) -> AdamW over every parameter.
+//   forward_heads -> fused cxr_loss (random targets, box masks, pos_weight) -> zero_grad_deferred ->
+//   backward_heads (no input gradient, as the trainer) -> settle_grads -> AdamW over every parameter.
 // Rows, name train_step/<device>/<model>/<pixels>/<batch>:
 //   train_step/cpu/<model>/64/32           all OpenMP threads (OMP_NUM_THREADS), wall clock;
 //   train_step/cpu/<model>/224/16          every architecture of model_names()
@@ -74,6 +74,7 @@ struct TrainStep {
   std::unique_ptr<CxrModel> model;
   Tensor x, y, pw, t, mask;
   std::vector<Tensor> params, grads, exp_avg, exp_avg_sq;
+  std::vector<Parameter*> parameters;
   AdamWOptions opt;  // torch.optim.AdamW defaults: lr 1e-3, weight decay 1e-2 on every tensor
   std::int64_t step = 0;
   double fwd_ms = 0, loss_ms = 0, bwd_ms = 0, opt_ms = 0;  // host wall clock, CPU only
@@ -96,6 +97,7 @@ struct TrainStep {
     t = Tensor::uniform({batch, kClasses, kBoxCoords}, rng, 0.f, 1.f, dev);
     model->zero_grad();
     for (auto& [name, p] : model->named_parameters()) {
+      parameters.push_back(p);
       params.push_back(p->value);
       grads.push_back(p->grad);
       exp_avg.push_back(Tensor::zeros(p->value.shape(), DType::F32, dev));
@@ -109,9 +111,11 @@ struct TrainStep {
     if (timed_phases) fwd_ms += ms_since(t0), t0 = Clock::now();
     CxrLoss l = cxr_loss(out.logits, y, pw, out.boxes, t, mask, 1.f);
     if (timed_phases) loss_ms += ms_since(t0), t0 = Clock::now();
-    model->zero_grad();
+    model->zero_grad_deferred();  // as TrainStep: the backward's gradients replace the old ones
     model->backward_heads(l.dz, l.db);
+    model->settle_grads();
     if (timed_phases) bwd_ms += ms_since(t0), t0 = Clock::now();
+    for (std::size_t i = 0; i < parameters.size(); ++i) grads[i] = parameters[i]->grad;  // may be new tensors
     adamw_step(params, grads, exp_avg, exp_avg_sq, ++step, opt);
     if (timed_phases) opt_ms += ms_since(t0);
     benchmark::DoNotOptimize(l.loss);

@@ -1,6 +1,8 @@
 // Linear layer (see linear.h).
 #include "layers/linear.h"
 
+#include <utility>
+
 #include "kernels/cast.h"
 #include "kernels/execution.h"
 #include "kernels/linear.h"
@@ -49,8 +51,8 @@ Tensor Linear::backward(const Tensor& dy_in) {
   saved_weight_ = Tensor();
   const Tensor dy = bf16 ? to_bf16(dy_in.contiguous().view({-1, out_})) : dy_in.contiguous().view({-1, out_});
   LinearGrads g = linear_backward(x, w, dy, bias_ != nullptr);
-  if (weight_->trainable) weight_->accumulate_grad(g.dw);
-  if (bias_ && bias_->trainable) bias_->accumulate_grad(g.db);
+  if (weight_->trainable) weight_->accumulate_grad(std::move(g.dw));
+  if (bias_ && bias_->trainable) bias_->accumulate_grad(std::move(g.db));
   return g.dx.view(x_saved.shape());
 }
 

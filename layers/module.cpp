@@ -20,13 +20,32 @@ thread_local GradReadyHook* t_grad_ready_hook = nullptr;
 
 GradReadyHook* set_grad_ready_hook(GradReadyHook* hook) { return std::exchange(t_grad_ready_hook, hook); }
 
+namespace {
+// g, given up by the caller, can become a gradient without a copy: a contiguous CPU tensor
+// spanning all of its storage, which no other tensor shares (so that later additions into the
+// gradient change nothing else).
+bool can_take(const Tensor& g) {
+  return g.is_cpu() && g.is_contiguous() && g.storage().use_count() == 1 && g.raw_data() == g.storage()->data &&
+         g.storage()->bytes == g.nbytes();
+}
+}  // namespace
+
 void Parameter::accumulate_grad(const Tensor& g) {
   check_same_shape("accumulate_grad", "parameter", value, "gradient", g);
-  if (!grad.defined()) {
+  if (!grad.defined() || grad_stale) {
     grad = g.clone();
+    grad_stale = false;
   } else {
     add_(grad, g);
   }
+  if (t_grad_ready_hook != nullptr) t_grad_ready_hook->grad_ready(*this);
+}
+
+void Parameter::accumulate_grad(Tensor&& g) {
+  if ((grad.defined() && !grad_stale) || !can_take(g)) return accumulate_grad(static_cast<const Tensor&>(g));
+  check_same_shape("accumulate_grad", "parameter", value, "gradient", g);
+  grad = std::move(g);
+  grad_stale = false;
   if (t_grad_ready_hook != nullptr) t_grad_ready_hook->grad_ready(*this);
 }
 
@@ -66,6 +85,28 @@ void Module::zero_grad() {
   for (auto& [name, p] : named_parameters()) {
     if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
     else p->grad.zero_();
+    p->grad_stale = false;
+  }
+}
+
+void Module::zero_grad_deferred() {
+  for (auto& [name, p] : named_parameters()) {
+    if (p->value.is_cpu()) {
+      p->grad_stale = true;
+    } else {
+      if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
+      else p->grad.zero_();
+      p->grad_stale = false;
+    }
+  }
+}
+
+void Module::settle_grads() {
+  for (auto& [name, p] : named_parameters()) {
+    if (!p->grad_stale) continue;
+    if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
+    else p->grad.zero_();
+    p->grad_stale = false;
   }
 }
 

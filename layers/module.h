@@ -40,7 +40,14 @@ struct Parameter {
   Tensor grad;  // same shape and device as value; allocated by zero_grad() / first backward
   bool trainable = true;
   bool weight_decay = true;  // false for biases and normalisation weights (a common recipe)
-  void accumulate_grad(const Tensor& g);  // grad += g (or grad = g when undefined), then the hook
+  // Set by Module::zero_grad_deferred(): grad (if defined) holds an old value that the next
+  // accumulate_grad replaces instead of adding to; Module::settle_grads() zeroes it if none came.
+  bool grad_stale = false;
+  // grad += g, or grad = a copy of g when grad is undefined or stale, then the hook.
+  void accumulate_grad(const Tensor& g);
+  // The same for a g the caller gives up: taken as the gradient itself (no copy) when it is a CPU
+  // tensor whose storage nothing else shares.
+  void accumulate_grad(Tensor&& g);
 };
 
 // Called after each Parameter::accumulate_grad on this thread, i.e. as soon as a layer's backward
@@ -81,6 +88,16 @@ class Module {
 
   void to(Device device);  // moves parameters, gradients and buffers
   void zero_grad();        // allocates gradients as zeros where missing
+  // zero_grad for a training step without a pass over memory (CPU parameters): each gradient is
+  // marked stale and the first accumulate_grad of the backward takes its value as it comes (the
+  // layer's result itself, as PyTorch's AccumulateGrad after zero_grad(set_to_none=True)), instead
+  // of zeroing every gradient and then adding to it: ResNet-34 moves 3 x 85 MB less per step.
+  // settle_grads(), once backward is done, zeroes those that got no gradient, so that afterwards
+  // the gradients are zero_grad()'s plus the backward's, as always. In between, a gradient not
+  // yet accumulated holds its last value. Device parameters are zeroed as by zero_grad() (their
+  // buffers keep their addresses, which a captured CUDA graph replays).
+  void zero_grad_deferred();
+  void settle_grads();
   void set_trainable(bool trainable);  // e.g. freeze the backbone
   std::int64_t parameter_count();
 

@@ -43,9 +43,10 @@ StepGradients TrainStep::forward_backward(const data::Batch& b, std::int64_t ste
   HeadOutputs o = model_.forward_heads(b.images);
   CxrLoss l = cxr_loss(o.logits, b.labels, config_.pos_weight, o.boxes, b.boxes, b.box_mask, config_.box_loss_weight,
                        share_, b.label_mask);  // label_mask undefined (NIH): the unmasked loss
-  model_.zero_grad();
+  model_.zero_grad_deferred();     // CPU: the backward's gradients replace the old ones
   if (reducer_) reducer_->begin();  // gradient buckets start their all-reduce during backward
   model_.backward_heads(l.dz, l.db);
+  model_.settle_grads();  // zeroes the gradients that got none
   if (reducer_) reducer_->finish();
   if (comm_) comm_->all_reduce_sum(l.loss);  // this rank's share -> the global batch's loss
   if (run_hooks && hooks_ && hooks_->after_backward) hooks_->after_backward(step, model_);

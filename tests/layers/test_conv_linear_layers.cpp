@@ -99,6 +99,62 @@ TEST_CASE("Conv2d gradients accumulate until zero_grad, and frozen parameters ge
   for (float v : conv.weight().grad.to_vector()) CHECK(v == 0.f);
 }
 
+TEST_CASE("zero_grad_deferred + settle_grads: the gradients of zero_grad, without clearing them first" *
+          doctest::test_suite("cpu")) {
+  std::mt19937_64 rng(5);
+  const Tensor x = Tensor::randn({2, 2, 5, 5}, rng), dy = Tensor::randn({2, 3, 5, 5}, rng);
+  Conv2d eager(2, 3, {.kernel = 3, .padding = 1}), deferred(2, 3, {.kernel = 3, .padding = 1});
+  deferred.weight().value.copy_(eager.weight().value);
+  deferred.bias()->value.copy_(eager.bias()->value);
+  for (int step = 0; step < 3; ++step) {  // the second and third steps replace the first's gradients
+    eager.zero_grad();
+    eager.forward(x);
+    eager.backward(dy);
+    deferred.zero_grad_deferred();
+    CHECK(deferred.weight().grad_stale);
+    deferred.forward(x);
+    deferred.backward(dy);
+    CHECK_FALSE(deferred.weight().grad_stale);
+    deferred.settle_grads();
+    CHECK(deferred.weight().grad.to_vector() == eager.weight().grad.to_vector());
+    CHECK(deferred.bias()->grad.to_vector() == eager.bias()->grad.to_vector());
+  }
+  // A parameter that gets no gradient in the step (frozen) is zero after settle_grads.
+  deferred.zero_grad_deferred();
+  deferred.set_trainable(false);
+  deferred.forward(x);
+  deferred.backward(dy);
+  deferred.settle_grads();
+  for (float v : deferred.weight().grad.to_vector()) CHECK(v == 0.f);
+
+  // accumulate_grad after zero_grad_deferred: a gradient the caller gives up (and nothing else
+  // holds) becomes the parameter's gradient without a copy; one the caller keeps, or that another
+  // tensor shares, is copied (adding to the gradient must not change it); a second one adds.
+  Parameter p;
+  p.value = Tensor::zeros({4});
+  p.grad = Tensor::full({4}, 9.f);
+  p.grad_stale = true;
+  Tensor g = Tensor::from_vector({1, 2, 3, 4}, {4});
+  const void* g_data = g.raw_data();
+  p.accumulate_grad(std::move(g));
+  CHECK(p.grad.raw_data() == g_data);
+  const Tensor shared = Tensor::from_vector({1, 1, 1, 1}, {4});
+  p.grad_stale = true;
+  p.accumulate_grad(shared);
+  CHECK(p.grad.raw_data() != shared.raw_data());
+  p.accumulate_grad(shared);
+  CHECK(p.grad.to_vector() == std::vector<float>{2, 2, 2, 2});
+  CHECK(shared.to_vector() == std::vector<float>{1, 1, 1, 1});
+  Tensor given = Tensor::from_vector({5, 5, 5, 5}, {4});
+  const Tensor alias = given;  // shares the storage
+  p.grad_stale = true;
+  p.accumulate_grad(std::move(given));
+  CHECK(p.grad.raw_data() != alias.raw_data());
+  p.accumulate_grad(alias);
+  CHECK(alias.to_vector() == std::vector<float>{5, 5, 5, 5});
+  CHECK(p.grad.to_vector() == std::vector<float>{10, 10, 10, 10});
+}
+
 TEST_CASE("Linear maps the last dimension and keeps the leading ones" * doctest::test_suite("cpu")) {
   manual_seed(2);
   Linear fc(4, 3);
