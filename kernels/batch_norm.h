@@ -57,6 +57,7 @@
 #include <optional>
 
 #include "kernels/activation.h"
+#include "kernels/lane_sums.h"
 #include "tensor/host_device.h"
 #include "tensor/tensor.h"
 
@@ -163,25 +164,8 @@ constexpr std::int64_t kBnGradChunk = 256;  // a multiple of 4: see LaneSums
 template <typename T>
 void batch_norm2d_act_grad(BnActivation act, const T* x, const T* dy, T mean, T invstd, T weight, T bias, T* g,
                            std::int64_t len);
-// Every per-channel sum of the CPU batch norms (statistics, and the backward's sum g and
-// sum g xhat) runs in four interleaved double lanes: value i of a plane goes to lane i % 4, in
-// order of i and then of the image, and the sum is (lane 0 + lane 1) + (lane 2 + lane 3). A
-// single running double sum is a chain of dependent additions (4 cycles each, 9 % of a ResNet-50
-// training step on the CPU); four chains pipeline, and GCC packs them into vector additions.
-// Spans must start at a multiple of 4 within their plane (whole planes, or kBnGradChunk chunks),
-// so every traversal makes the same additions in the same order, at any thread count.
-struct LaneSums {
-  double lane[4] = {0.0, 0.0, 0.0, 0.0};
-  double total() const { return (lane[0] + lane[1]) + (lane[2] + lane[3]); }
-  // lane[i % 4] += f(i) for i in [0, len).
-  template <typename F>
-  void add(std::int64_t len, F&& f) {
-    std::int64_t i = 0;
-    for (; i + 4 <= len; i += 4)
-      for (int l = 0; l < 4; ++l) lane[l] += f(i + l);
-    for (; i < len; ++i) lane[i % 4] += f(i);
-  }
-};
+// The CPU batch norms' per-channel sums (statistics, sum g and sum g xhat) are LaneSums
+// (kernels/lane_sums.h) over the channel's planes, image after image.
 // sum_g += g[i], sum_gxhat += g[i] (x[i] - mean) invstd over a span of len values, in one pass
 // (the additions of LaneSums::add, both sums at once).
 template <typename T>

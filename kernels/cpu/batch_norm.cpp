@@ -5,7 +5,7 @@
 //
 // Shapes: x, y, dy, dx (N, C, HW); statistics and parameters (C). Per channel, the statistics
 // take two passes over its N*HW values (mean, then centred squares), accumulated in double
-// (four interleaved lanes, LaneSums in kernels/batch_norm.h);
+// (four interleaved lanes, LaneSums in kernels/lane_sums.h);
 // channels (or images x channels) run in parallel. Each loop has the activation as a template
 // parameter (branch-free, vectorised: the relu gradient is a select, not a product that GCC
 // turns into a mispredicted branch), and no z tensor is stored: z is computed where it is

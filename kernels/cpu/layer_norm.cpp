@@ -1,13 +1,16 @@
 // CPU reference of layer norm over the last dimension (see kernels/layer_norm.h for the math).
-// Row statistics in two passes (mean, then centred squares), accumulated in double; dweight and
+// Row statistics in two passes (mean, then centred squares), accumulated in double (four
+// interleaved lanes, kernels/lane_sums.h, as the backward's row sums); dweight and
 // dbias as double sums over blocks of rows (the same at any thread count).
 // bf16 tensors never reach these loops: kernels/layer_norm.cpp widens them to f32 (exact) and rounds
 // the result to bf16 once, which defines the bf16 op that the CUDA kernels must match.
 #include "kernels/layer_norm.h"
-#include "kernels/cpu/row_block_sums.h"
 
 #include <cmath>
 #include <vector>
+
+#include "kernels/cpu/row_block_sums.h"
+#include "kernels/lane_sums.h"
 
 namespace cxr::cpu {
 
@@ -17,12 +20,11 @@ void layer_norm_forward(const T* x, const T* weight, const T* bias, T* y, T* mea
 #pragma omp parallel for schedule(static) if (M * C > (1 << 16))
   for (std::int64_t m = 0; m < M; ++m) {
     const T* xr = x + m * C;
-    double s = 0.0;
-    for (std::int64_t c = 0; c < C; ++c) s += xr[c];
-    const double mu = s / static_cast<double>(C);
-    double ss = 0.0;
-    for (std::int64_t c = 0; c < C; ++c) ss += (xr[c] - mu) * (xr[c] - mu);
-    const T r = static_cast<T>(1.0 / std::sqrt(ss / static_cast<double>(C) + static_cast<double>(eps)));
+    LaneSums s, ss;
+    s.add(C, [&](std::int64_t c) { return static_cast<double>(xr[c]); });
+    const double mu = s.total() / static_cast<double>(C);
+    ss.add(C, [&](std::int64_t c) { return (xr[c] - mu) * (xr[c] - mu); });
+    const T r = static_cast<T>(1.0 / std::sqrt(ss.total() / static_cast<double>(C) + static_cast<double>(eps)));
     const T mu_t = static_cast<T>(mu);
     for (std::int64_t c = 0; c < C; ++c) y[m * C + c] = (xr[c] - mu_t) * r * weight[c] + bias[c];
     mean[m] = mu_t;
@@ -38,14 +40,12 @@ void layer_norm_backward(const T* dy, const T* x, const T* weight, const T* mean
   for (std::int64_t m = 0; m < M; ++m) {
     const T* xr = x + m * C;
     const T* gr = dy + m * C;
-    double sg = 0.0, sgx = 0.0;
-    for (std::int64_t c = 0; c < C; ++c) {
-      const double g = static_cast<double>(gr[c]) * weight[c];
-      const double xh = (static_cast<double>(xr[c]) - mean[m]) * rstd[m];
-      sg += g;
-      sgx += g * xh;
-    }
-    const double mg = sg / static_cast<double>(C), mgx = sgx / static_cast<double>(C);
+    LaneSums sg, sgx;
+    const auto g_at = [&](std::int64_t c) { return static_cast<double>(gr[c]) * weight[c]; };
+    const auto xh_at = [&](std::int64_t c) { return (static_cast<double>(xr[c]) - mean[m]) * rstd[m]; };
+    sg.add(C, g_at);
+    sgx.add(C, [&](std::int64_t c) { return g_at(c) * xh_at(c); });
+    const double mg = sg.total() / static_cast<double>(C), mgx = sgx.total() / static_cast<double>(C);
     for (std::int64_t c = 0; c < C; ++c) {
       const double g = static_cast<double>(gr[c]) * weight[c];
       const double xh = (static_cast<double>(xr[c]) - mean[m]) * rstd[m];
