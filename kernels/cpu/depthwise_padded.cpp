@@ -54,21 +54,38 @@ CXR_INLINE Padded pad_plane(const DepthwisePlane& d, const float* in, std::vecto
   return {room.data(), Hb, Wb};
 }
 
+// The plane's output vectors (row p, lanes q0 .. q0 + 7), numbered row by row, go kGroup at a
+// time: each tap's weight is applied to kGroup independent accumulators, whose R S chained FMAs
+// then overlap (one accumulator at a time waited out each FMA's latency: a 7x7 filter is 49 in
+// a chain). Every output still gets bias + its taps in order: the same bits.
+constexpr int kGroup = 4;
+
 CXR_INLINE void forward_body(const DepthwisePlane& d, const float* in, const float* filter, float bias, float* out) {
   thread_local std::vector<float> room;
   const Padded b = pad_plane(d, in, room);
-  for (int p = 0; p < d.P; ++p)
-    for (int q0 = 0; q0 < d.Q; q0 += kLanes) {
-      v8 acc = v8{} + bias;
-      for (int r = 0; r < d.R; ++r) {
-        const float* row = b.data + static_cast<std::int64_t>(p + r * d.dh) * b.Wb + q0;
-        const float* f = filter + r * d.S;
-        for (int s = 0; s < d.S; ++s) acc += f[s] * load8(row + s * d.dw);
-      }
-      float* o = out + static_cast<std::int64_t>(p) * d.Q + q0;
-      if (q0 + kLanes <= d.Q) std::memcpy(o, &acc, sizeof acc);
-      else for (int j = 0; j < d.Q - q0; ++j) o[j] = acc[j];
+  const int per_row = (d.Q + kLanes - 1) / kLanes, vectors = d.P * per_row;
+  for (int t0 = 0; t0 < vectors; t0 += kGroup) {
+    const int n = std::min(kGroup, vectors - t0);
+    const float* at[kGroup];  // each vector's first input: buffer row p, column q0
+    v8 acc[kGroup];
+    for (int j = 0; j < kGroup; ++j) {
+      const int t = t0 + std::min(j, n - 1), p = t / per_row, q0 = t % per_row * kLanes;
+      at[j] = b.data + static_cast<std::int64_t>(p) * b.Wb + q0;
+      acc[j] = v8{} + bias;
     }
+    for (int r = 0; r < d.R; ++r) {
+      const std::int64_t down = static_cast<std::int64_t>(r) * d.dh * b.Wb;
+      const float* f = filter + r * d.S;
+      for (int s = 0; s < d.S; ++s)
+        for (int j = 0; j < kGroup; ++j) acc[j] += f[s] * load8(at[j] + down + s * d.dw);
+    }
+    for (int j = 0; j < n; ++j) {
+      const int t = t0 + j, p = t / per_row, q0 = t % per_row * kLanes;
+      float* o = out + static_cast<std::int64_t>(p) * d.Q + q0;
+      if (q0 + kLanes <= d.Q) std::memcpy(o, &acc[j], sizeof acc[j]);
+      else for (int k = 0; k < d.Q - q0; ++k) o[k] = acc[j][k];
+    }
+  }
 }
 
 CXR_INLINE void weight_grad_body(const DepthwisePlane& d, const float* in, const float* dy, float* g) {
