@@ -60,6 +60,18 @@ void linear_forward(std::int64_t N, std::int64_t in, std::int64_t out, const flo
   else sgemm(false, true, N, out, in, 1.f, x, in, w, in, 0.f, y, out);
 }
 
+namespace {
+
+// partial[o] += row[o] for o < n, in double: compiled for AVX-512 and AVX2 as well, where the
+// conversions and additions (two doubles a vector in the baseline build) bounded db's sums.
+// Element by element, so every width gives the same bits.
+__attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default"))) void add_row_in_double(
+    const float* row, double* partial, std::int64_t n) {
+  for (std::int64_t o = 0; o < n; ++o) partial[o] += row[o];
+}
+
+}  // namespace
+
 void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const float* x, const float* w,
                      const float* dy, float* dx, float* dw, float* db) {
   sgemm(false, false, N, in, out, 1.f, dy, out, w, in, 0.f, dx, in);
@@ -69,11 +81,8 @@ void linear_backward(std::int64_t N, std::int64_t in, std::int64_t out, const fl
     // jumped `out` floats per element, a cache miss each at N in the thousands, as in ConvNeXt's
     // MLPs), over blocks of rows in parallel (kernels/cpu/row_block_sums.h).
     std::vector<double> sum(static_cast<std::size_t>(out));
-    sum_rows_in_blocks(N, out, sum.data(), [&](std::int64_t n, double* partial) {
-      const float* row = dy + n * out;
-#pragma omp simd
-      for (std::int64_t o = 0; o < out; ++o) partial[o] += row[o];
-    });
+    sum_rows_in_blocks(N, out, sum.data(),
+                       [&](std::int64_t n, double* partial) { add_row_in_double(dy + n * out, partial, out); });
     for (std::int64_t o = 0; o < out; ++o) db[o] = static_cast<float>(sum[static_cast<std::size_t>(o)]);
   }
 }
