@@ -38,12 +38,24 @@
 
 namespace cxr::cpu {
 
+namespace {
+// Asks for the cache lines of the plane [p, p + n) (a channel's next image, C H W floats on):
+// the channel loops read one plane of each image in turn, runs of a few lines that the hardware
+// prefetchers do not follow from one to the next (the loads of the backward's sums waited on
+// memory for 30 % of its time, ResNet-50 at 64 px).
+template <typename T>
+inline void prefetch_plane(const T* p, std::int64_t n) {
+  for (std::int64_t i = 0; i < n; i += 64 / static_cast<std::int64_t>(sizeof(T))) __builtin_prefetch(p + i);
+}
+}  // namespace
+
 template <typename T>
 ChannelMoments batch_norm2d_channel_moments(const T* x, std::int64_t N, std::int64_t C, std::int64_t HW,
                                             std::int64_t c) {
   LaneSums sum, ss;
   for (std::int64_t n = 0; n < N; ++n) {
     const T* xp = x + (n * C + c) * HW;
+    if (n + 1 < N) prefetch_plane(xp + C * HW, HW);
     sum.add(HW, [&](std::int64_t i) { return static_cast<double>(xp[i]); });
   }
   const double mean = sum.total() / static_cast<double>(N * HW);
@@ -191,6 +203,7 @@ void backward_loop(const T* dy, const T* x, const T* weight, const T* bias, cons
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k0 = (n * C + c) * HW;
         T* g = g_plane(n, c);
+        if (n + 1 < N) prefetch_plane(x + k0 + C * HW, HW), prefetch_plane(dy + k0 + C * HW, HW);
         if constexpr (!kGIsDy) grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g, HW);
         add_grad_sums(g, x + k0, mean, invstd, HW, sum_g, sum_gxhat);
       }
