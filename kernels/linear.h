@@ -6,7 +6,7 @@
 //   dw = dy^T x               (out, in)
 //   db = sum_n dy[n, :]       (out)
 // FLOPs: 2 N in out for each of y, dx, dw. All three are GEMMs (kernels/gemm.h): the blocked
-// sgemm on the CPU, the tiled SGEMM on CUDA (bias fused in its epilogue).
+// sgemm on the CPU (sgemm_bias for y), the tiled SGEMM on CUDA (bias fused in both epilogues).
 // Mixed precision: x, w (and dy) may all be bf16 (b and the results stay f32): on CUDA the
 // products run on the BF16 tensor cores (cuda::gemm_bf16); on the CPU the operands are widened
 // to f32 (exact) and multiplied there, which is the bf16 product with f32 accumulation.
