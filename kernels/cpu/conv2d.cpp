@@ -44,6 +44,8 @@
 // Winograd F(2x2, 3x3) (kernels/cpu/winograd.h) takes the 3x3, stride-1, padding-1 convolutions
 // with enough channels and tiles (winograd_pays below): 16 instead of 36 multiply-adds per 2 x 2
 // outputs and channel pair, forward and backward-data; backward-weight with 128+ channels.
+// With CXR_CPU_CONV3X3=measure the choice is timed instead, per pass and shape at its first call
+// (measure_plan), and kept for the process.
 // With one image per panel nothing is gathered or scattered: the GEMM reads and writes the
 // tensors in place. 1x1 stride 1 pad 0: col is x itself (gathered to (C', nb PQ) when nb > 1;
 // no im2col, no col2im); 1x1 stride 2 goes through im2col, which then is just a subsampling
@@ -64,6 +66,8 @@
 
 #include <algorithm>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <optional>
 #include <utility>
 #include <vector>
@@ -413,16 +417,46 @@ bool winograd_fits(const Conv2dDims& d) {
   return d.R == 3 && d.S == 3 && d.sh == 1 && d.sw == 1 && d.dh == 1 && d.dw == 1 && d.ph == 1 && d.pw == 1 &&
          d.G == 1;
 }
-// Winograd for this 3x3 shape: the switch (CXR_CPU_CONV3X3, tests), else at least
-// min_channels on both sides and min_tiles 2 x 2 output tiles. With the weights frozen
-// (evaluation, prediction) the tiles of one image count, not the batch's: the two paths round
-// differently, and an image's prediction must not depend on the batch it came in (a sharded
-// evaluation writes the single-process predictions bit for bit: tests/dist, step 3).
-bool winograd_taken(const Conv2dDims& d, int min_channels, std::int64_t min_tiles) {
+
+// Conv3x3Algorithm::Measure: a plan per pass and shape (and whether the weights are frozen, and
+// the thread count), made at its first call by timing both paths on that call's operands.
+enum class Pass { Forward, BackwardData, BackwardWeight };
+struct PlanKey {
+  Pass pass;
+  int N, C, K, H, W;
+  bool frozen;
+  int threads;
+  auto operator<=>(const PlanKey&) const = default;
+};
+std::mutex g_plans_mutex;
+std::map<PlanKey, bool> g_plans;  // -> Winograd
+thread_local int t_forced = -1;   // while a plan is being measured: 0 direct, 1 Winograd
+
+PlanKey plan_key(Pass pass, const Conv2dDims& d) {
+  return {pass, d.N, d.C, d.K, d.H, d.W, weights_frozen(), omp_in_parallel() ? 1 : omp_get_max_threads()};
+}
+std::optional<bool> planned(const PlanKey& key) {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  const auto it = g_plans.find(key);
+  if (it == g_plans.end()) return std::nullopt;
+  return it->second;
+}
+
+// Winograd for this 3x3 shape: the switch (CXR_CPU_CONV3X3, tests; with measure, the plan made
+// for this pass and shape), else at least min_channels on both sides and min_tiles 2 x 2 output
+// tiles. With the weights frozen (evaluation, prediction) the tiles of one image count, not the
+// batch's: the two paths round differently, and an image's prediction must not depend on the
+// batch it came in (a sharded evaluation writes the single-process predictions bit for bit:
+// tests/dist, step 3).
+bool winograd_taken(const Conv2dDims& d, int min_channels, std::int64_t min_tiles, Pass pass) {
   if (!winograd_fits(d)) return false;
+  if (t_forced >= 0) return t_forced == 1;
   switch (cpu_conv3x3_algorithm()) {
     case Conv3x3Algorithm::Direct: return false;
     case Conv3x3Algorithm::Winograd: return true;
+    case Conv3x3Algorithm::Measure:
+      if (const std::optional<bool> p = planned(plan_key(pass, d))) return *p;
+      break;  // (not measured: the rule)
     case Conv3x3Algorithm::Auto: break;
   }
   const std::int64_t images = weights_frozen() ? 1 : d.N;
@@ -434,13 +468,44 @@ bool winograd_taken(const Conv2dDims& d, int min_channels, std::int64_t min_tile
 // more (14 x 14 for one image: 1.1x), and slower with 32 tiles or fewer (7 x 7 for one image:
 // 0.47x; 2 x 2 planes in a batch of 32: 0.7x), where transforming the K C filters costs more
 // than the products save. Fewer than 32 channels on either side was not measured.
-bool winograd_pays(const Conv2dDims& d) { return winograd_taken(d, 32, 48); }
+bool winograd_pays(const Conv2dDims& d, Pass pass) { return winograd_taken(d, 32, 48, pass); }
 // Backward-weight writes V and Mg out for every tile (kernels/cpu/winograd.h), and its GEMMs
 // read them back from memory: measured the same way, it ran 1.1-1.5x the direct path with 128
 // channels or more on both sides and at least 256 tiles (ResNet-34's layers 2-4 at 224 px,
 // batch 16 and 32; layer 2 at 64 px, batch 32), and 0.6-0.96x with 64 channels (56 x 56 and
 // 16 x 16 planes: 51 MB of V and Mg at batch 16) or 64 tiles and fewer.
-bool winograd_pays_backward_weight(const Conv2dDims& d) { return winograd_taken(d, 128, 256); }
+bool winograd_pays_backward_weight(const Conv2dDims& d) {
+  return winograd_taken(d, 128, 256, Pass::BackwardWeight);
+}
+
+// Measure: whether this pass of shape d (as winograd_taken sees it) still needs its plan.
+bool needs_plan(Pass pass, const Conv2dDims& d) {
+  return t_forced < 0 && winograd_fits(d) && cpu_conv3x3_algorithm() == Conv3x3Algorithm::Measure &&
+         !planned(plan_key(pass, d));
+}
+// Times `run` (one call of the pass, overwriting its output) with the direct path and with
+// Winograd, keeps the faster as the plan, and leaves the output of that path.
+template <typename F>
+void measure_plan(Pass pass, const Conv2dDims& d, F&& run) {
+  struct Forced {  // winograd_taken's answer while measuring (also if run throws)
+    explicit Forced(int path) { t_forced = path; }
+    ~Forced() { t_forced = -1; }
+  };
+  double seconds[2];
+  for (int winograd : {1, 0}) {
+    const Forced forced(winograd);
+    const double t0 = omp_get_wtime();
+    run();
+    seconds[winograd] = omp_get_wtime() - t0;
+  }
+  const bool winograd = seconds[1] < seconds[0];
+  {
+    std::lock_guard<std::mutex> lock(g_plans_mutex);
+    g_plans[plan_key(pass, d)] = winograd;
+  }
+  if (winograd) run();  // the output is the direct path's until then
+}
+
 // The same convolution's backward-data as a forward one (the flipped convolution, see
 // implicit_backward_data): K channels in, C out.
 Conv2dDims flipped_dims(const Conv2dDims& d) {
@@ -669,10 +734,21 @@ void depthwise_backward_weight(const Conv2dDims& d, const float* dy, const float
 
 }  // namespace
 
+std::size_t cpu_conv3x3_plan_count() {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  return g_plans.size();
+}
+
+void clear_cpu_conv3x3_plans() {
+  std::lock_guard<std::mutex> lock(g_plans_mutex);
+  g_plans.clear();
+}
+
 void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const float* b, float* y,
                     const BnEvalChannels* bn) {
   if (d.depthwise()) return depthwise_forward(d, x, w, b, y, bn);
-  if (winograd_pays(d)) return winograd3x3_forward({d.N, d.C, d.K, d.H, d.W}, x, w, b, y, bn);
+  if (needs_plan(Pass::Forward, d)) return measure_plan(Pass::Forward, d, [&] { conv2d_forward(d, x, w, b, y, bn); });
+  if (winograd_pays(d, Pass::Forward)) return winograd3x3_forward({d.N, d.C, d.K, d.H, d.W}, x, w, b, y, bn);
   const Geometry e(d);
   const int panel = panel_images(d);
   // w[g], packed once for every panel (per panel with groups), or once for the whole scope when
@@ -717,7 +793,10 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
 
 void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, float* dx) {
   if (d.depthwise()) return depthwise_backward_data(d, dy, w, dx);
-  if (winograd_pays(flipped_dims(d))) return winograd3x3_backward_data({d.N, d.C, d.K, d.H, d.W}, dy, w, dx);
+  if (needs_plan(Pass::BackwardData, flipped_dims(d)))
+    return measure_plan(Pass::BackwardData, flipped_dims(d), [&] { conv2d_backward_data(d, dy, w, dx); });
+  if (winograd_pays(flipped_dims(d), Pass::BackwardData))
+    return winograd3x3_backward_data({d.N, d.C, d.K, d.H, d.W}, dy, w, dx);
   const Geometry e(d);
   const int panel = panel_images(d);
   const float* flipped = implicit_backward_data(d) ? flipped_weights(d, e, w) : nullptr;
@@ -759,6 +838,8 @@ void conv2d_backward_data(const Conv2dDims& d, const float* dy, const float* w, 
 
 void conv2d_backward_weight(const Conv2dDims& d, const float* dy, const float* x, float* dw) {
   if (d.depthwise()) return depthwise_backward_weight(d, dy, x, dw);
+  if (needs_plan(Pass::BackwardWeight, d))
+    return measure_plan(Pass::BackwardWeight, d, [&] { conv2d_backward_weight(d, dy, x, dw); });
   if (winograd_pays_backward_weight(d)) return winograd3x3_backward_weight({d.N, d.C, d.K, d.H, d.W}, x, dy, dw);
   const Geometry e(d);
   const int panel = panel_images(d);

@@ -241,6 +241,7 @@ Conv3x3Algorithm cpu_conv3x3_algorithm() {
     const std::string v = env ? env : "";
     return v == "direct"     ? Conv3x3Algorithm::Direct
            : v == "winograd" ? Conv3x3Algorithm::Winograd
+           : v == "measure"  ? Conv3x3Algorithm::Measure
                              : Conv3x3Algorithm::Auto;
   }();
   const Conv3x3Algorithm a = g_algorithm.load(std::memory_order_relaxed);

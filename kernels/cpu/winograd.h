@@ -21,6 +21,7 @@
 // past the edge and its extra outputs are dropped.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 
 namespace cxr::cpu {
@@ -37,12 +38,18 @@ void winograd3x3_forward(const Winograd3x3& s, const float* x, const float* w, c
                          const BnEvalChannels* bn = nullptr);
 
 // Which 3x3 convolutions take this path (kernels/cpu/conv2d.cpp): Auto (the default) those
-// whose shape measured faster (conv2d.cpp: winograd_pays), Direct none, Winograd every one that
-// fits (3x3, stride 1, dilation 1, padding 1, one group). CXR_CPU_CONV3X3=direct or winograd
-// sets it for the process; the setter is for tests and benchmarks.
-enum class Conv3x3Algorithm { Auto, Direct, Winograd };
+// whose shape measured faster (conv2d.cpp: winograd_pays, a rule from bench_conv2d's rows), Direct
+// none, Winograd every one that fits (3x3, stride 1, dilation 1, padding 1, one group), Measure
+// the faster for each pass and shape as timed at its first call in this process (a plan cache,
+// as cudnn.benchmark; opt-in, because the two paths round differently and which one wins
+// depends on the timing: runs no longer repeat bit for bit). CXR_CPU_CONV3X3=direct, winograd or
+// measure sets it for the process; the setter is for tests and benchmarks.
+enum class Conv3x3Algorithm { Auto, Direct, Winograd, Measure };
 void set_cpu_conv3x3_algorithm(Conv3x3Algorithm a);  // process-wide
 Conv3x3Algorithm cpu_conv3x3_algorithm();
+// Measure's plans so far (pass and shape -> Winograd or not), and forgetting them (tests).
+std::size_t cpu_conv3x3_plan_count();
+void clear_cpu_conv3x3_plans();
 
 // The input gradient dx (N, C, H, W) = the convolution of dy (N, K, H, W) with the flipped
 // filters w'[c, k] = w[k, c] rotated by 180 degrees (padding 1 again): the forward above, its

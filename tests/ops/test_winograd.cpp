@@ -204,6 +204,49 @@ TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data,
   }
 }
 
+TEST_CASE("CXR_CPU_CONV3X3=measure: each pass and shape timed once, then the plan's path, bit for bit" *
+          doctest::test_suite("cpu")) {
+  struct Algorithm {
+    explicit Algorithm(cpu::Conv3x3Algorithm a) { cpu::set_cpu_conv3x3_algorithm(a); }
+    ~Algorithm() { cpu::set_cpu_conv3x3_algorithm(cpu::Conv3x3Algorithm::Auto); }
+  };
+  std::mt19937_64 rng(17);
+  const Shape xs{2, 40, 14, 14}, ws{48, 40, 3, 3};
+  Conv2dParams p;
+  p.pad_h = p.pad_w = 1;
+  const Conv2dDims d = conv2d_dims(xs, ws, p);
+  const Tensor x = Tensor::randn(xs, rng), w = Tensor::randn(ws, rng), b = Tensor::randn({48}, rng);
+  const Tensor dy = Tensor::randn({d.N, d.K, d.P, d.Q}, rng);
+  // Each pass by each path, the bits that a plan must reproduce.
+  const auto passes = [&] {
+    return std::vector<std::vector<float>>{conv2d_forward(x, w, b, p).to_vector(),
+                                           conv2d_backward_data(dy, w, xs, p).to_vector(),
+                                           conv2d_backward_weight(dy, x, ws, p).to_vector()};
+  };
+  std::vector<std::vector<float>> direct, winograd;
+  {
+    const Algorithm a(cpu::Conv3x3Algorithm::Direct);
+    direct = passes();
+  }
+  {
+    const Algorithm a(cpu::Conv3x3Algorithm::Winograd);
+    winograd = passes();
+  }
+  REQUIRE(direct[0] != winograd[0]);  // the paths round differently: the check below can tell them apart
+  cpu::clear_cpu_conv3x3_plans();
+  const Algorithm a(cpu::Conv3x3Algorithm::Measure);
+  const std::vector<std::vector<float>> first = passes();
+  CHECK(cpu::cpu_conv3x3_plan_count() == 3);  // forward, backward-data, backward-weight
+  for (std::size_t k = 0; k < first.size(); ++k) {
+    CAPTURE(k);
+    CHECK((first[k] == direct[k] || first[k] == winograd[k]));
+  }
+  CHECK(passes() == first);  // planned: no new timing, the same path
+  CHECK(cpu::cpu_conv3x3_plan_count() == 3);
+  cpu::clear_cpu_conv3x3_plans();
+  CHECK(cpu::cpu_conv3x3_plan_count() == 0);
+}
+
 TEST_CASE("winograd3x3_backward_weight equals the weight gradient, the same bits at any thread count" *
           doctest::test_suite("cpu")) {
   const std::vector<cpu::Winograd3x3> shapes = {
