@@ -192,8 +192,8 @@ void backward_loop(const T* dy, const T* x, const T* weight, const T* bias, cons
   {
     std::vector<T> g_channel(kGIsDy ? 0 : static_cast<std::size_t>(N * HW));
     // g of image n's plane of channel c.
-    const auto g_plane = [&](std::int64_t n, std::int64_t c) -> T* {
-      return kGIsDy ? const_cast<T*>(dy) + (n * C + c) * HW : g_channel.data() + n * HW;
+    const auto g_plane = [&](std::int64_t n, std::int64_t c) -> const T* {
+      return kGIsDy ? dy + (n * C + c) * HW : g_channel.data() + n * HW;
     };
 #pragma omp for schedule(static)
     for (std::int64_t c = 0; c < C; ++c) {
@@ -202,9 +202,10 @@ void backward_loop(const T* dy, const T* x, const T* weight, const T* bias, cons
       LaneSums sum_g, sum_gxhat;
       for (std::int64_t n = 0; n < N; ++n) {
         const std::int64_t k0 = (n * C + c) * HW;
-        T* g = g_plane(n, c);
+        const T* g = g_plane(n, c);
         if (n + 1 < N) prefetch_plane(x + k0 + C * HW, HW), prefetch_plane(dy + k0 + C * HW, HW);
-        if constexpr (!kGIsDy) grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g, HW);
+        if constexpr (!kGIsDy)
+          grad_chunk<A>(x + k0, dy + k0, mean_t, invstd_t, w, b, g_channel.data() + n * HW, HW);
         add_grad_sums(g, x + k0, mean, invstd, HW, sum_g, sum_gxhat);
       }
       const double sg = sum_g.total(), sgxh = sum_gxhat.total();

@@ -125,8 +125,8 @@ TEST_CASE("loader: automatic workers: as many as keep up with the consumer, and 
   st.fill_seconds = 8.0;              // 800 ms a batch: 1.25 x 800 / 200 = 5
   CHECK(choose_workers(st, 8) == 5);
   CHECK(choose_workers(st, 3) == 3);  // at most the cores
-  st.fill_seconds = 1.6;              // 1.25 x 160 / 200 = 1.0 exactly: 1
-  CHECK(choose_workers(st, 8) == 1);
+  st.fill_seconds = 2.0;              // 1.25 x 200 / 200 = 1.25: 2
+  CHECK(choose_workers(st, 8) == 2);
   CHECK(choose_workers(EpochStats{}, 8) == 2);  // no measurement yet: 2
   CHECK(choose_workers(EpochStats{}, 1) == 1);
   CHECK(max_auto_workers() >= 1);

@@ -82,6 +82,22 @@ const std::vector<GemmCase>& gpu_cases() {
   return cases;
 }
 
+// f(g, seed) for each case with each register tile at 1 and 2 threads, the seed counting up
+// from `seed` (the tile, thread count and case are named in a failure).
+template <typename F>
+void at_each_tile_and_thread_count(const std::vector<GemmCase>& cases, std::uint64_t seed, F&& f) {
+  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
+    for (int threads : {1, 2})
+      for (const GemmCase& g : cases) {
+        const GemmKernelScope scope(k);
+        const ThreadCountScope t(threads);
+        CAPTURE(cpu::cpu_gemm_kernel_name(k));
+        CAPTURE(threads);
+        CAPTURE(describe(g));
+        f(g, seed++);
+      }
+}
+
 }  // namespace
 
 TEST_CASE("sgemm (blocked, packed) matches the reference at odd sizes and all transposes, with each register tile" *
@@ -132,27 +148,19 @@ TEST_CASE("sgemm with op(A) packed once (PackedA) gives the bits of sgemm, with 
   cases.push_back({false, false, 200, 300, 600, 1, 1.f, 0.f});  // several K and M blocks, both thread splits
   cases.push_back({true, false, 45, 77, 513, 2, 0.5f, 1.f});
   cases.push_back({true, false, 300, 20, 70, 0});  // thread parts split M
-  std::uint64_t seed = 300;
-  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
-    for (int threads : {1, 2})
-      for (const GemmCase& g : cases) {
-        const GemmKernelScope scope(k);
-        const ThreadCountScope t(threads);
-        CAPTURE(cpu::cpu_gemm_kernel_name(k));
-        CAPTURE(threads);
-        CAPTURE(describe(g));
-        const Operands base = make_operands(g, seed++);
-        Operands want = base, got = base;
-        cpu::sgemm(g.ta, false, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, g.beta,
-                   want.c.data(), want.ldc);
-        std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(g.M, g.K)), -1.f);
-        const cpu::PackedA packed(g.ta, g.M, g.K, got.a.data(), got.lda, room.data());
-        for (int use = 0; use < 2; ++use) {  // the same packing, used twice
-          got.c = base.c;
-          cpu::sgemm(packed, g.N, g.alpha, got.b.data(), got.ldb, g.beta, got.c.data(), got.ldc);
-          CHECK(got.c == want.c);
-        }
-      }
+  at_each_tile_and_thread_count(cases, 300, [](const GemmCase& g, std::uint64_t seed) {
+    const Operands base = make_operands(g, seed);
+    Operands want = base, got = base;
+    cpu::sgemm(g.ta, false, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, g.beta,
+               want.c.data(), want.ldc);
+    std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(g.M, g.K)), -1.f);
+    const cpu::PackedA packed(g.ta, g.M, g.K, got.a.data(), got.lda, room.data());
+    for (int use = 0; use < 2; ++use) {  // the same packing, used twice
+      got.c = base.c;
+      cpu::sgemm(packed, g.N, g.alpha, got.b.data(), got.ldb, g.beta, got.c.data(), got.ldc);
+      CHECK(got.c == want.c);
+    }
+  });
 }
 
 TEST_CASE("sgemm reads a row-major op(A) in place with the bits of packing it, with each tile and thread count" *
@@ -165,28 +173,20 @@ TEST_CASE("sgemm reads a row-major op(A) in place with the bits of packing it, w
       {false, false, 131, 96, 384, 0},  {false, true, 131, 96, 384, 3, 1.f, 1.f}, {false, false, 131, 96, 200, 1},
       {false, false, 50, 40, 1100, 0},  {false, false, 29, 130, 300, 2},          {false, true, 300, 20, 70, 0},
       {false, false, 14, 32, 600, 0, 0.5f, 1.f}};
-  std::uint64_t seed = 500;
-  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
-    for (int threads : {1, 2})
-      for (const GemmCase& g : cases) {
-        const GemmKernelScope scope(k);
-        const ThreadCountScope t(threads);
-        CAPTURE(cpu::cpu_gemm_kernel_name(k));
-        CAPTURE(threads);
-        CAPTURE(describe(g));
-        Operands in_place = make_operands(g, seed++);
-        Operands packed = in_place;
-        std::vector<float> at(static_cast<std::size_t>(g.K * g.M));  // A^T, (K, M)
-        for (std::int64_t i = 0; i < g.M; ++i)
-          for (std::int64_t kk = 0; kk < g.K; ++kk)
-            at[static_cast<std::size_t>(kk * g.M + i)] = in_place.a[static_cast<std::size_t>(i * in_place.lda + kk)];
-        cpu::sgemm(false, g.tb, g.M, g.N, g.K, g.alpha, in_place.a.data(), in_place.lda, in_place.b.data(),
-                   in_place.ldb, g.beta, in_place.c.data(), in_place.ldc);
-        cpu::sgemm(true, g.tb, g.M, g.N, g.K, g.alpha, at.data(), g.M, packed.b.data(), packed.ldb, g.beta,
-                   packed.c.data(), packed.ldc);
-        CHECK(in_place.c == packed.c);
-        expect_close(describe(g), in_place.c, expected(g, make_operands(g, seed - 1)), gemm_tol(g.K));
-      }
+  at_each_tile_and_thread_count(cases, 500, [](const GemmCase& g, std::uint64_t seed) {
+    Operands in_place = make_operands(g, seed);
+    Operands packed = in_place;
+    std::vector<float> at(static_cast<std::size_t>(g.K * g.M));  // A^T, (K, M)
+    for (std::int64_t i = 0; i < g.M; ++i)
+      for (std::int64_t kk = 0; kk < g.K; ++kk)
+        at[static_cast<std::size_t>(kk * g.M + i)] = in_place.a[static_cast<std::size_t>(i * in_place.lda + kk)];
+    cpu::sgemm(false, g.tb, g.M, g.N, g.K, g.alpha, in_place.a.data(), in_place.lda, in_place.b.data(), in_place.ldb,
+               g.beta, in_place.c.data(), in_place.ldc);
+    cpu::sgemm(true, g.tb, g.M, g.N, g.K, g.alpha, at.data(), g.M, packed.b.data(), packed.ldb, g.beta,
+               packed.c.data(), packed.ldc);
+    CHECK(in_place.c == packed.c);
+    expect_close(describe(g), in_place.c, expected(g, make_operands(g, seed)), gemm_tol(g.K));
+  });
 }
 
 TEST_CASE("sgemm_bias gives the bits of sgemm with beta 1 on rows that hold the bias" * doctest::test_suite("cpu")) {
@@ -197,28 +197,20 @@ TEST_CASE("sgemm_bias gives the bits of sgemm with beta 1 on rows that hold the 
   cases.push_back({true, true, 131, 96, 384, 2});
   cases.push_back({false, true, 300, 1100, 300, 1});
   cases.push_back({false, false, 9, 7, 0});
-  std::uint64_t seed = 700;
-  for (const cpu::CpuGemmKernel k : available_gemm_kernels())
-    for (int threads : {1, 2})
-      for (const GemmCase& g : cases) {
-        const GemmKernelScope scope(k);
-        const ThreadCountScope t(threads);
-        CAPTURE(cpu::cpu_gemm_kernel_name(k));
-        CAPTURE(threads);
-        CAPTURE(describe(g));
-        Operands want = make_operands(g, seed++);
-        Operands got = want;
-        std::vector<float> bias(static_cast<std::size_t>(g.N));
-        std::mt19937_64 rng(seed);
-        std::normal_distribution<float> nd;
-        for (float& v : bias) v = nd(rng);
-        for (std::int64_t i = 0; i < g.M; ++i) std::copy(bias.begin(), bias.end(), want.c.begin() + i * want.ldc);
-        cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, 1.f,
-                   want.c.data(), want.ldc);
-        cpu::sgemm_bias(g.ta, g.tb, g.M, g.N, g.K, g.alpha, got.a.data(), got.lda, got.b.data(), got.ldb, bias.data(),
-                        got.c.data(), got.ldc);
-        CHECK(got.c == want.c);
-      }
+  at_each_tile_and_thread_count(cases, 700, [](const GemmCase& g, std::uint64_t seed) {
+    Operands want = make_operands(g, seed);
+    Operands got = want;
+    std::vector<float> bias(static_cast<std::size_t>(g.N));
+    std::mt19937_64 rng(seed + 1);
+    std::normal_distribution<float> nd;
+    for (float& v : bias) v = nd(rng);
+    for (std::int64_t i = 0; i < g.M; ++i) std::copy(bias.begin(), bias.end(), want.c.begin() + i * want.ldc);
+    cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, 1.f,
+               want.c.data(), want.ldc);
+    cpu::sgemm_bias(g.ta, g.tb, g.M, g.N, g.K, g.alpha, got.a.data(), got.lda, got.b.data(), got.ldb, bias.data(),
+                    got.c.data(), got.ldc);
+    CHECK(got.c == want.c);
+  });
 }
 
 TEST_CASE("gemm_reference<float> agrees with gemm_reference<double>" * doctest::test_suite("cpu")) {

@@ -74,6 +74,14 @@ void at_every_tile_and_thread_count(Run&& run, Check&& check) {
     }
 }
 
+// The 3x3 algorithm for a scope, Auto again after it.
+struct AlgorithmScope {
+  explicit AlgorithmScope(cpu::Conv3x3Algorithm a) { cpu::set_cpu_conv3x3_algorithm(a); }
+  ~AlgorithmScope() { cpu::set_cpu_conv3x3_algorithm(cpu::Conv3x3Algorithm::Auto); }
+  AlgorithmScope(const AlgorithmScope&) = delete;
+  AlgorithmScope& operator=(const AlgorithmScope&) = delete;
+};
+
 }  // namespace
 
 TEST_CASE("winograd3x3_filter_transform is G g G^T" * doctest::test_suite("cpu")) {
@@ -176,10 +184,6 @@ TEST_CASE("winograd3x3_forward applies the evaluation batch norm as a pass after
 
 TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data, backward-weight)" *
           doctest::test_suite("cpu")) {
-  struct Algorithm {
-    explicit Algorithm(cpu::Conv3x3Algorithm a) { cpu::set_cpu_conv3x3_algorithm(a); }
-    ~Algorithm() { cpu::set_cpu_conv3x3_algorithm(cpu::Conv3x3Algorithm::Auto); }
-  };
   std::mt19937_64 rng(13);
   for (const Shape& xs : {Shape{2, 6, 11, 8}, Shape{4, 40, 7, 7}, Shape{1, 24, 16, 16}}) {
     CAPTURE(xs);
@@ -195,7 +199,7 @@ TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data,
     cpu::conv2d_forward_reference<double>(d, xd.data(), wd.data(), bd.data(), y_ref.data());
     cpu::conv2d_backward_data_reference<double>(d, dyd.data(), wd.data(), dx_ref.data());
     cpu::conv2d_backward_weight_reference<double>(d, dyd.data(), xd.data(), dw_ref.data());
-    const Algorithm winograd(cpu::Conv3x3Algorithm::Winograd);
+    const AlgorithmScope winograd(cpu::Conv3x3Algorithm::Winograd);
     const auto values = [](const Tensor& t) { return std::vector<float>(t.f32(), t.f32() + t.numel()); };
     const double scale = std::sqrt(9.0 * K), pixels = std::sqrt(static_cast<double>(d.N) * d.H * d.W);
     expect_close("y", values(conv2d_forward(x, w, b, p)), y_ref, {2e-6 * scale, 1e-5});
@@ -206,10 +210,6 @@ TEST_CASE("conv2d through Winograd equals the reference (forward, backward-data,
 
 TEST_CASE("CXR_CPU_CONV3X3=measure: each pass and shape timed once, then the plan's path, bit for bit" *
           doctest::test_suite("cpu")) {
-  struct Algorithm {
-    explicit Algorithm(cpu::Conv3x3Algorithm a) { cpu::set_cpu_conv3x3_algorithm(a); }
-    ~Algorithm() { cpu::set_cpu_conv3x3_algorithm(cpu::Conv3x3Algorithm::Auto); }
-  };
   std::mt19937_64 rng(17);
   const Shape xs{2, 40, 14, 14}, ws{48, 40, 3, 3};
   Conv2dParams p;
@@ -225,16 +225,16 @@ TEST_CASE("CXR_CPU_CONV3X3=measure: each pass and shape timed once, then the pla
   };
   std::vector<std::vector<float>> direct, winograd;
   {
-    const Algorithm a(cpu::Conv3x3Algorithm::Direct);
+    const AlgorithmScope a(cpu::Conv3x3Algorithm::Direct);
     direct = passes();
   }
   {
-    const Algorithm a(cpu::Conv3x3Algorithm::Winograd);
+    const AlgorithmScope a(cpu::Conv3x3Algorithm::Winograd);
     winograd = passes();
   }
   REQUIRE(direct[0] != winograd[0]);  // the paths round differently: the check below can tell them apart
   cpu::clear_cpu_conv3x3_plans();
-  const Algorithm a(cpu::Conv3x3Algorithm::Measure);
+  const AlgorithmScope a(cpu::Conv3x3Algorithm::Measure);
   const std::vector<std::vector<float>> first = passes();
   CHECK(cpu::cpu_conv3x3_plan_count() == 3);  // forward, backward-data, backward-weight
   for (std::size_t k = 0; k < first.size(); ++k) {
