@@ -165,12 +165,19 @@ int max_auto_workers() {
   return std::clamp(cores, 1, 8);
 }
 
+double prepare_seconds_per_batch(const EpochStats& s) {
+  return s.fill_seconds / static_cast<double>(std::max<std::int64_t>(1, s.filled));
+}
+
+double train_seconds_per_batch(const EpochStats& s) {
+  return (s.epoch_seconds - s.wait_seconds) / static_cast<double>(std::max<std::int64_t>(1, s.batches));
+}
+
 int choose_workers(const EpochStats& last, int max_workers) {
   max_workers = std::max(1, max_workers);
   if (last.batches <= 0 || last.filled <= 0) return std::min(2, max_workers);
-  const double fill = last.fill_seconds / static_cast<double>(last.filled);
-  const double step = std::max(1e-6, (last.epoch_seconds - last.wait_seconds) / static_cast<double>(last.batches));
-  const double need = std::ceil(1.25 * fill / step);
+  const double step = std::max(1e-6, train_seconds_per_batch(last));
+  const double need = std::ceil(1.25 * prepare_seconds_per_batch(last) / step);
   return static_cast<int>(std::clamp(need, 1.0, static_cast<double>(max_workers)));
 }
 
@@ -205,9 +212,8 @@ void DataLoader::start_epoch_at_sample(std::int64_t e, std::int64_t sample) {
   first_batch_ = first_batch;
   next_claim_ = released_ = next_return_ = first_batch;
   for (auto& s : slots_) s->ready_batch = -1;
-  int workers = opt_.workers;
-  if (workers == kAutoWorkers)
-    workers = stats_.batches > 0 ? choose_workers(stats_, max_auto_workers()) : std::min(2, max_auto_workers());
+  // auto: from the last epoch's measurements (2 before the first one)
+  const int workers = opt_.workers == kAutoWorkers ? choose_workers(stats_, max_auto_workers()) : opt_.workers;
   stats_ = EpochStats{};
   stats_.epoch = e;
   first_failure_.clear();

@@ -127,6 +127,9 @@ struct EpochStats {
 inline constexpr int kAutoWorkers = 0;
 int max_auto_workers();  // the cores this process may run on, at most 8
 int choose_workers(const EpochStats& last, int max_workers);
+// The two times of the rule, from an ended epoch's stats (seconds per batch).
+double prepare_seconds_per_batch(const EpochStats& s);  // fill_seconds / filled
+double train_seconds_per_batch(const EpochStats& s);    // (epoch_seconds - wait_seconds) / batches
 
 class DataLoader {
  public:

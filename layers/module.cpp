@@ -81,33 +81,29 @@ void Module::to(Device device) {
   for (auto& [name, child] : children_) child->to(device);
 }
 
+namespace {
+// p's gradient as zeros (allocated where missing), not stale.
+void zero_gradient(Parameter& p) {
+  if (!p.grad.defined()) p.grad = Tensor::zeros(p.value.shape(), DType::F32, p.value.device());
+  else p.grad.zero_();
+  p.grad_stale = false;
+}
+}  // namespace
+
 void Module::zero_grad() {
-  for (auto& [name, p] : named_parameters()) {
-    if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
-    else p->grad.zero_();
-    p->grad_stale = false;
-  }
+  for (auto& [name, p] : named_parameters()) zero_gradient(*p);
 }
 
 void Module::zero_grad_deferred() {
   for (auto& [name, p] : named_parameters()) {
-    if (p->value.is_cpu()) {
-      p->grad_stale = true;
-    } else {
-      if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
-      else p->grad.zero_();
-      p->grad_stale = false;
-    }
+    if (p->value.is_cpu()) p->grad_stale = true;
+    else zero_gradient(*p);
   }
 }
 
 void Module::settle_grads() {
-  for (auto& [name, p] : named_parameters()) {
-    if (!p->grad_stale) continue;
-    if (!p->grad.defined()) p->grad = Tensor::zeros(p->value.shape(), DType::F32, p->value.device());
-    else p->grad.zero_();
-    p->grad_stale = false;
-  }
+  for (auto& [name, p] : named_parameters())
+    if (p->grad_stale) zero_gradient(*p);
 }
 
 void Module::set_trainable(bool trainable) {

@@ -263,11 +263,9 @@ void note_auto_workers(Run& r, int e, const data::DataLoader& loader) {
   if (r.opt.workers != data::kAutoWorkers || st.workers == 0 || st.batches == 0 || e + 1 >= r.opt.epochs) return;
   const int next = data::choose_workers(st, data::max_auto_workers());
   if (next == st.workers) return;
-  const double fill_ms = 1000 * st.fill_seconds / static_cast<double>(std::max<std::int64_t>(1, st.filled));
-  const double step_ms = 1000 * (st.epoch_seconds - st.wait_seconds) / static_cast<double>(st.batches);
   r.log.say("data: " + std::to_string(next) + (next == 1 ? " loader worker" : " loader workers") + " from epoch " +
-            std::to_string(e + 2) + " (a batch took " + fmt(fill_ms, 1) + " ms to prepare, " + fmt(step_ms, 1) +
-            " ms to train)");
+            std::to_string(e + 2) + " (a batch took " + fmt(1000 * data::prepare_seconds_per_batch(st), 1) +
+            " ms to prepare, " + fmt(1000 * data::train_seconds_per_batch(st), 1) + " ms to train)");
 }
 
 // Epoch e (0-based) from the saved position (a resumed run's first epoch) or its start.
