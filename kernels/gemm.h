@@ -102,9 +102,13 @@ class PackedA {
 
 // C = alpha op(A) B + beta C with A packed (B stored (K, N), ldb); and the forward product of
 // convolution columns with A packed (op(B) = the columns, as with trans_b false above).
+// row_bias (M), with beta 0 only: C = alpha op(A) op(B) + row_bias[i] on each row i, added where
+// the first K block stores its tile (a convolution's bias per output channel): the bits of
+// beta = 1 on a C whose rows hold the bias, without writing those rows first.
 void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::int64_t ldb, float beta, float* C,
-           std::int64_t ldc);
-void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C, std::int64_t ldc);
+           std::int64_t ldc, const float* row_bias = nullptr);
+void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C, std::int64_t ldc,
+                        const float* row_bias = nullptr);
 
 // sgemm's register tile: Auto (the default) takes AVX-512 where the CPU has it (unless
 // CXR_CPU_GEMM=avx2), else AVX2. Both give the same bits; the setter is for tests and benchmarks.

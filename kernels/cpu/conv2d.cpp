@@ -769,22 +769,20 @@ void conv2d_forward(const Conv2dDims& d, const float* x, const float* w, const f
       }
       const ConvColumns cols = columns_of(d, e, xg, nb);
       const float* col = implicit ? nullptr : panel_columns(d, e, xg, nb);
-      // Y (Kg, ld) = w[g] (Kg, C' R S) times the columns
-      const auto product = [&](float beta, float* out, std::int64_t ld) {
-        if (implicit) sgemm_conv_columns(*weights, 1.f, cols, beta, out, ld);
-        else sgemm(*weights, ld, 1.f, col, ld, beta, out, ld);
+      // Y (Kg, ld) = w[g] (Kg, C' R S) times the columns (+ row_bias[k] on row k)
+      const auto product = [&](float* out, std::int64_t ld, const float* row_bias) {
+        if (implicit) sgemm_conv_columns(*weights, 1.f, cols, 0.f, out, ld, row_bias);
+        else sgemm(*weights, ld, 1.f, col, ld, 0.f, out, ld, row_bias);
       };
-      if (nb == 1) {  // straight into y, the bias preloaded
-        if (bg)
-          for (int k = 0; k < e.Kg; ++k) std::fill(yg + k * e.PQ, yg + (k + 1) * e.PQ, bg[k]);
-        product(bg ? 1.f : 0.f, yg, e.PQ);
+      if (nb == 1) {  // straight into y, the bias added where the GEMM stores its tiles
+        product(yg, e.PQ, bg);
         if (bn) {
 #pragma omp parallel for schedule(static) if (e.Kg * e.PQ > kParallelFloats)
           for (int k = 0; k < e.Kg; ++k) batch_norm2d_eval_plane(*bn, g * e.Kg + k, yg + k * e.PQ, e.PQ);
         }
       } else {
         float* out = panel_buffer(1, e.Kg * nb * e.PQ);
-        product(0.f, out, nb * e.PQ);
+        product(out, nb * e.PQ, nullptr);
         from_columns(out, e.Kg, e.PQ, nb, yg, d.K * e.PQ, bg, bn, g * e.Kg);
       }
     }

@@ -157,15 +157,17 @@ CXR_INLINE void transpose8x8(v8 r[8]) {
 // C gets the same operations in the same order whatever the tile (fused multiply-adds over k,
 // then one multiply-add into C), so both tiles give the same bits.
 //
-// bias (the first K block only): C = alpha acc + bias[j], the column bias of the tile's columns
-// (the bits of adding alpha acc to a C that holds the bias).
+// bias (the first K block only): C = alpha acc + bias[j], the column bias of the tile's columns;
+// row_bias likewise, C = alpha acc + row_bias[i], of the tile's rows (a convolution's bias per
+// output channel). Either is the bits of adding alpha acc to a C that holds the bias.
 // kRowsA: ap is not a packed sliver but row 0 of MR rows of a row-major op(A), lda floats apart
 // (element (i, k) at ap[i lda + k]); each row is prefetched 64 floats ahead every 16 k. The same
 // operations on the same values: the same bits as with the sliver packed.
 template <class T, bool kRowsA = false>
 CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, const float* __restrict__ bp,
                              float* __restrict__ c, std::int64_t ldc, std::int64_t mr, std::int64_t nr, float alpha,
-                             bool first, const float* bias = nullptr, std::int64_t lda = 0) {
+                             bool first, const float* bias = nullptr, const float* row_bias = nullptr,
+                             std::int64_t lda = 0) {
   using V = typename T::Vec;
   constexpr std::int64_t MR = T::MR, NV = T::NV, L = T::L, NR = T::NR;
   // Ask for C's lines (for writing) before the k loop, so that fetching them overlaps the FMAs:
@@ -203,6 +205,7 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
       float* row = c + i * ldc;
       for (int v = 0; v < NV; ++v) {
         if (first && bias) storev(row + v * L, alpha * acc[i][v] + loadv<V>(bias + v * L));
+        else if (first && row_bias) storev(row + v * L, alpha * acc[i][v] + row_bias[i]);
         else if (first) storev(row + v * L, alpha * acc[i][v]);
         else storev(row + v * L, loadv<V>(row + v * L) + alpha * acc[i][v]);
       }
@@ -212,8 +215,10 @@ CXR_INLINE void micro_kernel(std::int64_t kc, const float* __restrict__ ap, cons
     for (int i = 0; i < MR; ++i)
       for (int v = 0; v < NV; ++v) storev(tile[i] + v * L, acc[i][v]);
     for (std::int64_t i = 0; i < mr; ++i)
-      for (std::int64_t j = 0; j < nr; ++j)
-        c[i * ldc + j] = (first ? (bias ? bias[j] : 0.f) : c[i * ldc + j]) + alpha * tile[i][j];
+      for (std::int64_t j = 0; j < nr; ++j) {
+        const float before = !first ? c[i * ldc + j] : bias ? bias[j] : row_bias ? row_bias[i] : 0.f;
+        c[i * ldc + j] = before + alpha * tile[i][j];
+      }
   }
 }
 
@@ -233,6 +238,7 @@ struct Operands {
   std::uint64_t call = 0;             // with cols: this call's number (pack_b_columns_transposed's tables)
   const float* a_packed = nullptr;    // when set, op(A) already packed (PackedA; A, lda unused)
   const float* bias = nullptr;        // when set (with overwrite): C = alpha op(A) op(B) + bias[j] on each row
+  const float* row_bias = nullptr;    // the same per row: C = alpha op(A) op(B) + row_bias[i] (not with bias)
 };
 
 // How far ahead (floats) the packing of a row-major A asks for each row: MR rows of at most KC
@@ -463,7 +469,8 @@ CXR_INLINE void pack_b(const Operands& o, std::int64_t jc, std::int64_t nc, std:
 // C[0:mc, 0:nc] (+)= alpha * (packed A block) (packed B panel); nc may end in a partial sliver.
 template <class T>
 CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, const float* ap, const float* bp,
-                             float* c, std::int64_t ldc, float alpha, bool first, const float* bias) {
+                             float* c, std::int64_t ldc, float alpha, bool first, const float* bias,
+                             const float* row_bias) {
   constexpr std::int64_t MR = T::MR, NR = T::NR;
   for (std::int64_t jr = 0; jr < nc; jr += NR) {
     const std::int64_t nr = std::min(NR, nc - jr);
@@ -471,7 +478,7 @@ CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, 
     for (std::int64_t ir = 0; ir < mc; ir += MR) {
       const std::int64_t mr = std::min(MR, mc - ir);
       micro_kernel<T>(kc, ap + (ir / MR) * kc * MR, b, c + ir * ldc + jr, ldc, mr, nr, alpha, first,
-                      bias ? bias + jr : nullptr);
+                      bias ? bias + jr : nullptr, row_bias ? row_bias + ir : nullptr);
     }
   }
 }
@@ -481,7 +488,7 @@ CXR_INLINE void macro_kernel(std::int64_t mc, std::int64_t nc, std::int64_t kc, 
 template <class T>
 CXR_INLINE void macro_kernel_rows(const Operands& o, std::int64_t ic, std::int64_t mc, std::int64_t m_end,
                                   std::int64_t nc, std::int64_t pc, std::int64_t kc, const float* bp, float* c,
-                                  bool first, const float* bias, float* a_edge) {
+                                  bool first, const float* bias, const float* row_bias, float* a_edge) {
   constexpr std::int64_t MR = T::MR, NR = T::NR;
   const std::int64_t full = std::min(mc, m_end - ic) / MR * MR;  // rows in whole slivers
   if (full < mc) pack_a<T>(o, ic + full, mc - full, m_end, pc, kc, a_edge);
@@ -491,11 +498,13 @@ CXR_INLINE void macro_kernel_rows(const Operands& o, std::int64_t ic, std::int64
     for (std::int64_t ir = 0; ir < mc; ir += MR) {
       float* cij = c + ir * o.ldc + jr;
       const float* bias_j = bias ? bias + jr : nullptr;
+      const float* row_bias_i = row_bias ? row_bias + ir : nullptr;
       if (ir < full)
-        micro_kernel<T, true>(kc, o.A + (ic + ir) * o.lda + pc, b, cij, o.ldc, MR, nr, o.alpha, first, bias_j, o.lda);
+        micro_kernel<T, true>(kc, o.A + (ic + ir) * o.lda + pc, b, cij, o.ldc, MR, nr, o.alpha, first, bias_j,
+                              row_bias_i, o.lda);
       else
         micro_kernel<T>(kc, a_edge + ((ir - full) / MR) * kc * MR, b, cij, o.ldc, std::min(MR, mc - ir), nr, o.alpha,
-                        first, bias_j);
+                        first, bias_j, row_bias_i);
     }
   }
 }
@@ -516,6 +525,8 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
     pack_a<T>(o, ic, mc, m1, pc, kc, a_buf);
     return a_buf;
   };
+  // the row bias of rows [ic, ...)
+  const auto row_bias = [&](std::int64_t ic) { return o.row_bias ? o.row_bias + ic : nullptr; };
   if (m1 - m0 <= T::MC) {
     for (std::int64_t pc = 0; pc < o.K; pc += T::KC) {
       const std::int64_t kc = std::min(T::KC, o.K - pc);
@@ -524,7 +535,7 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
         const std::int64_t nr = std::min(T::NR, n1 - jr);
         pack_b<T>(o, jr, nr, n1, pc, kc, b_buf);
         macro_kernel<T>(m1 - m0, nr, kc, ap, b_buf, o.C + m0 * o.ldc + jr, o.ldc, o.alpha, o.overwrite && pc == 0,
-                        o.bias ? o.bias + jr : nullptr);
+                        o.bias ? o.bias + jr : nullptr, row_bias(m0));
       }
     }
     return;
@@ -551,10 +562,10 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
           float* c = o.C + ic * o.ldc + jc;
           if (rows_a)
             macro_kernel_rows<T>(o, ic, mc, m1, nc, pc, kc, b_buf + pc * nc_padded, c, o.overwrite && pc == 0, bias,
-                                 a_buf);
+                                 row_bias(ic), a_buf);
           else
             macro_kernel<T>(mc, nc, kc, a_block(ic, mc, pc, kc), b_buf + pc * nc_padded, c, o.ldc, o.alpha,
-                            o.overwrite && pc == 0, bias);
+                            o.overwrite && pc == 0, bias, row_bias(ic));
         }
       }
       continue;
@@ -565,7 +576,7 @@ CXR_INLINE void rectangle(const Operands& o, std::int64_t m0, std::int64_t m1, s
       for (std::int64_t ic = m0; ic < m1; ic += T::MC) {
         const std::int64_t mc = std::min(T::MC, m1 - ic);
         macro_kernel<T>(mc, nc, kc, a_block(ic, mc, pc, kc), b_buf, o.C + ic * o.ldc + jc, o.ldc, o.alpha,
-                        o.overwrite && pc == 0, bias);
+                        o.overwrite && pc == 0, bias, row_bias(ic));
       }
     }
   }
@@ -671,6 +682,7 @@ void run(const Operands& o, float beta, CpuGemmKernel packed_kernel = CpuGemmKer
       for (std::int64_t i = m0; i < m1; ++i) {
         float* row = C + i * ldc;
         if (beta == 0.f && o.bias) std::copy(o.bias + n0, o.bias + n1, row + n0);
+        else if (beta == 0.f && o.row_bias) std::fill(row + n0, row + n1, o.row_bias[i]);
         else if (beta == 0.f) std::fill(row + n0, row + n1, 0.f);
         else for (std::int64_t j = n0; j < n1; ++j) row[j] *= beta;
       }
@@ -743,17 +755,21 @@ PackedA::PackedA(bool trans_a, std::int64_t M, std::int64_t K, const float* A, s
 }
 
 void sgemm(const PackedA& a, std::int64_t N, float alpha, const float* B, std::int64_t ldb, float beta, float* C,
-           std::int64_t ldc) {
+           std::int64_t ldc, const float* row_bias) {
+  CXR_CHECK(!row_bias || beta == 0.f, "sgemm: a row bias needs beta = 0, got ", beta);
   Operands o{false, false, a.M(), N, a.K(), alpha, beta == 0.f, nullptr, 0, B, ldb, C, ldc};
   o.a_packed = a.data();
+  o.row_bias = row_bias;
   run(o, beta, a.kernel());
 }
 
 void sgemm_conv_columns(const PackedA& a, float alpha, const ConvColumns& cols, float beta, float* C,
-                        std::int64_t ldc) {
+                        std::int64_t ldc, const float* row_bias) {
+  CXR_CHECK(!row_bias || beta == 0.f, "sgemm_conv_columns: a row bias needs beta = 0, got ", beta);
   Operands o = columns_operands(false, a.M(), alpha, nullptr, 0, cols, beta, C, ldc);
   CXR_CHECK(o.K == a.K(), "sgemm_conv_columns: the packed A has K = ", a.K(), ", the columns ", o.K, " rows");
   o.a_packed = a.data();
+  o.row_bias = row_bias;
   run(o, beta, a.kernel());
 }
 

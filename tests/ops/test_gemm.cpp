@@ -213,6 +213,40 @@ TEST_CASE("sgemm_bias gives the bits of sgemm with beta 1 on rows that hold the 
   });
 }
 
+TEST_CASE("sgemm with PackedA and a row bias gives the bits of beta 1 on rows that hold the bias" *
+          doctest::test_suite("cpu")) {
+  // A convolution's bias per output channel, added where the first K block stores its tile: one
+  // A block, several K and M blocks, partial tiles, thread parts that split M.
+  std::vector<GemmCase> cases;
+  for (const GemmCase& g : cpu_cases())
+    if (!g.tb) cases.push_back(g);
+  cases.push_back({false, false, 200, 300, 600, 1});
+  cases.push_back({true, false, 300, 20, 70, 0});
+  at_each_tile_and_thread_count(cases, 900, [](const GemmCase& g, std::uint64_t seed) {
+    Operands want = make_operands(g, seed);
+    Operands got = want;
+    std::vector<float> row_bias(static_cast<std::size_t>(g.M));
+    std::mt19937_64 rng(seed + 1);
+    std::normal_distribution<float> nd;
+    for (float& v : row_bias) v = nd(rng);
+    for (std::int64_t i = 0; i < g.M; ++i) {
+      const auto row = want.c.begin() + i * want.ldc;
+      std::fill(row, row + g.N, row_bias[static_cast<std::size_t>(i)]);
+    }
+    cpu::sgemm(g.ta, false, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, 1.f,
+               want.c.data(), want.ldc);
+    std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(g.M, g.K)) + 1);
+    const cpu::PackedA packed(g.ta, g.M, g.K, got.a.data(), got.lda, room.data());
+    cpu::sgemm(packed, g.N, g.alpha, got.b.data(), got.ldb, 0.f, got.c.data(), got.ldc, row_bias.data());
+    CHECK(got.c == want.c);
+  });
+  std::vector<float> room(static_cast<std::size_t>(cpu::PackedA::floats_for(2, 2))), c(4);
+  const std::vector<float> a(4, 1.f), b(4, 1.f), bias{1.f, 2.f};
+  const cpu::PackedA packed(false, 2, 2, a.data(), 2, room.data());
+  CHECK_THROWS_WITH(cpu::sgemm(packed, 2, 1.f, b.data(), 2, 1.f, c.data(), 2, bias.data()),
+                    doctest::Contains("a row bias needs beta = 0"));
+}
+
 TEST_CASE("gemm_reference<float> agrees with gemm_reference<double>" * doctest::test_suite("cpu")) {
   const GemmCase g{true, false, 9, 11, 13, 2, 1.5f, 0.5f};
   Operands o = make_operands(g, 42);
