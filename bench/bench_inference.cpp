@@ -1,9 +1,11 @@
 // Inference throughput of a CxrModel on the CPU, images/s: what `train_cxr predict` / `eval`
 // spend per batch, without the loader.
 //   model.eval(), NoGradGuard (nothing cached for a backward), a FrozenWeightsScope (the
-//   convolutions pack their weights once, in the warm-up, as eval and predict do:
-//   kernels/cpu/frozen_weights.h), forward_heads(x) -> the sigmoids of both heads
-//   (CxrModel::predict): logits (N, 14) and boxes (N, 14, 4).
+//   convolutions pack their weights once, in the warm-up, and fold their batch norms into
+//   them, as eval and predict do: kernels/cpu/frozen_weights.h, kernels/fold_batch_norm.h),
+//   forward_heads(x) -> the sigmoids of both heads (CxrModel::predict): logits (N, 14) and
+//   boxes (N, 14, 4). CXR_INFER_FOLD_BN=0 keeps the batch norms in the convolutions' epilogue
+//   instead (the execution setting fold_batch_norm off), to compare the two.
 // Rows, name inference/cpu/<model>/px:<pixels>/batch:<batch>, for every architecture of
 // model_names() (a new one gets its rows without an edit here):
 //   inference/cpu/<model>/px:224/batch:1    one image at a time (latency-bound serving)
@@ -26,6 +28,7 @@
 #include <string>
 
 #include "kernels/cpu/frozen_weights.h"
+#include "kernels/execution.h"
 #include "layers/init.h"
 #include "layers/module.h"
 #include "models/model_factory.h"
@@ -51,6 +54,7 @@ void bench_infer(benchmark::State& st, const std::string& arch) {
   std::mt19937_64 rng(1);
   const Tensor x = Tensor::randn({batch, 3, pixels, pixels}, rng, 0.f, 1.f, Device::CPU);
   NoGradGuard no_grad;
+  const ExecutionScope fold({.fold_batch_norm = env_int("CXR_INFER_FOLD_BN", 1) != 0});
   const cpu::FrozenWeightsScope frozen;  // as train_cxr eval / predict: each weight packed once (in the warm-up)
   const int warmup = env_int("CXR_INFER_WARMUP", 2);
   for (int i = 0; i < warmup; ++i) benchmark::DoNotOptimize(model->predict(x));

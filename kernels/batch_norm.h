@@ -149,10 +149,14 @@ namespace cpu {
 // Evaluation's batch norm as a convolution's epilogue (kernels/conv2d_bn.h): per channel c the
 // frozen statistics, applied to one (image, channel) plane of h in place,
 //   h[i] = act((h[i] - mean_c) invstd_c weight_c + bias_c),
-// with exactly the arithmetic of batch_norm2d_forward_eval (the same bits).
+// with exactly the arithmetic of batch_norm2d_forward_eval (the same bits). After the batch norm
+// is folded into the convolution's weights (kernels/fold_batch_norm.h) only the activation is
+// left: activation_only(act), h[i] = act(h[i]) (no pointers; act not Identity, which needs no
+// epilogue at all).
 struct BnEvalChannels {
-  const float *mean, *invstd, *weight, *bias;
+  const float *mean = nullptr, *invstd = nullptr, *weight = nullptr, *bias = nullptr;
   BnActivation act = BnActivation::Identity;
+  static BnEvalChannels activation_only(BnActivation a) { return {nullptr, nullptr, nullptr, nullptr, a}; }
 };
 void batch_norm2d_eval_plane(const BnEvalChannels& bn, std::int64_t c, float* h, std::int64_t HW);
 // g[j] = dy[j] act'(z[j]), z[j] = (x[j] - mean) invstd weight + bias, for len values of one

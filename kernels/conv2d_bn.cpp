@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "kernels/cast.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "kernels/execution.h"
+#include "kernels/fold_batch_norm.h"
 #include "kernels/library.h"
 
 namespace cxr {
@@ -31,6 +33,26 @@ Conv2dBnStats conv2d_forward_bn_stats(const Tensor& x, const Tensor& w, const Te
 
 namespace {
 
+// w' then b' (kernels/fold_batch_norm.h), K C' R S + K floats, kept in the frozen-weights cache
+// for the rest of the scope (and its packing then kept under w''s address); nullptr outside a
+// FrozenWeightsScope, where folding on every call would cost a pass over the weights. The
+// entry's identity includes the batch norm's tensors (and the conv bias), so one w used with two
+// batch norms has two entries.
+const float* folded_weights(const Conv2dDims& d, const float* w, const float* conv_bias, const BatchNormArgs& bn) {
+  const std::int64_t per_channel = static_cast<std::int64_t>(d.Cg()) * d.R * d.S;
+  std::uint64_t sources = cpu::digest_floats(&bn.eps, 1);
+  for (const Tensor* t : {&bn.weight, &bn.bias, &bn.running_mean, &bn.running_var})
+    sources = cpu::digest_floats(t->f32(), d.K, sources);
+  if (conv_bias) sources = cpu::digest_floats(conv_bias, d.K, sources);
+  return cpu::frozen_derived(
+      cpu::FrozenKind::FoldedBatchNorm, w, d.K, per_channel, d.K * per_channel + d.K,
+      [&](float* room) {
+        cpu::fold_batch_norm(w, conv_bias, bn.weight.f32(), bn.bias.f32(), bn.running_mean.f32(),
+                             bn.running_var.f32(), bn.eps, d.K, per_channel, room, room + d.K * per_channel);
+      },
+      sources);
+}
+
 // Evaluation's batch norm as the CPU convolution's epilogue: y = act(batch_norm(conv(x))) with no
 // h tensor (kernels/conv2d_bn.h). x and w are checked by the caller's conditions and
 // conv2d_dims; the conv bias and the batch norm's four (K) tensors here, each error naming them.
@@ -47,11 +69,21 @@ Tensor conv2d_bn_eval_cpu(const Tensor& x, const Tensor& w, const Tensor& conv_b
                   t->shape() == Shape{d.K},
               "batch_norm2d (evaluation): weight, bias and running statistics must be contiguous f32 (", d.K,
               ") CPU tensors, one per channel of the convolution's output; got ", t->defined() ? t->str() : "none");
+  Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, Device::CPU);
+  const float* b = conv_bias.defined() ? conv_bias.f32() : nullptr;
+  if (execution().fold_batch_norm) {
+    if (const float* folded = folded_weights(d, w.f32(), b, bn)) {
+      const std::int64_t weights = w.numel();
+      const cpu::BnEvalChannels act = cpu::BnEvalChannels::activation_only(bn.act);
+      cpu::conv2d_forward(d, x.f32(), folded, folded + weights, y.f32(),
+                          bn.act == BnActivation::Identity ? nullptr : &act);
+      return y;
+    }
+  }
   std::vector<float> invstd(static_cast<std::size_t>(d.K));
   cpu::batch_norm2d_eval_invstd(bn.running_var.f32(), bn.eps, invstd.data(), d.K);
   const cpu::BnEvalChannels channels{bn.running_mean.f32(), invstd.data(), bn.weight.f32(), bn.bias.f32(), bn.act};
-  Tensor y = Tensor::empty({d.N, d.K, d.P, d.Q}, DType::F32, Device::CPU);
-  cpu::conv2d_forward(d, x.f32(), w.f32(), conv_bias.defined() ? conv_bias.f32() : nullptr, y.f32(), &channels);
+  cpu::conv2d_forward(d, x.f32(), w.f32(), b, y.f32(), &channels);
   return y;
 }
 

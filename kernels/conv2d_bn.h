@@ -31,12 +31,20 @@
 // CPU: the convolution, then the per-channel double sums of batch norm's statistics
 //   (cpu::channel_mean_var, the reference; no fusion).
 // Evaluation on the CPU when nobody needs h (want_h false: inference under a NoGradGuard):
-//   the batch norm (and its activation) runs as the convolution's epilogue, on each
-//   (image, channel) plane of y right after the convolution wrote it (cpu::conv2d_forward's
-//   bn argument): h is never a tensor of its own, one pass over the output (read h, write y)
-//   and its allocation are saved, and the bits are those of the two ops one after the other.
-//   (Folding the batch norm into the weights, as inference engines do, would save the epilogue
-//   too, but rounds differently from the model as trained and checked against PyTorch.)
+//   - inside a FrozenWeightsScope (train_cxr eval and predict), with the execution setting
+//     fold_batch_norm on (the default): the batch norm is folded into the weights,
+//     w' = w gamma / sqrt(var + eps), b' = beta + (b - mean) gamma / sqrt(var + eps)
+//     (kernels/fold_batch_norm.h), made once per scope and kept beside the packed weights. The
+//     convolution adds b' where its GEMM stores each tile and applies only the activation after
+//     (none for ResNet's bn2 / bn3 and downsample batch norms). y is within float rounding of
+//     the two ops (the scale moves before the product's sums), not their bits;
+//   - otherwise the batch norm (and its activation) runs as the convolution's epilogue, on each
+//     (image, channel) plane of y right after the convolution wrote it (cpu::conv2d_forward's
+//     bn argument), with the bits of the two ops one after the other.
+//   Either way h is never a tensor of its own: one pass over the output (read h, write y) and
+//   its allocation are saved. Measured against each other (bench_inference, CXR_INFER_FOLD_BN=0
+//   against the default, 2 threads, 2026-12-07): within +-3 %, the epilogue's multiply-add on a
+//   plane still in cache being cheap; docs/speed.md has the figures.
 //
 // Memory traffic, in passes over h (N K P Q floats), of a training forward:
 //                       statistics by the batch norm          statistics in the epilogue

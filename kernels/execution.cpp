@@ -26,6 +26,7 @@ ExecutionChanges exchange(ExecutionChanges changes) {
           previous.fuse_batch_norm_activation);
   swap_in(g_settings.fuse_conv_batch_norm_statistics, changes.fuse_conv_batch_norm_statistics,
           previous.fuse_conv_batch_norm_statistics);
+  swap_in(g_settings.fold_batch_norm, changes.fold_batch_norm, previous.fold_batch_norm);
   swap_in(g_settings.kernels, changes.kernels, previous.kernels);
   swap_in(g_settings.conv2d_observer, changes.conv2d_observer, previous.conv2d_observer);
   return previous;

@@ -41,6 +41,14 @@
 //                 has one (kernels/conv2d_bn.h). Default on; off: the convolution, then the batch
 //                 norm's own statistics pass. Read at every conv2d_bn_forward (it changes no
 //                 state, only the order of the sums).
+//   fold_batch_norm   whether an evaluation Conv2d + BatchNorm2d on the CPU, inside a
+//                 FrozenWeightsScope (train_cxr eval and predict, bench_inference), runs the
+//                 convolution on folded weights, w' = w gamma / sqrt(var + eps) and
+//                 b' = beta + (b - mean) gamma / sqrt(var + eps), with only the activation left
+//                 for its epilogue, as inference engines do (kernels/cpu/fold_batch_norm.h).
+//                 Default on. Off: the batch norm as the convolution's epilogue, the bits of the
+//                 model as trained (the folded outputs differ from them by float rounding). Read
+//                 at every conv2d_bn_forward.
 //   kernels       KernelChoice::Cxr (default): every op runs on the hand-written kernels. Library:
 //                 on a CUDA device, convolutions (forward, backward-data, backward-weight) and f32
 //                 batch norm through cuDNN, linear layers through cuBLASLt (kernels/library.h),
@@ -77,6 +85,7 @@ struct ExecutionSettings {
   bool allow_tf32 = false;
   bool fuse_batch_norm_activation = true;
   bool fuse_conv_batch_norm_statistics = true;
+  bool fold_batch_norm = true;
   KernelChoice kernels = KernelChoice::Cxr;
   Conv2dObserver conv2d_observer;
 };
@@ -96,6 +105,7 @@ struct ExecutionChanges {
   std::optional<bool> allow_tf32 = std::nullopt;
   std::optional<bool> fuse_batch_norm_activation = std::nullopt;
   std::optional<bool> fuse_conv_batch_norm_statistics = std::nullopt;
+  std::optional<bool> fold_batch_norm = std::nullopt;
   std::optional<KernelChoice> kernels = std::nullopt;
   std::optional<Conv2dObserver> conv2d_observer = std::nullopt;
 };

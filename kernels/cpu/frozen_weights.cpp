@@ -17,16 +17,17 @@ namespace {
 constexpr int kSamples = 16;
 
 struct Key {
-  int kind;  // 0: a PackedA of A; otherwise frozen_derived's kind
+  int kind;  // 0: a PackedA of A; otherwise frozen_derived's FrozenKind
   const float* A;
   bool trans_a;
   std::int64_t M, K, lda;
   CpuGemmKernel kernel;
   std::array<std::uint32_t, kSamples> samples;  // the bits of 16 values spread over the operand
+  std::uint64_t also;                           // frozen_derived's digest of its other sources
 
   bool operator<(const Key& o) const {
-    return std::tie(kind, A, trans_a, M, K, lda, kernel, samples) <
-           std::tie(o.kind, o.A, o.trans_a, o.M, o.K, o.lda, o.kernel, o.samples);
+    return std::tie(kind, A, trans_a, M, K, lda, kernel, samples, also) <
+           std::tie(o.kind, o.A, o.trans_a, o.M, o.K, o.lda, o.kernel, o.samples, o.also);
   }
 };
 
@@ -83,7 +84,7 @@ const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, con
   Cache& c = cache();
   const std::lock_guard<std::mutex> lock(c.mutex);
   if (c.scopes == 0 || M <= 0 || K <= 0) return nullptr;
-  const Key key{0, A, trans_a, M, K, lda, cpu_gemm_kernel(), sample(trans_a, M, K, A, lda)};
+  const Key key{0, A, trans_a, M, K, lda, cpu_gemm_kernel(), sample(trans_a, M, K, A, lda), 0};
   Entry& e = c.entries[key];
   if (!e.packed) {
     e.room.resize(static_cast<std::size_t>(PackedA::floats_for(M, K)));
@@ -92,12 +93,13 @@ const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, con
   return e.packed.get();
 }
 
-const float* frozen_derived(int kind, const float* w, std::int64_t rows, std::int64_t cols, std::int64_t floats,
-                            const std::function<void(float*)>& make) {
+const float* frozen_derived(FrozenKind kind, const float* w, std::int64_t rows, std::int64_t cols,
+                            std::int64_t floats, const std::function<void(float*)>& make, std::uint64_t also) {
   Cache& c = cache();
   const std::lock_guard<std::mutex> lock(c.mutex);
   if (c.scopes == 0 || rows <= 0 || cols <= 0) return nullptr;
-  const Key key{kind, w, false, rows, cols, cols, cpu_gemm_kernel(), sample(false, rows, cols, w, cols)};
+  const Key key{static_cast<int>(kind), w, false, rows, cols, cols, cpu_gemm_kernel(),
+                sample(false, rows, cols, w, cols), also};
   Entry& e = c.entries[key];
   if (!e.made) {
     e.room.resize(static_cast<std::size_t>(floats));
@@ -105,6 +107,19 @@ const float* frozen_derived(int kind, const float* w, std::int64_t rows, std::in
     e.made = true;
   }
   return e.room.data();
+}
+
+std::uint64_t digest_floats(const float* v, std::int64_t n, std::uint64_t seed) {
+  // FNV-1a over 32-bit words, then a final mix (splitmix64's) so nearby inputs spread
+  std::uint64_t h = seed ^ 0xcbf29ce484222325ull;
+  for (std::int64_t i = 0; i < n; ++i) {
+    std::uint32_t bits;
+    std::memcpy(&bits, v + i, sizeof bits);
+    h = (h ^ bits) * 0x100000001b3ull;
+  }
+  h = (h ^ (h >> 30)) * 0xbf58476d1ce4e5b9ull;
+  h = (h ^ (h >> 27)) * 0x94d049bb133111ebull;
+  return h ^ (h >> 31);
 }
 
 std::size_t frozen_weights_entries() {

@@ -6,7 +6,8 @@
 // itself in ResNet's last stage (512 x 4608 weights times 49 pixels).
 //
 // Inside a FrozenWeightsScope the CPU convolutions keep the packed copy of each weight operand
-// they see and reuse it on later calls. The one who opens the scope promises that no weight
+// they see and reuse it on later calls (and the other copies made from weights: Winograd's
+// transformed filters, the weights with an evaluation batch norm folded in). The one who opens the scope promises that no weight
 // changes while it is open: evaluation and validation (eval/evaluate.cpp: run_inference),
 // prediction (eval/predict.cpp) and bench_inference open one; training never does. Scopes
 // nest and share one cache, freed when the outermost one closes.
@@ -39,12 +40,22 @@ bool weights_frozen();
 // call); nullptr outside a FrozenWeightsScope.
 const PackedA* frozen_packed_a(bool trans_a, std::int64_t M, std::int64_t K, const float* A, std::int64_t lda);
 
+// The copies frozen_derived keeps, told apart by kind.
+enum class FrozenKind {
+  WinogradFilters = 1,         // Winograd's transformed and packed filters (kernels/cpu/winograd.cpp)
+  WinogradFlippedFilters = 2,  // the same of the flipped filters (backward-data)
+  FoldedBatchNorm = 3,         // w and b with an evaluation batch norm folded in (kernels/conv2d_bn.cpp)
+};
+
 // Another copy derived from a weight tensor w (rows x cols floats, row-major) and kept the same
-// way: Winograd's transformed and packed filters (kernels/cpu/winograd.cpp). `kind` tells the
-// copies of one w apart; make(room) fills `floats` floats on the first call. nullptr outside a
-// FrozenWeightsScope.
-const float* frozen_derived(int kind, const float* w, std::int64_t rows, std::int64_t cols, std::int64_t floats,
-                            const std::function<void(float*)>& make);
+// way; make(room) fills `floats` floats on the first call. `also`: a digest (digest_floats) of
+// any other tensors the copy is made from (a folded batch norm's statistics), part of the
+// entry's identity. nullptr outside a FrozenWeightsScope.
+const float* frozen_derived(FrozenKind kind, const float* w, std::int64_t rows, std::int64_t cols,
+                            std::int64_t floats, const std::function<void(float*)>& make, std::uint64_t also = 0);
+
+// A 64-bit digest of the bits of v[0 .. n), continuing from `seed` (chain several tensors).
+std::uint64_t digest_floats(const float* v, std::int64_t n, std::uint64_t seed = 0);
 
 // The cache now: entries and bytes (tests, diagnostics).
 std::size_t frozen_weights_entries();

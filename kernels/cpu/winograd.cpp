@@ -44,8 +44,6 @@ using namespace lanes8;
 constexpr int kPositions = 16;    // xi = 4 a + b
 // tiles per block (rounded up to whole tile rows; see Layout)
 constexpr std::int64_t kBlockWork = 49152, kMinBlockTiles = 128, kMaxBlockTiles = 256;
-constexpr int kFrozenWinogradFilters = 1;  // frozen_derived's kinds for the packed U
-constexpr int kFrozenWinogradFlippedFilters = 2;
 
 CXR_INLINE v8 even(const v8& lo, const v8& hi) { return __builtin_shufflevector(lo, hi, 0, 2, 4, 6, 8, 10, 12, 14); }
 CXR_INLINE v8 odd(const v8& lo, const v8& hi) { return __builtin_shufflevector(lo, hi, 1, 3, 5, 7, 9, 11, 13, 15); }
@@ -326,8 +324,8 @@ void forward(const Winograd3x3& s, const float* x, const float* w, bool flipped,
     for (int xi = 1; xi < kPositions; ++xi) PackedA(s.K, s.C, rooms[xi]);  // their padding rows
   };
   // within a FrozenWeightsScope (evaluation) once per weight tensor, else every call
-  const float* packed = frozen_derived(flipped ? kFrozenWinogradFlippedFilters : kFrozenWinogradFilters, w, s.K,
-                                       s.C * 9, kPositions * packed_floats, make);
+  const FrozenKind kind = flipped ? FrozenKind::WinogradFlippedFilters : FrozenKind::WinogradFilters;
+  const float* packed = frozen_derived(kind, w, s.K, s.C * 9, kPositions * packed_floats, make);
   if (!packed) {
     float* fresh = room(kPositions * packed_floats);
     make(fresh);

@@ -158,6 +158,7 @@ TEST_CASE("densenet121: eval and train match torchvision on the CPU (memory-effi
   auto m = make_full(true);
   det_init_model(*m, kArch);
   check_eval(eval_run(*m, kArch, shape), golden);
+  check_eval(inference_run(*m, kArch, shape), golden);  // conv0 + norm0 folded into the weights
   check_train(train_run(*m, kArch, shape), golden);
 }
 

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "kernels/activation.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "tests/det_init.h"
 #include "tests/golden.h"
 
@@ -76,6 +77,11 @@ Prediction eval_run(CxrModel& m, const std::string& arch, const Shape& input_sha
   m.eval();
   Prediction p = m.predict(det_uniform(arch + ".input", input_shape, 1.f).to(dev));
   return {p.probs.cpu(), p.boxes.cpu()};
+}
+
+Prediction inference_run(CxrModel& m, const std::string& arch, const Shape& input_shape) {
+  const cpu::FrozenWeightsScope frozen;
+  return eval_run(m, arch, input_shape);
 }
 
 TrainRun train_run(CxrModel& m, const std::string& arch, const Shape& input_shape) {

@@ -32,6 +32,10 @@ struct TrainRun {
 
 // Runs on the device the model sits on; inputs from det_init ("<arch>.input", R1, R2).
 Prediction eval_run(CxrModel& m, const std::string& arch, const Shape& input_shape);
+// eval_run as train_cxr eval and predict run it, inside a FrozenWeightsScope: on the CPU each
+// convolution + batch norm then runs with the batch norm folded into its weights
+// (kernels/fold_batch_norm.h), which rounds differently from eval_run.
+Prediction inference_run(CxrModel& m, const std::string& arch, const Shape& input_shape);
 TrainRun train_run(CxrModel& m, const std::string& arch, const Shape& input_shape);
 
 // CHECKs against the golden file: names and shapes of parameters and buffers (in order).

@@ -76,6 +76,7 @@ TEST_CASE("efficientnet_b0: eval and train match torchvision on the CPU" * docte
   auto m = make_deterministic();
   det_init_model(*m, kArch);
   check_eval(eval_run(*m, kArch, shape), golden);
+  check_eval(inference_run(*m, kArch, shape), golden);  // batch norms folded into the weights
   check_train(train_run(*m, kArch, shape), golden);
 }
 

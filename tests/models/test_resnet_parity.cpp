@@ -1,7 +1,8 @@
 // ResNet-18/34/50 against torchvision (golden files from tests/gen/models_resnet.py): the same
 // deterministic weights and input give the same probabilities and boxes (eval and train
-// mode, max |diff| <= 1e-4), loss, parameter gradients (L2 norm within 1e-3 relative; sampled
-// elements within 1e-3 of the parameter's gradient norm) and running statistics. The
+// mode, max |diff| <= 1e-4; eval also with the batch norms folded into the convolutions, as
+// train_cxr eval and predict run it), loss, parameter gradients (L2 norm within 1e-3 relative;
+// sampled elements within 1e-3 of the parameter's gradient norm) and running statistics. The
 // parameter and buffer names and shapes equal torchvision's state_dict (fc replaced by the
 // heads). On the GPU (gpu_suite), the same model against the CPU implementation.
 #include <algorithm>
@@ -10,6 +11,7 @@
 #include <cstdio>
 
 #include "kernels/activation.h"
+#include "kernels/cpu/frozen_weights.h"
 #include "layers/init.h"
 #include "models/model_factory.h"
 #include "tensor/backend.h"
@@ -48,6 +50,7 @@ void det_init_model(Module& m) {
 
 struct Run {
   Tensor eval_probs, eval_boxes, train_probs, train_boxes;
+  Tensor inference_probs, inference_boxes;  // eval as train_cxr eval / predict runs it (CPU only)
   double loss = 0, loss_scale = 0;  // loss_scale: sum of |terms|, for a relative tolerance
   std::vector<std::pair<std::string, Tensor>> grads;    // on the CPU
   Tensor input_grad;                                     // d loss / d x, on the CPU
@@ -68,6 +71,12 @@ Run run_model(const std::string& arch, Device device, std::int64_t size) {
   Prediction p = m->predict(x);
   run.eval_probs = p.probs.cpu();
   run.eval_boxes = p.boxes.cpu();
+  if (device == Device::CPU) {  // in a FrozenWeightsScope: every batch norm folded into its convolution
+    const cpu::FrozenWeightsScope frozen;
+    Prediction f = m->predict(x);
+    run.inference_probs = f.probs;
+    run.inference_boxes = f.boxes;
+  }
 
   m->train();
   m->zero_grad();
@@ -146,6 +155,10 @@ void check_against_torch(const std::string& arch) {
   const Tol probs_tol{1e-4, 0};
   expect_close(arch + " eval probabilities", run.eval_probs, golden_tensor(g["eval"]["probs"]), probs_tol);
   expect_close(arch + " eval boxes", run.eval_boxes, golden_tensor(g["eval"]["boxes"]), probs_tol);
+  expect_close(arch + " eval probabilities (folded batch norms)", run.inference_probs,
+               golden_tensor(g["eval"]["probs"]), probs_tol);
+  expect_close(arch + " eval boxes (folded batch norms)", run.inference_boxes, golden_tensor(g["eval"]["boxes"]),
+               probs_tol);
   expect_close(arch + " train probabilities", run.train_probs, golden_tensor(g["train"]["probs"]), probs_tol);
   expect_close(arch + " train boxes", run.train_boxes, golden_tensor(g["train"]["boxes"]), probs_tol);
   const double loss_ref = g["train"]["loss"].get<double>();
