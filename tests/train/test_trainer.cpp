@@ -135,6 +135,29 @@ TEST_CASE("train -> eval -> predict: files, columns and metrics keys") {
   for (std::string l; std::getline(bf, l);) ++lines;
   CHECK(lines == 1 + 2 * 14);
 
+  // A batch of four decoded in parallel: the predictions of one image at a time (to float
+  // rounding: a batch takes other convolution panels), in the order given; an unreadable image
+  // in the batch fails it with its own name, whichever thread met it.
+  const std::vector<std::string> four = {ds.image_path(2), ds.image_path(0), ds.image_path(3), ds.image_path(1)};
+  const auto predict_four = [&](const std::string& out, const std::string& batch) {
+    std::vector<std::string> args = {"--checkpoint", runp + "/best.safetensors", "--out", out, "--batch-size", batch,
+                                     "--quiet"};
+    args.insert(args.end(), four.begin(), four.end());
+    REQUIRE(test::run_command(cli::run_predict, args) == 0);
+    return test::prediction_probabilities(out + "/predictions.csv");
+  };
+  const std::vector<double> batched = predict_four(dir / "pred4", "4"), single = predict_four(dir / "pred1", "1");
+  REQUIRE(batched.size() == 4 * 15);  // 14 findings and No Finding
+  REQUIRE(single.size() == batched.size());
+  for (std::size_t i = 0; i < batched.size(); ++i) CHECK(batched[i] == doctest::Approx(single[i]).epsilon(1e-5));
+  {
+    std::ofstream bad(dir / "broken.png", std::ios::binary);
+    bad << "\x89PNG not really";
+  }
+  CHECK_THROWS_WITH_AS(test::run_command(cli::run_predict, {"--checkpoint", runp + "/best.safetensors", "--out",
+                                                            dir / "pred_bad", four[0], dir / "broken.png", four[1]}),
+                       doctest::Contains("broken.png"), Error);
+
   // --tf32 on the (emulated) CUDA device: the tensor-core path, within TF32 accuracy of the CPU
   // and visibly not the fp32 one; the mode ends with the command.
   const auto probabilities = [&](const std::string& device, bool tf32) {
