@@ -6,11 +6,12 @@
 // itself in ResNet's last stage (512 x 4608 weights times 49 pixels).
 //
 // Inside a FrozenWeightsScope the CPU convolutions keep the packed copy of each weight operand
-// they see and reuse it on later calls (and the other copies made from weights: Winograd's
-// transformed filters, the weights with an evaluation batch norm folded in). The one who opens the scope promises that no weight
-// changes while it is open: evaluation and validation (eval/evaluate.cpp: run_inference),
-// prediction (eval/predict.cpp) and bench_inference open one; training never does. Scopes
-// nest and share one cache, freed when the outermost one closes.
+// they see and reuse it on later calls, and so the other copies made from weights (Winograd's
+// transformed filters, the weights with an evaluation batch norm folded in). The one who opens
+// the scope promises that no weight, and no batch-norm statistic, changes while it is open:
+// evaluation and validation (eval/evaluate.cpp: run_inference), prediction (eval/predict.cpp)
+// and bench_inference open one; training never does. Scopes nest and share one cache, freed
+// when the outermost one closes.
 //
 // An entry is found by the operand's address, shape, leading dimension, transposition and
 // register tile, and 16 of its values at fixed places (so a temporary copy of a parameter,
