@@ -45,7 +45,7 @@ MaxPool2dOutput max_pool2d(const Tensor& x, MaxPool2dParams p) {
   const std::int64_t planes = x.size(0) * x.size(1);
   std::int32_t* indices = r.indices.data<std::int32_t>();
   if (x.is_cpu()) {
-    cpu::max_pool2d_forward(x.f32(), r.y.f32(), indices, planes, H, W, OH, OW, p);
+    cpu::max_pool2d_forward_rows(x.f32(), r.y.f32(), indices, planes, H, W, OH, OW, p);
     return r;
   }
   visit_float_type(x.dtype(), [&](auto e) {

@@ -47,6 +47,17 @@ void max_pool2d_forward(const T* x, T* y, std::int32_t* indices, std::int64_t pl
 template <typename T>
 void max_pool2d_backward(const T* dy, const std::int32_t* indices, T* dx, std::int64_t planes, int H, int W, int OH,
                          int OW);
+// The f32 forward that max_pool2d runs: the reference's y and indices bit for bit, separably.
+// For each output row, each input row h of its windows (in order) gives every window's row
+// maximum and its column (the scan's rule along the row), merged into the running maximum by
+// the same rule: the scan in row-major order is a scan of rows, each a scan of columns, so the
+// first maximum and the last NaN come out the same. The row pass reads the row once for all
+// the windows, with no bounds checks inside the row (the edge windows are clipped apart) and
+// selects instead of branches, compiled for 3x3 stride 2 (ResNet's and DenseNet's stem pools)
+// so that it vectorises. Traffic: x read kernel / stride times (from cache), y and indices
+// written kernel times (one output row, in L1).
+void max_pool2d_forward_rows(const float* x, float* y, std::int32_t* indices, std::int64_t planes, int H, int W,
+                             int OH, int OW, MaxPool2dParams p);
 }  // namespace cpu
 
 namespace cuda {

@@ -1,7 +1,10 @@
 // max_pool2d and global_avg_pool in the op registry, plus the index / tie rules of max pooling.
 #include <algorithm>
+#include <cstring>
+#include <limits>
 #include <memory>
 #include <numeric>
+#include <random>
 
 #include "kernels/global_avg_pool.h"
 #include "kernels/max_pool2d.h"
@@ -122,6 +125,46 @@ TEST_CASE("max_pool2d returns PyTorch's indices: flat in the plane, first maximu
   CHECK(dx[8] == 3.f);
   CHECK(dx[5] == 4.f);
   CHECK(std::accumulate(dx.begin(), dx.end(), 0.f) == 10.f);
+}
+
+TEST_CASE("max_pool2d's row-by-row CPU forward gives the reference scan's values and indices bit for bit" *
+          doctest::test_suite("cpu")) {
+  // Values from five levels (ties in most windows), with NaNs and -inf sprinkled in (the last
+  // NaN wins, an all -inf window points at its first element), for ResNet's 3x3 stride 2 (the
+  // compiled row pass) and other kernels, strides and paddings, planes from smaller than a
+  // window's reach to wider than the interior loop's vectors, odd and even.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const MaxPool2dParams params[] = {{3, 2, 1}, {3, 2, 0}, {2, 2, 0}, {3, 1, 1}, {5, 3, 2}, {4, 1, 2}, {1, 1, 0}};
+  const std::pair<int, int> planes[] = {{3, 3}, {5, 4}, {9, 9}, {8, 10}, {17, 40}, {6, 33}};
+  std::mt19937_64 rng(31);
+  std::uniform_int_distribution<int> level(0, 4), odd(0, 40);
+  for (const MaxPool2dParams& p : params)
+    for (const auto& [H, W] : planes) {
+      if (max_pool2d_out_size(H, p) < 1 || max_pool2d_out_size(W, p) < 1) continue;
+      CAPTURE(p.kernel);
+      CAPTURE(p.stride);
+      CAPTURE(p.padding);
+      CAPTURE(H);
+      CAPTURE(W);
+      std::vector<float> v(static_cast<std::size_t>(3 * H * W));
+      for (float& e : v) {
+        const int o = odd(rng);
+        e = o == 0 ? nan : o == 1 ? -inf : static_cast<float>(level(rng));
+      }
+      const int OH = static_cast<int>(max_pool2d_out_size(H, p)), OW = static_cast<int>(max_pool2d_out_size(W, p));
+      const std::size_t out = static_cast<std::size_t>(3 * OH * OW);
+      std::vector<float> y_ref(out), y(out);
+      std::vector<std::int32_t> i_ref(out), i(out);
+      cpu::max_pool2d_forward<float>(v.data(), y_ref.data(), i_ref.data(), 3, H, W, OH, OW, p);
+      cpu::max_pool2d_forward_rows(v.data(), y.data(), i.data(), 3, H, W, OH, OW, p);
+      CHECK(i == i_ref);
+      CHECK(std::memcmp(y.data(), y_ref.data(), out * sizeof(float)) == 0);
+    }
+  // An all -inf plane: every index is its window's first element, as the scan leaves it.
+  std::vector<float> v(16, -inf), y(4);
+  std::vector<std::int32_t> i(4);
+  cpu::max_pool2d_forward_rows(v.data(), y.data(), i.data(), 1, 4, 4, 2, 2, {3, 2, 1});
+  CHECK(i == std::vector<std::int32_t>{0, 1, 4, 5});
 }
 
 TEST_CASE("max_pool2d indices and tie rule agree on the device" * doctest::test_suite(gpu_suite()) *
