@@ -61,8 +61,8 @@ std::size_t write_overlays(CxrModel& model, const CheckpointMeta& meta, const st
 }
 
 // One batch's images read, decoded, resized to S x S and normalised into x (n, channels, S, S),
-// the images in parallel (one per thread at a time: decoding a 1024 x 1024 radiograph costs
-// about as much as ResNet-50's forward of it at 224 px on one core). Returns the decoded
+// the images in parallel, one per thread at a time (at the small training sizes, decoding the
+// 1024 x 1024 originals is most of predict's time: docs/speed.md). Returns the decoded
 // originals. An image that cannot be read fails the batch with its own error (the first in
 // order, naming the file), after every thread has finished.
 std::vector<data::GrayImage> decode_batch(const std::vector<std::string>& paths, int S,
