@@ -83,66 +83,66 @@ Conv2dParams params_of(const EvalCase& c) {
   return p;
 }
 
+// f(x, w, conv bias, params, batch norm, rng) for every case with each fused activation, the
+// inputs drawn from one generator seeded `seed` (the case and activation named in a failure).
+template <class F>
+void for_each_case(std::uint64_t seed, F f) {
+  std::mt19937_64 rng(seed);
+  for (const EvalCase& c : kCases)
+    for (BnActivation act : {BnActivation::Identity, BnActivation::ReLU, BnActivation::SiLU}) {
+      CAPTURE(c.name);
+      CAPTURE(static_cast<int>(act));
+      const Tensor x = Tensor::randn(c.x, rng, 0.2f, 1.f);
+      const Tensor w = Tensor::randn(c.w, rng, 0.f, 0.3f);
+      const Tensor b = c.conv_bias ? Tensor::randn({c.w[0]}, rng, 0.f, 0.5f) : Tensor();
+      const BatchNormArgs bn = eval_args(c.w[0], act, rng);
+      f(x, w, b, params_of(c), bn, rng);
+    }
+}
+
 }  // namespace
 
 TEST_SUITE("cpu") {
 
 TEST_CASE("conv2d_bn eval epilogue on the CPU: the same bits as the convolution then the batch norm") {
-  std::mt19937_64 rng(17);
-  for (const EvalCase& c : kCases)
-    for (BnActivation act : {BnActivation::Identity, BnActivation::ReLU, BnActivation::SiLU}) {
-      CAPTURE(c.name);
-      CAPTURE(static_cast<int>(act));
-      const Tensor x = Tensor::randn(c.x, rng, 0.2f, 1.f);
-      const Tensor w = Tensor::randn(c.w, rng, 0.f, 0.3f);
-      const Tensor b = c.conv_bias ? Tensor::randn({c.w[0]}, rng, 0.f, 0.5f) : Tensor();
-      const Conv2dParams p = params_of(c);
-      const BatchNormArgs bn = eval_args(c.w[0], act, rng);
-
-      const Tensor h = conv2d_forward(x, w, b, p);
-      const Tensor want = batch_norm2d_eval(act, h, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps);
-      const Conv2dBnOutput fused = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/false);
-      CHECK_FALSE(fused.h.defined());
-      CHECK(same_bits(fused.y, want));
-      const Conv2dBnOutput kept = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/true);
-      REQUIRE(kept.h.defined());
-      CHECK(same_bits(kept.h, h));
-      CHECK(same_bits(kept.y, want));
-    }
+  for_each_case(17, [](const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
+                       const BatchNormArgs& bn, std::mt19937_64&) {
+    const Tensor h = conv2d_forward(x, w, b, p);
+    const Tensor want = batch_norm2d_eval(bn.act, h, bn.weight, bn.bias, bn.running_mean, bn.running_var, bn.eps);
+    const Conv2dBnOutput fused = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/false);
+    CHECK_FALSE(fused.h.defined());
+    CHECK(same_bits(fused.y, want));
+    const Conv2dBnOutput kept = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/true);
+    REQUIRE(kept.h.defined());
+    CHECK(same_bits(kept.h, h));
+    CHECK(same_bits(kept.y, want));
+  });
 }
 
 TEST_CASE("conv2d_bn eval in a FrozenWeightsScope: the batch norm folded into the weights, within rounding") {
-  std::mt19937_64 rng(23);
-  for (const EvalCase& c : kCases)
-    for (BnActivation act : {BnActivation::Identity, BnActivation::ReLU, BnActivation::SiLU}) {
-      CAPTURE(c.name);
-      CAPTURE(static_cast<int>(act));
-      const Tensor x = Tensor::randn(c.x, rng, 0.2f, 1.f);
-      const Tensor w = Tensor::randn(c.w, rng, 0.f, 0.3f);
-      const Tensor b = c.conv_bias ? Tensor::randn({c.w[0]}, rng, 0.f, 0.5f) : Tensor();
-      const Conv2dParams p = params_of(c);
-      const BatchNormArgs bn = eval_args(c.w[0], act, rng);
-      const Tensor want = batch_norm2d_eval(act, conv2d_forward(x, w, b, p), bn.weight, bn.bias, bn.running_mean,
-                                            bn.running_var, bn.eps);
-
-      const cpu::FrozenWeightsScope frozen;
-      const Tensor folded = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/false).y;
-      CHECK_FALSE(same_bits(folded, want));  // folded: other roundings (the epilogue path would match)
-      CHECK(relative_gap(folded, want) < 2e-6);
-      const std::size_t entries = cpu::frozen_weights_entries();
-      CHECK(same_bits(conv2d_bn_forward(x, w, b, p, DType::F32, bn, false).y, folded));  // the kept copy
-      CHECK(cpu::frozen_weights_entries() == entries);
-      {
-        const ExecutionScope exact({.fold_batch_norm = false});
-        CHECK(same_bits(conv2d_bn_forward(x, w, b, p, DType::F32, bn, false).y, want));
-      }
-      // the same weights with another batch norm: its own folded copy, not the first one's
-      const BatchNormArgs other = eval_args(c.w[0], act, rng);
-      const Tensor other_want = batch_norm2d_eval(act, conv2d_forward(x, w, b, p), other.weight, other.bias,
-                                                  other.running_mean, other.running_var, other.eps);
-      CHECK(relative_gap(conv2d_bn_forward(x, w, b, p, DType::F32, other, false).y, other_want) < 2e-6);
-      CHECK(cpu::frozen_weights_entries() > entries);
+  for_each_case(23, [](const Tensor& x, const Tensor& w, const Tensor& b, const Conv2dParams& p,
+                       const BatchNormArgs& bn, std::mt19937_64& rng) {
+    const auto two_ops = [&](const BatchNormArgs& n) {
+      return batch_norm2d_eval(n.act, conv2d_forward(x, w, b, p), n.weight, n.bias, n.running_mean, n.running_var,
+                               n.eps);
+    };
+    const Tensor want = two_ops(bn);
+    const cpu::FrozenWeightsScope frozen;
+    const Tensor folded = conv2d_bn_forward(x, w, b, p, DType::F32, bn, /*want_h=*/false).y;
+    CHECK_FALSE(same_bits(folded, want));  // folded: other roundings (the epilogue path would match)
+    CHECK(relative_gap(folded, want) < 2e-6);
+    const std::size_t entries = cpu::frozen_weights_entries();
+    CHECK(same_bits(conv2d_bn_forward(x, w, b, p, DType::F32, bn, false).y, folded));  // the kept copy
+    CHECK(cpu::frozen_weights_entries() == entries);
+    {
+      const ExecutionScope exact({.fold_batch_norm = false});
+      CHECK(same_bits(conv2d_bn_forward(x, w, b, p, DType::F32, bn, false).y, want));
     }
+    // the same weights with another batch norm: its own folded copy, not the first one's
+    const BatchNormArgs other = eval_args(w.size(0), bn.act, rng);
+    CHECK(relative_gap(conv2d_bn_forward(x, w, b, p, DType::F32, other, false).y, two_ops(other)) < 2e-6);
+    CHECK(cpu::frozen_weights_entries() > entries);
+  });
 }
 
 TEST_CASE("conv2d_bn eval epilogue: training still returns h; bad batch-norm arguments name the tensor") {

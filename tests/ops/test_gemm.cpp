@@ -82,6 +82,15 @@ const std::vector<GemmCase>& gpu_cases() {
   return cases;
 }
 
+// n standard normal values from a generator seeded `seed` (a bias).
+std::vector<float> normal_values(std::int64_t n, std::uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::normal_distribution<float> nd;
+  std::vector<float> v(static_cast<std::size_t>(n));
+  for (float& e : v) e = nd(rng);
+  return v;
+}
+
 // f(g, seed) for each case with each register tile at 1 and 2 threads, the seed counting up
 // from `seed` (the tile, thread count and case are named in a failure).
 template <typename F>
@@ -200,10 +209,7 @@ TEST_CASE("sgemm_bias gives the bits of sgemm with beta 1 on rows that hold the 
   at_each_tile_and_thread_count(cases, 700, [](const GemmCase& g, std::uint64_t seed) {
     Operands want = make_operands(g, seed);
     Operands got = want;
-    std::vector<float> bias(static_cast<std::size_t>(g.N));
-    std::mt19937_64 rng(seed + 1);
-    std::normal_distribution<float> nd;
-    for (float& v : bias) v = nd(rng);
+    const std::vector<float> bias = normal_values(g.N, seed + 1);
     for (std::int64_t i = 0; i < g.M; ++i) std::copy(bias.begin(), bias.end(), want.c.begin() + i * want.ldc);
     cpu::sgemm(g.ta, g.tb, g.M, g.N, g.K, g.alpha, want.a.data(), want.lda, want.b.data(), want.ldb, 1.f,
                want.c.data(), want.ldc);
@@ -225,10 +231,7 @@ TEST_CASE("sgemm with PackedA and a row bias gives the bits of beta 1 on rows th
   at_each_tile_and_thread_count(cases, 900, [](const GemmCase& g, std::uint64_t seed) {
     Operands want = make_operands(g, seed);
     Operands got = want;
-    std::vector<float> row_bias(static_cast<std::size_t>(g.M));
-    std::mt19937_64 rng(seed + 1);
-    std::normal_distribution<float> nd;
-    for (float& v : row_bias) v = nd(rng);
+    const std::vector<float> row_bias = normal_values(g.M, seed + 1);
     for (std::int64_t i = 0; i < g.M; ++i) {
       const auto row = want.c.begin() + i * want.ldc;
       std::fill(row, row + g.N, row_bias[static_cast<std::size_t>(i)]);
