@@ -30,6 +30,8 @@ std::optional<BnActivation> fusable_activation(Activation a) {
   }
 }
 
+Activation activation_of(BnActivation act) { return act == BnActivation::SiLU ? Activation::SiLU : Activation::ReLU; }
+
 namespace {
 
 using bn_checks::check_channel_vector;
@@ -94,8 +96,6 @@ void cpu_in_f32(const Tensor& x, Tensor& y, const std::function<void(const float
 // The library path (kernels/library.h): cuDNN's batch norm on f32 activations; a fused
 // activation runs after it as the activation op.
 bool library_batch_norm(const Tensor& x) { return library::wanted(x) && x.dtype() == DType::F32; }
-
-Activation activation_of(BnActivation act) { return act == BnActivation::SiLU ? Activation::SiLU : Activation::ReLU; }
 
 // y = act(z) in place of the batch norm's output z (nothing for identity).
 Tensor activate(BnActivation act, Tensor z) {

@@ -68,6 +68,8 @@ const char* bn_activation_name(BnActivation a);  // "identity", "relu", "silu"
 // The fused form of an activation after a batch norm: ReLU and SiLU; nullopt for the others
 // (sigmoid, GELU), which stay separate ops.
 std::optional<BnActivation> fusable_activation(Activation a);
+// The other way: ReLU or SiLU as the activation op's Activation (act not Identity).
+Activation activation_of(BnActivation act);
 
 struct BatchNormOutput {
   Tensor y;             // (N, C, H, W), x's dtype

@@ -34,6 +34,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "kernels/activation.h"
 #include "kernels/cpu/vector_math.h"
 
 namespace cxr::cpu {
@@ -297,29 +298,11 @@ void batch_norm2d_eval_invstd(const T* running_var, T eps, T* invstd, std::int64
   for (std::int64_t c = 0; c < C; ++c) invstd[c] = T(1) / std::sqrt(running_var[c] + eps);
 }
 
-namespace {
-
-// The activation after a folded batch norm (BnEvalChannels::activation_only): act(h) in place,
-// with the lane functions of the fused paths (vec8::relu, vec8::silu).
-struct ActivationOnly8 {
-  BnActivation act;
-  CXR_AVX2 __m256 operator()(__m256 x, __m256) const {
-    return act == BnActivation::ReLU ? vec8::relu(x) : act == BnActivation::SiLU ? vec8::silu(x) : x;
-  }
-};
-
-void activation_plane(BnActivation act, float* h, std::int64_t HW) {
-  if (act == BnActivation::Identity) return;
-  if (vec8::has_avx2()) return vec8::map8(h, nullptr, h, HW, ActivationOnly8{act});
-  dispatch(act, [&]<BnActivation A>() {
-    for (std::int64_t i = 0; i < HW; ++i) h[i] = bn_act_value<A>(h[i]);
-  });
-}
-
-}  // namespace
-
 void batch_norm2d_eval_plane(const BnEvalChannels& bn, std::int64_t c, float* h, std::int64_t HW) {
-  if (!bn.mean) return activation_plane(bn.act, h, HW);
+  if (!bn.mean) {  // folded (activation_only): the activation op's kernel, in place
+    if (bn.act != BnActivation::Identity) activation_forward<float>(activation_of(bn.act), h, h, HW);
+    return;
+  }
   dispatch(bn.act, [&]<BnActivation A>() {
     apply_plane<A>(h, h, HW, bn.mean[c], bn.invstd[c], bn.weight[c], bn.bias[c]);
   });
